@@ -1,0 +1,51 @@
+# meshpath: every target does its own set-up, idempotently (see README "Quick start").
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := iproute2 nftables frr tcpdump python3 python3-venv python3-pip make
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system venv test lint typecheck unit root-tests demo bench clean
+
+setup: system venv
+
+# System packages: installed only when missing, so a second run touches nothing.
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+# The whole suite: lint, types, unit, then the namespace tiers (need root; skipped without).
+test: setup lint typecheck
+	$(VENV)/bin/pytest -q tests
+
+demo: setup
+	$(VENV)/bin/meshpath lab demo
+
+bench: setup
+	$(PY) bench/collect.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m meshpath` runs the CLI."""
+
+from meshpath.cli import run
+
+run()

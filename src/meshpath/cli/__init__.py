@@ -1,0 +1,102 @@
+"""The `meshpath` command line (Typer + Rich): thin; the work happens in the library.
+
+Exit codes (documented in the README):
+    0  ok / path works
+    1  findings: a check failed, the path is broken
+    2  usage error or bad input (snapshot, CIDR, config, target, interface)
+    3  environment problem (not root, missing tool, missing namespace, command failed)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from meshpath import __version__
+from meshpath.cli import ranges_cmd, snapshot_cmd
+from meshpath.cli.context import AppContext, error_console
+from meshpath.config import load_settings
+from meshpath.errors import EXIT_BAD_INPUT, MeshpathError
+
+app = typer.Typer(
+    name="meshpath",
+    help="Make Worker -> Cloudflare Mesh -> WARP Connector -> private network work, and prove it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"meshpath {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable JSON output.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Config file (default /etc/meshpath/meshpath.toml)."),
+    ] = None,
+    range_override: Annotated[
+        list[str] | None,
+        typer.Option("--range", help="Override a Cloudflare range: KEY=CIDR (repeatable)."),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    settings = load_settings(config, range_override or ())
+    ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
+
+
+for _module in (snapshot_cmd, ranges_cmd):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; map meshpath errors to one line on stderr and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="meshpath", standalone_mode=False)
+    except MeshpathError as exc:
+        return _fail(exc, exc.exit_code, debug)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        if debug:
+            raise
+        exc.show()
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        error_console().print("meshpath: interrupted")
+        return 130
+    except KeyboardInterrupt:
+        error_console().print("meshpath: interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _fail(exc: Exception, code: int, debug: bool) -> int:
+    if debug:
+        raise exc
+    error_console().print(f"meshpath: error: {exc}", markup=False, highlight=False)
+    return code
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

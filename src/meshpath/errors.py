@@ -1,0 +1,84 @@
+"""The one exception tree of meshpath.
+
+    MeshpathError                     base; carries the CLI exit code
+    ├── BadInputError        (exit 2) something the user gave us is wrong
+    │   ├── SnapshotError             a snapshot file is malformed or of another schema
+    │   ├── RangeError                an invalid or overlapping CIDR / range override
+    │   └── ConfigError               a bad meshpath.toml
+    └── EnvironmentProblem   (exit 3) the host cannot do what was asked
+        ├── MissingToolError          a required program (nft, vtysh, FRR) is absent
+        ├── PrivilegeError            not root / no CAP_NET_ADMIN
+        ├── NetnsError                a named network namespace does not exist
+        └── CommandError              an external command failed (argv, rc, stderr kept)
+
+Library code raises these and never exits; only :mod:`meshpath.cli` maps them to exit
+codes. Errors from subprocess or the kernel are translated at the edge with
+``raise ... from exc`` so the cause survives for ``--debug``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 3
+
+
+class MeshpathError(Exception):
+    """Base of every error meshpath raises on purpose."""
+
+    exit_code: int = EXIT_ENVIRONMENT
+
+
+class BadInputError(MeshpathError):
+    """Input given by the user is wrong: fix the input, not the host."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class SnapshotError(BadInputError):
+    """A snapshot could not be loaded (malformed, wrong field, other schema version)."""
+
+
+class RangeError(BadInputError):
+    """A CIDR or range override is invalid or overlaps another range."""
+
+
+class ConfigError(BadInputError):
+    """The meshpath configuration file is unreadable or wrong."""
+
+
+class EnvironmentProblem(MeshpathError):
+    """The host lacks something meshpath needs (a tool, privileges, a namespace)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class MissingToolError(EnvironmentProblem):
+    """A required external program is not installed."""
+
+    def __init__(self, tool: str, hint: str = "") -> None:
+        self.tool = tool
+        msg = f"required program {tool!r} not found"
+        super().__init__(f"{msg}; {hint}" if hint else msg)
+
+
+class PrivilegeError(EnvironmentProblem):
+    """The operation needs root (CAP_NET_ADMIN)."""
+
+
+class NetnsError(EnvironmentProblem):
+    """A named network namespace is missing or cannot be entered."""
+
+
+class CommandError(EnvironmentProblem):
+    """An external command exited non-zero."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else "no error output"
+        super().__init__(f"command {' '.join(self.argv)!r} failed (exit {returncode}): {last}")

@@ -1,0 +1,72 @@
+"""Snapshot <-> JSON, exact in both directions, with errors that name the field.
+
+Loading first reads only ``schema_version`` so that a snapshot written by a newer meshpath
+gets a clear "upgrade meshpath" error instead of a confusing field error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from meshpath.errors import SnapshotError
+from meshpath.state.model import SCHEMA_VERSION, Snapshot
+
+
+class _Version(msgspec.Struct):
+    schema_version: int
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Snapshot)
+_VERSION_DECODER = msgspec.json.Decoder(_Version)
+
+
+def dumps(snapshot: Snapshot, *, indent: int = 0) -> bytes:
+    """The snapshot as JSON bytes (``indent`` > 0 pretty-prints)."""
+    raw = _ENCODER.encode(snapshot)
+    return msgspec.json.format(raw, indent=indent) if indent else raw
+
+
+def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
+    """Parse a snapshot; raise SnapshotError naming ``source`` and the bad field."""
+    try:
+        version = _VERSION_DECODER.decode(data).schema_version
+    except msgspec.ValidationError as exc:
+        raise SnapshotError(f"{source}: {_field_message(exc)}") from exc
+    except msgspec.DecodeError as exc:
+        raise SnapshotError(f"{source}: not valid JSON ({exc})") from exc
+    if version != SCHEMA_VERSION:
+        newer = "newer" if version > SCHEMA_VERSION else "older"
+        raise SnapshotError(
+            f"{source}: schema_version {version} is {newer} than this meshpath understands "
+            f"({SCHEMA_VERSION}); collect it again with this version"
+        )
+    try:
+        return _DECODER.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SnapshotError(f"{source}: {_field_message(exc)}") from exc
+
+
+def load(path: Path) -> Snapshot:
+    """Read a snapshot file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotError(f"snapshot {path}: cannot read ({exc.strerror})") from exc
+    return loads(data, source=f"snapshot {path}")
+
+
+def save(snapshot: Snapshot, path: Path) -> None:
+    """Write a snapshot atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(dumps(snapshot, indent=2) + b"\n")
+    tmp.replace(path)
+
+
+def _field_message(exc: Exception) -> str:
+    # msgspec says e.g. "Expected `int`, got `str` - at `$.routes[3].metric`": keep it,
+    # it already names the field, but say "field" so it reads for people.
+    text = str(exc)
+    return text.replace(" - at `$", " - field `$")

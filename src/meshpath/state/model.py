@@ -1,0 +1,259 @@
+"""The host-state model: everything meshpath needs to know about one connector host.
+
+A :class:`Snapshot` is an immutable value (msgspec frozen Structs) that is collected from
+a live host (see :mod:`meshpath.collect`), saved as JSON, shared, and diagnosed anywhere.
+Field values follow the kernel's own vocabulary (numbers where the kernel has numbers:
+table ids, protocols, scopes) so that the simulator never has to guess a name's meaning.
+
+The JSON form is versioned by ``schema_version``; see :mod:`meshpath.state.codec`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+
+# Well-known routing table ids (include/uapi/linux/rtnetlink.h) and WARP's / Tailscale's.
+TABLE_DEFAULT: Final = 253
+TABLE_MAIN: Final = 254
+TABLE_LOCAL: Final = 255
+TABLE_WARP: Final = 65743
+TABLE_TAILSCALE: Final = 52
+
+# Route scopes (rtnetlink.h rt_scope_t).
+SCOPE_UNIVERSE: Final = 0
+SCOPE_LINK: Final = 253
+SCOPE_HOST: Final = 254
+
+# Route protocols that matter to meshpath (rtnetlink.h; 196 is FRR's staticd, rt_protos.d).
+PROTO_KERNEL: Final = 2
+PROTO_BOOT: Final = 3
+PROTO_STATIC: Final = 4
+PROTO_FRR_STATIC: Final = 196
+PROTO_FRR_BGP: Final = 186
+
+# Route types, as ip-route(8) names them (rtnetlink.h RTN_*).
+ROUTE_TYPES: Final = frozenset(
+    {
+        "unicast",
+        "local",
+        "broadcast",
+        "anycast",
+        "multicast",
+        "blackhole",
+        "unreachable",
+        "prohibit",
+        "throw",
+        "nat",
+        "xresolve",
+    }
+)
+# Rule actions, as ip-rule(8) names them (fib_rules.h FR_ACT_*).
+RULE_ACTIONS: Final = frozenset({"lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"})
+
+
+class _Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every snapshot part: immutable, keyword-only, unknown fields rejected."""
+
+
+class Link(_Frozen, frozen=True, gc=False):
+    """A network interface (``ip link``)."""
+
+    index: int
+    name: str
+    kind: str  # IFLA_INFO_KIND ("tun", "veth", "bridge", ...) or "" for a plain device
+    flags: tuple[str, ...]  # IFF_* names: UP, LOWER_UP, NOARP, POINTOPOINT, ...
+    operstate: str  # UP, DOWN, UNKNOWN, LOWERLAYERDOWN, ...
+    carrier: bool
+    mtu: int
+    master: str | None = None
+    address: str | None = None  # link-layer address, if any
+    group: int = 0
+
+    @property
+    def admin_up(self) -> bool:
+        return "UP" in self.flags
+
+
+class Address(_Frozen, frozen=True, gc=False):
+    """An interface address (``ip addr``)."""
+
+    dev: str
+    family: int  # 4 or 6
+    local: str
+    prefixlen: int
+    scope: int = SCOPE_UNIVERSE
+    peer: str | None = None  # point-to-point peer, when set
+
+
+class Nexthop(_Frozen, frozen=True, gc=False):
+    """One leg of a multipath route."""
+
+    gateway: str | None = None
+    dev: str | None = None
+    weight: int = 1
+    flags: tuple[str, ...] = ()
+
+
+class Route(_Frozen, frozen=True, gc=False):
+    """One route in one table (``ip route show table all``).
+
+    ``dst`` is always a CIDR (``0.0.0.0/0`` for default). ``metric`` is the kernel's
+    priority (0 when unset). ``protocol`` and ``scope`` are the kernel's numbers.
+    """
+
+    table: int
+    family: int
+    dst: str
+    type: str = "unicast"
+    gateway: str | None = None
+    dev: str | None = None
+    metric: int = 0
+    protocol: int = PROTO_BOOT
+    scope: int = SCOPE_UNIVERSE
+    prefsrc: str | None = None
+    tos: int = 0
+    flags: tuple[str, ...] = ()  # linkdown, onlink, dead, ...
+    nexthops: tuple[Nexthop, ...] = ()  # multipath legs (then gateway/dev are None)
+    mtu: int | None = None
+
+
+class PortRange(_Frozen, frozen=True, gc=False):
+    start: int
+    end: int
+
+
+class Rule(_Frozen, frozen=True, gc=False):
+    """One policy routing rule (``ip rule``); selectors None/False when absent."""
+
+    family: int
+    priority: int
+    action: str = "lookup"
+    table: int | None = None
+    goto: int | None = None
+    invert: bool = False  # "not"
+    src: str | None = None  # CIDR
+    dst: str | None = None  # CIDR
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    tos: int = 0
+    ipproto: int | None = None
+    sport: PortRange | None = None
+    dport: PortRange | None = None
+    uidrange: PortRange | None = None
+    l3mdev: bool = False
+    suppress_prefixlength: int | None = None
+    suppress_ifgroup: int | None = None
+    protocol: int = 0
+
+
+class BaseChain(_Frozen, frozen=True):
+    """An nftables base chain: where netfilter hooks meshpath's packets."""
+
+    family: str  # ip, ip6, inet, bridge, arp, netdev
+    table: str
+    name: str
+    type: str  # filter, nat, route
+    hook: str  # prerouting, input, forward, output, postrouting, ingress
+    priority: int
+    policy: str = "accept"
+    device: str | None = None
+
+
+class NftState(_Frozen, frozen=True):
+    """The nftables ruleset as ``nft -j list ruleset`` gives it, kept raw, plus its base chains."""
+
+    available: bool
+    ruleset: dict[str, Any] | None = None  # {"nftables": [...]} exactly as nft printed it
+    base_chains: tuple[BaseChain, ...] = ()
+    error: str | None = None
+
+
+class Ipv4Conf(_Frozen, frozen=True):
+    """``net.ipv4.conf.<name>.*`` for one of all/default/<interface>."""
+
+    forwarding: int
+    rp_filter: int
+    src_valid_mark: int = 0
+    accept_local: int = 0
+    route_localnet: int = 0
+    log_martians: int = 0
+
+
+class Ipv6Conf(_Frozen, frozen=True):
+    """``net.ipv6.conf.<name>.*`` for one of all/default/<interface>."""
+
+    forwarding: int
+    disable_ipv6: int = 0
+
+
+class Sysctls(_Frozen, frozen=True):
+    """The sysctls on the forwarding path, keyed by all/default/<interface>."""
+
+    ipv4: dict[str, Ipv4Conf]
+    ipv6: dict[str, Ipv6Conf] = msgspec.field(default_factory=dict)
+    fwmark_reflect: int = 0
+    tcp_mtu_probing: int = 0
+
+    @property
+    def ip_forward(self) -> bool:
+        conf = self.ipv4.get("all")
+        return bool(conf and conf.forwarding)
+
+
+class FrrState(_Frozen, frozen=True):
+    """FRR's view, when vtysh exists: raw JSON of its show commands plus the running config."""
+
+    available: bool
+    running: bool = False
+    daemons: tuple[str, ...] = ()
+    ip_route: dict[str, Any] | None = None  # show ip route json
+    bgp_summary: dict[str, Any] | None = None  # show bgp summary json
+    running_config: str | None = None
+    error: str | None = None
+
+
+class WarpState(_Frozen, frozen=True):
+    """What ``warp-cli`` reports, when it is installed."""
+
+    available: bool
+    status: str | None = None
+    mode: str | None = None
+    raw: str | None = None
+    error: str | None = None
+
+
+class Snapshot(_Frozen, frozen=True):
+    """The whole host state at one moment."""
+
+    schema_version: int
+    taken_at: str  # ISO 8601, UTC
+    hostname: str
+    kernel: str
+    netns: str | None
+    links: tuple[Link, ...]
+    addresses: tuple[Address, ...]
+    routes: tuple[Route, ...]
+    rules: tuple[Rule, ...]
+    nft: NftState
+    sysctls: Sysctls
+    frr: FrrState
+    warp: WarpState
+    tools: dict[str, bool] = msgspec.field(default_factory=dict)  # program -> present
+
+    def link(self, name: str) -> Link | None:
+        return next((link for link in self.links if link.name == name), None)
+
+    def link_by_index(self, index: int) -> Link | None:
+        return next((link for link in self.links if link.index == index), None)
+
+    def routes_in(self, table: int) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.table == table)
+
+    def addresses_of(self, dev: str) -> tuple[Address, ...]:
+        return tuple(a for a in self.addresses if a.dev == dev)

@@ -1,0 +1,150 @@
+"""Hand-built snapshots for unit tests: the field report's connector and variations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from meshpath.state import (
+    SCHEMA_VERSION,
+    TABLE_LOCAL,
+    TABLE_MAIN,
+    TABLE_WARP,
+    Address,
+    BaseChain,
+    FrrState,
+    Ipv4Conf,
+    Ipv6Conf,
+    Link,
+    NftState,
+    Route,
+    Rule,
+    Snapshot,
+    Sysctls,
+    WarpState,
+)
+
+
+def link(index: int, name: str, kind: str = "", *, up: bool = True, mtu: int = 1500) -> Link:
+    flags = ("UP", "LOWER_UP") if up else ()
+    return Link(
+        index=index,
+        name=name,
+        kind=kind,
+        flags=flags,
+        operstate="UP" if up else "DOWN",
+        carrier=up,
+        mtu=mtu,
+    )
+
+
+def conf(forwarding: int = 1, rp_filter: int = 0, **kw: int) -> Ipv4Conf:
+    return Ipv4Conf(forwarding=forwarding, rp_filter=rp_filter, **kw)
+
+
+def broken_connector(**changes: Any) -> Snapshot:
+    """The connector of the field report: fresh WARP, no route for 100.64.0.0/12, no NAT."""
+    snap = Snapshot(
+        schema_version=SCHEMA_VERSION,
+        taken_at="2026-11-25T00:00:00Z",
+        hostname="conn",
+        kernel="6.18.0",
+        netns=None,
+        links=(
+            link(1, "lo", "", mtu=65536),
+            link(2, "eth0", "veth"),
+            link(3, "CloudflareWARP", "tun", mtu=1280),
+        ),
+        addresses=(
+            Address(dev="lo", family=4, local="127.0.0.1", prefixlen=8, scope=254),
+            Address(dev="eth0", family=4, local="10.0.1.2", prefixlen=24),
+            Address(dev="CloudflareWARP", family=4, local="100.96.0.5", prefixlen=32),
+        ),
+        routes=(
+            Route(table=TABLE_MAIN, family=4, dst="0.0.0.0/0", gateway="10.0.1.1", dev="eth0"),
+            Route(
+                table=TABLE_MAIN,
+                family=4,
+                dst="10.0.1.0/24",
+                dev="eth0",
+                protocol=2,
+                scope=253,
+                prefsrc="10.0.1.2",
+            ),
+            Route(table=TABLE_MAIN, family=4, dst="100.96.0.0/12", dev="CloudflareWARP"),
+            Route(table=TABLE_WARP, family=4, dst="0.0.0.0/1", dev="CloudflareWARP"),
+            Route(table=TABLE_WARP, family=4, dst="128.0.0.0/1", dev="CloudflareWARP"),
+            Route(
+                table=TABLE_LOCAL,
+                family=4,
+                dst="10.0.1.2/32",
+                type="local",
+                dev="eth0",
+                protocol=2,
+                scope=254,
+                prefsrc="10.0.1.2",
+            ),
+            Route(
+                table=TABLE_LOCAL,
+                family=4,
+                dst="100.96.0.5/32",
+                type="local",
+                dev="CloudflareWARP",
+                protocol=2,
+                scope=254,
+                prefsrc="100.96.0.5",
+            ),
+            Route(
+                table=TABLE_LOCAL,
+                family=4,
+                dst="127.0.0.0/8",
+                type="local",
+                dev="lo",
+                protocol=2,
+                scope=254,
+                prefsrc="127.0.0.1",
+            ),
+        ),
+        rules=(
+            Rule(family=4, priority=0, table=TABLE_LOCAL),
+            Rule(
+                family=4,
+                priority=32765,
+                table=TABLE_WARP,
+                invert=True,
+                fwmark=0x100CF,
+                fwmask=0xFFFFFFFF,
+            ),
+            Rule(family=4, priority=32766, table=TABLE_MAIN),
+            Rule(family=4, priority=32767, table=253),
+        ),
+        nft=NftState(
+            available=True,
+            ruleset={"nftables": [{"metainfo": {"json_schema_version": 1}}]},
+            base_chains=(
+                BaseChain(
+                    family="inet",
+                    table="cloudflare-warp",
+                    name="input",
+                    type="filter",
+                    hook="input",
+                    priority=0,
+                ),
+            ),
+        ),
+        sysctls=Sysctls(
+            ipv4={
+                "all": conf(),
+                "default": conf(),
+                "eth0": conf(),
+                "CloudflareWARP": conf(),
+                "lo": conf(),
+            },
+            ipv6={"all": Ipv6Conf(forwarding=0)},
+        ),
+        frr=FrrState(available=False),
+        warp=WarpState(available=True, status="Connected", mode="warp-connector"),
+        tools={"nft": True, "vtysh": False, "warp-cli": True},
+    )
+    return msgspec.structs.replace(snap, **changes) if changes else snap

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meshpath import __version__
+from meshpath.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_ranges_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--json", "ranges"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ranges"][0] == {
+        "key": "source_v4",
+        "cidr": "100.64.0.0/12",
+        "default": "100.64.0.0/12",
+        "purpose": data["ranges"][0]["purpose"],
+    }
+    assert data["neighbours"][0]["name"] == "tailscale"
+
+
+def test_bad_range_flag_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--range", "source_v4=100.96.0.0/11", "ranges"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "overlaps device_v4" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_command_is_usage_error() -> None:
+    assert main(["no-such-command"]) == 2
+
+
+def test_debug_shows_the_exception() -> None:
+    from meshpath.errors import RangeError
+
+    with pytest.raises(RangeError):
+        main(["--debug", "--range", "bogus", "ranges"])
+
+
+def test_missing_config_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "none.toml"), "ranges"]) == 2
+    assert "does not exist" in capsys.readouterr().err
