@@ -80,7 +80,7 @@ def status(ctx: typer.Context, instance: Instance = None) -> None:
     actx.emit({"labs": found}, format_status(found))
 
 
-@lab_app.command("exec", context_settings={"allow_interspersed_args": False})
+@lab_app.command("exec")
 def exec_(
     node: Annotated[str, typer.Argument(help="edge, conn, router, svc, ts or lan.")],
     command: Annotated[list[str], typer.Argument(help="The command (after --).")],

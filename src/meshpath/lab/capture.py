@@ -18,7 +18,7 @@ from dataclasses import dataclass
 _LINE = re.compile(
     r"^(?:[\d:.]+\s+)?(?P<iface>\S+)\s+(?P<dir>In|Out|B|M|P)\s+IP\s+"
     r"(?P<src>\d+\.\d+\.\d+\.\d+)\.(?P<sport>\d+) > "
-    r"(?P<dst>\d+\.\d+\.\d+\.\d+)\.(?P<dport>\d+): Flags \[(?P<flags>[^\]]*)\]"
+    r"(?P<dst>\d+\.\d+\.\d+\.\d+)\.(?P<dport>\d+): (?:Flags )?\[(?P<flags>[^\]]*)\]"
 )
 
 

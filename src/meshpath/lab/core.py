@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar
 
-from meshpath.errors import BadInputError, MissingToolError, PrivilegeError
+from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.lab import frr, topology, warp
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
@@ -159,6 +159,13 @@ class Lab:
     def detach(self) -> None:
         """Leave the lab running after this process ends (what ``lab up`` does)."""
         self._save(self._replace(owner_pid=None))
+        for child in self._children:
+            # The process now belongs to the lab, not to us: teardown finds it through
+            # `ip netns pids`. Marking it settled stops Popen warning that it still runs.
+            if child.poll() is None:
+                child.returncode = 0
+        self._children.clear()
+        self._named.clear()
 
     def down(self) -> None:
         """Stop every process, delete every namespace and the run dir. Idempotent."""
@@ -314,10 +321,20 @@ class Lab:
         shutil.chown(d, "frr", "frr")
         d.chmod(0o755)
         for daemon, text in frr.render_all(cfg, str(d / "frr.log")).items():
-            (d / f"{daemon}.conf").write_text(text)
-            (d / f"{daemon}.conf").chmod(0o644)
-            self.exec(node, frr.daemon_argv(daemon, str(d / f"{daemon}.conf"), str(d)), check=True)
+            conf = d / f"{daemon}.conf"
+            conf.write_text(text)
+            conf.chmod(0o644)
+            self.check_frr_config(daemon, conf)
+            self.exec(node, frr.daemon_argv(daemon, str(conf), str(d)), check=True)
         wait_for(f"FRR in {node}", lambda: self._frr_answers(node), 10.0)
+
+    def check_frr_config(self, daemon: str, conf: Path) -> None:
+        """FRR's own parser on a rendered file; LabConfigError naming the bad lines."""
+        done = self.runner.run(frr.check_argv(daemon, str(conf)), check=False)
+        problems = frr.check_problems(done.stdout + done.stderr)
+        if not done.ok or problems:
+            detail = "; ".join(problems) or done.stderr.strip()
+            raise LabConfigError(f"lab: FRR rejects {conf}: {detail}")
 
     def _frr_answers(self, node: str) -> bool:
         argv = frr.vtysh_argv(str(self._frr_dir(node)), "show bgp summary json")
@@ -439,6 +456,10 @@ class Lab:
 
     def mark_fixed(self, fix: str) -> None:
         self._save(self._replace(fixed=fix))
+
+
+class LabConfigError(EnvironmentProblem):
+    """A rendered lab configuration was rejected by the real tool."""
 
 
 def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:

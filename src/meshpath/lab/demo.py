@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from meshpath.lab import frr
 from meshpath.lab.capture import match_sequence
 from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES
@@ -77,7 +78,8 @@ def _fix(lab: Lab) -> DemoStep:
     lab.mark_fixed("bgp")
     statics = lab.exec("conn", ["ip", "route", "show", "proto", "196"]).stdout.strip()
     lines = (
-        "conn: FRR staticd owns, bgpd advertises via prefix-list CF-MESH:",
+        "conn: FRR staticd owns these; bgpd advertises them through prefix-list CF-MESH",
+        f"({frr.LEAK_CANARY} is a canary static route that must not leak):",
         *statics.splitlines(),
     )
     return DemoStep("apply the bgp fix on the connector", True, lines)

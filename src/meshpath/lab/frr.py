@@ -201,5 +201,15 @@ def daemon_argv(daemon: str, conf: str, rundir: str) -> list[str]:
     ]
 
 
+def check_argv(daemon: str, conf: str) -> list[str]:
+    """argv of FRR's own config check (``-C``: parse, report, exit)."""
+    return [f"/usr/lib/frr/{daemon}", "-C", "-f", conf]
+
+
+def check_problems(output: str) -> list[str]:
+    """The lines of a ``-C`` run that report a problem (FRR exits 0 even then)."""
+    return [ln for ln in output.splitlines() if "config line" in ln]
+
+
 def vtysh_argv(rundir: str, command: str) -> list[str]:
     return ["vtysh", "--vty_socket", rundir, "-c", command]
