@@ -218,3 +218,50 @@ def test_unknown_scenario_on_the_cli_is_exit_2() -> None:
     from meshpath.cli import main
 
     assert main(["lab", "up", "nope"]) == 2
+
+
+def test_public_lab_api_is_pinned() -> None:
+    import meshpath.lab as lab_pkg
+
+    assert set(lab_pkg.__all__) == {
+        "FIXES",
+        "SCENARIOS",
+        "SCENARIO_NAMES",
+        "CaptureResult",
+        "Check",
+        "FixStep",
+        "Hop",
+        "Lab",
+        "Packet",
+        "Scenario",
+        "ScenarioResult",
+        "WorkerResult",
+        "clean_leftovers",
+        "get_scenario",
+        "match_sequence",
+        "parse_lines",
+        "preflight",
+        "remove_lab",
+        "run_many",
+        "run_scenario",
+    }
+    for name in ("create", "attach", "setup", "ns", "exec", "worker_call", "capture", "down"):
+        assert callable(getattr(lab_pkg.Lab, name)), name
+
+
+def test_pure_lab_modules_do_no_io() -> None:
+    import ast
+    from pathlib import Path
+
+    import meshpath.lab as lab_pkg
+
+    root = Path(lab_pkg.__file__).parent
+    for module in ("topology", "warp", "frr", "capture", "scenarios"):
+        tree = ast.parse((root / f"{module}.py").read_text())
+        imported: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+        assert not imported & {"subprocess", "socket", "os"}, module

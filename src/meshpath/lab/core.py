@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.lab import frr, topology, warp
@@ -410,6 +410,16 @@ class Lab:
         result: dict[str, Any] = json.loads(done.stdout)[0]
         return result
 
+    @overload
+    def capture(
+        self, node: str, action: Callable[[], T], *, bpf: str = ..., name: str = ...
+    ) -> CaptureResult[T]: ...
+
+    @overload
+    def capture(
+        self, node: str, action: Sequence[str], *, bpf: str = ..., name: str = ...
+    ) -> CaptureResult[Completed]: ...
+
     def capture(
         self,
         node: str,
@@ -417,7 +427,7 @@ class Lab:
         *,
         bpf: str = "tcp port 3000",
         name: str = "capture",
-    ) -> CaptureResult[T | Completed]:
+    ) -> CaptureResult[T] | CaptureResult[Completed]:
         """Run tcpdump on every interface of ``node`` while ``action`` runs (a callable, or
         an argv run inside ``node``); returns the packets and the pcap path."""
         pcap = self.run_dir / f"{name}.pcap"
@@ -434,7 +444,7 @@ class Lab:
         self._children.append(proc)
         try:
             wait_for("tcpdump", lambda: "listening on" in err.read_text() or proc.poll(), 10.0)
-            value: T | Completed = action() if callable(action) else self.exec(node, action)
+            value: Any = action() if callable(action) else self.exec(node, action)
         finally:
             _settle(out)
             proc.send_signal(signal.SIGINT)
@@ -491,16 +501,18 @@ def _client_of(body: str) -> str | None:
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Within the block SIGTERM raises KeyboardInterrupt, so ``finally`` teardown runs."""
+    """Within the block SIGTERM and SIGINT raise KeyboardInterrupt, so teardown in
+    ``finally`` runs (SIGINT too when the parent shell started us with it ignored)."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def elapsed(start: float) -> float:

@@ -62,14 +62,14 @@ def _failing_call(lab: Lab) -> DemoStep:
     )
     m = match_sequence(REPORT_TRACE, cap.packets)
     lines = (
-        f"Worker /mesh/ -> {getattr(r, 'status', '?')} {getattr(r, 'body', '')}",
+        f"Worker /mesh/ -> {r.status} {r.body}",
         f"service log: {len(lab.service_log())} requests",
         "tcpdump -i any on conn:",
         *(f"  {p.describe()}" for p in cap.packets),
         f"kernel on conn: ip route get {WORKER_SOURCE} from {SERVICE_IP} iif eth0",
         f"  {verdict.stdout.strip().splitlines()[0] if verdict.stdout.strip() else verdict.stderr}",
     )
-    ok = getattr(r, "status", 0) == 500 and m.ok
+    ok = r.status == 500 and m.ok
     return DemoStep("the failure: handshake timeout, the report's trace", ok, lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +51,6 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
     """Call the Worker under a capture on conn, then read everything the checks need."""
     cap = lab.capture("conn", lab.worker_call, name=f"capture-{scenario.name}")
     worker = cap.value
-    assert isinstance(worker, WorkerResult)
     e = scenario.expect
     bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
     via = {dest: lab.route_get("router", dest).get("gateway") for dest, _gw in e.router_via}
@@ -69,8 +69,6 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
 
 
 def _service_name(body: str) -> str | None:
-    import json
-
     try:
         data = json.loads(body)
     except ValueError:
