@@ -37,6 +37,7 @@ from meshpath.lab.state import (
     is_stale,
     known_instances,
     new_state,
+    pid_alive,
     read_state,
     write_state,
 )
@@ -125,8 +126,11 @@ class Lab:
         """
         preflight()
         clean_leftovers(run_root)
-        name = check_instance(instance) if instance else secrets.token_hex(2)
-        if lab_namespaces(name):
+        name = check_instance(instance) if instance else _free_instance(run_root)
+        owner = (read_state(run_root, name) or new_state(run_root, name, None)).owner_pid
+        if owner is not None and owner != os.getpid() and pid_alive(owner):
+            raise BadInputError(f"lab instance {name!r} is in use by pid {owner}")
+        if lab_namespaces(name) or (run_root / name).exists():
             remove_lab(name, run_root)
         lab = cls(name, run_root)
         lab._save(new_state(run_root, name, os.getpid()))
@@ -169,12 +173,25 @@ class Lab:
 
     def down(self) -> None:
         """Stop every process, delete every namespace and the run dir. Idempotent."""
+        self._clear()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _clear(self) -> None:
+        """Stop processes, delete namespaces and every run file except the state file
+        (which keeps the lab marked as owned while it is rebuilt)."""
         namespaces = sorted(set(self._state.namespaces) | set(lab_namespaces(self.instance)))
         kill_in_namespaces(namespaces, self._children)
         delete_namespaces(namespaces)
         self._children.clear()
         self._named.clear()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.run_dir.is_dir():
+            for entry in self.run_dir.iterdir():
+                if entry.name == "state.json":
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
     def state(self) -> LabState:
         return self._state
@@ -217,7 +234,7 @@ class Lab:
     def setup(self, scenario: str | Scenario) -> None:
         """Build the lab for ``scenario`` from scratch (an existing build is torn down)."""
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
-        self.down()
+        self._clear()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.chmod(0o755)
         nodes = topology.nodes_for(scn.tailnet)
@@ -350,7 +367,14 @@ class Lab:
 
     def bgp_routes(self, node: str) -> dict[str, str]:
         """Kernel routes installed by BGP in ``node``: prefix -> gateway."""
-        done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", "bgp"])
+        return self._kernel_routes(node, "bgp")
+
+    def frr_statics(self, node: str) -> frozenset[str]:
+        """Kernel routes installed by FRR staticd in ``node`` (protocol 196, not 'static')."""
+        return frozenset(self._kernel_routes(node, "196"))
+
+    def _kernel_routes(self, node: str, proto: str) -> dict[str, str]:
+        done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", proto])
         if not done.ok or not done.stdout.strip():
             return {}
         return {_prefix(r["dst"]): r.get("gateway", "") for r in json.loads(done.stdout)}
@@ -470,6 +494,16 @@ class Lab:
 
 class LabConfigError(EnvironmentProblem):
     """A rendered lab configuration was rejected by the real tool."""
+
+
+def _free_instance(run_root: Path) -> str:
+    """A random 4-hex-digit instance id no lab uses (short: it is in every ns name)."""
+    taken = known_instances(run_root) | {
+        i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None
+    }
+    while (name := secrets.token_hex(2)) in taken:
+        pass
+    return name
 
 
 def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:

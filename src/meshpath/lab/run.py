@@ -53,6 +53,7 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
     worker = cap.value
     e = scenario.expect
     bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
+    statics = lab.frr_statics("conn") if e.conn_statics is not None else None
     via = {dest: lab.route_get("router", dest).get("gateway") for dest, _gw in e.router_via}
     answer = None
     if e.tailnet_answers:
@@ -63,6 +64,7 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
         service_sources=tuple(str(x["client"]) for x in lab.service_log()),
         packets=cap.packets,
         bgp_from_conn=bgp,
+        conn_statics=statics,
         router_via=via,
         tailnet_answer=answer,
     )

@@ -13,6 +13,7 @@ from typing import Final, Literal
 
 from meshpath.errors import BadInputError
 from meshpath.lab.capture import Hop, Packet, find, match_sequence
+from meshpath.lab.frr import LEAK_CANARY
 from meshpath.lab.topology import (
     DEVICE_RANGE,
     LAN_ADDR,
@@ -38,6 +39,7 @@ class Expectation:
     trace: tuple[Hop, ...] = ()  # ordered hops that must appear in conn's capture
     trace_absent: tuple[Hop, ...] = ()  # hops that must not appear
     bgp_from_conn: frozenset[str] | None = None  # exactly these prefixes at the router
+    conn_statics: frozenset[str] | None = None  # FRR static routes in conn's kernel
     router_via: tuple[tuple[str, str], ...] = ()  # (destination, gateway) on the router
     tailnet_answers: bool = False  # svc reaches the tailnet node and the tailnet answers
 
@@ -69,6 +71,7 @@ class Observation:
     service_sources: tuple[str, ...]
     packets: tuple[Packet, ...] | None = None
     bgp_from_conn: frozenset[str] | None = None
+    conn_statics: frozenset[str] | None = None
     router_via: dict[str, str | None] = field(default_factory=dict)
     tailnet_answer: str | None = None
 
@@ -102,6 +105,8 @@ REPLY_VIA_TUNNEL: Final = (
 )
 TIMEOUT: Final = Expectation(500, HANDSHAKE_TIMEOUT, None)
 BGP_RANGES: Final = frozenset({SOURCE_RANGE, DEVICE_RANGE})
+# staticd also holds a canary route: present on conn, it must not reach the router.
+CONN_STATICS: Final = BGP_RANGES | {LEAK_CANARY}
 
 SCENARIOS: Final[tuple[Scenario, ...]] = (
     Scenario(
@@ -158,6 +163,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
             WORKER_SOURCE,
             trace=REPLY_VIA_TUNNEL,
             bgp_from_conn=BGP_RANGES,
+            conn_statics=CONN_STATICS,
             router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
         ),
     ),
@@ -188,6 +194,7 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
             WORKER_SOURCE,
             trace=REPLY_VIA_TUNNEL,
             bgp_from_conn=BGP_RANGES,
+            conn_statics=CONN_STATICS,
             router_via=((WORKER_SOURCE, LAN_ADDR["conn"]), (TAILNET_NODE, LAN_ADDR["ts"])),
             tailnet_answers=True,
         ),
@@ -243,6 +250,10 @@ def _check_trace(e: Expectation, o: Observation) -> list[Check]:
 
 def _check_routing(e: Expectation, o: Observation) -> list[Check]:
     checks: list[Check] = []
+    if e.conn_statics is not None:
+        have = o.conn_statics or frozenset()
+        detail = f"conn kernel has FRR statics {sorted(have)}"
+        checks.append(Check("conn statics", have == e.conn_statics, detail))
     if e.bgp_from_conn is not None:
         got = o.bgp_from_conn or frozenset()
         detail = f"router learned {sorted(got)} from conn; want exactly {sorted(e.bgp_from_conn)}"
