@@ -9,6 +9,7 @@ Also times `lab run all` once. Needs root. Usage: python bench/lab.py [--reps N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import time
@@ -25,15 +26,16 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def bare_namespaces(n: int, verb: str) -> float:
-    names = [f"mpbench-{i}" for i in range(n)]
-    if verb == "del":
+    """Time `ip netns VERB` on ``n`` empty namespaces (prefix mpb-, always removed)."""
+    names = [f"mpb-lab-{os.getpid()}-{i}" for i in range(n)]
+    try:
+        if verb == "del":
+            for name in names:
+                subprocess.run(["ip", "netns", "add", name], check=True)
+        return timed(lambda: [subprocess.run(["ip", "netns", verb, x], check=True) for x in names])
+    finally:
         for name in names:
-            subprocess.run(["ip", "netns", "add", name], check=True)
-    t = timed(lambda: [subprocess.run(["ip", "netns", verb, x], check=True) for x in names])
-    if verb == "add":
-        for name in names:
-            subprocess.run(["ip", "netns", "del", name], check=True)
-    return t
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 def one_round() -> dict[str, float]:
