@@ -177,3 +177,20 @@ def test_cli_up_status_exec_down(capsys: pytest.CaptureFixture[str]) -> None:
     finally:
         assert main(["lab", "down", "--instance", instance]) == 0
     assert leftovers(instance) == []
+
+
+def test_collector_reads_the_fresh_warp_state(lab: Lab) -> None:
+    """What `meshpath snapshot --netns` (and so the doctor) sees of the lab's connector."""
+    from meshpath.collect import collect_snapshot
+    from meshpath.lab import warp
+
+    lab.setup("broken")
+    snap = collect_snapshot(netns=lab.ns("conn"))
+    assert len(snap.routes_in(warp.WARP_TABLE)) == len(warp.tunnel_prefixes())
+    rule = next(r for r in snap.rules if r.family == 4 and r.priority == 32765)
+    assert (rule.invert, rule.fwmark, rule.table) == (True, warp.WARP_FWMARK, warp.WARP_TABLE)
+    assert snap.link("CloudflareWARP") is not None
+    assert [a.dev for a in snap.addresses if a.family == 4 and a.dev == "CloudflareWARP"]
+    assert {c.table for c in snap.nft.base_chains} == {"cloudflare-warp"}
+    main_routes = {str(r.dst) for r in snap.routes_in(254)}
+    assert not any(d.startswith("100.64.") for d in main_routes)
