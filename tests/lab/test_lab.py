@@ -72,6 +72,9 @@ def test_fresh_warp_state_sends_the_reply_out_eth0(lab: Lab) -> None:
     nft = lab.exec("conn", ["nft", "list", "tables"]).stdout
     assert "table inet cloudflare-warp" in nft and "nat" not in nft
     assert "100.64.0.0/12" not in lab.exec("conn", ["ip", "route", "show"]).stdout
+    for node, dev in (("conn", "CloudflareWARP"), ("edge", "cfedge")):
+        link = json.loads(lab.exec(node, ["ip", "-j", "link", "show", dev]).stdout)[0]
+        assert link["mtu"] == 1280 and "LOWER_UP" in link["flags"]
 
 
 def test_health_and_tunnel_outage(lab: Lab) -> None:

@@ -11,14 +11,21 @@ Public API (for tests and other commands)::
     from meshpath.lab import Lab, run_scenario
 
     with Lab.create(instance=None) as lab:      # root + tools checked; torn down on exit
-        lab.setup("broken")                     # any scenario name (or a Scenario)
+        lab.connect_timeout = 2.5               # Worker's SYN-ACK wait (set before setup)
+        lab.setup("broken")                     # any scenario name (or a Scenario); rebuilds
         lab.ns("conn")                          # -> "mplab-<id>-conn"
         lab.exec("conn", ["ip", "route"])       # -> runner.Completed (check=False)
         r = lab.worker_call("/mesh/")           # -> WorkerResult(status, body, seen_source)
         cap = lab.capture("conn", lab.worker_call)   # -> CaptureResult(packets, text, pcap, value)
         lab.service_log()                       # -> [{"client": ip, "port", "path", "time"}]
-        lab.vtysh_json("router", "show bgp summary json")
-        lab.tunnel_status(); lab.pause_tunnel(True)
+        lab.http_get("svc", "http://100.64.0.5:3000/")   # any GET from inside a node
+        lab.route_get("router", "100.64.12.189")  # -> the kernel's `ip -j route get` answer
+        lab.vtysh("router", "show bgp summary"); lab.vtysh_json(node, "... json")
+        lab.bgp_routes("router")                # kernel routes proto bgp: prefix -> gateway
+        lab.bgp_learned("router", "10.0.1.2")   # BGP table prefixes learned from a peer
+        lab.frr_statics("conn")                 # kernel routes FRR staticd installed
+        lab.tunnel_status(); lab.pause_tunnel(True)   # counters; emulate a WARP outage
+        lab.start_frr(node, frr.FrrConfig(...)) # render, check with FRR, start, wait
         FIXES["bgp"](lab)                       # the hand-written fix steps (replaceable)
         result = run_scenario(lab, "bgp")       # -> ScenarioResult(.passed, .checks, ...)
 

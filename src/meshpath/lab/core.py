@@ -113,6 +113,8 @@ class Lab:
         self.run_dir = run_root / instance
         self.runner = SubprocessRunner()
         self.scenario: Scenario | None = None
+        # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
+        self.connect_timeout = 2.5
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -300,9 +302,9 @@ class Lab:
         )
         ready.append(svc_ready)
         worker_ready = self.run_dir / "worker.ready"
-        self._spawn(
-            "worker", "edge", [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
-        )
+        argv = [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
+        argv += ["--connect-timeout", str(self.connect_timeout)]
+        self._spawn("worker", "edge", argv)
         ready.append(worker_ready)
         if scn.tailnet:
             ts_ready = self.run_dir / "tailnet.ready"
