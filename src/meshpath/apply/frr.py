@@ -1,0 +1,114 @@
+"""FRR through vtysh and frr-reload.py (I/O edge): read, check, reload, wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from meshpath.errors import EnvironmentProblem
+from meshpath.render import frr as frr_render
+from meshpath.runner import Runner
+
+FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
+# Tests point this at a failing script to inject a fault into the reload step.
+FRR_RELOAD_ENV: Final = "MESHPATH_FRR_RELOAD"
+
+
+class StepFailed(EnvironmentProblem):
+    """A step ran but its effect is not there (or a wait timed out)."""
+
+
+def vtysh(netns: str | None, *args: str) -> list[str]:
+    """``vtysh [-N NS] ARGS``: FRR for a namespace lives in the pathspace named after it."""
+    return ["vtysh", *(["-N", netns] if netns else []), *args]
+
+
+def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
+    tool = os.environ.get(FRR_RELOAD_ENV, FRR_RELOAD)
+    space = ["--pathspace", netns] if netns else []
+    return [tool, verb, *space, "--stdout", str(conf)]
+
+
+@dataclass(frozen=True, slots=True)
+class Frr:
+    runner: Runner
+    netns: str | None
+
+    def running_config(self) -> str:
+        return self.runner.run(vtysh(self.netns, "-c", "show running-config")).stdout
+
+    def show_json(self, command: str) -> dict[str, Any]:
+        done = self.runner.run(vtysh(self.netns, "-c", command), check=False)
+        try:
+            value = json.loads(done.stdout or "{}")
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def desired(self, intent: frr_render.FrrIntent, remove: bool) -> str:
+        running = self.running_config()
+        if remove:
+            blocks = frr_render.parse_blocks(running)
+            kept = frr_render.strip_owned(blocks, intent, intent.owned_statics)
+            return frr_render.render_blocks(kept)
+        return frr_render.render_blocks(frr_render.merge(running, intent))
+
+    def check(self, conf: Path) -> None:
+        """FRR's own parser on the whole desired config; then frr-reload's dry run."""
+        self.runner.run(vtysh(self.netns, "-C", "-f", str(conf)))
+        self.runner.run(reload_argv(self.netns, "--test", conf), timeout=60)
+
+    def reload(self, conf: Path) -> None:
+        self.runner.run(reload_argv(self.netns, "--reload", conf), timeout=120)
+
+    def confirm(self, intent: frr_render.FrrIntent, remove: bool) -> None:
+        running = self.running_config()
+        if remove:
+            blocks = frr_render.parse_blocks(running)
+            left = frr_render.line_keys(blocks) - frr_render.line_keys(
+                frr_render.strip_owned(blocks, intent, intent.owned_statics)
+            )
+            if left:
+                raise StepFailed(f"FRR still has meshpath's lines after reload: {sorted(left)[:3]}")
+        elif not frr_render.is_applied(running, intent):
+            raise StepFailed("frr-reload.py finished but meshpath's lines are not all running")
+
+    def peer_state(self, peer: str) -> str | None:
+        data = self.show_json("show bgp summary json")
+        state = data.get("ipv4Unicast", {}).get("peers", {}).get(peer, {}).get("state")
+        return str(state) if state is not None else None
+
+    def advertised(self, peer: str) -> frozenset[str]:
+        data = self.show_json(f"show ip bgp neighbors {peer} advertised-routes json")
+        return frozenset(data.get("advertisedRoutes", {}) or {})
+
+    def wait(
+        self,
+        peer: str,
+        prefixes: tuple[str, ...],
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Poll until Established and exactly ``prefixes`` advertised; StepFailed on timeout."""
+        deadline = clock() + timeout
+        want = frozenset(prefixes)
+        state: str | None = None
+        got: frozenset[str] = frozenset()
+        while True:
+            state = self.peer_state(peer)
+            if state == "Established":
+                got = self.advertised(peer)
+                if got == want:
+                    return f"{peer} Established, advertised {', '.join(sorted(got))}"
+            if clock() >= deadline:
+                raise StepFailed(
+                    f"BGP with {peer} not ready after {timeout:g}s: state {state}, "
+                    f"advertised {sorted(got)}, want {sorted(want)}"
+                )
+            sleep(0.2)

@@ -1,0 +1,365 @@
+"""`meshpath fix` (plan, --apply, --rollback, --resume) and `meshpath verify`."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Group
+from rich.text import Text
+
+from meshpath.apply import Applier, ApplyResult
+from meshpath.apply import journal as jr
+from meshpath.apply.verify import RoundTrip, verify
+from meshpath.cli.context import AppContext, app_context
+from meshpath.collect import collect_snapshot
+from meshpath.config import Settings
+from meshpath.errors import BadInputError, PrivilegeError
+from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix
+from meshpath.fix.plan import expect_for
+from meshpath.fix.verify import VerifyCheck
+from meshpath.render import systemd
+from meshpath.runner import SubprocessRunner
+from meshpath.state import Snapshot, codec
+
+NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Act inside this network namespace.")]
+RootOpt = Annotated[
+    Path, typer.Option("--root", help="Root for persistent files (tests: a temp dir).")
+]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Journal and lock dir (default ROOT/var/lib/meshpath)."),
+]
+LabOpt = Annotated[
+    str | None,
+    typer.Option("--lab-worker", help="Lab instance: also check a Worker round trip."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fix")(fix)
+    app.command("verify")(verify_cmd)
+
+
+def state_dir_of(root: Path, state_dir: Path | None) -> Path:
+    return state_dir if state_dir is not None else root / "var/lib/meshpath"
+
+
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise PrivilegeError(f"{what} needs root (CAP_NET_ADMIN); run it with sudo")
+
+
+def fix(
+    ctx: typer.Context,
+    mode: Annotated[str | None, typer.Option("--mode", help="nat, route or bgp.")] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply the plan (default: show it).")
+    ] = False,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Undo the last applied plan.")
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish an interrupted apply.")] = False,
+    netns: NetnsOpt = None,
+    root: RootOpt = Path("/"),
+    state_dir: StateOpt = None,
+    lan_if: Annotated[str | None, typer.Option("--lan-if", help="LAN interface.")] = None,
+    also_device_range: Annotated[
+        bool, typer.Option("--also-device-range", help="Also route device_v4.")
+    ] = False,
+    peer: Annotated[str | None, typer.Option("--peer", help="BGP peer address.")] = None,
+    asn: Annotated[int | None, typer.Option("--asn", help="This connector's AS number.")] = None,
+    peer_asn: Annotated[
+        str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
+    ] = "external",
+    replace_nat: Annotated[
+        bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
+    ] = False,
+    bgp_timeout: Annotated[float, typer.Option("--bgp-timeout", help="Seconds.")] = 30.0,
+    lab_worker: LabOpt = None,
+    snapshot_file: Annotated[
+        Path | None, typer.Option("--snapshot", help="Plan from a saved snapshot (no apply).")
+    ] = None,
+) -> int:
+    """Show (or --apply) the fix for the return path: nat, route or bgp."""
+    actx = app_context(ctx)
+    states = state_dir_of(root, state_dir)
+    if rollback or resume:
+        require_root("meshpath fix --rollback/--resume")
+        applier = _applier(actx, states, root, netns, lab_worker, None)
+        result = applier.rollback() if rollback else applier.resume()
+        return _emit_result(actx, result)
+    if mode not in MODES:
+        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if apply:
+        require_root("meshpath fix --apply")
+    if snapshot_file is not None and apply:
+        raise BadInputError("--snapshot plans from a file; it cannot be combined with --apply")
+    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns=netns)
+    options = FixOptions(
+        lan_if=lan_if,
+        also_device_range=also_device_range,
+        peer=peer,
+        asn=asn,
+        peer_asn=peer_asn,
+        replace_nat=replace_nat,
+        bgp_timeout=bgp_timeout,
+        post_checks=("worker round trip",) if lab_worker else (),
+        networkd_file=_networkd_file(root, actx.settings.tunnel_interface),
+        existing_files=_existing_files(root, actx.settings.tunnel_interface),
+    )
+    plan = plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
+    interrupted = jr.interrupted(states) if states.exists() else None
+    if not apply:
+        _emit_plan(actx, plan, interrupted)
+        return 0
+    _emit_plan(actx, plan, interrupted, quiet=actx.json_output)
+    applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
+    return _emit_result(actx, applier.apply(plan), plan)
+
+
+def _applier(
+    actx: AppContext,
+    states: Path,
+    root: Path,
+    netns: str | None,
+    lab_worker: str | None,
+    expect: Expect | None,
+) -> Applier:
+    runner = SubprocessRunner(netns=netns)
+    trip = lab_round_trip(lab_worker) if lab_worker else None
+    checks: dict[str, Callable[[], tuple[bool, str]]] = {}
+    post: Callable[[], tuple[bool, str]] | None = None
+    if trip is not None and expect is not None:
+        checks["worker round trip"] = lambda: trip(expect)
+    if expect is not None:
+        post = _post_check(runner, netns, expect, trip)
+    say = (lambda _m: None) if actx.json_output else (lambda m: actx.console.print(m, markup=False))
+    return Applier(
+        runner=runner,
+        state_dir=states,
+        root=root,
+        netns=netns,
+        checks=checks,
+        post_check=post,
+        on_event=say,
+    )
+
+
+def _post_check(
+    runner: SubprocessRunner, netns: str | None, expect: Expect, trip: RoundTrip | None
+) -> Callable[[], tuple[bool, str]]:
+    def check() -> tuple[bool, str]:
+        results = verify(runner, netns, expect, trip)
+        bad = [f"{c.name}: {c.detail}" for c in results if not c.ok]
+        return (not bad, "; ".join(bad) or "all checks hold")
+
+    return check
+
+
+def lab_round_trip(instance: str) -> RoundTrip:
+    """A Worker call through the lab; the source the service saw must fit the mode."""
+
+    def trip(expect: Expect) -> tuple[bool, str]:
+        from meshpath.lab import Lab  # the lab is optional at run time
+
+        result = Lab.attach(instance).worker_call()
+        seen = result.seen_source
+        detail = f"status {result.status}, service saw {seen}"
+        if result.status != 200 or seen is None:
+            return False, detail
+        cf = any(
+            ipaddress.ip_address(seen) in ipaddress.ip_network(r)
+            for r in expect.ranges
+            if ":" not in r
+        )
+        if expect.nat is True:
+            return (not cf, f"{detail} (NAT: want the connector's LAN address)")
+        if expect.nat is False or expect.route_proto:
+            return (cf, f"{detail} (want the Worker's own source)")
+        return True, detail
+
+    return trip
+
+
+def _networkd_file(root: Path, tunnel: str) -> str | None:
+    directory = root / "etc/systemd/network"
+    if not directory.is_dir():
+        return None
+    for path in sorted(directory.glob("*.network")):
+        if f"Name={tunnel}" in path.read_text(errors="replace").replace(" ", ""):
+            return path.name
+    return None
+
+
+def _existing_files(root: Path, tunnel: str) -> dict[str, str]:
+    """What the persistence files meshpath may write hold now (``-> target`` for links)."""
+    unit, link = systemd.unit_path(tunnel)
+    paths = [unit, link]
+    net = _networkd_file(root, tunnel)
+    if net:
+        paths.append(systemd.dropin_path(net))
+    out = {}
+    for rel in paths:
+        path = root / rel
+        if path.is_symlink():
+            out[rel] = f"-> {os.readlink(path)}"
+        elif path.is_file():
+            out[rel] = path.read_text()
+    return out
+
+
+# -- output ----------------------------------------------------------------------------
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    data: dict[str, Any] = msgspec.to_builtins(plan)
+    data["empty"] = plan.empty
+    return data
+
+
+def format_plan(plan: Plan, interrupted: jr.Journal | None) -> Group:
+    lines: list[Text] = []
+    if interrupted is not None:
+        lines.append(
+            Text(
+                f"! an earlier fix (journal #{interrupted.seq}, mode {interrupted.mode}) was "
+                "interrupted: run 'meshpath fix --resume' or 'meshpath fix --rollback'",
+                style="bold red",
+            )
+        )
+    title = f"meshpath fix --mode {plan.mode}: " + (
+        "nothing to do" if plan.empty else f"{len(plan.steps)} step(s)"
+    )
+    lines.append(Text(title, style="bold"))
+    for item in plan.already:
+        lines.append(Text(f"  already in place: {item}", style="green"))
+    for i, step in enumerate(plan.steps, start=1):
+        lines.append(Text(f"{i}. {step.description}", style="bold cyan"))
+        lines.append(Text(f"   because: {step.check}"))
+        lines.append(Text(f"   does:    {_describe(step.action)}"))
+        if step.inverse is not None:
+            lines.append(Text(f"   undo:    {_describe(step.inverse)}"))
+        if step.detail:
+            lines.append(Text("   " + step.detail.rstrip().replace("\n", "\n   "), style="dim"))
+    for note in plan.notes:
+        lines.append(Text(f"note: {note}", style="yellow"))
+    return Group(*lines)
+
+
+def _describe(action: Any) -> str:
+    kind = type(action).__name__
+    if kind == "Run":
+        return " ".join(action.argv)
+    if kind == "NftFile":
+        return "nft " + ("-j " if action.json else "") + "-f FILE (checked first with nft -c -f)"
+    if kind == "WriteFile":
+        return f"write /{action.path}" + (f" -> {action.link}" if action.link else "")
+    if kind == "RemoveFile":
+        return f"remove /{action.path}"
+    if kind == "FrrReload":
+        what = "strip meshpath's lines" if action.remove else "merge meshpath's lines"
+        return f"{what}; vtysh -C -f FILE; frr-reload.py --test, then --reload FILE"
+    if kind == "WaitBgp":
+        return f"poll show bgp summary / advertised-routes for {action.peer}"
+    return f"check {action.name}"
+
+
+def _emit_plan(
+    actx: AppContext, plan: Plan, interrupted: jr.Journal | None, quiet: bool = False
+) -> None:
+    if quiet:
+        return
+    if actx.json_output:
+        data = {"plan": plan_dict(plan), "interrupted": interrupted.seq if interrupted else None}
+        actx.emit(data)
+        return
+    actx.console.print(format_plan(plan, interrupted))
+
+
+def _emit_result(actx: AppContext, result: ApplyResult, plan: Plan | None = None) -> int:
+    code = {"applied": 0, "nothing-to-do": 0, "rolled-back": 0, "failed": 1}.get(result.status, 3)
+    if actx.json_output:
+        data: dict[str, Any] = {"result": result.to_dict()}
+        if plan is not None:
+            data["plan"] = plan_dict(plan)
+        actx.emit(data)
+        return code
+    if result.status == "nothing-to-do":
+        actx.console.print("nothing to do: the fix is already in place", markup=False)
+    elif result.status == "failed":
+        actx.console.print(
+            f"FAILED at {result.failed_step}: {result.error}; rolled back "
+            f"({len(result.undone)} step(s) undone); the host is as before",
+            markup=False,
+        )
+    elif result.status == "rollback-failed":
+        actx.console.print(
+            f"FAILED and the rollback failed too at {result.failed_step}: {result.error}; "
+            f"journal {result.journal}",
+            markup=False,
+        )
+    else:
+        actx.console.print(f"{result.status}; journal {result.journal}", markup=False)
+    return code
+
+
+# -- verify ----------------------------------------------------------------------------
+def verify_cmd(
+    ctx: typer.Context,
+    peer: Annotated[str | None, typer.Option("--peer", help="Check this BGP peer.")] = None,
+    netns: NetnsOpt = None,
+    root: RootOpt = Path("/"),
+    state_dir: StateOpt = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="Expect this mode (default: the journal's).")
+    ] = None,
+    lab_worker: LabOpt = None,
+) -> int:
+    """Prove the fix: FRR's, the kernel's and nft's view, and a round trip in the lab."""
+    actx = app_context(ctx)
+    expect = _expectation(actx.settings, state_dir_of(root, state_dir), netns, mode, peer)
+    trip = lab_round_trip(lab_worker) if lab_worker else None
+    checks = verify(SubprocessRunner(netns=netns), netns, expect, trip)
+    ok = all(c.ok for c in checks)
+    data = {
+        "ok": ok,
+        "expect": msgspec.to_builtins(expect),
+        "checks": [c.to_dict() for c in checks],
+    }
+    actx.emit(data, format_checks(checks, ok))
+    return 0 if ok else 1
+
+
+def _expectation(
+    settings: Settings, states: Path, netns: str | None, mode: str | None, peer: str | None
+) -> Expect:
+    if mode is None:
+        journal = jr.last_applied(states, netns) if states.exists() else None
+        if journal is None:
+            raise BadInputError("no applied meshpath fix found for this host; pass --mode")
+        expect = journal.plan.expect
+    elif mode in MODES:
+        expect = expect_for(mode, settings, peer)  # type: ignore[arg-type]
+    else:
+        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if peer is not None:
+        expect = msgspec.structs.replace(expect, peer=peer, advertised=expect.ranges)
+    return expect
+
+
+def format_checks(checks: tuple[VerifyCheck, ...], ok: bool) -> Group:
+    lines = [
+        Text(f"{'ok  ' if c.ok else 'FAIL'} {c.view:10} {c.name}: {c.detail}",
+             style="green" if c.ok else "red")
+        for c in checks
+    ]  # fmt: skip
+    lines.append(Text("verify: all checks hold" if ok else "verify: FAILED", style="bold"))
+    return Group(*lines)
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    return codec.load(path)

@@ -1,0 +1,131 @@
+"""Plan values: what a fix does, step by step, as data (frozen msgspec Structs).
+
+A :class:`Plan` is ordered :class:`Step` s. Each step has an :data:`Action` (what it does:
+argv, an nft file, a file write, an FRR reload, a wait, a check) and the inverse action
+that undoes it, computed when the plan is made from the snapshot. Plans are pure values:
+they serialise to the journal as JSON and :mod:`meshpath.apply` runs them.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import msgspec
+
+from meshpath.render.frr import FrrIntent
+
+# Kernel routes meshpath installs carry this protocol number so that they are
+# recognisable (``ip route show proto 232``) and never confused with the user's, FRR's
+# (186 bgp, 196 staticd) or WARP's. 232 is unassigned in iproute2's rt_protos and FRR's.
+PROTO_MESHPATH: Final = 232
+# Metric of meshpath's kernel routes: distinct from FRR's staticd (20) and from 0, so an
+# ``ip route replace`` of ours never replaces a route someone else added.
+METRIC_MESHPATH: Final = 64
+
+Mode = Literal["nat", "route", "bgp"]
+MODES: Final = ("nat", "route", "bgp")
+
+
+class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of the actions a step performs."""
+
+
+class Run(_Action, frozen=True, tag="run"):
+    """Run an argv (through the Runner; inside ``--netns`` when given)."""
+
+    argv: tuple[str, ...]
+
+
+class NftFile(_Action, frozen=True, tag="nft"):
+    """An ``nft -f`` file (``-j`` when ``json``), checked with ``nft -c`` first."""
+
+    text: str
+    json: bool = False
+
+
+class WriteFile(_Action, frozen=True, tag="write"):
+    """Write ``content`` to ``path`` (relative to ``--root``) atomically; ``link`` makes a
+    symlink at ``path`` pointing to ``link`` instead."""
+
+    path: str
+    content: str = ""
+    mode: int = 0o644
+    link: str | None = None
+
+
+class RemoveFile(_Action, frozen=True, tag="remove"):
+    path: str
+
+
+class FrrReload(_Action, frozen=True, tag="frr"):
+    """Merge (``remove=False``) or strip (``remove=True``) meshpath's FRR lines, with
+    ``frr-reload.py --reload`` of the running config so nothing else changes."""
+
+    intent: FrrIntent
+    remove: bool = False
+
+
+class WaitBgp(_Action, frozen=True, tag="wait-bgp"):
+    """Poll until the session with ``peer`` is Established and exactly ``prefixes`` are
+    advertised to it (bounded by ``timeout``)."""
+
+    peer: str
+    prefixes: tuple[str, ...]
+    timeout: float = 30.0
+
+
+class PostCheck(_Action, frozen=True, tag="check"):
+    """A named check the caller supplies (e.g. a lab Worker round trip); must pass."""
+
+    name: str
+
+
+Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    key: str  # stable identity, e.g. "nft:inet meshpath", "route:100.64.0.0/12"
+    description: str
+    action: Action
+    inverse: Action | None  # None: nothing to undo (waits and checks)
+    check: str  # why the step is needed: what the snapshot showed
+    probe: tuple[str, ...] | None = None  # argv whose output the journal keeps before/after
+    detail: str = ""  # the rendered file or config diff, for the printout
+
+
+class Expect(msgspec.Struct, frozen=True, kw_only=True):
+    """What must hold after the plan: what ``meshpath verify`` checks."""
+
+    tunnel: str
+    ranges: tuple[str, ...]
+    route_proto: int  # PROTO_MESHPATH (kernel routes) or 196 (FRR staticd)
+    nat: bool | None  # NAT present (True), absent (False), not judged (None)
+    peer: str | None = None
+    advertised: tuple[str, ...] = ()
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    mode: Mode
+    steps: tuple[Step, ...]
+    expect: Expect
+    already: tuple[str, ...] = ()  # what was found already in place (skipped)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not any(s.inverse is not None for s in self.steps)
+
+
+class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a plan depends on besides the snapshot and the settings."""
+
+    lan_if: str | None = None
+    also_device_range: bool = False
+    peer: str | None = None
+    asn: int | None = None
+    peer_asn: str = "external"
+    replace_nat: bool = False
+    bgp_timeout: float = 30.0
+    post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)
+    networkd_file: str | None = None  # a .network file matching the tunnel, if any
+    existing_files: dict[str, str] = msgspec.field(default_factory=dict)  # rel path -> text

@@ -1,0 +1,368 @@
+"""``plan_fix``: the steps that take a snapshot to a fixed connector (pure).
+
+Each step is planned only when the snapshot shows it is not yet in place, so a plan made
+after a successful apply is empty ("nothing to do"). Inverses are computed from the same
+snapshot: they restore exactly what was there before (an absent nft table is deleted, a
+changed one restored; routes meshpath added are deleted; FRR lines meshpath added are
+stripped, the user's kept).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+
+from meshpath.config import Settings
+from meshpath.fix import validate
+from meshpath.fix.model import (
+    METRIC_MESHPATH,
+    PROTO_MESHPATH,
+    Expect,
+    FixOptions,
+    FrrReload,
+    Mode,
+    NftFile,
+    Plan,
+    PostCheck,
+    RemoveFile,
+    Run,
+    Step,
+    WaitBgp,
+    WriteFile,
+)
+from meshpath.ranges import IPNetwork
+from meshpath.render import frr as frr_render
+from meshpath.render import nft as nft_render
+from meshpath.render import systemd
+from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state.model import PROTO_FRR_STATIC
+
+NFT_PROBE = ("nft", "list", "table", "inet", "meshpath")
+FRR_PROBE = ("vtysh", "-c", "show running-config")
+
+
+def plan_fix(snapshot: Snapshot, settings: Settings, mode: Mode, options: FixOptions) -> Plan:
+    """The plan for ``mode`` on the host ``snapshot`` describes."""
+    tunnel = settings.tunnel_interface
+    validate.check_options(snapshot, mode, options)
+    validate.require_link(snapshot, tunnel, "tunnel")
+    lan = validate.lan_interface(snapshot, tunnel, options.lan_if)
+    ranges = fix_ranges(snapshot, settings, options)
+    validate.check_no_lan_overlap(snapshot, tunnel, ranges)
+    validate.check_frr(snapshot, mode)
+    if mode == "nat":
+        return _nat_plan(snapshot, tunnel, lan, ranges)
+    if mode == "route":
+        return _route_plan(snapshot, tunnel, ranges, options)
+    return _bgp_plan(snapshot, tunnel, ranges, options)
+
+
+def fix_ranges(
+    snapshot: Snapshot, settings: Settings, options: FixOptions
+) -> tuple[IPNetwork, ...]:
+    """source_v4 (+ device_v4 when asked), + source_v6 when the tunnel carries IPv6."""
+    r = settings.ranges
+    out: list[IPNetwork] = [r.source_v4]
+    if options.also_device_range:
+        out.append(r.device_v4)
+    if tunnel_has_v6(snapshot, settings.tunnel_interface):
+        out.append(r.source_v6)
+    return tuple(out)
+
+
+def _names(ranges: Sequence[IPNetwork]) -> tuple[str, ...]:
+    return tuple(str(r) for r in ranges)
+
+
+def tunnel_has_v6(snapshot: Snapshot, tunnel: str) -> bool:
+    return any(
+        a.family == 6 and not ipaddress.ip_address(a.local).is_link_local
+        for a in snapshot.addresses_of(tunnel)
+    )
+
+
+# -- nat -------------------------------------------------------------------------------
+def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]) -> Plan:
+    sources = [r for r in ranges if r in (ranges[0],) or r.version == 6]
+    want = frozenset(nft_render.Masquerade(lan, str(r)) for r in sources)
+    steps: list[Step] = []
+    already: list[str] = []
+    nft_step = _nat_step(snap, want)
+    if nft_step is None:
+        already.append(f"nft table inet meshpath masquerades {', '.join(map(str, sources))}")
+    else:
+        steps.append(nft_step)
+    routes, done = _kernel_route_steps(snap, tunnel, ranges)
+    notes = (
+        "NAT hides the Worker's address from the service; prefer --mode route or bgp.",
+        "the route is what brings the de-NATed reply back into the tunnel (NAT alone does not).",
+    )
+    expect = Expect(tunnel=tunnel, ranges=_names(ranges), route_proto=PROTO_MESHPATH, nat=True)
+    return Plan(
+        mode="nat",
+        steps=(*steps, *routes),
+        expect=expect,
+        already=(*already, *done),
+        notes=notes,
+    )
+
+
+def _nat_step(snap: Snapshot, want: frozenset[nft_render.Masquerade]) -> Step | None:
+    have = nft_render.masquerades_in(snap.nft.ruleset)
+    if have == want:
+        return None
+    text = nft_render.render_replace(want)
+    return Step(
+        key="nft:inet meshpath",
+        description="masquerade the Cloudflare source range leaving the LAN (table inet meshpath)",
+        action=NftFile(text=text),
+        inverse=_nft_restore(snap),
+        check="table inet meshpath absent" if have is None else "table inet meshpath differs",
+        probe=NFT_PROBE,
+        detail=text,
+    )
+
+
+def _nft_restore(snap: Snapshot) -> NftFile:
+    old = nft_render.restore_json(snap.nft.ruleset)
+    if old is None:
+        return NftFile(text=nft_render.render_delete())
+    return NftFile(text=json.dumps(old), json=True)
+
+
+# -- kernel routes ---------------------------------------------------------------------
+def route_specs(tunnel: str, ranges: Sequence[IPNetwork]) -> list[systemd.RouteSpec]:
+    return [systemd.RouteSpec(str(r), tunnel, PROTO_MESHPATH, METRIC_MESHPATH) for r in ranges]
+
+
+def has_kernel_route(snap: Snapshot, spec: systemd.RouteSpec) -> bool:
+    return any(
+        r.dst == spec.dst and r.dev == spec.dev and r.protocol == spec.proto
+        for r in snap.routes_in(TABLE_MAIN)
+    )
+
+
+def _kernel_route_steps(
+    snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork]
+) -> tuple[list[Step], list[str]]:
+    steps, already = [], []
+    for spec in route_specs(tunnel, ranges):
+        if has_kernel_route(snap, spec):
+            already.append(f"route {spec.dst} dev {tunnel} proto {spec.proto}")
+            continue
+        steps.append(
+            Step(
+                key=f"route:{spec.dst}",
+                description=f"route {spec.dst} via {tunnel} (main table, proto {spec.proto})",
+                action=Run(argv=spec.argv("replace")),
+                inverse=Run(argv=spec.argv("del")),
+                check=f"no route {spec.dst} dev {tunnel} proto {spec.proto} in table main",
+                probe=("ip", "route", "show", spec.dst, "table", "main"),
+            )
+        )
+    return steps, already
+
+
+# -- route -----------------------------------------------------------------------------
+def frr_has_staticd(snap: Snapshot) -> bool:
+    return snap.frr.running and {"zebra", "staticd"} <= set(snap.frr.daemons)
+
+
+def _route_plan(
+    snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
+) -> Plan:
+    prefixes = tuple(str(r) for r in ranges)
+    if frr_has_staticd(snap):
+        intent = _intent(snap, tunnel, prefixes)
+        step = _frr_step(
+            snap, intent, "FRR staticd owns the routes (persistent, re-added on link up)"
+        )
+        seen = () if step else (f"FRR static routes {', '.join(prefixes)}",)
+        expect = Expect(tunnel=tunnel, ranges=prefixes, route_proto=PROTO_FRR_STATIC, nat=None)
+        return Plan(mode="route", steps=(step,) if step else (), expect=expect, already=seen)
+    steps, already = _kernel_route_steps(snap, tunnel, ranges)
+    files, present = _persist_steps(route_specs(tunnel, ranges), options)
+    note = "FRR is not running: the routes are kept by " + (
+        "a systemd-networkd drop-in"
+        if options.networkd_file
+        else f"systemd unit {systemd.UNIT_NAME}"
+    )
+    return Plan(
+        mode="route",
+        steps=(*steps, *files),
+        expect=Expect(tunnel=tunnel, ranges=prefixes, route_proto=PROTO_MESHPATH, nat=None),
+        already=(*already, *present),
+        notes=(note,),
+    )
+
+
+def _persist_steps(
+    specs: Sequence[systemd.RouteSpec], options: FixOptions
+) -> tuple[list[Step], list[str]]:
+    wanted: list[tuple[str, str, str | None]]
+    if options.networkd_file:
+        wanted = [(systemd.dropin_path(options.networkd_file), systemd.render_dropin(specs), None)]
+    else:
+        unit, link = systemd.unit_path(specs[0].dev)
+        wanted = [(unit, systemd.render_unit(specs), None), (link, "", f"/{unit}")]
+    steps, already = [], []
+    for path, content, target in wanted:
+        current = options.existing_files.get(path)
+        if current == (f"-> {target}" if target else content):
+            already.append(f"file /{path}")
+            continue
+        steps.append(_file_step(path, content, target, current))
+    return steps, already
+
+
+def _file_step(path: str, content: str, target: str | None, current: str | None) -> Step:
+    if current is None or current.startswith("-> "):
+        undo: WriteFile | RemoveFile = RemoveFile(path=path)
+    else:
+        undo = WriteFile(path=path, content=current)
+    return Step(
+        key=f"file:{path}",
+        description=f"{'link' if target else 'write'} /{path}"
+        + (f" -> {target}" if target else ""),
+        action=WriteFile(path=path, content=content, link=target),
+        inverse=undo,
+        check="file absent" if current is None else "file differs",
+        detail=content,
+    )
+
+
+# -- FRR -------------------------------------------------------------------------------
+def _intent(
+    snap: Snapshot, tunnel: str, statics: tuple[str, ...], **bgp: object
+) -> frr_render.FrrIntent:
+    running = snap.frr.running_config or ""
+    have = frr_render.line_keys(frr_render.parse_blocks(running))
+    owned = tuple(p for p in statics if (f"ip route {p} {tunnel}",) not in have)
+    return frr_render.FrrIntent(tunnel=tunnel, statics=statics, owned_statics=owned, **bgp)  # type: ignore[arg-type]
+
+
+def _frr_step(snap: Snapshot, intent: frr_render.FrrIntent, why: str) -> Step | None:
+    running = snap.frr.running_config or ""
+    if frr_render.is_applied(running, intent):
+        return None
+    desired = frr_render.render_blocks(frr_render.merge(running, intent))
+    before = frr_render.render_blocks(frr_render.parse_blocks(running))
+    what = "router bgp and " if intent.bgp else ""
+    return Step(
+        key="frr:meshpath",
+        description=f"FRR: {what}static routes {', '.join(intent.statics)} "
+        f"via {intent.tunnel}; {why}",
+        action=FrrReload(intent=intent),
+        inverse=FrrReload(intent=intent, remove=True),
+        check="meshpath's FRR lines missing from the running config",
+        probe=FRR_PROBE,
+        detail=frr_render.diff(before, desired),
+    )
+
+
+# -- bgp -------------------------------------------------------------------------------
+def _bgp_plan(
+    snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
+) -> Plan:
+    v4 = tuple(str(r) for r in ranges if r.version == 4)
+    peer = validate.check_peer(options.peer, ranges)
+    blocks = frr_render.parse_blocks(snap.frr.running_config or "")
+    intent = _intent(
+        snap,
+        tunnel,
+        v4,
+        advertise=v4,
+        asn=validate.check_asn(options.asn),
+        peer=peer,
+        peer_asn=validate.check_peer_asn(options.peer_asn),
+        bgp_created=frr_render.bgp_asn_of(blocks) is None,
+    )
+    steps: list[Step] = []
+    already: list[str] = []
+    frr_step = _frr_step(
+        snap, intent, f"advertised to {peer} through prefix-list {frr_render.PREFIX_LIST}"
+    )
+    if frr_step is None:
+        already.append(f"FRR config for peer {peer} (AS {options.asn})")
+    else:
+        steps += [frr_step, _wait_step(peer, v4, options.bgp_timeout)]
+    if options.replace_nat:
+        steps += _replace_nat_steps(snap, tunnel, ranges, options)
+    expect = Expect(
+        tunnel=tunnel,
+        ranges=v4,
+        route_proto=PROTO_FRR_STATIC,
+        nat=False if options.replace_nat else None,
+        peer=peer,
+        advertised=v4,
+    )
+    return Plan(mode="bgp", steps=tuple(steps), expect=expect, already=tuple(already))
+
+
+def _wait_step(peer: str, prefixes: tuple[str, ...], timeout: float) -> Step:
+    return Step(
+        key=f"wait:{peer}",
+        description=f"wait (<= {timeout:g}s) for the session with {peer} and exactly "
+        f"{', '.join(prefixes)} advertised",
+        action=WaitBgp(peer=peer, prefixes=prefixes, timeout=timeout),
+        inverse=None,
+        check="session and advertisement are confirmed after every FRR change",
+    )
+
+
+def _replace_nat_steps(
+    snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
+) -> list[Step]:
+    """Remove meshpath's NAT (and its kernel routes, now staticd's) only after the peer
+    accepted the routes; then the caller's round-trip checks, so a failure rolls the
+    removal back and NAT stays."""
+    if nft_render.masquerades_in(snap.nft.ruleset) is None:
+        return []
+    steps = [
+        Step(
+            key="nft:remove inet meshpath",
+            description="remove meshpath's NAT (table inet meshpath): BGP carries the return path",
+            action=NftFile(text=nft_render.render_delete()),
+            inverse=_nft_restore(snap),
+            check="table inet meshpath present",
+            probe=NFT_PROBE,
+        )
+    ]
+    for spec in route_specs(tunnel, ranges):
+        if has_kernel_route(snap, spec):
+            steps.append(
+                Step(
+                    key=f"route-remove:{spec.dst}",
+                    description=f"remove meshpath's kernel route {spec.dst} (staticd owns it now)",
+                    action=Run(argv=spec.argv("del")),
+                    inverse=Run(argv=spec.argv("replace")),
+                    check=f"route {spec.dst} proto {spec.proto} present",
+                    probe=("ip", "route", "show", spec.dst, "table", "main"),
+                )
+            )
+    steps += [
+        Step(
+            key=f"check:{name}",
+            description=f"check without NAT: {name}",
+            action=PostCheck(name=name),
+            inverse=None,
+            check="NAT is removed only when this passes",
+        )
+        for name in options.post_checks
+    ]
+    return steps
+
+
+def expect_for(mode: Mode, settings: Settings, peer: str | None = None) -> Expect:
+    """What verify checks when no journal says (``verify --mode``)."""
+    ranges = (str(settings.ranges.source_v4),)
+    proto = PROTO_MESHPATH if mode == "nat" else PROTO_FRR_STATIC
+    return Expect(
+        tunnel=settings.tunnel_interface,
+        ranges=ranges,
+        route_proto=proto,
+        nat=True if mode == "nat" else None,
+        peer=peer,
+        advertised=ranges if peer else (),
+    )

@@ -1,0 +1,103 @@
+"""``meshpath verify``'s judgement (pure): FRR's, the kernel's and nft's view of a fix.
+
+Input is a Snapshot plus what a snapshot does not hold (the routes advertised to the peer,
+the outcome of a round trip); output is one :class:`VerifyCheck` per fact, each naming
+what was seen and what was wanted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from meshpath.fix.model import Expect
+from meshpath.render import nft as nft_render
+from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state.model import PROTO_FRR_STATIC
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyCheck:
+    view: str  # kernel, nft, frr, bgp, round-trip
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"view": self.view, "name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def kernel_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
+    """Each range routed in the main table via the tunnel with the expected protocol."""
+    out = []
+    for rng in expect.ranges:
+        found = [r for r in snap.routes_in(TABLE_MAIN) if r.dst == rng]
+        good = [r for r in found if r.dev == expect.tunnel and r.protocol == expect.route_proto]
+        up = [r for r in good if "linkdown" not in r.flags]
+        seen = ", ".join(f"dev {r.dev} proto {r.protocol}{_flags(r.flags)}" for r in found)
+        want = f"want dev {expect.tunnel} proto {expect.route_proto}"
+        out.append(VerifyCheck("kernel", f"route {rng}", bool(up), f"{seen or 'no route'}; {want}"))
+    return out
+
+
+def _flags(flags: Iterable[str]) -> str:
+    text = " ".join(flags)
+    return f" {text}" if text else ""
+
+
+def nft_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
+    if expect.nat is None:
+        return []
+    have = nft_render.masquerades_in(snap.nft.ruleset)
+    present = bool(have)
+    shown = ", ".join(f"{m.source} out {m.oifname}" for m in sorted(have or ())) or "none"
+    want = "present" if expect.nat else "absent"
+    return [VerifyCheck("nft", "meshpath NAT", present == expect.nat, f"{shown}; want {want}")]
+
+
+def frr_static_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
+    """FRR's own view: each static route selected and installed in the kernel."""
+    if expect.route_proto != PROTO_FRR_STATIC:
+        return []
+    table: dict[str, Any] = snap.frr.ip_route or {}
+    out = []
+    for rng in expect.ranges:
+        entries = [e for e in table.get(rng, []) if e.get("protocol") == "static"]
+        sel = any(e.get("selected") for e in entries)
+        inst = any(e.get("installed") for e in entries)
+        detail = f"static {'present' if entries else 'absent'}, selected={sel}, installed={inst}"
+        out.append(VerifyCheck("frr", f"static {rng}", sel and inst, detail))
+    return out
+
+
+def bgp_checks(
+    snap: Snapshot, expect: Expect, advertised: frozenset[str] | None
+) -> list[VerifyCheck]:
+    if expect.peer is None:
+        return []
+    peers = (snap.frr.bgp_summary or {}).get("ipv4Unicast", {}).get("peers", {})
+    state = peers.get(expect.peer, {}).get("state")
+    out = [VerifyCheck("bgp", f"session {expect.peer}", state == "Established", f"state {state}")]
+    got = advertised or frozenset()
+    want = frozenset(expect.advertised)
+    detail = f"advertised {sorted(got) or 'nothing'}; want exactly {sorted(want)}"
+    out.append(VerifyCheck("bgp", f"advertised to {expect.peer}", got == want, detail))
+    return out
+
+
+def judge(
+    snap: Snapshot,
+    expect: Expect,
+    advertised: frozenset[str] | None = None,
+    round_trip: tuple[bool, str] | None = None,
+) -> tuple[VerifyCheck, ...]:
+    checks = [
+        *frr_static_checks(snap, expect),
+        *bgp_checks(snap, expect, advertised),
+        *kernel_checks(snap, expect),
+        *nft_checks(snap, expect),
+    ]
+    if round_trip is not None:
+        checks.append(VerifyCheck("round-trip", "worker round trip", *round_trip))
+    return tuple(checks)

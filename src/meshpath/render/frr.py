@@ -1,0 +1,231 @@
+"""FRR configuration that meshpath owns, and its merge into a user's config (pure).
+
+meshpath owns, and only ever adds or removes:
+
+* ``ip route RANGE TUNNEL`` static lines for the ranges it was asked to route (staticd),
+* the prefix-list ``MESHPATH-CF`` and the route-maps ``MESHPATH-OUT`` / ``MESHPATH-IN``
+  (recognised by name),
+* inside ``router bgp ASN``: the lines naming its peer and ``redistribute static
+  route-map MESHPATH-OUT`` (the whole block only when meshpath created it).
+
+Everything else in the running config is the user's and is carried over verbatim: the
+desired config handed to ``frr-reload.py --reload`` is *running minus meshpath's lines
+plus meshpath's lines*, so frr-reload's diff touches nothing else.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from meshpath.errors import BadInputError
+
+PREFIX_LIST: Final = "MESHPATH-CF"
+RMAP_OUT: Final = "MESHPATH-OUT"
+RMAP_IN: Final = "MESHPATH-IN"
+_NOISE: Final = ("Building configuration", "Current configuration", "end")
+
+Block = tuple[str, ...]  # header line, then its indented body (``exit`` not kept)
+
+
+@dataclass(frozen=True, slots=True)
+class FrrIntent:
+    """What meshpath wants in FRR: statics, and optionally one BGP peering."""
+
+    tunnel: str
+    statics: tuple[str, ...]  # prefixes routed via the tunnel by staticd
+    advertise: tuple[str, ...] = ()  # prefix-list content (bgp mode)
+    asn: int | None = None
+    peer: str | None = None
+    peer_asn: str = "external"  # a number, "external" or "internal"
+    bgp_created: bool = False  # meshpath creates ``router bgp`` (removes it on rollback)
+    owned_statics: tuple[str, ...] = field(default=())  # statics meshpath added itself
+
+    @property
+    def bgp(self) -> bool:
+        return self.asn is not None and self.peer is not None
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """Split FRR config text into top-level blocks; ``!``, ``exit`` and banners dropped."""
+    blocks: list[list[str]] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped or stripped.startswith("!") or stripped.startswith(_NOISE):
+            continue
+        if line[0] != " ":
+            if stripped == "exit":
+                continue
+            blocks.append([line])
+        elif blocks:
+            blocks[-1].append(line)
+    return [tuple(b) for b in blocks]
+
+
+def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
+    """Every configured line with its context path (what frr-reload compares)."""
+    keys: set[tuple[str, ...]] = set()
+    for block in blocks:
+        header = block[0].strip()
+        keys.add((header,))
+        sub: str | None = None
+        for line in block[1:]:
+            s = line.strip()
+            if s.startswith("address-family"):
+                sub = s
+                keys.add((header, s))
+            elif s == "exit-address-family":
+                sub = None
+            elif sub is not None and line.startswith("  "):
+                keys.add((header, sub, s))
+            else:
+                keys.add((header, s))
+    return frozenset(keys)
+
+
+def render_intent(intent: FrrIntent) -> list[Block]:
+    """meshpath's own blocks (statics, prefix-list, route-maps, router bgp)."""
+    blocks: list[Block] = [(f"ip route {p} {intent.tunnel}",) for p in intent.statics]
+    if not intent.bgp:
+        return blocks
+    blocks += [
+        (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {p}",)
+        for i, p in enumerate(intent.advertise, start=1)
+    ]
+    blocks.append(
+        (f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}")
+    )
+    # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
+    # learn nothing, so it is an explicit deny.
+    blocks.append((f"route-map {RMAP_IN} deny 10",))
+    blocks.append((f"router bgp {intent.asn}", *_bgp_lines(intent)))
+    return blocks
+
+
+def _bgp_lines(intent: FrrIntent) -> list[str]:
+    peer = intent.peer
+    return [
+        f" neighbor {peer} remote-as {intent.peer_asn}",
+        " address-family ipv4 unicast",
+        f"  redistribute static route-map {RMAP_OUT}",
+        f"  neighbor {peer} route-map {RMAP_IN} in",
+        f"  neighbor {peer} route-map {RMAP_OUT} out",
+        " exit-address-family",
+    ]
+
+
+def bgp_asn_of(blocks: Iterable[Block]) -> int | None:
+    """The ASN of the default-VRF ``router bgp`` block, if there is one."""
+    for block in blocks:
+        parts = block[0].split()
+        if parts[:2] == ["router", "bgp"] and len(parts) == 3:
+            return int(parts[2])
+    return None
+
+
+def _owned_top(line: str, intent: FrrIntent, statics: Sequence[str]) -> bool:
+    if line.startswith(f"ip prefix-list {PREFIX_LIST} "):
+        return True
+    if line.startswith((f"route-map {RMAP_OUT} ", f"route-map {RMAP_IN} ")):
+        return True
+    return any(line == f"ip route {p} {intent.tunnel}" for p in statics)
+
+
+def _owned_bgp_line(line: str, intent: FrrIntent) -> bool:
+    s = line.strip()
+    if s == f"redistribute static route-map {RMAP_OUT}":
+        return True
+    return intent.peer is not None and s.startswith(f"neighbor {intent.peer} ")
+
+
+def strip_owned(blocks: Iterable[Block], intent: FrrIntent, statics: Sequence[str]) -> list[Block]:
+    """``blocks`` without meshpath's lines (``statics``: which static lines count as ours)."""
+    out: list[Block] = []
+    for block in blocks:
+        header = block[0]
+        if _owned_top(header, intent, statics):
+            continue
+        if intent.bgp and header == f"router bgp {intent.asn}":
+            if intent.bgp_created:
+                continue
+            block = (header, *(ln for ln in block[1:] if not _owned_bgp_line(ln, intent)))
+        out.append(block)
+    return out
+
+
+def merge(running: str, intent: FrrIntent) -> list[Block]:
+    """The desired full config: the user's blocks, meshpath's blocks merged in."""
+    blocks = parse_blocks(running)
+    existing = bgp_asn_of(blocks)
+    if intent.bgp and existing is not None and existing != intent.asn:
+        raise BadInputError(
+            f"FRR already runs 'router bgp {existing}'; --asn {intent.asn} must match it"
+        )
+    base = strip_owned(blocks, intent, intent.statics)
+    mine = render_intent(intent)
+    mine_bgp = [b for b in mine if b[0].startswith("router bgp ")]
+    mine_top = [b for b in mine if not b[0].startswith("router bgp ")]
+    result: list[Block] = []
+    for block in base:
+        if mine_bgp and block[0] == mine_bgp[0][0]:
+            block = _splice_bgp(block, mine_bgp[0])
+            mine_bgp = []
+        result.append(block)
+    return result + mine_top + mine_bgp
+
+
+def _splice_bgp(user: Block, mine: Block) -> Block:
+    """Insert meshpath's neighbour and address-family lines into the user's router bgp."""
+    top = [ln for ln in mine[1:] if not ln.startswith("  ") and "address-family" not in ln]
+    af = [ln for ln in mine[1:] if ln.startswith("  ")]
+    body = list(user[1:])
+    af_at = next(
+        (i for i, ln in enumerate(body) if ln.strip() == "address-family ipv4 unicast"), None
+    )
+    if af_at is None:
+        body += [" address-family ipv4 unicast", *af, " exit-address-family"]
+    else:
+        end = next(
+            (i for i in range(af_at, len(body)) if body[i].strip() == "exit-address-family"),
+            len(body),
+        )
+        body[end:end] = af
+    first_af = next((i for i, ln in enumerate(body) if "address-family" in ln), len(body))
+    body[first_af:first_af] = top
+    return (user[0], *body)
+
+
+def render_blocks(blocks: Iterable[Block]) -> str:
+    """Config text for frr-reload.py / vtysh -C: blocks closed with ``exit`` and ``!``."""
+    out: list[str] = []
+    for block in blocks:
+        out.extend(block)
+        if len(block) > 1 or block[0].startswith(("route-map ", "router ")):
+            out.append("exit")
+        out.append("!")
+    return "\n".join(out) + "\n"
+
+
+def is_applied(running: str | None, intent: FrrIntent) -> bool:
+    """meshpath's lines are all in ``running`` and no stale meshpath-named line is."""
+    if running is None:
+        return False
+    have = line_keys(parse_blocks(running))
+    want = line_keys(render_intent(intent))
+    named = {k for k in have if any(n in k[0] for n in (PREFIX_LIST, RMAP_OUT, RMAP_IN))}
+    return want <= have and named <= want
+
+
+def diff(before: str, after: str, label: str = "frr") -> str:
+    """A unified diff of two config texts (for the plan printout)."""
+    lines = difflib.unified_diff(
+        before.splitlines(),
+        after.splitlines(),
+        f"{label} (running)",
+        f"{label} (desired)",
+        lineterm="",
+    )
+    return "\n".join(lines)
