@@ -286,9 +286,12 @@ def _bgp_plan(
     if frr_step is None:
         already.append(f"FRR config for peer {peer} (AS {options.asn})")
     else:
-        steps += [frr_step, _wait_step(peer, v4, options.bgp_timeout)]
+        steps.append(frr_step)
+    steps += _takeover_steps(snap, tunnel, v4)
+    if steps:
+        steps.append(_wait_step(peer, v4, options.bgp_timeout))
     if options.replace_nat:
-        steps += _replace_nat_steps(snap, tunnel, ranges, options)
+        steps += _replace_nat_steps(snap, options)
     expect = Expect(
         tunnel=tunnel,
         ranges=v4,
@@ -311,12 +314,29 @@ def _wait_step(peer: str, prefixes: tuple[str, ...], timeout: float) -> Step:
     )
 
 
-def _replace_nat_steps(
-    snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
-) -> list[Step]:
-    """Remove meshpath's NAT (and its kernel routes, now staticd's) only after the peer
-    accepted the routes; then the caller's round-trip checks, so a failure rolls the
-    removal back and NAT stays."""
+def _takeover_steps(snap: Snapshot, tunnel: str, prefixes: Sequence[str]) -> list[Step]:
+    """Delete meshpath's own kernel routes (nat mode's) once staticd holds the same
+    prefixes: zebra prefers a kernel route (distance 0) to a static one, so while ours
+    exists staticd's route is never selected, installed or redistributed."""
+    steps = []
+    for spec in route_specs(tunnel, [ipaddress.ip_network(p) for p in prefixes]):
+        if has_kernel_route(snap, spec):
+            steps.append(
+                Step(
+                    key=f"route-handover:{spec.dst}",
+                    description=f"hand {spec.dst} over to staticd: delete meshpath's kernel route",
+                    action=Run(argv=spec.argv("del")),
+                    inverse=Run(argv=spec.argv("replace")),
+                    check=f"route {spec.dst} proto {spec.proto} present (shadows staticd's)",
+                    probe=("ip", "route", "show", spec.dst, "table", "main"),
+                )
+            )
+    return steps
+
+
+def _replace_nat_steps(snap: Snapshot, options: FixOptions) -> list[Step]:
+    """Remove meshpath's NAT only after the peer accepted the routes; then the caller's
+    round-trip checks, so a failure rolls the removal back and NAT stays."""
     if nft_render.masquerades_in(snap.nft.ruleset) is None:
         return []
     steps = [
@@ -329,18 +349,6 @@ def _replace_nat_steps(
             probe=NFT_PROBE,
         )
     ]
-    for spec in route_specs(tunnel, ranges):
-        if has_kernel_route(snap, spec):
-            steps.append(
-                Step(
-                    key=f"route-remove:{spec.dst}",
-                    description=f"remove meshpath's kernel route {spec.dst} (staticd owns it now)",
-                    action=Run(argv=spec.argv("del")),
-                    inverse=Run(argv=spec.argv("replace")),
-                    check=f"route {spec.dst} proto {spec.proto} present",
-                    probe=("ip", "route", "show", spec.dst, "table", "main"),
-                )
-            )
     steps += [
         Step(
             key=f"check:{name}",
