@@ -130,8 +130,10 @@ class Applier:
         index = start
         try:
             for index in range(start, len(journal.steps)):
-                journal = self._one(journal, index)
+                journal = self._begin(journal, index)
+                journal = self._finish(journal, index)
                 self._maybe_die(index)
+            index = len(journal.steps)
             self._post_check()
         except MeshpathError as exc:
             self.on_event(f"failed: {exc}; rolling back")
@@ -149,11 +151,16 @@ class Applier:
         changed = tuple(s.description for s in journal.plan.steps)
         return ApplyResult("applied", path, changed=changed)
 
-    def _one(self, journal: jr.Journal, index: int) -> jr.Journal:
+    def _begin(self, journal: jr.Journal, index: int) -> jr.Journal:
+        """Journal the step as running (with its probe's "before") before acting."""
         step = journal.plan.steps[index]
         self.on_event(f"step {index + 1}/{len(journal.steps)}: {step.description}")
         journal = journal.with_step(index, state="running", before=self._probe(step.probe))
         jr.write(self.state_dir, journal)
+        return journal
+
+    def _finish(self, journal: jr.Journal, index: int) -> jr.Journal:
+        step = journal.plan.steps[index]
         note = self._act(step.action, journal.seq, index)
         journal = journal.with_step(index, state="done", after=self._probe(step.probe) or note)
         jr.write(self.state_dir, journal)

@@ -179,8 +179,9 @@ def _route_plan(
             snap, intent, "FRR staticd owns the routes (persistent, re-added on link up)"
         )
         seen = () if step else (f"FRR static routes {', '.join(prefixes)}",)
+        frr_steps = ([step] if step else []) + _takeover_steps(snap, tunnel, prefixes)
         expect = Expect(tunnel=tunnel, ranges=prefixes, route_proto=PROTO_FRR_STATIC, nat=None)
-        return Plan(mode="route", steps=(step,) if step else (), expect=expect, already=seen)
+        return Plan(mode="route", steps=tuple(frr_steps), expect=expect, already=seen)
     steps, already = _kernel_route_steps(snap, tunnel, ranges)
     files, present = _persist_steps(route_specs(tunnel, ranges), options)
     note = "FRR is not running: the routes are kept by " + (
