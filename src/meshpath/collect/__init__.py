@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 from meshpath.collect.frr import collect_frr
 from meshpath.collect.kernel import KernelState, read_kernel
-from meshpath.collect.netlink import NetlinkError, RtnlSocket
+from meshpath.collect.netlink import RtnlSocket
 from meshpath.collect.netns import inside_netns
 from meshpath.collect.nft import collect_nft
+from meshpath.collect.rtnl_parse import NetlinkError
 from meshpath.collect.sysctl import read_sysctls
 from meshpath.collect.warp import collect_warp
 from meshpath.runner import Runner, SubprocessRunner
