@@ -10,8 +10,9 @@ runs, each in a fresh subprocess and in the same run:
   pyroute2    ``IPRoute().get_routes(table=0)`` inside NS, only when pyroute2 is importable
 
 Wall time is measured around each subprocess; peak memory is the subprocess's own peak RSS
-plus the peak RSS of the programs it ran (``ip``, ``nft``), both from getrusage, so the
-baseline counts the ``ip`` process too. The namespace is removed on exit, also on Ctrl-C.
+(getrusage) plus the largest peak RSS of the programs it ran (``ip``, ``nft``; VmHWM sampled
+from /proc while they run), so the baseline counts the ``ip`` process too. The namespace
+is removed on exit, also on Ctrl-C.
 
     python bench/collect.py --sizes 10000,100000,1000000
 """
@@ -33,12 +34,11 @@ from types import FrameType
 TABLES = ("main", "65743", "100", "200")
 BATCH_CHUNK = 200_000  # lines per `ip -batch` call, to keep the generated input modest
 
-# Each probe runs in a fresh interpreter and prints one JSON line: count and peak RSS (KiB).
+# Each probe runs in a fresh interpreter and prints one JSON line: count and its own peak RSS.
 _REPORT = (
     "import json, resource\n"
     "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-    "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "print(json.dumps({'count': n, 'self_kib': me, 'children_kib': kids}))\n"
+    "print(json.dumps({'count': n, 'self_kib': me}))\n"
 )
 PROBES = {
     "collector": (
@@ -115,17 +115,54 @@ def has_pyroute2() -> bool:
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
+def _descendants(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        return []
+    return [k for c in kids for k in (c, *_descendants(c))]
+
+
+def _exec_hwm_kib(pid: int) -> int:
+    """VmHWM of ``pid`` once it has exec'd a program; 0 while it is still a Python fork
+    (between fork and exec it shows the parent's memory, which is not the program's)."""
+    try:
+        if os.readlink(f"/proc/{pid}/exe") == os.path.realpath(sys.executable):
+            return 0
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def measure(probe: str, ns: str) -> Measure:
+    """Run one probe; peak = its own peak RSS (getrusage in the probe) + the largest peak of
+    the programs it ran (``ip``, ``nft``), sampled from /proc by this process so that the
+    sampling costs the probe nothing. getrusage(RUSAGE_CHILDREN) cannot be used: a child
+    forked from a big Python process keeps that process's high-water mark through exec."""
     code = PROBES[probe] + _REPORT
     start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", code, ns], capture_output=True, text=True, check=False
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, ns],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    children: dict[int, int] = {}
+    while proc.poll() is None:
+        for pid in _descendants(proc.pid):
+            children[pid] = max(children.get(pid, 0), _exec_hwm_kib(pid))
+        time.sleep(0.002)
     seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{probe} failed: {done.stderr.strip().splitlines()[-1:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    peak = (report["self_kib"] + report["children_kib"]) / 1024
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{probe} failed: {err.strip().splitlines()[-1:]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    peak = (report["self_kib"] + max(children.values(), default=0)) / 1024
     return Measure(probe, seconds, peak, report["count"])
 
 

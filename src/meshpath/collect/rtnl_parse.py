@@ -148,17 +148,39 @@ def attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
     return out
 
 
-def _attr_offsets(buf: bytes, off: int, end: int) -> dict[int, int]:
-    """Attribute type -> offset of its payload: cheaper than slicing every payload."""
-    out: dict[int, int] = {}
-    unpack = _ATTR
+_RARE_ROUTE_ATTRS: Final = frozenset({RTA_METRICS, RTA_MULTIPATH, RTA_VIA})
+
+
+def _route_attrs(
+    buf: bytes, off: int, end: int, table: int
+) -> tuple[int, int, int, int, int, int, bool]:
+    """One pass over a route's attributes: (table, then payload offsets of dst, gateway,
+    oif, priority, prefsrc (0 when absent), and whether a rarer attribute is present).
+
+    An if-chain rather than a dict of offsets: this runs a million times for a big table."""
+    d = g = o = m = s = 0
+    rare = False
     while off < end:
-        alen, atype = unpack(buf, off)
+        alen, atype = _ATTR(buf, off)
         if alen < 4:
             break
-        out[atype & 0x3FFF] = off + 4
+        atype &= 0x3FFF
+        if atype == RTA_TABLE:
+            table = _U32(buf, off + 4)[0]
+        elif atype == RTA_DST:
+            d = off + 4
+        elif atype == RTA_GATEWAY:
+            g = off + 4
+        elif atype == RTA_OIF:
+            o = off + 4
+        elif atype == RTA_PRIORITY:
+            m = off + 4
+        elif atype == RTA_PREFSRC:
+            s = off + 4
+        elif atype in _RARE_ROUTE_ATTRS:
+            rare = True
         off += (alen + 3) & ~3
-    return out
+    return table, d, g, o, m, s, rare
 
 
 def u32(raw: bytes) -> int:
@@ -304,20 +326,11 @@ class RouteParser:
         family, dst_len, _src_len, tos, table, proto, scope, rtype, flags = _RTMSG(buf, start)
         if flags & RTM_F_CLONED:
             return None
-        pos: dict[int, int] = {}
-        off = start + 12
-        while off < end:  # _attr_offsets, inlined: this runs once per route
-            alen, atype = _ATTR(buf, off)
-            if alen < 4:
-                break
-            pos[atype & 0x3FFF] = off + 4
-            off += (alen + 3) & ~3
-        at = pos.get
-        addr = self._addr
+        table, d, g, o, m, s, rare = _route_attrs(buf, start + 12, end, table)
         width = 4 if family == AF_INET else 16
-        d, g, o, t, m, s = at(RTA_DST), at(RTA_GATEWAY), at(RTA_OIF), at(RTA_TABLE), at(6), at(7)
+        addr = self._addr
         route = Route(
-            table=_U32(buf, t)[0] if t else table,
+            table=table,
             family=4 if family == AF_INET else 6,
             dst=f"{_ntop(family, buf[d : d + width])}/{dst_len}" if d else _DEFAULT[family],
             type=ROUTE_TYPE_NAMES[rtype] if rtype < 12 else str(rtype),
@@ -330,9 +343,7 @@ class RouteParser:
             tos=tos,
             flags=self._flags[flags],
         )
-        if at(RTA_METRICS) or at(RTA_MULTIPATH) or at(RTA_VIA):
-            return self._complete(route, family, attrs(buf, start + 12, end))
-        return route
+        return self._complete(route, family, attrs(buf, start + 12, end)) if rare else route
 
     def _complete(self, route: Route, family: int, a: dict[int, bytes]) -> Route:
         """The rarer parts: metrics (mtu), multipath legs, an RTA_VIA gateway."""
