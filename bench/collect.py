@@ -81,6 +81,9 @@ def namespace(name: str) -> Iterator[str]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupted)
+    # A shell starts background jobs with SIGINT ignored; take it back so that an
+    # interrupt always reaches the finally below.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     sh(["ip", "netns", "add", name])
     try:
         setup = (
@@ -93,6 +96,7 @@ def namespace(name: str) -> Iterator[str]:
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def route_lines(start: int, stop: int) -> Iterator[str]:
