@@ -290,12 +290,6 @@ class RouteParser:
         self._flags = _RouteFlags()
         self.routes: list[Route] = []
 
-    def _ntop(self, family: int, raw: bytes) -> str:
-        return self._addr[raw]
-
-    def _flagset(self, value: int) -> tuple[str, ...]:
-        return self._flags[value]
-
     def feed(self, buf: bytes) -> bool:
         """Parse every route of one received dump buffer into ``routes``; True at NLMSG_DONE.
 
@@ -369,10 +363,10 @@ class RouteParser:
             gw = sub.get(RTA_GATEWAY)
             legs.append(
                 Nexthop(
-                    gateway=self._ntop(family, gw) if gw else _via_or_none(sub.get(RTA_VIA)),
+                    gateway=self._addr[gw] if gw else _via_or_none(sub.get(RTA_VIA)),
                     dev=self.names[ifindex],
                     weight=hops + 1,
-                    flags=self._flagset(flags),
+                    flags=self._flags[flags],
                 )
             )
             off += (length + 3) & ~3
