@@ -78,7 +78,8 @@ def _fix(lab: Lab) -> DemoStep:
     lab.mark_fixed("bgp")
     statics = lab.exec("conn", ["ip", "route", "show", "proto", "196"]).stdout.strip()
     lines = (
-        "conn: FRR staticd owns these; bgpd advertises them through prefix-list CF-MESH",
+        "conn: meshpath fix --mode bgp made FRR staticd own these; bgpd advertises them "
+        "through prefix-list MESHPATH-CF",
         f"({frr.LEAK_CANARY} is a canary static route that must not leak):",
         *statics.splitlines(),
     )

@@ -1,19 +1,26 @@
-"""The fix steps the lab applies by hand (the field report's fixes, scoped properly).
+"""The fix steps of the lab's scenarios.
 
-Each step is a plain function ``(lab) -> None`` registered in :data:`FIXES` by name. They
-are deliberately separate and replaceable: the ``fix`` issue swaps them for
-``meshpath fix --mode ... --apply`` run inside the connector namespace, and the scenarios'
-expectations stay the same.
+Each step is a plain function ``(lab) -> None`` registered in :data:`FIXES` by name. The
+``nat``, ``route`` and ``bgp`` steps run the real thing, ``meshpath fix --mode M --apply``
+against the connector namespace (``--netns``; persistence files and the journal under the
+lab's run dir, never the host's /etc or /var/lib), and then ``meshpath verify`` with a
+Worker round trip; a non-zero exit of either raises :class:`LabFixError` with its output.
+``nat-only`` stays hand-written: it is the field report's incomplete fix, which meshpath
+never applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from meshpath.errors import EnvironmentProblem
 from meshpath.lab import frr
 from meshpath.lab.procs import wait_for
-from meshpath.lab.topology import LAN_ADDR, LAN_IF, SOURCE_RANGE, TUN_CONN
+from meshpath.lab.topology import ASN, DEVICE_RANGE, LAN_ADDR, LAN_IF, SOURCE_RANGE
 
 if TYPE_CHECKING:
     from meshpath.lab.core import Lab
@@ -21,10 +28,18 @@ if TYPE_CHECKING:
 FixStep = Callable[["Lab"], None]
 
 NAT_TABLE: Final = "lab-nat"
+BGP_ARGS: Final = (
+    "--peer", LAN_ADDR["router"], "--asn", str(ASN["conn"]),
+    "--peer-asn", str(ASN["router"]), "--also-device-range", "--bgp-timeout", "20",
+)  # fmt: skip
+
+
+class LabFixError(EnvironmentProblem):
+    """``meshpath fix`` or ``meshpath verify`` failed inside the lab."""
 
 
 def nat_ruleset() -> str:
-    """Masquerade the Cloudflare source range leaving the LAN interface, nothing broader."""
+    """The field report's masquerade, scoped to the source range (used by ``nat-only``)."""
     return (
         f"table inet {NAT_TABLE} {{ chain postrouting {{ "
         "type nat hook postrouting priority srcnat; policy accept; "
@@ -32,8 +47,43 @@ def nat_ruleset() -> str:
     )
 
 
-def tunnel_route_batch() -> str:
-    return f"route add {SOURCE_RANGE} dev {TUN_CONN}\n"
+def fix_root(lab: Lab) -> Path:
+    """Where meshpath writes the connector's persistent files and journal in the lab."""
+    return lab.run_dir / "conn-root"
+
+
+def meshpath_argv(lab: Lab, *args: str) -> list[str]:
+    """``meshpath ARGS --netns <conn> --root <run dir>/conn-root`` as an argv."""
+    where = ["--netns", lab.ns("conn"), "--root", str(fix_root(lab))]
+    return [sys.executable, "-m", "meshpath", *args, *where]
+
+
+def run_meshpath(
+    lab: Lab, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 90.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the meshpath CLI against the connector; returns the finished process."""
+    return subprocess.run(  # noqa: S603 - argv list
+        meshpath_argv(lab, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(env) if env is not None else None,
+        check=False,
+    )
+
+
+def _must(done: subprocess.CompletedProcess[str], what: str) -> None:
+    if done.returncode != 0:
+        out = (done.stdout + done.stderr).strip().splitlines()
+        raise LabFixError(f"lab: {what} exited {done.returncode}: {' | '.join(out[-6:])}")
+
+
+def meshpath_fix(lab: Lab, mode: str, *extra: str) -> None:
+    """``meshpath fix --mode MODE --apply`` on conn, then ``meshpath verify`` with a
+    Worker round trip (``--lab-worker``)."""
+    args = ["fix", "--mode", mode, "--apply", "--lab-worker", lab.instance, *extra]
+    _must(run_meshpath(lab, args), f"meshpath fix --mode {mode}")
+    _must(run_meshpath(lab, ["verify", "--lab-worker", lab.instance]), "meshpath verify")
 
 
 def fix_nat_only(lab: Lab) -> None:
@@ -42,29 +92,27 @@ def fix_nat_only(lab: Lab) -> None:
 
 
 def fix_route(lab: Lab) -> None:
-    """A kernel route for the source range through the tunnel (no NAT)."""
-    lab.ip_batch("conn", tunnel_route_batch())
+    """The source range via the tunnel, no NAT: ``meshpath fix --mode route``."""
+    meshpath_fix(lab, "route")
 
 
 def fix_nat(lab: Lab) -> None:
-    """Masquerade plus the tunnel route: what actually makes NAT work on a plain kernel."""
-    fix_nat_only(lab)
-    fix_route(lab)
+    """Masquerade plus the tunnel route: ``meshpath fix --mode nat``."""
+    meshpath_fix(lab, "nat")
+
+
+def start_conn_frr(lab: Lab) -> None:
+    """FRR on the connector as a user might run it before meshpath: one unrelated static
+    route (the leak canary) that meshpath must keep and must never advertise."""
+    lab.start_frr("conn", frr.connector_base_config())
 
 
 def fix_bgp(lab: Lab, timeout: float = 20.0) -> None:
-    """FRR on the connector owns the two /12s and advertises exactly them to the router.
-
-    Returns once the session is Established and the router's kernel holds both ranges.
-    """
-    lab.start_frr("conn", frr.connector_config())
-    want = {SOURCE_RANGE, "100.96.0.0/12"}
-    peer = LAN_ADDR["conn"]
-    wait_for(
-        "BGP session router<->conn",
-        lambda: lab.bgp_peer_state("router", peer) == "Established",
-        timeout,
-    )
+    """FRR on the connector owns the two /12s and advertises exactly them to the router,
+    configured by ``meshpath fix --mode bgp``; returns once the router's kernel has both."""
+    start_conn_frr(lab)
+    meshpath_fix(lab, "bgp", *BGP_ARGS)
+    want = {SOURCE_RANGE, DEVICE_RANGE}
     wait_for(
         "BGP routes in the router's kernel",
         lambda: want <= set(lab.bgp_routes("router")),

@@ -172,6 +172,16 @@ def connector_config(canary: bool = True) -> FrrConfig:
     )
 
 
+def connector_base_config() -> FrrConfig:
+    """The connector's FRR before ``meshpath fix --mode bgp``: zebra, staticd and bgpd
+    running, one unrelated static route (the leak canary), no BGP yet."""
+    return FrrConfig(
+        hostname="conn",
+        router_id=LAN_ADDR["conn"],
+        statics=((LEAK_CANARY, TUN_CONN),),
+    )
+
+
 def tailnet_config() -> FrrConfig:
     """A tailnet subnet router: advertises one Tailscale node's /32 (and only that)."""
     return FrrConfig(
