@@ -92,3 +92,4 @@ def check_options(snap: Snapshot, mode: Mode, options: FixOptions) -> None:
     if mode == "bgp":
         check_asn(options.asn)
         check_peer_asn(options.peer_asn)
+        check_peer(options.peer, ())

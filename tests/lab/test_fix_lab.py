@@ -1,0 +1,277 @@
+"""``meshpath fix`` / ``verify`` against the lab's connector: real kernel, nft and FRR.
+
+Each test builds its scenario, records the connector's state (routes of every table,
+rules, the nft ruleset, FRR's running config), applies, proves, and compares the state
+after a rollback or a fault with the one before: fully applied or fully rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshpath.apply import Applier, locked
+from meshpath.apply import journal as jr
+from meshpath.collect import collect_snapshot
+from meshpath.config import Settings
+from meshpath.fix import FixOptions, plan_fix
+from meshpath.lab import Lab
+from meshpath.lab.fixes import BGP_ARGS, fix_root, run_meshpath, start_conn_frr
+from meshpath.lab.topology import LAN_ADDR, WORKER_SOURCE
+from meshpath.runner import Completed, SubprocessRunner
+from tests.conftest import needs_root
+
+pytestmark = [needs_root, pytest.mark.lab, pytest.mark.root]
+
+
+def conn_state(lab: Lab) -> dict[str, Any]:
+    """Everything meshpath may touch on conn, normalised for comparison."""
+    routes = json.loads(
+        lab.exec("conn", ["ip", "-4", "-j", "route", "show", "table", "all"]).stdout
+    )
+    for r in routes:
+        r.pop("nhid", None)
+    frr = lab.exec("conn", ["vtysh", "-N", lab.ns("conn"), "-c", "show running-config"])
+    running = [ln for ln in frr.stdout.splitlines() if not ln.startswith("Building")]
+    return {
+        "routes": sorted(json.dumps(r, sort_keys=True) for r in routes),
+        "rules": lab.exec("conn", ["ip", "rule"]).stdout,
+        "nft": lab.exec("conn", ["nft", "list", "ruleset"]).stdout,
+        "frr": running if frr.returncode == 0 else None,
+    }
+
+
+def assert_same(after: dict[str, Any], before: dict[str, Any]) -> None:
+    """State equality, with the differing routes named when it fails."""
+    gone = sorted(set(before["routes"]) - set(after["routes"]))
+    new = sorted(set(after["routes"]) - set(before["routes"]))
+    assert (gone, new) == ([], []), f"routes lost {gone}, gained {new}"
+    assert after == before
+
+
+def mp(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
+    """Run ``meshpath --json ARGS`` against conn: (exit code, parsed JSON or None, stderr)."""
+    done = run_meshpath(lab, ["--json", *args], env=env)
+    try:
+        data = json.loads(done.stdout) if done.stdout.strip() else None
+    except json.JSONDecodeError:
+        data = None
+    return done.returncode, data, done.stderr
+
+
+def verify_ok(lab: Lab) -> dict[str, Any]:
+    code, data, err = mp(lab, "verify", "--lab-worker", lab.instance)
+    assert code == 0, f"verify failed: {data} {err}"
+    assert isinstance(data, dict)
+    return data
+
+
+def test_nat_applies_verifies_is_idempotent_and_rolls_back(lab: Lab) -> None:
+    lab.setup("gateway")
+    before = conn_state(lab)
+    code, data, err = mp(lab, "fix", "--mode", "nat", "--apply")
+    assert code == 0 and data["result"]["status"] == "applied", err
+    checks = {c["name"]: c for c in verify_ok(lab)["checks"]}
+    assert checks["worker round trip"]["detail"].startswith("status 200, service saw 10.0.1.2")
+    routes = lab.exec("conn", ["ip", "route", "show", "proto", "232"]).stdout
+    assert routes.startswith("100.64.0.0/12 dev CloudflareWARP")
+    assert "cloudflare-warp" in lab.exec("conn", ["nft", "list", "tables"]).stdout
+    code, data, _ = mp(lab, "fix", "--mode", "nat", "--apply")
+    assert code == 0 and data["result"]["status"] == "nothing-to-do"
+    code, data, _ = mp(lab, "fix", "--rollback")
+    assert code == 0 and data["result"]["status"] == "rolled-back"
+    assert_same(conn_state(lab), before)
+
+
+def test_route_without_frr_writes_persistence_under_root_and_rolls_back(lab: Lab) -> None:
+    lab.setup("route")
+    before = conn_state(lab)
+    code, data, err = mp(lab, "fix", "--mode", "route", "--apply", "--lab-worker", lab.instance)
+    assert code == 0, err
+    unit = fix_root(lab) / "etc/systemd/system/meshpath-routes.service"
+    assert "ip -4 route replace 100.64.0.0/12 dev CloudflareWARP proto 232" in unit.read_text()
+    wants = unit.parent / "sys-subsystem-net-devices-CloudflareWARP.device.wants" / unit.name
+    assert os.readlink(wants) == "/etc/systemd/system/meshpath-routes.service"
+    trip = {c["name"]: c for c in verify_ok(lab)["checks"]}["worker round trip"]
+    assert f"service saw {WORKER_SOURCE}" in trip["detail"]
+    assert mp(lab, "fix", "--mode", "route", "--apply")[1]["result"]["status"] == "nothing-to-do"
+    assert mp(lab, "fix", "--rollback")[0] == 0
+    assert_same(conn_state(lab), before)
+    assert not unit.exists() and not wants.is_symlink()
+
+
+@dataclass
+class Prober:
+    """Calls the Worker in a loop in the background; records every answer."""
+
+    lab: Lab
+    results: list[tuple[int, str | None]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            r = self.lab.worker_call(timeout=10)
+            self.results.append((r.status, r.seen_source))
+
+
+def test_migration_nat_to_bgp_keeps_every_request_working(lab: Lab) -> None:
+    lab.setup("gateway")
+    assert mp(lab, "fix", "--mode", "nat", "--apply")[0] == 0
+    start_conn_frr(lab)
+    after_nat = conn_state(lab)
+    p = Prober(lab)
+    thread = threading.Thread(target=p.run, daemon=True)
+    thread.start()
+    try:
+        args = ["fix", "--mode", "bgp", *BGP_ARGS, "--replace-nat", "--apply"]
+        code, data, err = mp(lab, *args, "--lab-worker", lab.instance)
+    finally:
+        p.stop.set()
+        thread.join(timeout=20)
+    assert code == 0 and data["result"]["status"] == "applied", (data, err)
+    assert len(p.results) >= 3, "the probe loop barely ran"
+    assert [r for r in p.results if r[0] != 200] == [], f"failed requests: {p.results}"
+    assert p.results[-1] == (200, WORKER_SOURCE) or lab.worker_call().seen_source == WORKER_SOURCE
+    # Exactly the two ranges are advertised; the user's canary static stays unadvertised.
+    adv = lab.vtysh_json(
+        "conn", f"show ip bgp neighbors {LAN_ADDR['router']} advertised-routes json"
+    )
+    assert set(adv["advertisedRoutes"]) == {"100.64.0.0/12", "100.96.0.0/12"}
+    assert "198.51.100.0/24" in lab.frr_statics("conn")
+    assert lab.bgp_learned("router", LAN_ADDR["conn"]) == {"100.64.0.0/12", "100.96.0.0/12"}
+    assert "meshpath" not in lab.exec("conn", ["nft", "list", "tables"]).stdout
+    checks = verify_ok(lab)["checks"]
+    assert {c["view"] for c in checks} == {"frr", "bgp", "kernel", "nft", "round-trip"}
+    assert mp(lab, "fix", "--rollback")[0] == 0
+    assert_same(conn_state(lab), after_nat)
+
+
+@dataclass(frozen=True)
+class FaultyNft:
+    """A Runner that makes the real nft reject the file removing meshpath's NAT."""
+
+    inner: SubprocessRunner
+
+    def run(self, argv: Sequence[str], **kw: Any) -> Completed:
+        if argv[:2] == ["nft", "-f"] and "chain" not in Path(argv[2]).read_text():
+            with open(argv[2], "a") as fh:
+                fh.write("this is not nftables\n")
+        return self.inner.run(argv, **kw)
+
+    def has(self, program: str) -> bool:
+        return self.inner.has(program)
+
+
+def test_nft_rejecting_the_nat_removal_leaves_nat_and_frr_as_before(
+    lab: Lab, tmp_path: Path
+) -> None:
+    lab.setup("gateway")
+    assert mp(lab, "fix", "--mode", "nat", "--apply")[0] == 0
+    start_conn_frr(lab)
+    before = conn_state(lab)
+    conn = lab.ns("conn")
+    opts = FixOptions(peer="10.0.1.1", asn=65001, peer_asn="65000", replace_nat=True)
+    plan = plan_fix(collect_snapshot(netns=conn), Settings(), "bgp", opts)
+    assert "nft:remove inet meshpath" in [s.key for s in plan.steps]
+    applier = Applier(FaultyNft(SubprocessRunner(netns=conn)), tmp_path, netns=conn)
+    result = applier.apply(plan)
+    assert result.status == "failed" and result.failed_step == "nft:remove inet meshpath"
+    assert "nft -f" in (result.error or "") and "failed (exit 1)" in (result.error or "")
+    assert_same(conn_state(lab), before)
+    assert lab.worker_call().status == 200
+
+
+def test_frr_reload_failing_mid_apply_is_rolled_back(lab: Lab, tmp_path: Path) -> None:
+    lab.setup("gateway")
+    start_conn_frr(lab)
+    before = conn_state(lab)
+    script = tmp_path / "frr-reload-fails.sh"
+    # Really reloads (so FRR *is* half-changed), then reports failure.
+    script.write_text(
+        '#!/bin/sh\n/usr/lib/frr/frr-reload.py "$@"\n'
+        'case "$*" in *--reload*) echo "injected failure" >&2; exit 1;; esac\n'
+    )
+    script.chmod(0o755)
+    env = {**os.environ, "MESHPATH_FRR_RELOAD": str(script)}
+    code, data, _err = mp(lab, "fix", "--mode", "bgp", *BGP_ARGS, "--apply", env=env)
+    assert code == 1 and data["result"]["status"] == "failed"
+    assert "injected failure" in data["result"]["error"]
+    assert_same(conn_state(lab), before)
+    last = jr.latest(fix_root(lab) / "var/lib/meshpath")
+    assert last is not None and last.status == "rolled-back"
+
+
+def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab) -> None:
+    lab.setup("gateway")
+    before = conn_state(lab)
+    kill = {**os.environ, "MESHPATH_TEST_KILL_AFTER_STEP": "1"}
+    code, _, _ = mp(lab, "fix", "--mode", "nat", "--apply", env=kill)
+    assert code == -9
+    code, _, err = mp(lab, "fix", "--mode", "nat", "--apply")
+    assert code == 3 and "interrupted after step 1/2" in err and "--resume" in err
+    code, data, _ = mp(lab, "fix", "--resume", "--lab-worker", lab.instance)
+    assert code == 0 and data["result"]["status"] == "applied"
+    verify_ok(lab)
+    assert mp(lab, "fix", "--rollback")[0] == 0
+    assert_same(conn_state(lab), before)
+    assert mp(lab, "fix", "--mode", "nat", "--apply", env=kill)[0] == -9
+    code, data, _ = mp(lab, "fix", "--rollback")
+    assert code == 0 and data["result"]["undone"]
+    assert_same(conn_state(lab), before)
+
+
+def test_a_second_concurrent_run_fails_fast_and_changes_nothing(lab: Lab) -> None:
+    lab.setup("gateway")
+    before = conn_state(lab)
+    with locked(fix_root(lab) / "var/lib/meshpath"):
+        code, _, err = mp(lab, "fix", "--mode", "nat", "--apply")
+    assert code == 3 and "another meshpath fix is running" in err
+    assert_same(conn_state(lab), before)
+
+
+BAD_INPUTS = [
+    (["--mode", "nat", "--lan-if", "eth9"], 2, "LAN interface 'eth9' does not exist"),
+    (["--mode", "bgp", "--peer", "10.0.1.1", "--asn", "0"], 2, "--asn 0"),
+    (["--mode", "bgp", "--peer", "10.0.1.999", "--asn", "65001"], 2, "not an IP address"),
+    (["--mode", "bgp", "--peer", "10.0.1.1", "--asn", "65001"], 3, "needs FRR running"),
+    (["--mode", "route", "--peer", "10.0.1.1"], 2, "only apply to --mode bgp"),
+    (["--range", "source_v4=10.0.0.0/16", "--mode", "route"], 2, "overlaps 10.0.1.0/24 on eth0"),
+]
+
+
+def test_bad_inputs_exit_2_or_3_and_change_nothing(lab: Lab) -> None:
+    lab.setup("gateway")  # conn without FRR
+    before = conn_state(lab)
+    for args, code, message in BAD_INPUTS:
+        head = args[:2] if args[0] == "--range" else []
+        argv = [*head, "fix", *args[len(head) :], "--apply"]
+        done = run_meshpath(lab, argv)
+        assert (done.returncode, message in done.stderr) == (code, True), (args, done.stderr)
+    assert_same(conn_state(lab), before)
+    assert not (fix_root(lab) / "var/lib/meshpath/journals").exists()
+
+
+def test_golden_renders_pass_the_real_tools(make_netns: Any) -> None:
+    golden = Path(__file__).parent.parent / "unit" / "golden"
+    ns = make_netns()
+    for name in ("nft_nat.nft", "nft_delete.nft"):
+        done = subprocess.run(
+            ["ip", "netns", "exec", ns, "nft", "-c", "-f", str(golden / name)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    for name in ("frr_bgp_merged.conf", "frr_bgp_fresh.conf"):
+        done = subprocess.run(
+            ["vtysh", "-C", "-f", str(golden / name)], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
