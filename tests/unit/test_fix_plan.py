@@ -235,3 +235,27 @@ def test_plans_round_trip_through_json() -> None:
     plan = plan_fix(with_frr(nat_fixed(), USER_FRR), S, "bgp", BGP)
     again = msgspec.json.decode(msgspec.json.encode(plan), type=Plan)
     assert again == plan
+
+
+@pytest.mark.parametrize("mode", ["nat", "route"])
+def test_the_predicted_snapshot_needs_no_further_kernel_or_nft_step(mode: str) -> None:
+    from meshpath.fix.predict import predict
+
+    snap = broken_connector()
+    plan = plan_fix(snap, S, mode, FixOptions())  # type: ignore[arg-type]
+    after = predict(snap, plan, "eth0")
+    again = plan_fix(after, S, mode, FixOptions())  # type: ignore[arg-type]
+    assert [s.key for s in again.steps if not s.key.startswith("file:")] == []
+
+
+def test_prediction_after_bgp_replace_nat_drops_the_nat_table() -> None:
+    from meshpath.fix.predict import predict
+
+    snap = with_frr(nat_fixed(), USER_FRR)
+    plan = plan_fix(snap, S, "bgp", msgspec.structs.replace(BGP, replace_nat=True))
+    after = predict(snap, plan, "eth0")
+    assert nft_render.masquerades_in(after.nft.ruleset) is None
+    assert {r.dst: r.protocol for r in after.routes if r.dst.endswith("/12")} == {
+        "100.64.0.0/12": PROTO_FRR_STATIC,
+        "100.96.0.0/12": PROTO_FRR_STATIC,
+    }

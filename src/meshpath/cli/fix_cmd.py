@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from meshpath.cli.context import AppContext, app_context
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.errors import BadInputError, PrivilegeError
-from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix
+from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
 from meshpath.fix.plan import expect_for
+from meshpath.fix.predict import WORKER_PROBE, predict
 from meshpath.fix.verify import VerifyCheck
 from meshpath.render import systemd
 from meshpath.runner import SubprocessRunner
-from meshpath.state import Snapshot, codec
+from meshpath.state import TABLE_MAIN, Snapshot, codec
 
 NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Act inside this network namespace.")]
 RootOpt = Annotated[
@@ -85,6 +87,10 @@ def fix(
     snapshot_file: Annotated[
         Path | None, typer.Option("--snapshot", help="Plan from a saved snapshot (no apply).")
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="LAN service IP:PORT for the simulator's prediction."),
+    ] = None,
 ) -> int:
     """Show (or --apply) the fix for the return path: nat, route or bgp."""
     actx = app_context(ctx)
@@ -115,10 +121,12 @@ def fix(
     )
     plan = plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
     interrupted = jr.interrupted(states) if states.exists() else None
+    lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
+    forecast = prediction(snap, plan, lan, target, actx.settings)
     if not apply:
-        _emit_plan(actx, plan, interrupted)
+        _emit_plan(actx, plan, interrupted, forecast=forecast)
         return 0
-    _emit_plan(actx, plan, interrupted, quiet=actx.json_output)
+    _emit_plan(actx, plan, interrupted, quiet=actx.json_output, forecast=forecast)
     applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
     return _emit_result(actx, applier.apply(plan), plan)
 
@@ -269,15 +277,65 @@ def _describe(action: Any) -> str:
 
 
 def _emit_plan(
-    actx: AppContext, plan: Plan, interrupted: jr.Journal | None, quiet: bool = False
+    actx: AppContext,
+    plan: Plan,
+    interrupted: jr.Journal | None,
+    quiet: bool = False,
+    forecast: str | None = None,
 ) -> None:
     if quiet:
         return
     if actx.json_output:
-        data = {"plan": plan_dict(plan), "interrupted": interrupted.seq if interrupted else None}
+        data = {
+            "plan": plan_dict(plan),
+            "interrupted": interrupted.seq if interrupted else None,
+            "prediction": forecast,
+        }
         actx.emit(data)
         return
     actx.console.print(format_plan(plan, interrupted))
+    if forecast:
+        actx.console.print(Text(f"simulator: {forecast}", style="magenta"))
+
+
+def prediction(
+    snap: Snapshot, plan: Plan, lan_if: str, target: str | None, settings: Settings
+) -> str | None:
+    """The simulator's verdict on a Worker flow once the plan is applied, when
+    :mod:`meshpath.sim` is installed (None otherwise)."""
+    try:
+        sim = importlib.import_module("meshpath.sim")
+    except ImportError:
+        return None
+    host, port = _target(snap, lan_if, target)
+    if host is None:
+        return "no LAN target to simulate (pass --target IP:PORT)"
+    after = predict(snap, plan, lan_if)
+    worker = _worker_ip(settings)
+    try:
+        flow = sim.simulate_flow(after, worker, host, port, tunnel=settings.tunnel_interface)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # The simulator is another component: a gap in it must not block a fix.
+        return f"the simulator could not predict this flow: {exc}"
+    return f"Worker {worker} -> {host}:{port} after the fix: {flow.outcome} ({flow.reason})"
+
+
+def _target(snap: Snapshot, lan_if: str, target: str | None) -> tuple[str | None, int]:
+    if target is not None:
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise BadInputError(f"--target {target!r}: expected IP:PORT, e.g. 10.0.1.50:3000")
+        return host, int(port)
+    for route in snap.routes_in(TABLE_MAIN):
+        if route.dst == "0.0.0.0/0" and route.dev == lan_if and route.gateway:
+            return route.gateway, 443
+    return None, 443
+
+
+def _worker_ip(settings: Settings) -> str:
+    net = settings.ranges.source_v4
+    probe = ipaddress.ip_address(WORKER_PROBE)
+    return str(probe if probe in net else net.network_address + 1)
 
 
 def _emit_result(actx: AppContext, result: ApplyResult, plan: Plan | None = None) -> int:

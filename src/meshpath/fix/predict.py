@@ -1,0 +1,85 @@
+"""The snapshot a plan would leave behind (pure), for the simulator's prediction.
+
+Applying a plan to a Snapshot is a value change: the routes it adds or removes (with the
+protocol that will carry them) and meshpath's nft table, written the way
+``nft -j list ruleset`` shows it, so the simulator reads it like a collected one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import msgspec
+
+from meshpath.fix.model import Expect, Plan
+from meshpath.render import nft as nft_render
+from meshpath.state import TABLE_MAIN, BaseChain, NftState, Route, Snapshot
+
+WORKER_PROBE = "100.64.12.189"  # a Worker source inside the default source range
+
+
+def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
+    """``snapshot`` as it will be once ``plan`` is applied (its expectations met)."""
+    expect = plan.expect
+    routes = tuple(r for r in snapshot.routes if not _replaced(r, expect)) + tuple(
+        _route(expect, rng) for rng in expect.ranges
+    )
+    nft = snapshot.nft
+    if expect.nat is True:
+        nft = _with_nat(nft, [nft_render.Masquerade(lan_if, r) for r in expect.ranges[:1]])
+    elif expect.nat is False:
+        nft = _with_nat(nft, [])
+    return msgspec.structs.replace(snapshot, routes=routes, nft=nft)
+
+
+def _replaced(route: Route, expect: Expect) -> bool:
+    return route.table == TABLE_MAIN and route.dst in expect.ranges and route.dev == expect.tunnel
+
+
+def _route(expect: Expect, rng: str) -> Route:
+    family = ipaddress.ip_network(rng).version
+    return Route(
+        table=TABLE_MAIN, family=family, dst=rng, dev=expect.tunnel, protocol=expect.route_proto
+    )
+
+
+def _with_nat(nft: NftState, rules: list[nft_render.Masquerade]) -> NftState:
+    """meshpath's table replaced by ``rules`` (none: the table removed)."""
+    items = [
+        i
+        for i in (nft.ruleset or {"nftables": []}).get("nftables", [])
+        if not (isinstance(i, dict) and nft_render._in_table(i))
+    ]
+    chains = tuple(c for c in nft.base_chains if c.table != nft_render.TABLE_NAME)
+    if rules:
+        items += _nat_items(rules)
+        chains += (
+            BaseChain(
+                family="inet", table="meshpath", name="postrouting", type="nat",
+                hook="postrouting", priority=100,
+            ),
+        )  # fmt: skip
+    return msgspec.structs.replace(nft, ruleset={"nftables": items}, base_chains=chains)
+
+
+def _nat_items(rules: list[nft_render.Masquerade]) -> list[dict[str, Any]]:
+    where = {"family": "inet", "table": "meshpath"}
+    chain = {**where, "name": "postrouting", "type": "nat", "hook": "postrouting",
+             "prio": 100, "policy": "accept"}  # fmt: skip
+    items: list[dict[str, Any]] = [
+        {"table": {"family": "inet", "name": "meshpath"}},
+        {"chain": chain},
+    ]
+    for rule in rules:
+        net = ipaddress.ip_network(rule.source)
+        expr = [
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": rule.oifname}},
+            {"match": {"op": "==",
+                       "left": {"payload": {"protocol": rule.family, "field": "saddr"}},
+                       "right": {"prefix": {"addr": str(net.network_address),
+                                            "len": net.prefixlen}}}},
+            {"masquerade": None},
+        ]  # fmt: skip
+        items.append({"rule": {**where, "chain": "postrouting", "expr": expr}})
+    return items
