@@ -108,6 +108,21 @@ def test_route_without_frr_writes_persistence_under_root_and_rolls_back(lab: Lab
     assert not unit.exists() and not wants.is_symlink()
 
 
+def test_route_with_frr_running_uses_staticd_and_keeps_the_users_statics(lab: Lab) -> None:
+    lab.setup("route")
+    start_conn_frr(lab)
+    before = conn_state(lab)
+    code, data, err = mp(lab, "fix", "--mode", "route", "--apply", "--lab-worker", lab.instance)
+    assert code == 0, (data, err)
+    assert [s["key"] for s in data["plan"]["steps"]] == ["frr:meshpath"]
+    assert lab.frr_statics("conn") == {"100.64.0.0/12", "198.51.100.0/24"}
+    views = {c["view"] for c in verify_ok(lab)["checks"] if c["ok"]}
+    assert views == {"frr", "kernel", "round-trip"}
+    assert not (fix_root(lab) / "etc").exists()
+    assert mp(lab, "fix", "--rollback")[0] == 0
+    assert_same(conn_state(lab), before)
+
+
 @dataclass
 class Prober:
     """Calls the Worker in a loop in the background; records every answer."""
