@@ -97,9 +97,11 @@ def fix(
     states = state_dir_of(root, state_dir)
     if rollback or resume:
         require_root("meshpath fix --rollback/--resume")
-        applier = _applier(actx, states, root, netns, lab_worker, None)
+        open_ = jr.interrupted(states) if resume and states.exists() else None
+        expect = open_.plan.expect if open_ is not None else None
+        applier = _applier(actx, states, root, netns, lab_worker, expect)
         result = applier.rollback() if rollback else applier.resume()
-        return _emit_result(actx, result)
+        return _emit_result(actx, result, rollback=rollback)
     if mode not in MODES:
         raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     if apply:
@@ -338,7 +340,9 @@ def _worker_ip(settings: Settings) -> str:
     return str(probe if probe in net else net.network_address + 1)
 
 
-def _emit_result(actx: AppContext, result: ApplyResult, plan: Plan | None = None) -> int:
+def _emit_result(
+    actx: AppContext, result: ApplyResult, plan: Plan | None = None, rollback: bool = False
+) -> int:
     code = {"applied": 0, "nothing-to-do": 0, "rolled-back": 0, "failed": 1}.get(result.status, 3)
     if actx.json_output:
         data: dict[str, Any] = {"result": result.to_dict()}
@@ -347,7 +351,8 @@ def _emit_result(actx: AppContext, result: ApplyResult, plan: Plan | None = None
         actx.emit(data)
         return code
     if result.status == "nothing-to-do":
-        actx.console.print("nothing to do: the fix is already in place", markup=False)
+        what = "no applied meshpath fix to roll back" if rollback else "the fix is already in place"
+        actx.console.print(f"nothing to do: {what}", markup=False)
     elif result.status == "failed":
         actx.console.print(
             f"FAILED at {result.failed_step}: {result.error}; rolled back "

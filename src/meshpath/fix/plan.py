@@ -184,10 +184,15 @@ def _route_plan(
         return Plan(mode="route", steps=tuple(frr_steps), expect=expect, already=seen)
     steps, already = _kernel_route_steps(snap, tunnel, ranges)
     files, present = _persist_steps(route_specs(tunnel, ranges), options)
-    note = "FRR is not running: the routes are kept by " + (
+    keeper = (
         "a systemd-networkd drop-in"
         if options.networkd_file
-        else f"systemd unit {systemd.UNIT_NAME}"
+        else f"systemd unit {systemd.UNIT_NAME} (enabled by its .wants link; "
+        "'systemctl daemon-reload' makes systemd see it before the next boot)"
+    )
+    note = (
+        "FRR is not running: the routes are re-added at boot and whenever WARP re-creates "
+        f"the tunnel by {keeper}"
     )
     return Plan(
         mode="route",
