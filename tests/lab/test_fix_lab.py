@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,14 @@ from meshpath.config import Settings
 from meshpath.fix import FixOptions, plan_fix
 from meshpath.lab import Lab
 from meshpath.lab.fixes import BGP_ARGS, fix_root, run_meshpath, start_conn_frr
+from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import LAN_ADDR, WORKER_SOURCE
 from meshpath.runner import Completed, SubprocessRunner
 from tests.conftest import needs_root
 
 pytestmark = [needs_root, pytest.mark.lab, pytest.mark.root]
+LATE = "203.0.113.0/24"
+BOTH = ("100.64.0.0/12", "100.96.0.0/12")
 
 
 def conn_state(lab: Lab) -> dict[str, Any]:
@@ -163,8 +167,20 @@ def test_migration_nat_to_bgp_keeps_every_request_working(lab: Lab) -> None:
     assert "198.51.100.0/24" in lab.frr_statics("conn")
     assert lab.bgp_learned("router", LAN_ADDR["conn"]) == {"100.64.0.0/12", "100.96.0.0/12"}
     assert "meshpath" not in lab.exec("conn", ["nft", "list", "tables"]).stdout
+    # A static route the user adds later is installed but, filtered, never advertised.
+    ns = lab.ns("conn")
+    lab.exec("conn", ["vtysh", "-N", ns, "-c", "conf t", "-c", f"ip route {LATE} CloudflareWARP"])
+    wait_for("late static in conn's kernel", lambda: LATE in lab.frr_statics("conn"), 5.0)
+    query = f"show ip bgp neighbors {LAN_ADDR['router']} advertised-routes json"
+    for _ in range(10):  # over the advertisement interval: it never shows up
+        assert set(lab.vtysh_json("conn", query)["advertisedRoutes"]) == set(BOTH)
+        time.sleep(0.15)
+    assert LATE not in lab.bgp_learned("router", LAN_ADDR["conn"])
     checks = verify_ok(lab)["checks"]
     assert {c["view"] for c in checks} == {"frr", "bgp", "kernel", "nft", "round-trip"}
+    lab.exec(
+        "conn", ["vtysh", "-N", ns, "-c", "conf t", "-c", f"no ip route {LATE} CloudflareWARP"]
+    )
     assert mp(lab, "fix", "--rollback")[0] == 0
     assert_same(conn_state(lab), after_nat)
 

@@ -117,7 +117,7 @@ def fix(
         peer_asn=peer_asn,
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
-        post_checks=("worker round trip",) if lab_worker else (),
+        post_checks=_check_names(lab_worker),
         networkd_file=_networkd_file(root, actx.settings.tunnel_interface),
         existing_files=_existing_files(root, actx.settings.tunnel_interface),
     )
@@ -130,7 +130,47 @@ def fix(
         return 0
     _emit_plan(actx, plan, interrupted, quiet=actx.json_output, forecast=forecast)
     applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
+    applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
     return _emit_result(actx, applier.apply(plan), plan)
+
+
+LAB_CHECK = "worker round trip"
+SIM_CHECK = "simulated Worker flow"
+
+
+def _sim_module() -> Any | None:
+    try:
+        return importlib.import_module("meshpath.sim")
+    except ImportError:
+        return None
+
+
+def _check_names(lab_worker: str | None) -> tuple[str, ...]:
+    """The check that must pass without NAT before --replace-nat keeps NAT removed: a
+    Worker round trip in the lab, else the simulator's verdict on the live host."""
+    if lab_worker:
+        return (LAB_CHECK,)
+    return (SIM_CHECK,) if _sim_module() is not None else ()
+
+
+def _sim_checks(
+    settings: Settings, netns: str | None, lan_if: str, target: str | None
+) -> dict[str, Callable[[], tuple[bool, str]]]:
+    sim = _sim_module()
+    if sim is None:
+        return {}
+
+    def check() -> tuple[bool, str]:
+        snap = collect_snapshot(netns=netns)
+        host, port = _target(snap, lan_if, target)
+        if host is None:
+            return False, "no LAN target to simulate (pass --target IP:PORT)"
+        flow = sim.simulate_flow(
+            snap, _worker_ip(settings), host, port, tunnel=settings.tunnel_interface
+        )
+        return flow.outcome == "delivered", f"{flow.outcome}: {flow.reason}"
+
+    return {SIM_CHECK: check}
 
 
 def _applier(
@@ -146,7 +186,7 @@ def _applier(
     checks: dict[str, Callable[[], tuple[bool, str]]] = {}
     post: Callable[[], tuple[bool, str]] | None = None
     if trip is not None and expect is not None:
-        checks["worker round trip"] = lambda: trip(expect)
+        checks[LAB_CHECK] = lambda: trip(expect)
     if expect is not None:
         post = _post_check(runner, netns, expect, trip)
     say = (lambda _m: None) if actx.json_output else (lambda m: actx.console.print(m, markup=False))
@@ -305,9 +345,8 @@ def prediction(
 ) -> str | None:
     """The simulator's verdict on a Worker flow once the plan is applied, when
     :mod:`meshpath.sim` is installed (None otherwise)."""
-    try:
-        sim = importlib.import_module("meshpath.sim")
-    except ImportError:
+    sim = _sim_module()
+    if sim is None:
         return None
     host, port = _target(snap, lan_if, target)
     if host is None:

@@ -296,8 +296,14 @@ def _bgp_plan(
     steps += _takeover_steps(snap, tunnel, v4)
     if steps:
         steps.append(_wait_step(peer, v4, options.bgp_timeout))
+    notes: tuple[str, ...] = ()
     if options.replace_nat:
         steps += _replace_nat_steps(snap, options)
+        if not options.post_checks:
+            notes = (
+                "no round-trip check is available (no lab, no simulator): NAT is removed "
+                "once the peer has the routes and the post-apply verify holds",
+            )
     expect = Expect(
         tunnel=tunnel,
         ranges=v4,
@@ -306,7 +312,7 @@ def _bgp_plan(
         peer=peer,
         advertised=v4,
     )
-    return Plan(mode="bgp", steps=tuple(steps), expect=expect, already=tuple(already))
+    return Plan(mode="bgp", steps=tuple(steps), expect=expect, already=tuple(already), notes=notes)
 
 
 def _wait_step(peer: str, prefixes: tuple[str, ...], timeout: float) -> Step:

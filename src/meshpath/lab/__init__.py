@@ -26,7 +26,7 @@ Public API (for tests and other commands)::
         lab.frr_statics("conn")                 # kernel routes FRR staticd installed
         lab.tunnel_status(); lab.pause_tunnel(True)   # counters; emulate a WARP outage
         lab.start_frr(node, frr.FrrConfig(...)) # render, check with FRR, start, wait
-        FIXES["bgp"](lab)                       # the hand-written fix steps (replaceable)
+        FIXES["bgp"](lab)                       # meshpath fix --apply on conn, then verify
         result = run_scenario(lab, "bgp")       # -> ScenarioResult(.passed, .checks, ...)
 
     Lab.attach(instance=None)  # a lab started by `meshpath lab up`
