@@ -4,7 +4,8 @@
     ├── BadInputError        (exit 2) something the user gave us is wrong
     │   ├── SnapshotError             a snapshot file is malformed or of another schema
     │   ├── RangeError                an invalid or overlapping CIDR / range override
-    │   └── ConfigError               a bad meshpath.toml
+    │   ├── ConfigError               a bad meshpath.toml
+    │   └── CaptureError              a pcap/pcapng/tcpdump-text capture meshpath cannot read
     └── EnvironmentProblem   (exit 3) the host cannot do what was asked
         ├── MissingToolError          a required program (nft, vtysh, FRR) is absent
         ├── PrivilegeError            not root / no CAP_NET_ADMIN
@@ -48,6 +49,10 @@ class RangeError(BadInputError):
 
 class ConfigError(BadInputError):
     """The meshpath configuration file is unreadable or wrong."""
+
+
+class CaptureError(BadInputError):
+    """A packet capture is unreadable: wrong magic, truncated header, corrupt record."""
 
 
 class EnvironmentProblem(MeshpathError):
