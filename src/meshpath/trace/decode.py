@@ -110,7 +110,10 @@ class Decoder:
             return
         proto, ifindex, _hatype, pkttype = _SLL2.unpack_from(buf, o)
         dirn = _OUT if pkttype == PKTTYPE_OUTGOING else _IN
-        self.l3(buf, o + 20, end, ts, ifindex, dirn, pkttype, proto)
+        if proto == ETH_IPV4:  # the common case, without the l3() hop
+            self.ip4(buf, o + 20, end, ts, ifindex, dirn, pkttype)
+        else:
+            self.l3(buf, o + 20, end, ts, ifindex, dirn, pkttype, proto)
 
     def ethernet(self, buf: Buffer, o: int, end: int, ts: int, ifkey: int, edir: Direction) -> None:
         """Ethernet II, with at most one 802.1Q/802.1ad tag."""
@@ -169,7 +172,9 @@ class Decoder:
         if frag & 0x1FFF:  # a later fragment carries no transport header
             self.ignored += 1
             return
-        ipend = min(o + total, end)  # snaplen may cut the packet; total says what was sent
+        ipend = o + total  # snaplen may cut the packet; total says what was sent
+        if ipend > end:
+            ipend = end
         t = o + ihl
         if proto == PROTO_TCP:
             self.tcp(buf, o + 12, 4, t, ipend, total - ihl, ts, iface, dirn, pkttype)

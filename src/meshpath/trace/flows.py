@@ -69,7 +69,7 @@ class FlowState:
     packets: int = 0
     evidence: list[Packet] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)
-    sightings: set[tuple[bytes, int, int, int]] = field(default_factory=set)
+    sightings: Counter[tuple[bytes, int, int, int, int]] = field(default_factory=Counter)
     counts: Counter[str] = field(default_factory=Counter)
     times: dict[str, int] = field(default_factory=dict)
     rst: Packet | None = None
@@ -195,14 +195,24 @@ class Tracker:
             self._close(flow)
 
     def _infer_direction(self, flow: FlowState, pkt: Packet) -> Packet:
-        """No direction recorded: the first sighting of a segment came in, later ones left."""
+        """No direction recorded (pcapng without epb_flags, plain text): infer it.
+
+        The client's packets enter on the tunnel and leave elsewhere; the server's leave
+        on the tunnel. A server packet seen again on the same other interface went back
+        out there (the misrouted reply), so sightings there alternate in, out.
+        """
         flow.counts["inferred"] += 1
-        sig = (pkt.src, pkt.sport, pkt.flags, pkt.seq)
-        nat_leg = flow.lan is not None and pkt.src == flow.lan.address != flow.client.address
-        if sig in flow.sightings or (nat_leg and pkt.is_syn):
-            return replace(pkt, direction=Direction.OUT)
-        flow.sightings.add(sig)
-        return replace(pkt, direction=Direction.IN)
+        client_side = pkt.src in (flow.client.address, flow.lan.address if flow.lan else b"")
+        on_tunnel = pkt.iface == flow.tunnel
+        if client_side:
+            dirn = Direction.IN if on_tunnel else Direction.OUT
+        elif on_tunnel:
+            dirn = Direction.OUT
+        else:
+            sig = (pkt.src, pkt.sport, pkt.flags, pkt.seq, pkt.iface)
+            flow.sightings[sig] += 1
+            dirn = Direction.IN if flow.sightings[sig] % 2 else Direction.OUT
+        return replace(pkt, direction=dirn)
 
     def _forward(self, flow: FlowState, pkt: Packet) -> None:
         on_tunnel = pkt.iface == flow.tunnel
