@@ -42,18 +42,30 @@ IN, OUT = 0, 4
 SYN, ACK, FIN, PSH = 0x02, 0x10, 0x01, 0x08
 
 
-def frame(ifindex: int, pkttype: int, src: bytes, dst: bytes, sp: int, dp: int, flags: int,
-          seq: int, ack: int, payload: int) -> bytes:  # fmt: skip
+def frame(
+    ifindex: int,
+    pkttype: int,
+    src: bytes,
+    dst: bytes,
+    sp: int,
+    dp: int,
+    flags: int,
+    seq: int,
+    ack: int,
+    payload: int,
+) -> bytes:
     hatype = 65534 if ifindex == TUN else 1
     head = SLL2_HEAD.pack(0x0800, 0, ifindex, hatype, pkttype, 0 if ifindex == TUN else 6, b"")
     total = 40 + payload
-    ip_tcp = IP_TCP.pack(0x45, 0, total, 0, 0x4000, 64, 6, 0, src, dst, sp, dp, seq, ack, 0x50,
-                         flags, 64240, 0, 0)  # fmt: skip
+    ip_tcp = IP_TCP.pack(
+        0x45, 0, total, 0, 0x4000, 64, 6, 0, src, dst, sp, dp, seq, ack, 0x50, flags, 64240, 0, 0
+    )
     return head + ip_tcp + bytes(payload)
 
 
-def flow_packets(rng: random.Random, src: bytes, dst: bytes, sp: int, via_tunnel: bool,
-                 data: int) -> list[bytes]:  # fmt: skip
+def flow_packets(
+    rng: random.Random, src: bytes, dst: bytes, sp: int, via_tunnel: bool, data: int
+) -> list[bytes]:
     """One connection: handshake, ``data`` segments each way-ish, FIN/FIN; legs per path."""
     dp, c, s = 3000, rng.getrandbits(32), rng.getrandbits(32)
     fwd = [(TUN, IN), (ETH0, OUT)] if via_tunnel else [(ETH0, IN)]
@@ -119,8 +131,11 @@ def _interleaved(rng: random.Random, same_prefix: bool, concurrent: int) -> Iter
     for _ in range(concurrent):
         via_tunnel = same_prefix or rng.random() < 0.125
         src, dst = addresses(rng, same_prefix, via_tunnel)
-        flows.append(flow_packets(rng, src, dst, rng.randrange(1024, 65535), via_tunnel,
-                                 rng.randrange(4, 40)))  # fmt: skip
+        flows.append(
+            flow_packets(
+                rng, src, dst, rng.randrange(1024, 65535), via_tunnel, rng.randrange(4, 40)
+            )
+        )
     cursors = [0] * len(flows)
     live = list(range(len(flows)))
     while live:
@@ -146,21 +161,33 @@ def run_variant(name: str, path: Path, mb: float, same_prefix: bool) -> dict[str
     t0 = time.perf_counter()
     packets = generate(path, int(mb * 1e6), same_prefix)
     size = path.stat().st_size
-    print(f"\n[{name}] {size / 1e6:.1f} MB, {packets} packets (generated in "
-          f"{time.perf_counter() - t0:.1f} s)")  # fmt: skip
+    print(
+        f"\n[{name}] {size / 1e6:.1f} MB, {packets} packets (generated in "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
     meshpath = [str(Path(sys.executable).with_name("meshpath")), "--json", "trace", str(path)]
     mp_s, mp_rss = timed(meshpath)
     td_s, _ = timed(["tcpdump", "-r", str(path), "-n"])
     tdS_s, _ = timed(["tcpdump", "-r", str(path), "-n", "-S"])
-    print(f"  meshpath trace : {mp_s:7.2f} s  {size / 1e6 / mp_s:7.1f} MB/s  "
-          f"{packets / mp_s / 1e3:7.0f} kpkt/s  peak RSS {mp_rss / 1024:.0f} MiB")  # fmt: skip
-    print(f"  tcpdump -r -n  : {td_s:7.2f} s  {size / 1e6 / td_s:7.1f} MB/s  "
-          f"{packets / td_s / 1e3:7.0f} kpkt/s")  # fmt: skip
+    print(
+        f"  meshpath trace : {mp_s:7.2f} s  {size / 1e6 / mp_s:7.1f} MB/s  "
+        f"{packets / mp_s / 1e3:7.0f} kpkt/s  peak RSS {mp_rss / 1024:.0f} MiB"
+    )
+    print(
+        f"  tcpdump -r -n  : {td_s:7.2f} s  {size / 1e6 / td_s:7.1f} MB/s  "
+        f"{packets / td_s / 1e3:7.0f} kpkt/s"
+    )
     print(f"  tcpdump -r -n -S: {tdS_s:6.2f} s  {size / 1e6 / tdS_s:7.1f} MB/s")
     print(f"  ratio: meshpath is {td_s / mp_s:.2f}x tcpdump -n, {tdS_s / mp_s:.2f}x tcpdump -n -S")
     path.unlink()
-    return {"mb": size / 1e6, "packets": packets, "meshpath_s": mp_s, "rss_mib": mp_rss / 1024,
-            "tcpdump_s": td_s, "tcpdump_S_s": tdS_s}  # fmt: skip
+    return {
+        "mb": size / 1e6,
+        "packets": packets,
+        "meshpath_s": mp_s,
+        "rss_mib": mp_rss / 1024,
+        "tcpdump_s": td_s,
+        "tcpdump_S_s": tdS_s,
+    }
 
 
 def main() -> int:
@@ -173,16 +200,19 @@ def main() -> int:
         print("tcpdump is not installed", file=sys.stderr)
         return 3
     workdir = Path(tempfile.mkdtemp(prefix="meshpath-bench-trace-"))
-    variants = [("mixed", args.mb, False), ("mixed-half", args.mb / 2, False),
-                ("same-prefix", args.same_mb, True)]  # fmt: skip
+    variants = [
+        ("mixed", args.mb, False),
+        ("mixed-half", args.mb / 2, False),
+        ("same-prefix", args.same_mb, True),
+    ]
     try:
         for name, mb, same in variants:
             if args.only in (None, name):
                 run_variant(name, workdir / f"{name}.pcap", mb, same)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} cpus, "
-          f"bench self RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")  # fmt: skip
+    own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"\npython {sys.version.split()[0]}, {os.cpu_count()} cpus, bench RSS {own_rss} MiB")
     return 0
 
 

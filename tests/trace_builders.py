@@ -112,10 +112,7 @@ def sll2_pcap(steps: list[Step], **kw: bool) -> bytes:
     index = {"tun": TUN_INDEX, "eth": ETH_INDEX}
     return w.pcap(
         LINKTYPE_LINUX_SLL2,
-        [
-            (ts, w.sll2(s.packet, index[s.side], _pkttype(s), _hatype(s)))
-            for ts, s in frames(steps)
-        ],
+        [(ts, w.sll2(s.packet, index[s.side], _pkttype(s), _hatype(s))) for ts, s in frames(steps)],
         **kw,
     )
 

@@ -87,8 +87,14 @@ def test_misrouted_names_interfaces_and_counts_retransmissions() -> None:
     assert flow.syn_retransmissions == 1
     assert flow.timing.forward_ms == 1.0 and flow.timing.rtt_ms == 1.0
     text = format_report(report, "100.64.0.0/12").plain
-    assert "CloudflareWARP In  IP 100.64.12.189.9025 > 10.0.1.50.3000: Flags [S], seq 710527279" in text
-    assert "eth0  Out IP 10.0.1.50.3000 > 100.64.12.189.9025: Flags [S.], seq 830383984, ack 710527280" in text
+    assert (
+        "CloudflareWARP In  IP 100.64.12.189.9025 > 10.0.1.50.3000: Flags [S], seq 710527279"
+        in text
+    )
+    assert (
+        "eth0  Out IP 10.0.1.50.3000 > 100.64.12.189.9025: Flags [S.], seq 830383984, ack 710527280"
+        in text
+    )
     assert "left on eth0, not through CloudflareWARP" in text
 
 
@@ -129,7 +135,9 @@ def test_target_filter_and_no_syn_for_another_target() -> None:
 
 
 def test_parse_target_forms_and_errors() -> None:
-    assert parse_target("[fd00:1::50]:443") == Endpoint(bytes.fromhex("fd0000010000000000000000000000" "50"), 443)
+    assert parse_target("[fd00:1::50]:443") == Endpoint(
+        bytes.fromhex("fd000001000000000000000000000050"), 443
+    )
     for bad in ("10.0.1.50", "10.0.1.50:0", "host:80", "10.0.1.50:99999"):
         with pytest.raises(Exception, match="expected IP:PORT"):
             parse_target(bad)
@@ -152,7 +160,11 @@ def test_many_flows_are_folded_with_examples_capped() -> None:
     for port in range(1000, 1600):
         syn = w.syn("100.64.0.9", "10.0.1.50", port, 3000, port)
         rst = w.tcp("10.0.1.50", "100.64.0.9", 3000, port, 0x14, 0, port + 1)
-        steps += [Step("tun", syn and scenario("ok")[0].direction, syn), Step("eth", scenario("ok")[1].direction, syn), Step("eth", scenario("ok")[2].direction, rst)]
+        steps += [
+            Step("tun", syn and scenario("ok")[0].direction, syn),
+            Step("eth", scenario("ok")[1].direction, syn),
+            Step("eth", scenario("ok")[2].direction, rst),
+        ]
     report = analyse(sll2_pcap(steps), max_examples=3)
     assert report.verdict_counts == {"refused": 600}
     assert len(report.flows) == 3

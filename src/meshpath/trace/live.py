@@ -34,7 +34,7 @@ def capture_argv(path: Path, duration: float, target: Endpoint | None) -> list[s
         raise BadInputError(f"--duration {duration}: expected 0 < seconds <= {MAX_DURATION:g}")
     return [
         "timeout", "-s", "INT", f"{duration:g}",
-        "tcpdump", "-i", "any", "-y", "LINUX_SLL2", "-n", "-U", "-s", "256",
+        "tcpdump", "-i", "any", "-y", "LINUX_SLL2", "-n", "-U", "--immediate-mode", "-s", "256",
         "-w", str(path), capture_filter(target),
     ]  # fmt: skip
 

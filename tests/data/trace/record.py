@@ -1,0 +1,56 @@
+"""Re-record the real captures the trace tests classify (root; a few seconds each).
+
+    sudo .venv/bin/python tests/data/trace/record.py [SCENARIO ...]
+
+Each scenario of :mod:`tests.trace_netlab` gets a fresh three-namespace connector;
+tcpdump -i any (LINUX_SLL2) runs in the connector while one Worker-like request is made.
+Writes ``<scenario>.pcap`` here and the connector's ifindex -> name map in ``names.json``.
+The lab helper's own captures replace these once `meshpath lab` records them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))
+
+from tests.trace_netlab import SCENARIOS, NetLab, stop_capture, wait_for  # noqa: E402
+
+
+def settled(path: Path, quiet: float = 0.3) -> bool:
+    """The capture has not grown for ``quiet`` seconds (in-flight packets are in)."""
+    size = path.stat().st_size
+    start = time.monotonic()
+    while time.monotonic() - start < quiet:
+        if path.stat().st_size != size:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def record(scenario: str, out: Path) -> dict[str, str]:
+    with NetLab(scenario, tag=f"rec{scenario[:6]}") as lab:
+        proc = lab.start_capture(out)
+        lab.request()
+        wait_for(lambda: settled(out), "the capture to settle")
+        stop_capture(proc)
+        return {str(k): v for k, v in lab.link_names().items()}
+
+
+def main(argv: list[str]) -> int:
+    chosen = argv or list(SCENARIOS)
+    names_file = HERE / "names.json"
+    names = json.loads(names_file.read_text()) if names_file.exists() else {}
+    for scenario in chosen:
+        names[scenario] = record(scenario, HERE / f"{scenario}.pcap")
+        print(f"{scenario}: {(HERE / f'{scenario}.pcap').stat().st_size} bytes")
+    names_file.write_text(json.dumps(names, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
