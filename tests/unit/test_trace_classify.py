@@ -169,3 +169,29 @@ def test_many_flows_are_folded_with_examples_capped() -> None:
     assert report.verdict_counts == {"refused": 600}
     assert len(report.flows) == 3
     assert "(showing 3)" in format_report(report, "").plain
+
+
+def test_frames_for_another_host_are_not_part_of_the_path() -> None:
+    import meshpath.trace.writer as w
+    from meshpath.trace.decode import LINKTYPE_LINUX_SLL2
+
+    steps = scenario("no-reply")
+    stray = w.sll2(w.synack("10.0.1.50", "100.64.12.189", 3000, 9025, 1, 710527280), 7, 3)
+    frames = [
+        (i, w.sll2(s.packet, 5 if s.side == "tun" else 7, 0 if s.direction == 0 else 4))
+        for i, s in enumerate(steps)
+    ]
+    report = analyse(w.pcap(LINKTYPE_LINUX_SLL2, [*frames, (99, stray)]))
+    assert report.verdict_counts == {"no-reply": 1}
+
+
+def test_public_api_is_pinned() -> None:
+    import meshpath.trace as trace
+
+    assert sorted(trace.__all__) == sorted(
+        ["VERDICTS", "Endpoint", "FlowResult", "TraceReport", "analyse", "parse_target"]
+    )
+    assert trace.VERDICTS == (
+        "ok", "return-misrouted", "reply-dropped", "no-reply", "refused",
+        "icmp-unreachable", "not-forwarded", "no-syn",
+    )  # fmt: skip

@@ -25,7 +25,16 @@ from typing import Final
 from meshpath.ranges import CloudflareRanges
 from meshpath.trace.classify import classify
 from meshpath.trace.model import Endpoint, FlowResult
-from meshpath.trace.packet import ACK, FIN, PROTO_TCP, RST, SYN, Direction, Packet
+from meshpath.trace.packet import (
+    ACK,
+    FIN,
+    PKTTYPE_OTHERHOST,
+    PROTO_TCP,
+    RST,
+    SYN,
+    Direction,
+    Packet,
+)
 
 EVIDENCE_CAP: Final = 24
 _ACK_PROBES: Final = 8  # data segments inspected per flow while waiting for the final ACK
@@ -111,7 +120,10 @@ class Tracker:
     # -- entry points ------------------------------------------------------------------
 
     def packet(self, pkt: Packet) -> None:
-        if pkt.proto == PROTO_TCP:
+        if pkt.pkttype == PKTTYPE_OTHERHOST:
+            # Addressed to another host's MAC: seen in passing, not part of this host's path.
+            self.ignored += 1
+        elif pkt.proto == PROTO_TCP:
             self._tcp(pkt)
         elif pkt.inner is not None:
             self._icmp(pkt)

@@ -41,6 +41,7 @@ class Direction(IntEnum):
 # Linux packet types (if_packet.h PACKET_*) as tcpdump prints them in `-i any` output.
 PKTTYPE_NAMES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
 PKTTYPE_OUTGOING: Final = 4
+PKTTYPE_OTHERHOST: Final = 3
 
 
 @dataclass(frozen=True, slots=True)
