@@ -17,10 +17,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from tests.unit.test_trace_bad_input import _mutations  # noqa: E402
 
 from meshpath.errors import BadInputError  # noqa: E402
 from meshpath.trace import analyse  # noqa: E402
-from tests.unit.test_trace_bad_input import _mutations  # noqa: E402
 
 OUTCOMES: Counter[str] = Counter()
 

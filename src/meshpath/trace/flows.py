@@ -19,7 +19,7 @@ import ipaddress
 import struct
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from meshpath.ranges import CloudflareRanges
@@ -224,7 +224,7 @@ class Tracker:
             sig = (pkt.src, pkt.sport, pkt.flags, pkt.seq, pkt.iface)
             flow.sightings[sig] += 1
             dirn = Direction.IN if flow.sightings[sig] % 2 else Direction.OUT
-        return replace(pkt, direction=dirn)
+        return pkt._replace(direction=dirn)
 
     def _forward(self, flow: FlowState, pkt: Packet) -> None:
         on_tunnel = pkt.iface == flow.tunnel

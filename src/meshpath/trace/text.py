@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from meshpath.errors import CaptureError
@@ -132,7 +132,7 @@ def parse_line(line: str, capture: TextCapture) -> Packet | None:
         pkt = _tcp_packet(head, tcp)
     else:
         pkt = _icmp_packet(head, icmp) if icmp is not None else None
-    return replace(pkt, line=line.strip()) if pkt is not None else None
+    return pkt._replace(line=line.strip()) if pkt is not None else None
 
 
 @dataclass(frozen=True, slots=True)
