@@ -238,8 +238,8 @@ class Decoder:
             if flow is None:
                 self.ignored += 1
                 return
-            flow.data_packets += 1
             if not flow.want_ack:
+                flow.data_packets += 1
                 return
         sport, dport, seq, ack, doff, win = _TCP.unpack_from(buf, t)
         src = buf[a : a + alen]

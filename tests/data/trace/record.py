@@ -1,11 +1,17 @@
 """Re-record the real captures the trace tests classify (root; a few seconds each).
 
     sudo .venv/bin/python tests/data/trace/record.py [SCENARIO ...]
+    sudo .venv/bin/python tests/data/trace/record.py --lab [LAB-SCENARIO ...]
 
-Each scenario of :mod:`tests.trace_netlab` gets a fresh three-namespace connector;
-tcpdump -i any (LINUX_SLL2) runs in the connector while one Worker-like request is made.
-Writes ``<scenario>.pcap`` here and the connector's ifindex -> name map in ``names.json``.
-The lab helper's own captures replace these once `meshpath lab` records them.
+Default: each scenario of :mod:`tests.trace_netlab` gets a fresh three-namespace
+connector (veth "tunnel"); tcpdump -i any -y LINUX_SLL2 runs in the connector while one
+Worker-like request is made. Writes ``<scenario>.pcap`` here and the connector's
+ifindex -> name map in ``names.json``.
+
+``--lab``: the real lab (:mod:`meshpath.lab`: tun tunnel relay, Worker emulator, FRR)
+runs each scenario with its fix step; its own capture on the connector (tcpdump -i any,
+Linux cooked v1: direction and hardware type, no interface index) is copied to
+``lab-<scenario>.pcap``.
 """
 
 from __future__ import annotations
@@ -41,13 +47,34 @@ def record(scenario: str, out: Path) -> dict[str, str]:
         return {str(k): v for k, v in lab.link_names().items()}
 
 
+def record_lab(chosen: list[str], names: dict[str, dict[str, str]]) -> None:
+    import shutil
+
+    from meshpath.lab import SCENARIO_NAMES, Lab, run_scenario
+
+    with Lab.create() as lab:
+        for name in chosen or list(SCENARIO_NAMES):
+            result = run_scenario(lab, name)
+            target = HERE / f"lab-{name}.pcap"
+            shutil.copyfile(lab.run_dir / f"capture-{name}.pcap", target)
+            print(f"lab {name}: passed={result.passed}, {target.stat().st_size} bytes")
+            names[f"lab-{name}"] = _link_names(lab.exec("conn", ["ip", "-o", "link"]).stdout)
+
+
+def _link_names(text: str) -> dict[str, str]:
+    rows = (line.split(":")[:2] for line in text.splitlines() if ":" in line)
+    return {index.strip(): name.strip().split("@")[0] for index, name in rows}
+
+
 def main(argv: list[str]) -> int:
-    chosen = argv or list(SCENARIOS)
     names_file = HERE / "names.json"
     names = json.loads(names_file.read_text()) if names_file.exists() else {}
-    for scenario in chosen:
-        names[scenario] = record(scenario, HERE / f"{scenario}.pcap")
-        print(f"{scenario}: {(HERE / f'{scenario}.pcap').stat().st_size} bytes")
+    if argv[:1] == ["--lab"]:
+        record_lab(argv[1:], names)
+    else:
+        for scenario in argv or list(SCENARIOS):
+            names[scenario] = record(scenario, HERE / f"{scenario}.pcap")
+            print(f"{scenario}: {(HERE / f'{scenario}.pcap').stat().st_size} bytes")
     names_file.write_text(json.dumps(names, indent=2, sort_keys=True) + "\n")
     return 0
 
