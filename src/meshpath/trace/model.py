@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from meshpath.trace.packet import Packet
@@ -77,7 +77,6 @@ class TraceReport:
     target: Endpoint | None
     iface_names: dict[int, str]
     truncated: bool = False
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def broken(self) -> bool:

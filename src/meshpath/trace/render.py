@@ -59,7 +59,7 @@ def iface_label(key: int | None, names: Mapping[int, str]) -> str:
     return f"capture interface #{key - IDB_BASE}"
 
 
-def explain(flow: FlowResult, names: Mapping[int, str], ranges_text: str = "") -> str:
+def explain(flow: FlowResult, names: Mapping[int, str]) -> str:
     """One sentence on what went wrong (or right), naming interfaces and addresses."""
     tun = iface_label(flow.tunnel_iface, names)
     lan = iface_label(flow.lan_iface, names)
