@@ -148,12 +148,18 @@ def _interleaved(rng: random.Random, same_prefix: bool, concurrent: int) -> Iter
             live.pop()
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
+def timed(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child process, output to /dev/null."""
     start = time.perf_counter()
     with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.DEVNULL)  # noqa: S603
-        _pid, _status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)  # noqa: S603
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.stderr:
+            proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code not in ok_codes:
+        raise SystemExit(f"{argv[0]} failed (exit {code}): {err.strip()[-300:]}")
     return time.perf_counter() - start, usage.ru_maxrss
 
 
@@ -163,16 +169,18 @@ def run_variant(name: str, path: Path, mb: float, same_prefix: bool) -> dict[str
     size = path.stat().st_size
     print(
         f"\n[{name}] {size / 1e6:.1f} MB, {packets} packets (generated in "
-        f"{time.perf_counter() - t0:.1f} s)"
+        f"{time.perf_counter() - t0:.1f} s)",
+        flush=True,
     )
     meshpath = [str(Path(sys.executable).with_name("meshpath")), "--json", "trace", str(path)]
-    mp_s, mp_rss = timed(meshpath)
-    td_s, _ = timed(["tcpdump", "-r", str(path), "-n"])
-    tdS_s, _ = timed(["tcpdump", "-r", str(path), "-n", "-S"])
+    mp_s, mp_rss = timed(meshpath, ok_codes=(0, 1))  # 1 = broken flows found
     print(
         f"  meshpath trace : {mp_s:7.2f} s  {size / 1e6 / mp_s:7.1f} MB/s  "
-        f"{packets / mp_s / 1e3:7.0f} kpkt/s  peak RSS {mp_rss / 1024:.0f} MiB"
+        f"{packets / mp_s / 1e3:7.0f} kpkt/s  peak RSS {mp_rss / 1024:.0f} MiB",
+        flush=True,
     )
+    td_s, _ = timed(["tcpdump", "-r", str(path), "-n"])
+    tdS_s, _ = timed(["tcpdump", "-r", str(path), "-n", "-S"])
     print(
         f"  tcpdump -r -n  : {td_s:7.2f} s  {size / 1e6 / td_s:7.1f} MB/s  "
         f"{packets / td_s / 1e3:7.0f} kpkt/s"
