@@ -13,10 +13,10 @@ Variants:
   through the connector (tun in, eth0 out, and back), the rest is LAN traffic between
   unrelated addresses;
 * ``same-prefix``: every packet is 100.64/12 <-> 10.0.1.0/24 (a connector's real traffic;
-  tcpdump slows ~30x on it, FACTS.md), so that file is smaller (``--same-mb``);
+  FACTS.md saw tcpdump slow ~30x on it; ``--same-mb``, default 100 MB);
 * ``mixed-half``: half the size of ``mixed``, to show that RSS does not grow with the file.
 
-Run: ``.venv/bin/python bench/trace.py [--mb 200] [--same-mb 20]``.
+Run: ``.venv/bin/python -u bench/trace.py [--mb 200] [--same-mb 100] [--only VARIANT]``.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def run_variant(name: str, path: Path, mb: float, same_prefix: bool) -> dict[str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=200.0)
-    parser.add_argument("--same-mb", type=float, default=20.0)
+    parser.add_argument("--same-mb", type=float, default=100.0)
     parser.add_argument("--only", choices=("mixed", "same-prefix", "mixed-half"))
     args = parser.parse_args()
     if shutil.which("tcpdump") is None:
