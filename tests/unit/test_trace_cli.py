@@ -133,3 +133,19 @@ def test_bad_capture_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
     path.write_bytes(b"")
     code, _, err = run(capsys, "trace", str(path))
     assert code == 2 and err.strip() == f"meshpath: error: {path}: the file is empty"
+
+
+def test_text_from_stdin_with_unnamed_ifindex(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    text = (
+        "ifindex 5 In  IP 100.64.1.2.4000 > 10.0.1.50.3000: Flags [S], seq 1, win 1, length 0\n"
+        "ifindex 7 Out IP 100.64.1.2.4000 > 10.0.1.50.3000: Flags [S], seq 1, win 1, length 0\n"
+    )
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    code, out, _ = run(capsys, "--json", "trace", "-")
+    flow = json.loads(out)["flows"][0]
+    assert code == 1 and flow["verdict"] == "no-reply"
+    assert (flow["tunnel_interface"], flow["lan_interface"]) == ("ifindex 5", "ifindex 7")

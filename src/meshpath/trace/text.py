@@ -41,7 +41,7 @@ _FLAGS: Final = {"S": SYN, "F": FIN, "P": PSH, "R": RST, "U": URG, "E": ECE, "W"
 _LINE: Final = re.compile(
     r"""^\s*
     (?:(?:\d{4}-\d\d-\d\d\s+)?(?P<time>\d\d:\d\d:\d\d(?:\.\d+)?)\s+)?
-    (?:(?P<ifname>\S+)\s+(?=(?:In|Out|B|M|P)\s))?
+    (?:(?P<ifname>ifindex\s\d+|\S+)\s+(?=(?:In|Out|B|M|P)\s))?
     (?:(?P<dir>In|Out|B|M|P)\s+)?
     (?P<fam>IP6?)\s+(?P<rest>.*)$""",
     re.X,
