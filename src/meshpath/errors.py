@@ -5,7 +5,8 @@
     │   ├── SnapshotError             a snapshot file is malformed or of another schema
     │   ├── RangeError                an invalid or overlapping CIDR / range override
     │   ├── ConfigError               a bad meshpath.toml
-    │   └── NetnsError                a named network namespace does not exist
+    │   ├── NetnsError                a named network namespace does not exist
+    │   └── CaptureError              a pcap/pcapng/tcpdump-text capture meshpath cannot read
     └── EnvironmentProblem   (exit 3) the host cannot do what was asked
         ├── MissingToolError          a required program (nft, vtysh, FRR) is absent
         ├── PrivilegeError            not root / no CAP_NET_ADMIN
@@ -48,6 +49,10 @@ class RangeError(BadInputError):
 
 class ConfigError(BadInputError):
     """The meshpath configuration file is unreadable or wrong."""
+
+
+class CaptureError(BadInputError):
+    """A packet capture is unreadable: wrong magic, truncated header, corrupt record."""
 
 
 class EnvironmentProblem(MeshpathError):
