@@ -75,6 +75,10 @@ def broken_connector(**changes: Any) -> Snapshot:
             Route(table=TABLE_MAIN, family=4, dst="100.96.0.0/12", dev="CloudflareWARP"),
             Route(table=TABLE_WARP, family=4, dst="0.0.0.0/1", dev="CloudflareWARP"),
             Route(table=TABLE_WARP, family=4, dst="128.0.0.0/1", dev="CloudflareWARP"),
+            # WARP's split-tunnel excludes: no tunnel route for the LAN or for 100.64.0.0/10
+            # (the lab leaves holes; throw routes give the same verdicts).
+            Route(table=TABLE_WARP, family=4, dst="10.0.0.0/8", type="throw"),
+            Route(table=TABLE_WARP, family=4, dst="100.64.0.0/10", type="throw"),
             Route(
                 table=TABLE_LOCAL,
                 family=4,
@@ -108,6 +112,7 @@ def broken_connector(**changes: Any) -> Snapshot:
         ),
         rules=(
             Rule(family=4, priority=0, table=TABLE_LOCAL),
+            Rule(family=4, priority=32764, table=TABLE_MAIN, suppress_prefixlength=0),
             Rule(
                 family=4,
                 priority=32765,
