@@ -20,6 +20,8 @@ over nftables base chains) and NAT (masquerade/snat/dnat and conntrack's reverse
 from __future__ import annotations
 
 from meshpath.sim.fib import Fib, match_rule
+from meshpath.sim.flow import FlowResult, PathResult, simulate_flow
+from meshpath.sim.netfilter import HookResult, NfPacket, Ruleset, netfilter_verdict
 from meshpath.sim.route import check_rp_filter, route_input, route_output, route_packet
 from meshpath.sim.values import Decision, Packet, Step
 from meshpath.state import Snapshot
@@ -33,11 +35,18 @@ def route_get(snapshot: Snapshot, packet: Packet) -> Decision:
 __all__ = [
     "Decision",
     "Fib",
+    "FlowResult",
+    "HookResult",
+    "NfPacket",
     "Packet",
+    "PathResult",
+    "Ruleset",
     "Step",
     "check_rp_filter",
     "match_rule",
+    "netfilter_verdict",
     "route_get",
     "route_input",
     "route_output",
+    "simulate_flow",
 ]
