@@ -21,10 +21,11 @@ lookup probes only lengths that exist there. Routes are kept as the Snapshot's o
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-from meshpath.sim.addr import MASKS, ip_to_int, parse_prefix
+from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
 from meshpath.sim.values import Step
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
 
@@ -105,7 +106,7 @@ class CompiledRule:
     __slots__ = (
         "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
         "mask", "oif", "priority", "proto", "rule", "sport", "src", "srcmask", "suppress_ifgroup",
-        "suppress_plen", "table", "tos", "uid",
+        "suppress_plen", "table", "text", "tos", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -134,6 +135,7 @@ class CompiledRule:
         )
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
         self.goto_index: int | None = None
+        self.text = describe_rule(rule)
 
 
 def _prefix_and_mask(cidr: str | None) -> tuple[int, int]:
@@ -210,10 +212,11 @@ def _rule_action_text(rule: Rule) -> str:
     return rule.action
 
 
+_TABLE_NAMES: Final = {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}
+
+
 def table_name(table: int) -> str:
-    return {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}.get(
-        table, str(table)
-    )
+    return _TABLE_NAMES.get(table) or str(table)
 
 
 Entry = Route | tuple[Route, ...]
@@ -230,39 +233,37 @@ class RouteTable:
         self.buckets: dict[int, tuple[int, ...]] = {}
         self.short: tuple[int, ...] = ()
 
-    @classmethod
-    def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
-        """Index (network, prefix length, route) triples; same-prefix routes ordered as the
-        kernel keeps a leaf's aliases: TOS-specific first, then by metric."""
-        self = cls(table)
-        by_len = self.by_len
-        buckets: dict[int, set[int]] = {}
-        short: set[int] = set()
-        multi: set[tuple[int, int]] = set()
-        for net, plen, route in routes:
-            level = by_len[plen]
-            old = level.get(net)
-            if old is None:
-                level[net] = route
-            else:
-                level[net] = (*old, route) if isinstance(old, tuple) else (old, route)
-                multi.add((plen, net))
-            if plen >= 16:
-                top = net >> 16
+    def add(self, net: int, plen: int, route: Route) -> None:
+        """Index one route (call :meth:`freeze` after the last)."""
+        level = self.by_len[plen]
+        old = level.setdefault(net, route)
+        if old is not route:
+            level[net] = _ordered(old, route)
+
+    def freeze(self) -> RouteTable:
+        """Record, per /16, which prefix lengths >= 16 exist under it (longest first)."""
+        buckets: dict[int, list[int]] = {}
+        for plen in range(32, 15, -1):
+            level = self.by_len[plen]
+            if not level:
+                continue
+            for top in {net >> 16 for net in level}:
                 got = buckets.get(top)
                 if got is None:
-                    buckets[top] = {plen}
+                    buckets[top] = [plen]
                 else:
-                    got.add(plen)
-            else:
-                short.add(plen)
-        for plen, net in multi:
-            entry = by_len[plen][net]
-            assert isinstance(entry, tuple)
-            by_len[plen][net] = tuple(sorted(entry, key=lambda r: (-r.tos, r.metric)))
-        self.buckets = {top: tuple(sorted(s, reverse=True)) for top, s in buckets.items()}
-        self.short = tuple(sorted(short, reverse=True))
+                    got.append(plen)
+        self.buckets = {top: tuple(plens) for top, plens in buckets.items()}
+        self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
         return self
+
+    @classmethod
+    def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
+        """A table from (network, prefix length, route) triples."""
+        self = cls(table)
+        for net, plen, route in routes:
+            self.add(net, plen, route)
+        return self.freeze()
 
     def candidates(self, addr: int) -> Iterator[tuple[int, Entry]]:
         """Prefixes covering ``addr``, longest first (``fib_table_lookup``'s backtracking)."""
@@ -315,6 +316,8 @@ class Fib:
             (r.proto or r.sport or r.dport) and r.iif != self.loopback for r in self.rules
         )
         self._merged: RouteTable | None = None
+        self._texts: dict[int, str] = {}  # id(route) -> route_text; routes live as long as self
+        self._orconf: dict[tuple[str, str], int] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -334,7 +337,11 @@ class Fib:
 
     def orconf(self, dev: str, key: str) -> int:
         """IN_DEV_ORCONF: set if set for ``all`` or for the device."""
-        return int(bool(getattr(self.all_conf, key) or getattr(self.dev_conf(dev), key)))
+        found = self._orconf.get((dev, key))
+        if found is None:
+            found = int(bool(getattr(self.all_conf, key) or getattr(self.dev_conf(dev), key)))
+            self._orconf[(dev, key)] = found
+        return found
 
     def maxconf(self, dev: str, key: str) -> int:
         """IN_DEV_MAXCONF: the larger of ``all`` and the device (rp_filter)."""
@@ -350,7 +357,12 @@ class Fib:
         Returns ("EAGAIN", None) when nothing matches (or a ``throw`` route does) so the rule
         walk continues; another errno when an unreachable/prohibit/blackhole route matches.
         """
-        for plen, entry in table.candidates(fl.daddr):
+        daddr = fl.daddr
+        by_len = table.by_len
+        for plen in (*table.buckets.get(daddr >> 16, ()), *table.short):
+            entry = by_len[plen].get(daddr & MASKS[plen])
+            if entry is None:
+                continue
             for route in entry if isinstance(entry, tuple) else (entry,):
                 if route.tos and route.tos != fl.tos:
                     continue
@@ -420,7 +432,7 @@ class Fib:
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
-        text = describe_rule(r.rule) if steps is not None else ""
+        text = r.text
         if r.action == "goto":
             if r.goto_index is None:
                 _note(steps, "rule", text, "goto target missing: rule ignored")
@@ -446,13 +458,25 @@ class Fib:
             return None
         error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
         if hit is not None and self._suppressed(r, hit):
-            _note(steps, "rule", text, f"matched; {_hit_text(hit)} suppressed: continue")
+            if steps is not None:
+                steps.append(
+                    Step("rule", text, f"matched; {self.hit_text(hit)} suppressed: continue")
+                )
             return None
         if error == "EAGAIN":
             _note(steps, "rule", text, "matched; no route in the table: continue")
             return None
-        _note(steps, "rule", text, f"matched; {_hit_text(hit) if hit else error}")
+        if steps is not None:
+            steps.append(Step("rule", text, f"matched; {self.hit_text(hit) if hit else error}"))
         return LookupResult(error, hit, r.priority)
+
+    def hit_text(self, hit: Hit) -> str:
+        """A hit for a step, its route's text cached (lookups hit the same routes a lot)."""
+        text = self._texts.get(id(hit.route))
+        if text is None:
+            text = self._texts[id(hit.route)] = route_text(hit.route)
+        via = f" via {hit.gateway}" if hit.gateway else ""
+        return f"route {text} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
     def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
         """``fib4_rule_suppress``: prefix length <= suppress_prefixlength, or the first
@@ -474,14 +498,14 @@ class Fib:
         _note(steps, "rule", "default rules only", "lookup main (merged with local), then default")
         error, hit = self.lookup_table(self.merged_main(), fl, steps, linkstate=linkstate)
         if error is None and hit is not None:
-            _note(steps, "lookup", "table main", _hit_text(hit))
+            _note(steps, "lookup", "table main", self.hit_text(hit))
             return LookupResult(None, hit, None)
         default = self.tables.get(TABLE_DEFAULT)
         if default is not None:
             error, hit = self.lookup_table(default, fl, steps, linkstate=linkstate)
         if error == "EAGAIN":
             error = "ENETUNREACH"
-        _note(steps, "lookup", "table default", _hit_text(hit) if hit else str(error))
+        _note(steps, "lookup", "table default", self.hit_text(hit) if hit else str(error))
         return LookupResult(error, hit, None)
 
     def merged_main(self) -> RouteTable:
@@ -519,22 +543,44 @@ def _merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
 
 
 def _build_tables(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
-    per_table: dict[int, list[tuple[int, int, Route]]] = {}
+    """Index every IPv4 route. The cyclic GC is paused meanwhile: a million new dict
+    entries would trigger collections that only walk the snapshot (a third of the time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _index_routes(routes)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
+    """One pass; the dotted quad parsed inline (the hot loop of a 1M-route build)."""
+    tables: dict[int, RouteTable] = {}
+    masks, octets = MASKS, OCTETS
     for route in routes:
         if route.family != 4:
             continue
-        items = per_table.get(route.table)
-        if items is None:
-            items = per_table[route.table] = []
-        items.append((*_fast_prefix(route.dst), route))
-    return {tid: RouteTable.build(tid, items) for tid, items in per_table.items()}
+        table = tables.get(route.table)
+        if table is None:
+            table = tables[route.table] = RouteTable(route.table)
+        addr, _, plen_text = route.dst.partition("/")
+        a, b, c, d = addr.split(".")
+        plen = octets[plen_text] if plen_text else 32
+        net = ((octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]) & masks[plen]
+        level = table.by_len[plen]
+        old = level.setdefault(net, route)
+        if old is not route:
+            level[net] = _ordered(old, route)
+    for table in tables.values():
+        table.freeze()
+    return tables
 
 
-def _fast_prefix(text: str) -> tuple[int, int]:
-    addr, _, plen_text = text.partition("/")
-    a, b, c, d = addr.split(".")
-    plen = int(plen_text) if plen_text else 32
-    return ((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)) & MASKS[plen], plen
+def _ordered(old: Entry, route: Route) -> tuple[Route, ...]:
+    """Same prefix: the kernel keeps a leaf's aliases TOS-specific first, then by metric."""
+    both = (*old, route) if isinstance(old, tuple) else (old, route)
+    return tuple(sorted(both, key=lambda r: (-r.tos, r.metric)))
 
 
 def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule, ...]:
@@ -581,10 +627,3 @@ def route_text(route: Route) -> str:
         parts.append(f"nexthop via {nh.gateway or '-'} dev {nh.dev}")
     parts.extend(f for f in route.flags if f in ("linkdown", "dead"))
     return " ".join(parts)
-
-
-def _hit_text(hit: Hit | None) -> str:
-    if hit is None:
-        return "no route"
-    via = f" via {hit.gateway}" if hit.gateway else ""
-    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"

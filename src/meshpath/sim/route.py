@@ -57,7 +57,7 @@ def route_input(fib: Fib, packet: Packet) -> Decision:
     iif = _ifindex(fib, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     steps: list[Step] = []
-    martian = check_martians(fib, dev, saddr, daddr, steps)
+    martian = check_martians(fib, dev, saddr, daddr, steps, packet)
     if martian is not None:
         return _failed(packet, steps, martian)
     dissect = fib.fldissect
@@ -72,7 +72,9 @@ def route_input(fib: Fib, packet: Packet) -> Decision:
     return _input_hit(fib, packet, dev, fl, res, steps)
 
 
-def check_martians(fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step]) -> Failure | None:
+def check_martians(
+    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step], packet: Packet
+) -> Failure | None:
     """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
     multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
     problem: tuple[str, str] | None = None
@@ -90,7 +92,7 @@ def check_martians(fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step]
         problem = (v.MARTIAN_DESTINATION, "destination in 127.0.0.0/8 without route_localnet")
     elif is_loopback(saddr) and not fib.orconf(dev, "route_localnet"):
         problem = (v.MARTIAN_SOURCE, "source in 127.0.0.0/8 without route_localnet")
-    detail = f"{int_to_ip(saddr)} -> {int_to_ip(daddr)} in {dev}"
+    detail = f"{packet.src or '0.0.0.0'} -> {packet.dst} in {dev}"
     if problem is None:
         steps.append(Step("martian", detail, "addresses are routable"))
         return None
