@@ -126,7 +126,8 @@ def _input_hit(
     assert hit is not None
     rtype = hit.route.type
     if rtype in ("broadcast", "local"):
-        failure = check_rp_filter(fib, fl, dev, 0, steps)
+        # brd_input validates the source against destination 0.0.0.0.
+        failure = check_rp_filter(fib, fl, dev, 0, steps, dst=0 if rtype == "broadcast" else None)
         if failure is not None:
             return _failed(packet, steps, failure, res)
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
@@ -147,7 +148,9 @@ def _input_hit(
     return _decision(packet, steps, v.FORWARD, res, dev=hit.dev, gateway=hit.gateway)
 
 
-def check_rp_filter(fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step]) -> Failure | None:
+def check_rp_filter(
+    fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step], *, dst: int | None = None
+) -> Failure | None:
     """``fib_validate_source``: is the source acceptable on ``dev``?
 
     rp_filter is max(conf.all, conf.<dev>). With it off (and no custom rules or local
@@ -164,7 +167,7 @@ def check_rp_filter(fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step]) -
         if shortcut != "full":
             return shortcut if isinstance(shortcut, tuple) else None
     rev = Flow(
-        fl.saddr, fl.daddr, iif=oif or fib.loopback, tos=fl.tos,
+        fl.saddr, fl.daddr if dst is None else dst, iif=oif or fib.loopback, tos=fl.tos,
         mark=fl.mark if fib.orconf(dev, "src_valid_mark") else 0,
         proto=fl.proto, sport=fl.dport, dport=fl.sport,
     )  # fmt: skip
