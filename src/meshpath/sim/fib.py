@@ -345,7 +345,11 @@ class Fib:
 
     def maxconf(self, dev: str, key: str) -> int:
         """IN_DEV_MAXCONF: the larger of ``all`` and the device (rp_filter)."""
-        return max(int(getattr(self.all_conf, key)), int(getattr(self.dev_conf(dev), key)))
+        found = self._orconf.get((dev, "max:" + key))
+        if found is None:
+            found = max(int(getattr(self.all_conf, key)), int(getattr(self.dev_conf(dev), key)))
+            self._orconf[(dev, "max:" + key)] = found
+        return found
 
     # -- lookups --------------------------------------------------------------------------
 
@@ -387,7 +391,10 @@ class Fib:
                 if self._nh_usable(nh.dev, nh.flags, fl, linkstate):
                     return Hit(route, plen, table, nh.dev, nh.gateway, True)
             return None
-        if "dead" in route.flags or not self._nh_usable(route.dev, route.flags, fl, linkstate):
+        flags = route.flags
+        if flags and ("dead" in flags or not self._nh_usable(route.dev, flags, fl, linkstate)):
+            return None
+        if fl.oif and route.dev is not None and self.ifindex.get(route.dev, -1) != fl.oif:
             return None
         return Hit(route, plen, table, route.dev, route.gateway, False)
 
