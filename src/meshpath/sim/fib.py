@@ -253,8 +253,10 @@ class RouteTable:
                     buckets[top] = [plen]
                 else:
                     got.append(plen)
-        self.buckets = {top: tuple(plens) for top, plens in buckets.items()}
+        # Each bucket lists every length to probe there (its long ones, then the short ones),
+        # so a lookup makes no new tuple; a /16 without long prefixes probes ``short``.
         self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
+        self.buckets = {top: (*plens, *self.short) for top, plens in buckets.items()}
         return self
 
     @classmethod
@@ -268,11 +270,7 @@ class RouteTable:
     def candidates(self, addr: int) -> Iterator[tuple[int, Entry]]:
         """Prefixes covering ``addr``, longest first (``fib_table_lookup``'s backtracking)."""
         by_len = self.by_len
-        for plen in self.buckets.get(addr >> 16, ()):
-            entry = by_len[plen].get(addr & MASKS[plen])
-            if entry is not None:
-                yield plen, entry
-        for plen in self.short:
+        for plen in self.buckets.get(addr >> 16, self.short):
             entry = by_len[plen].get(addr & MASKS[plen])
             if entry is not None:
                 yield plen, entry
@@ -363,8 +361,9 @@ class Fib:
         """
         daddr = fl.daddr
         by_len = table.by_len
-        for plen in (*table.buckets.get(daddr >> 16, ()), *table.short):
-            entry = by_len[plen].get(daddr & MASKS[plen])
+        masks = MASKS
+        for plen in table.buckets.get(daddr >> 16, table.short):
+            entry = by_len[plen].get(daddr & masks[plen])
             if entry is None:
                 continue
             for route in entry if isinstance(entry, tuple) else (entry,):

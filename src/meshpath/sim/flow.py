@@ -185,7 +185,8 @@ def simulate_flow(
     if request.status in ("dropped", "unknown"):
         outcome = DROPPED if request.status == "dropped" else UNKNOWN
         return result(outcome, f"the SYN: {request.reason}", request)
-    reply = _walk(_Walk(snapshot, fib), _reply_packet(syn, request), "reply")
+    reply = _undo_dnat(_walk(_Walk(snapshot, fib), _reply_packet(syn, request), "reply"), syn,
+                       target, port)  # fmt: skip
     outcome, reason = _judge(reply, tunnel, worker_ip)
     return result(outcome, reason, request, reply)
 
@@ -203,6 +204,16 @@ def _reply_packet(syn: NfPacket, request: PathResult) -> NfPacket:
         # nf_nat_ipv4_pre_routing: the reply's destination is translated back first.
         reply.dst = original_src
     return reply
+
+
+def _undo_dnat(reply: PathResult, syn: NfPacket, target: str, port: int) -> PathResult:
+    """Conntrack's reverse of a dnat: in postrouting the reply's source becomes the address
+    and port the Worker asked for."""
+    if reply.left is None or not any(kind == "dnat" for kind, _ in syn.nat):
+        return reply
+    left = msgspec.structs.replace(reply.left, src=target, sport=port)
+    step = Step("conntrack", "reply (postrouting)", f"dnat undone: source {target}:{port}")
+    return msgspec.structs.replace(reply, left=left, hops=(*reply.hops, step))
 
 
 def _judge(reply: PathResult, tunnel: str, worker_ip: str) -> tuple[str, str]:
