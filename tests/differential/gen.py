@@ -76,6 +76,8 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
         return f"route add unreachable {dst} table {table}{metric}"
     if kind < 0.23:
         return f"route add prohibit {dst} table {table}{metric}"
+    if kind < 0.25:  # a hand-made local route: fib_has_custom_local_routes
+        return f"route add local {dst} dev {rng.choice(DEVICES)} table {table}{metric}"
     dev = rng.choice(DEVICES)
     if kind < 0.6:
         subnet = ADDRS[dev].split(".")[1]
@@ -85,18 +87,7 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
 
 
 def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
-    parts = [f"rule add pref {prio}"]
-    if rng.random() < 0.15:
-        parts.append("not")
-    if rng.random() < 0.3:
-        parts.append(f"from {_prefix(rng)}")
-    if rng.random() < 0.3:
-        parts.append(f"to {_prefix(rng)}")
-    if rng.random() < 0.3:
-        parts.append(f"iif {rng.choice((*DEVICES, 'lo'))}")
-    if rng.random() < 0.3:
-        mark = rng.choice(MARKS[1:])
-        parts.append(f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else ""))
+    parts = [f"rule add pref {prio}", *_selectors(rng)]
     action = rng.random()
     later = [p for p in prios if p > prio]
     if action < 0.08 and later:
@@ -112,6 +103,29 @@ def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
     return " ".join(parts)
 
 
+def _selectors(rng: random.Random) -> list[str]:
+    parts = []
+    if rng.random() < 0.15:
+        parts.append("not")
+    if rng.random() < 0.3:
+        parts.append(f"from {_prefix(rng)}")
+    if rng.random() < 0.3:
+        parts.append(f"to {_prefix(rng)}")
+    if rng.random() < 0.3:
+        parts.append(f"iif {rng.choice((*DEVICES, 'lo'))}")
+    if rng.random() < 0.12:
+        parts.append(f"ipproto {rng.choice(('tcp', 'udp'))}")
+    if rng.random() < 0.12:
+        low = rng.choice((0, 22, 1000))
+        parts.append(f"{rng.choice(('sport', 'dport'))} {low}-{low + rng.choice((0, 100))}")
+    if rng.random() < 0.08:
+        parts.append(f"uidrange {rng.choice(('0-0', '1000-2000'))}")
+    if rng.random() < 0.3:
+        mark = rng.choice(MARKS[1:])
+        parts.append(f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else ""))
+    return parts
+
+
 def build_state(seed: int, queries: int) -> State:
     rng = random.Random(seed)
     st = State(seed)
@@ -124,10 +138,14 @@ def build_state(seed: int, queries: int) -> State:
         if dev != "vb2":
             st.setup.append(f"link set {dev} up")
     defaults: set[str] = set()
-    st.setup.extend(_route(rng, defaults) for _ in range(rng.randrange(150, 350)))
+    routes = [_route(rng, defaults) for _ in range(rng.randrange(150, 350))]
     if rng.random() > 0.12:  # a few states keep the default rules only
         prios = sorted(rng.sample(range(1, 32000), rng.randrange(1, 14)))
         st.setup.extend(_rule(rng, p, prios) for p in prios)
+    # A gateway is resolved when its route is added (fib_check_nh_v4_gw), through the rules
+    # and the link/host-scope routes of that moment: add those first, gateway routes last,
+    # so the final state explains every gateway (as it does on a host built the usual way).
+    st.setup.extend(sorted(routes, key=lambda line: " via " in line))
     st.sysctls = _sysctls(rng)
     st.queries = [_query(rng) for _ in range(queries)]
     return st
@@ -149,6 +167,10 @@ def _query(rng: random.Random) -> str:
     dst = _ip(rng)
     mark = rng.choice(MARKS)
     tail = f" mark {mark}" if mark else ""
+    if rng.random() < 0.25:
+        tail += f" ipproto {rng.choice(('tcp', 'udp'))}"
+        tail += f" sport {rng.choice((0, 22, 50, 1000, 1050))}"
+        tail += f" dport {rng.choice((0, 22, 50, 1000, 1050))}"
     if rng.random() < 0.75:
         return f"route get {dst} from {_ip(rng)} iif {rng.choice(DEVICES)}{tail}"
     src = ""

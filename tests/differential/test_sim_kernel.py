@@ -31,7 +31,7 @@ QUERIES = int(os.environ.get("MESHPATH_DIFF_QUERIES", "450"))
 
 
 def packet_of(line: str) -> Packet:
-    """`route get DST [from SRC] [iif DEV] [mark M]` -> Packet."""
+    """`route get DST [from SRC] [iif DEV] [mark M] [ipproto P sport S dport D]` -> Packet."""
     words = line.split()
     opts = dict(zip(words[3::2], words[4::2], strict=True))
     return Packet(
@@ -39,6 +39,9 @@ def packet_of(line: str) -> Packet:
         src=opts.get("from"),
         iif=opts.get("iif"),
         mark=int(opts.get("mark", "0"), 0),
+        proto={"tcp": 6, "udp": 17}[opts.get("ipproto", "udp")],
+        sport=int(opts.get("sport", "0")),
+        dport=int(opts.get("dport", "0")),
     )
 
 

@@ -53,7 +53,9 @@ _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
 class Flow:
     """``struct flowi4``: the lookup key (addresses and devices as integers)."""
 
-    __slots__ = ("daddr", "dport", "iif", "mark", "oif", "proto", "saddr", "sport", "tos", "uid")
+    __slots__ = (
+        "daddr", "dport", "iif", "mark", "oif", "proto", "saddr", "scope", "sport", "tos", "uid",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -68,7 +70,9 @@ class Flow:
         sport: int = 0,
         dport: int = 0,
         uid: int = UID_ROOT,
+        scope: int = 0,
     ) -> None:
+        self.scope = scope  # routes with a narrower scope are skipped (fib_table_lookup)
         self.daddr = daddr
         self.saddr = saddr
         self.iif = iif
@@ -367,7 +371,7 @@ class Fib:
             if entry is None:
                 continue
             for route in entry if isinstance(entry, tuple) else (entry,):
-                if route.tos and route.tos != fl.tos:
+                if (route.tos and route.tos != fl.tos) or route.scope < fl.scope:
                     continue
                 error = ROUTE_TYPE_ERRORS.get(route.type)
                 if error is not None:

@@ -26,6 +26,7 @@ from meshpath.sim.addr import (
 )
 from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, table_name
 from meshpath.sim.values import Decision, Packet, Step
+from meshpath.state.model import SCOPE_LINK, TABLE_MAIN
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -145,7 +146,8 @@ def _input_hit(
     failure = check_rp_filter(fib, fl, dev, oif, steps)
     if failure is not None:
         return _failed(packet, steps, failure, res)
-    return _decision(packet, steps, v.FORWARD, res, dev=hit.dev, gateway=hit.gateway)
+    gateway = _on_link(fib, hit, steps)
+    return _decision(packet, steps, v.FORWARD, res, dev=hit.dev, gateway=gateway)
 
 
 def check_rp_filter(
@@ -270,10 +272,11 @@ def _output_source_checks(
 
 
 def is_local_address(fib: Fib, addr: int) -> bool:
-    """``__ip_dev_find``: an interface address, else a ``local`` route in table local."""
+    """``__ip_dev_find``: an interface address, else a ``local`` route in table local
+    (which, before any custom rule, is one trie with main: main's local routes count)."""
     if addr in fib.local_addrs:
         return True
-    local = fib.tables.get(255)
+    local = fib.tables.get(255) if fib.custom_rules else fib.merged_main()
     if local is None:
         return False
     error, hit = fib.lookup_table(local, Flow(addr, 0, iif=fib.loopback), None)
@@ -316,12 +319,35 @@ def _output_hit(
     elif is_multicast(daddr):
         outcome = v.MULTICAST
     src = packet.src or hit.route.prefsrc or _first_address(fib, dev)
-    return _decision(packet, steps, outcome, res, dev=dev, gateway=hit.gateway, prefsrc=src)
+    gateway = _on_link(fib, hit, steps)
+    return _decision(packet, steps, outcome, res, dev=dev, gateway=gateway, prefsrc=src)
 
 
 def _first_address(fib: Fib, dev: str) -> str | None:
     addrs = fib.dev_addrs.get(dev)
     return int_to_ip(addrs[0]) if addrs else None
+
+
+def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
+    """The gateway ``ip route get`` reports. ``fib_check_nh_v4_gw`` resolved the gateway
+    when the route was added — in the route's own table first (unless main), else by a full
+    lookup; link or host scope routes only, on the route's device. A gateway that resolved
+    to a *local* route got host scope: the kernel then sends on-link, without the gateway
+    (``rt_uses_gateway`` stays 0). Modelled as if resolved against the current tables."""
+    gateway, route = hit.gateway, hit.route
+    if gateway is None or route.nexthops:
+        return gateway
+    fl = Flow(ip_to_int(gateway), 0, iif=fib.loopback, oif=fib.ifindex.get(hit.dev or "", 0),
+              scope=SCOPE_LINK)  # fmt: skip
+    table = fib.tables.get(route.table) if route.table != TABLE_MAIN else None
+    error, found = (fib.lookup_table(table, fl, None, linkstate=False) if table is not None
+                    else ("EAGAIN", None))  # fmt: skip
+    if error is not None:
+        found = fib.fib_lookup(fl, None, linkstate=False).hit
+    if found is None or found.route.type != "local":
+        return gateway
+    steps.append(Step("nexthop", f"via {gateway}", "gateway resolves to a local route: on-link"))
+    return None
 
 
 def _decision(
