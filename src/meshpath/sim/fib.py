@@ -320,6 +320,7 @@ class Fib:
         self._merged: RouteTable | None = None
         self._texts: dict[int, str] = {}  # id(route) -> route_text; routes live as long as self
         self._orconf: dict[tuple[str, str], int] = {}
+        self.gateway_on_link: dict[int, bool] = {}  # id(route) -> gateway resolved as local
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:

@@ -337,6 +337,17 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
     gateway, route = hit.gateway, hit.route
     if gateway is None or route.nexthops:
         return gateway
+    on_link = fib.gateway_on_link.get(id(route))
+    if on_link is None:
+        on_link = fib.gateway_on_link[id(route)] = _resolves_local(fib, hit, gateway)
+    if not on_link:
+        return gateway
+    steps.append(Step("nexthop", f"via {gateway}", "gateway resolves to a local route: on-link"))
+    return None
+
+
+def _resolves_local(fib: Fib, hit: Hit, gateway: str) -> bool:
+    route = hit.route
     fl = Flow(ip_to_int(gateway), 0, iif=fib.loopback, oif=fib.ifindex.get(hit.dev or "", 0),
               scope=SCOPE_LINK)  # fmt: skip
     table = fib.tables.get(route.table) if route.table != TABLE_MAIN else None
@@ -344,10 +355,7 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
                     else ("EAGAIN", None))  # fmt: skip
     if error is not None:
         found = fib.fib_lookup(fl, None, linkstate=False).hit
-    if found is None or found.route.type != "local":
-        return gateway
-    steps.append(Step("nexthop", f"via {gateway}", "gateway resolves to a local route: on-link"))
-    return None
+    return found is not None and found.route.type == "local"
 
 
 def _decision(
