@@ -110,7 +110,7 @@ class CompiledRule:
     __slots__ = (
         "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
         "mask", "oif", "priority", "proto", "rule", "sport", "src", "srcmask", "suppress_ifgroup",
-        "suppress_plen", "table", "text", "tos", "uid",
+        "suppress_plen", "table", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -140,6 +140,11 @@ class CompiledRule:
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
         self.goto_index: int | None = None
         self.text = describe_rule(rule)
+        # No selector at all (the default rules, WARP's suppress rule): matches everything.
+        self.trivial = not (
+            self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
+            or self.srcmask or self.dstmask or self.tos or self.proto or self.sport or self.dport
+        )  # fmt: skip
 
 
 def _prefix_and_mask(cidr: str | None) -> tuple[int, int]:
@@ -371,20 +376,43 @@ class Fib:
             entry = by_len[plen].get(daddr & masks[plen])
             if entry is None:
                 continue
-            for route in entry if isinstance(entry, tuple) else (entry,):
-                if (route.tos and route.tos != fl.tos) or route.scope < fl.scope:
-                    continue
+            if entry.__class__ is Route and not (
+                entry.tos or entry.flags or entry.nexthops or fl.oif or fl.scope
+            ):
+                # The common case: one plain route for this prefix.
+                route = entry
                 error = ROUTE_TYPE_ERRORS.get(route.type)
-                if error is not None:
-                    if steps is not None:
-                        steps.append(_route_step(table.table, route, f"{route.type}: {error}"))
-                    return error, None
-                hit = self._nexthop(route, plen, table.table, fl, linkstate)
-                if hit is not None:
-                    return None, hit
-                if steps is not None:
-                    steps.append(_route_step(table.table, route, "no usable nexthop: skipped"))
+                if error is None:
+                    return None, Hit(route, plen, table.table, route.dev, route.gateway, False)
+            found = self._scan(table, entry, plen, fl, steps, linkstate)
+            if found is not None:
+                return found
         return "EAGAIN", None
+
+    def _scan(
+        self,
+        table: RouteTable,
+        entry: Entry,
+        plen: int,
+        fl: Flow,
+        steps: list[Step] | None,
+        linkstate: bool,
+    ) -> tuple[str | None, Hit | None] | None:
+        """The routes of one prefix in the kernel's order; None to try shorter prefixes."""
+        for route in entry if isinstance(entry, tuple) else (entry,):
+            if (route.tos and route.tos != fl.tos) or route.scope < fl.scope:
+                continue
+            error = ROUTE_TYPE_ERRORS.get(route.type)
+            if error is not None:
+                if steps is not None:
+                    steps.append(_route_step(table.table, route, f"{route.type}: {error}"))
+                return error, None
+            hit = self._nexthop(route, plen, table.table, fl, linkstate)
+            if hit is not None:
+                return None, hit
+            if steps is not None:
+                steps.append(_route_step(table.table, route, "no usable nexthop: skipped"))
+        return None
 
     def _nexthop(
         self, route: Route, plen: int, table: int, fl: Flow, linkstate: bool
@@ -427,7 +455,12 @@ class Fib:
         while i < n:
             r = rules[i]
             i += 1
-            if not match_rule(r, fl):
+            if r.invert if r.trivial else not match_rule(r, fl):
+                continue
+            if r.action == "lookup":
+                found = self._rule_lookup(r, fl, steps, linkstate, r.text)
+                if found is not None:
+                    return found
                 continue
             outcome = self._apply_rule(r, fl, steps, linkstate)
             if isinstance(outcome, int):
