@@ -325,7 +325,8 @@ class Fib:
         self._merged: RouteTable | None = None
         self._texts: dict[int, str] = {}  # id(route) -> route_text; routes live as long as self
         self._orconf: dict[tuple[str, str], int] = {}
-        self.gateway_on_link: dict[int, bool] = {}  # id(route) -> gateway resolved as local
+        # (table, dev, gateway) -> the gateway resolves to a local route (route.py _on_link)
+        self.gateway_on_link: dict[tuple[int, str | None, str], bool] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:

@@ -337,9 +337,10 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
     gateway, route = hit.gateway, hit.route
     if gateway is None or route.nexthops:
         return gateway
-    on_link = fib.gateway_on_link.get(id(route))
+    key = (route.table, hit.dev, gateway)  # all the resolution depends on
+    on_link = fib.gateway_on_link.get(key)
     if on_link is None:
-        on_link = fib.gateway_on_link[id(route)] = _resolves_local(fib, hit, gateway)
+        on_link = fib.gateway_on_link[key] = _resolves_local(fib, hit, gateway)
     if not on_link:
         return gateway
     steps.append(Step("nexthop", f"via {gateway}", "gateway resolves to a local route: on-link"))
