@@ -603,17 +603,20 @@ def _index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
     """One pass; the dotted quad parsed inline (the hot loop of a 1M-route build)."""
     tables: dict[int, RouteTable] = {}
     masks, octets = MASKS, OCTETS
+    last_id, levels = -1, RouteTable(-1).by_len  # routes come grouped by table: skip lookups
     for route in routes:
         if route.family != 4:
             continue
-        table = tables.get(route.table)
-        if table is None:
-            table = tables[route.table] = RouteTable(route.table)
+        if route.table != last_id:
+            table = tables.get(route.table)
+            if table is None:
+                table = tables[route.table] = RouteTable(route.table)
+            last_id, levels = route.table, table.by_len
         addr, _, plen_text = route.dst.partition("/")
         a, b, c, d = addr.split(".")
         plen = octets[plen_text] if plen_text else 32
         net = ((octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]) & masks[plen]
-        level = table.by_len[plen]
+        level = levels[plen]
         old = level.setdefault(net, route)
         if old is not route:
             level[net] = _ordered(old, route)
