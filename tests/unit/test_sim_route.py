@@ -228,3 +228,54 @@ def test_fib_is_cached_per_snapshot_and_tables_sized() -> None:
     assert Fib.from_snapshot(snap) is Fib.from_snapshot(snap)
     assert len(Fib.from_snapshot(snap).tables[TABLE_WARP]) == 4
     assert isinstance(snap.links[0], Link) and conf().forwarding == 1
+
+
+def test_suppress_ifgroup() -> None:
+    snap = broken_connector()
+    links = tuple(
+        msgspec.structs.replace(link, group=7) if link.name == "eth0" else link
+        for link in snap.links
+    )
+    snap = with_rules(
+        msgspec.structs.replace(snap, links=links),
+        Rule(family=4, priority=5, table=TABLE_MAIN, suppress_ifgroup=7),
+        Rule(family=4, priority=6, action="prohibit"),
+    )
+    assert route_get(snap, Packet(dst="10.0.1.9")).error == "EACCES"  # eth0 result suppressed
+    assert route_get(snap, Packet(dst="100.96.1.1")).dev == "CloudflareWARP"
+
+
+def test_src_valid_mark_carries_the_mark_into_the_reverse_lookup() -> None:
+    # The reverse route for the Worker exists only for marked packets (via the tunnel).
+    snap = with_rules(
+        with_routes(
+            with_conf(broken_connector(), "CloudflareWARP", rp_filter=1),
+            Route(table=100, family=4, dst="100.64.0.0/10", dev="CloudflareWARP"),
+        ),
+        Rule(family=4, priority=5, fwmark=0x5, table=100),
+    )
+    syn = msgspec.structs.replace(SYN, mark=0x5)
+    assert route_get(snap, syn).outcome == v.RP_FILTER  # mark not used: reverse via eth0
+    marked = with_conf(snap, "CloudflareWARP", src_valid_mark=1)
+    assert route_get(marked, syn).outcome == v.FORWARD
+
+
+def test_accept_local_allows_a_local_source() -> None:
+    packet = Packet(dst="10.0.1.50", src="10.0.1.2", iif="CloudflareWARP")
+    snap = with_conf(broken_connector(), "CloudflareWARP", accept_local=1)
+    assert route_get(snap, packet).outcome == v.FORWARD
+
+
+def test_tos_specific_route_wins_only_for_its_tos() -> None:
+    snap = with_routes(
+        broken_connector(),
+        Route(table=TABLE_MAIN, family=4, dst="60.0.0.0/8", dev="CloudflareWARP", tos=0x10),
+        Route(table=TABLE_MAIN, family=4, dst="60.0.0.0/8", dev="eth0", gateway="10.0.1.1"),
+    )
+    assert route_get(snap, Packet(dst="60.1.1.1", tos=0x10)).dev == "CloudflareWARP"
+    assert route_get(snap, Packet(dst="60.1.1.1")).dev == "eth0"
+
+
+def test_output_bound_to_a_device() -> None:
+    d = route_get(broken_connector(), Packet(dst="10.0.1.9", oif="CloudflareWARP"))
+    assert (d.outcome, d.dev) == (v.OUTPUT, "CloudflareWARP")  # no route there: on-link
