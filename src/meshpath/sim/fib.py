@@ -9,7 +9,7 @@ The kernel's steps, each a function or method named for it:
   ``suppress_prefixlength``/``suppress_ifgroup`` (``fib4_rule_suppress``) reject a result.
   Without custom rules the kernel skips the rules and looks up main (merged with local)
   then default, exactly as ``fib_lookup`` in include/net/ip_fib.h does.
-* :meth:`RouteTable.lookup` — ``fib_table_lookup`` (net/ipv4/fib_trie.c): longest prefix
+* :meth:`Fib.lookup_table` — ``fib_table_lookup`` (net/ipv4/fib_trie.c): longest prefix
   first; among the routes of one prefix the TOS-specific ones, then the lowest metric;
   ``throw``/``unreachable``/``prohibit``/``blackhole`` end the table lookup with their error;
   dead nexthops, and linkdown ones where ``ignore_routes_with_linkdown`` is set, are skipped
@@ -22,7 +22,6 @@ lookup probes only lengths that exist there. Routes are kept as the Snapshot's o
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from typing import Final, NamedTuple
 
 from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
@@ -275,14 +274,6 @@ class RouteTable:
         for net, plen, route in routes:
             self.add(net, plen, route)
         return self.freeze()
-
-    def candidates(self, addr: int) -> Iterator[tuple[int, Entry]]:
-        """Prefixes covering ``addr``, longest first (``fib_table_lookup``'s backtracking)."""
-        by_len = self.by_len
-        for plen in self.buckets.get(addr >> 16, self.short):
-            entry = by_len[plen].get(addr & MASKS[plen])
-            if entry is not None:
-                yield plen, entry
 
     def __len__(self) -> int:
         return sum(
