@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from meshpath.collect import collect_snapshot
@@ -46,7 +47,9 @@ def packet_of(line: str) -> Packet:
 
 
 def sim_answer(fib: Fib, line: str) -> Answer:
-    decision = route_packet(fib, packet_of(line))
+    decision = route_packet(fib, packet_of(line), trace=False)
+    traced = route_packet(fib, packet_of(line))
+    assert msgspec.structs.replace(traced, steps=()) == decision, line  # tracing changes nothing
     if decision.error is not None:
         return Answer(decision.error)
     kind = {"local": "local", "broadcast": "broadcast"}.get(decision.outcome, "unicast")

@@ -471,16 +471,16 @@ class Fib:
         text = r.text
         if r.action == "goto":
             if r.goto_index is None:
-                _note(steps, "rule", text, "goto target missing: rule ignored")
+                note(steps, "rule", text, "goto target missing: rule ignored")
                 return None
-            _note(steps, "rule", text, f"matched: goto {r.rule.goto}")
+            note(steps, "rule", text, f"matched: goto {r.rule.goto}")
             return r.goto_index
         if r.action == "nop":
-            _note(steps, "rule", text, "matched: nop, continue")
+            note(steps, "rule", text, "matched: nop, continue")
             return None
         if r.action in RULE_ACTION_ERRORS:
             error = RULE_ACTION_ERRORS[r.action]
-            _note(steps, "rule", text, f"matched: {r.action} ({error})")
+            note(steps, "rule", text, f"matched: {r.action} ({error})")
             return LookupResult(error, None, r.priority)
         return self._rule_lookup(r, fl, steps, linkstate, text)
 
@@ -490,7 +490,7 @@ class Fib:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
         table = self.tables.get(r.table or 0)
         if table is None:
-            _note(steps, "rule", text, "matched; table does not exist: continue")
+            note(steps, "rule", text, "matched; table does not exist: continue")
             return None
         error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
         if hit is not None and self._suppressed(r, hit):
@@ -500,7 +500,7 @@ class Fib:
                 )
             return None
         if error == "EAGAIN":
-            _note(steps, "rule", text, "matched; no route in the table: continue")
+            note(steps, "rule", text, "matched; no route in the table: continue")
             return None
         if steps is not None:
             steps.append(Step("rule", text, f"matched; {self.hit_text(hit) if hit else error}"))
@@ -531,17 +531,17 @@ class Fib:
     ) -> LookupResult:
         """No custom rules: main (whose trie holds the local table too) then default; an
         error in main also falls through to default, and "nothing" becomes ENETUNREACH."""
-        _note(steps, "rule", "default rules only", "lookup main (merged with local), then default")
+        note(steps, "rule", "default rules only", "lookup main (merged with local), then default")
         error, hit = self.lookup_table(self.merged_main(), fl, steps, linkstate=linkstate)
         if error is None and hit is not None:
-            _note(steps, "lookup", "table main", self.hit_text(hit))
+            note(steps, "lookup", "table main", self.hit_text(hit))
             return LookupResult(None, hit, None)
         default = self.tables.get(TABLE_DEFAULT)
         if default is not None:
             error, hit = self.lookup_table(default, fl, steps, linkstate=linkstate)
         if error == "EAGAIN":
             error = "ENETUNREACH"
-        _note(steps, "lookup", "table default", self.hit_text(hit) if hit else str(error))
+        note(steps, "lookup", "table default", self.hit_text(hit) if hit else str(error))
         return LookupResult(error, hit, None)
 
     def merged_main(self) -> RouteTable:
@@ -643,7 +643,7 @@ def _has_selectors(rule: Rule) -> bool:
     )  # fmt: skip
 
 
-def _note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
+def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
     if steps is not None:
         steps.append(Step(kind, detail, reason))
 

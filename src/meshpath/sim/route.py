@@ -24,7 +24,7 @@ from meshpath.sim.addr import (
     is_multicast,
     is_zeronet,
 )
-from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, table_name
+from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, note, table_name
 from meshpath.sim.values import Decision, Packet, Step
 from meshpath.state.model import SCOPE_LINK, TABLE_MAIN
 
@@ -37,11 +37,13 @@ ERROR_OUTCOMES: Final = {
 Failure = tuple[str, str]  # (outcome, errno)
 
 
-def route_packet(fib: Fib, packet: Packet) -> Decision:
-    """``ip route get``: the input path when the packet has an ingress device, else output."""
+def route_packet(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
+    """``ip route get``: the input path when the packet has an ingress device, else output.
+
+    ``trace=False`` skips recording the steps (same decision, about 1.5x faster)."""
     if packet.iif is None:
-        return route_output(fib, packet)
-    return route_input(fib, packet)
+        return route_output(fib, packet, trace=trace)
+    return route_input(fib, packet, trace=trace)
 
 
 def _ifindex(fib: Fib, dev: str, what: str) -> int:
@@ -52,12 +54,12 @@ def _ifindex(fib: Fib, dev: str, what: str) -> int:
     return index
 
 
-def route_input(fib: Fib, packet: Packet) -> Decision:
+def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     """``ip_route_input_slow``: route a packet that arrived on ``packet.iif``."""
     dev = packet.iif or "lo"
     iif = _ifindex(fib, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
-    steps: list[Step] = []
+    steps: list[Step] | None = [] if trace else None
     martian = check_martians(fib, dev, saddr, daddr, steps, packet)
     if martian is not None:
         return _failed(packet, steps, martian)
@@ -74,7 +76,7 @@ def route_input(fib: Fib, packet: Packet) -> Decision:
 
 
 def check_martians(
-    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step], packet: Packet
+    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
 ) -> Failure | None:
     """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
     multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
@@ -93,16 +95,16 @@ def check_martians(
         problem = (v.MARTIAN_DESTINATION, "destination in 127.0.0.0/8 without route_localnet")
     elif is_loopback(saddr) and not fib.orconf(dev, "route_localnet"):
         problem = (v.MARTIAN_SOURCE, "source in 127.0.0.0/8 without route_localnet")
-    detail = f"{packet.src or '0.0.0.0'} -> {packet.dst} in {dev}"
+    detail = f"{packet.src or '0.0.0.0'} -> {packet.dst} in {dev}" if steps is not None else ""
     if problem is None:
-        steps.append(Step("martian", detail, "addresses are routable"))
+        note(steps, "martian", detail, "addresses are routable")
         return None
-    steps.append(Step("martian", detail, f"dropped: {problem[1]}"))
+    note(steps, "martian", detail, f"dropped: {problem[1]}")
     return problem[0], "EINVAL"
 
 
 def _input_error(
-    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[Step]
+    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``no_route``: the lookup failed; without forwarding on the ingress device the
     kernel answers EHOSTUNREACH whatever the lookup said."""
@@ -111,15 +113,19 @@ def _input_error(
     if error == "ENETUNREACH" and res.rule is not None:
         outcome = v.UNREACHABLE  # an `unreachable` rule, not a missing route
     if not fib.dev_conf(dev).forwarding:
-        steps.append(Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "EHOSTUNREACH"))
+        note(steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "EHOSTUNREACH")
         error = "EHOSTUNREACH"
     return Decision(
-        packet=packet, outcome=outcome, error=error, rule_priority=res.rule, steps=tuple(steps)
+        packet=packet,
+        outcome=outcome,
+        error=error,
+        rule_priority=res.rule,
+        steps=tuple(steps or ()),
     )
 
 
 def _input_hit(
-    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step]
+    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """A route was found: broadcast and local are delivered here (after the source check);
     anything else must be unicast and the ingress device must forward."""
@@ -134,13 +140,14 @@ def _input_hit(
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
         return _decision(packet, steps, outcome, res, dev="lo", gateway=None)
     if not fib.dev_conf(dev).forwarding:
-        steps.append(
-            Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH")
+        note(
+            steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH"
         )
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
-    steps.append(Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward"))
+    if steps is not None:
+        note(steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
     if rtype != "unicast":
-        steps.append(Step("route", f"type {rtype}", "not unicast: martian destination"))
+        note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
     oif = fib.ifindex.get(hit.dev or "", 0)
     failure = check_rp_filter(fib, fl, dev, oif, steps)
@@ -151,7 +158,7 @@ def _input_hit(
 
 
 def check_rp_filter(
-    fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step], *, dst: int | None = None
+    fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
 ) -> Failure | None:
     """``fib_validate_source``: is the source acceptable on ``dev``?
 
@@ -173,28 +180,29 @@ def check_rp_filter(
         mark=fl.mark if fib.orconf(dev, "src_valid_mark") else 0,
         proto=fl.proto, sport=fl.dport, dport=fl.sport,
     )  # fmt: skip
-    detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif " + (
-        fib.ifname.get(rev.iif, str(rev.iif))
-    )
+    detail = ""
+    if steps is not None:
+        via = fib.ifname.get(rev.iif, str(rev.iif))
+        detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif {via}"
     res = fib.fib_lookup(rev, None)
     return _judge_reverse(fib, res, rpf, dev, detail, steps)
 
 
-def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step]) -> Failure | str | None:
+def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
     if fib.orconf(dev, "accept_local"):
-        steps.append(Step("rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted"))
+        note(steps, "rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted")
         return None
     if fib.custom_local_routes or fib.custom_rules:
         return "full"
     if fl.saddr in fib.local_addrs:
-        steps.append(Step("rp_filter", "rp_filter=0", "source is a local address: dropped"))
+        note(steps, "rp_filter", "rp_filter=0", "source is a local address: dropped")
         return v.LOCAL_SOURCE, "EINVAL"
-    steps.append(Step("rp_filter", f"rp_filter=0 on {dev}", "no source validation"))
+    note(steps, "rp_filter", f"rp_filter=0 on {dev}", "no source validation")
     return None
 
 
 def _judge_reverse(
-    fib: Fib, res: LookupResult, rpf: int, dev: str, detail: str, steps: list[Step]
+    fib: Fib, res: LookupResult, rpf: int, dev: str, detail: str, steps: list[Step] | None
 ) -> Failure | None:
     """The second half of ``__fib_validate_source``."""
     hit = res.hit
@@ -203,44 +211,44 @@ def _judge_reverse(
     rtype = hit.route.type
     if rtype != "unicast":
         if rtype != "local":
-            steps.append(Step("rp_filter", detail, f"source routed as {rtype}: invalid source"))
+            note(steps, "rp_filter", detail, f"source routed as {rtype}: invalid source")
             return v.MARTIAN_SOURCE, "EINVAL"
         if not fib.orconf(dev, "accept_local"):
-            steps.append(Step("rp_filter", detail, "source is local (no accept_local): dropped"))
+            note(steps, "rp_filter", detail, "source is local (no accept_local): dropped")
             return v.LOCAL_SOURCE, "EINVAL"
     legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
     if dev in legs or (rtype == "local" and fib.ifindex.get(dev) == fib.loopback):
-        steps.append(Step("rp_filter", detail, f"reverse route via {dev}: accepted"))
+        note(steps, "rp_filter", detail, f"reverse route via {dev}: accepted")
         return None
     if not fib.dev_addrs.get(dev):
         return _last_resort(rpf, detail, f"{dev} has no IPv4 address", steps)
     if rpf == 1:
         where = f"{hit.dev} (table {table_name(hit.table)})"
-        steps.append(Step("rp_filter", detail, f"strict: reverse route leaves via {where}: drop"))
+        note(steps, "rp_filter", detail, f"strict: reverse route leaves via {where}: drop")
         return v.RP_FILTER, "EINVAL"
-    steps.append(Step("rp_filter", detail, f"loose: reverse route via {hit.dev}: accepted"))
+    note(steps, "rp_filter", detail, f"loose: reverse route via {hit.dev}: accepted")
     return None
 
 
-def _last_resort(rpf: int, detail: str, why: str, steps: list[Step]) -> Failure | None:
+def _last_resort(rpf: int, detail: str, why: str, steps: list[Step] | None) -> Failure | None:
     if rpf:
-        steps.append(Step("rp_filter", detail, f"{why}: dropped"))
+        note(steps, "rp_filter", detail, f"{why}: dropped")
         return v.RP_FILTER, "EINVAL"
-    steps.append(Step("rp_filter", detail, f"{why}: accepted (rp_filter off)"))
+    note(steps, "rp_filter", detail, f"{why}: accepted (rp_filter off)")
     return None
 
 
-def route_output(fib: Fib, packet: Packet) -> Decision:
+def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
-    steps: list[Step] = []
+    steps: list[Step] | None = [] if trace else None
     early = _output_source_checks(fib, packet, saddr, oif, steps)
     if early is not None:
         return _failed(packet, steps, early)
     if daddr == 0:
-        steps.append(Step("route", "destination 0.0.0.0", "local (loopback)"))
-        return Decision(packet=packet, outcome=v.LOCAL, dev="lo", steps=tuple(steps))
+        note(steps, "route", "destination 0.0.0.0", "local (loopback)")
+        return Decision(packet=packet, outcome=v.LOCAL, dev="lo", steps=tuple(steps or ()))
     fl = Flow(
         daddr, saddr, iif=fib.loopback, oif=oif, mark=packet.mark, tos=packet.tos,
         proto=packet.proto, sport=packet.sport, dport=packet.dport,
@@ -253,20 +261,20 @@ def route_output(fib: Fib, packet: Packet) -> Decision:
 
 
 def _output_source_checks(
-    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[Step]
+    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[Step] | None
 ) -> Failure | None:
     """A given source must be a host address (``__ip_dev_find``); a given oif must be up."""
     if saddr:
         if is_multicast(saddr) or is_lbcast(saddr):
-            steps.append(Step("martian", f"from {packet.src}", "multicast/broadcast source"))
+            note(steps, "martian", f"from {packet.src}", "multicast/broadcast source")
             return v.MARTIAN_SOURCE, "EINVAL"
         if not is_local_address(fib, saddr):
-            steps.append(Step("source", f"from {packet.src}", "not an address of this host"))
+            note(steps, "source", f"from {packet.src}", "not an address of this host")
             return v.SOURCE_NOT_LOCAL, "ENETUNREACH"
     if oif:
         link = fib.snapshot.link_by_index(oif)
         if link is None or not link.admin_up:
-            steps.append(Step("source", f"oif {packet.oif}", "device is down: ENETUNREACH"))
+            note(steps, "source", f"oif {packet.oif}", "device is down: ENETUNREACH")
             return v.NO_ROUTE, "ENETUNREACH"
     return None
 
@@ -283,22 +291,28 @@ def is_local_address(fib: Fib, addr: int) -> bool:
     return error is None and hit is not None and hit.route.type == "local"
 
 
-def _output_error(packet: Packet, res: LookupResult, oif: int, steps: list[Step]) -> Decision:
+def _output_error(
+    packet: Packet, res: LookupResult, oif: int, steps: list[Step] | None
+) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
-        steps.append(Step("route", f"oif {packet.oif}", "no route: assumed on-link"))
-        return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps))
+        note(steps, "route", f"oif {packet.oif}", "no route: assumed on-link")
+        return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps or ()))
     error = res.error or "ENETUNREACH"
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
     if error == "ENETUNREACH" and res.rule is not None:
         outcome = v.UNREACHABLE
     return Decision(
-        packet=packet, outcome=outcome, error=error, rule_priority=res.rule, steps=tuple(steps)
+        packet=packet,
+        outcome=outcome,
+        error=error,
+        rule_priority=res.rule,
+        steps=tuple(steps or ()),
     )
 
 
 def _output_hit(
-    fib: Fib, packet: Packet, saddr: int, daddr: int, res: LookupResult, steps: list[Step]
+    fib: Fib, packet: Packet, saddr: int, daddr: int, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``RTN_LOCAL`` goes to lo; else ``__mkroute_output``'s checks on the egress device."""
     hit = res.hit
@@ -308,10 +322,10 @@ def _output_hit(
         return _decision(packet, steps, v.LOCAL, res, dev="lo", gateway=None, prefsrc=local_src)
     dev = hit.dev or "lo"
     if is_loopback(saddr) and dev != "lo" and not fib.orconf(dev, "route_localnet"):
-        steps.append(Step("martian", f"from {packet.src} out {dev}", "loopback source: EINVAL"))
+        note(steps, "martian", f"from {packet.src} out {dev}", "loopback source: EINVAL")
         return _failed(packet, steps, (v.MARTIAN_SOURCE, "EINVAL"), res)
     if is_zeronet(daddr) and not is_lbcast(daddr):
-        steps.append(Step("martian", f"to {packet.dst}", "destination in 0.0.0.0/8: EINVAL"))
+        note(steps, "martian", f"to {packet.dst}", "destination in 0.0.0.0/8: EINVAL")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
     outcome = v.OUTPUT
     if is_lbcast(daddr) or hit.route.type == "broadcast":
@@ -328,7 +342,7 @@ def _first_address(fib: Fib, dev: str) -> str | None:
     return int_to_ip(addrs[0]) if addrs else None
 
 
-def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
+def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
     """The gateway ``ip route get`` reports. ``fib_check_nh_v4_gw`` resolved the gateway
     when the route was added — in the route's own table first (unless main), else by a full
     lookup; link or host scope routes only, on the route's device. A gateway that resolved
@@ -343,7 +357,7 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step]) -> str | None:
         on_link = fib.gateway_on_link[key] = _resolves_local(fib, hit, gateway)
     if not on_link:
         return gateway
-    steps.append(Step("nexthop", f"via {gateway}", "gateway resolves to a local route: on-link"))
+    note(steps, "nexthop", f"via {gateway}", "gateway resolves to a local route: on-link")
     return None
 
 
@@ -361,7 +375,7 @@ def _resolves_local(fib: Fib, hit: Hit, gateway: str) -> bool:
 
 def _decision(
     packet: Packet,
-    steps: list[Step],
+    steps: list[Step] | None,
     outcome: str,
     res: LookupResult,
     *,
@@ -371,9 +385,7 @@ def _decision(
 ) -> Decision:
     hit: Hit | None = res.hit
     if hit is not None and hit.route.nexthops:
-        steps.append(
-            Step("multipath", hit.route.dst, f"kernel hashes over legs; first usable: {hit.dev}")
-        )
+        note(steps, "multipath", hit.route.dst, f"kernel hashes over legs; first usable: {hit.dev}")
     return Decision(
         packet=packet,
         outcome=outcome,
@@ -385,12 +397,12 @@ def _decision(
         route=hit.route.dst if hit else None,
         route_type=hit.route.type if hit else None,
         multipath=bool(hit and hit.route.nexthops),
-        steps=tuple(steps),
+        steps=tuple(steps) if steps else (),
     )
 
 
 def _failed(
-    packet: Packet, steps: list[Step], failure: Failure, res: LookupResult | None = None
+    packet: Packet, steps: list[Step] | None, failure: Failure, res: LookupResult | None = None
 ) -> Decision:
     hit = res.hit if res else None
     return Decision(
@@ -402,5 +414,5 @@ def _failed(
         dev=hit.dev if hit else None,
         route=hit.route.dst if hit else None,
         route_type=hit.route.type if hit else None,
-        steps=tuple(steps),
+        steps=tuple(steps) if steps else (),
     )
