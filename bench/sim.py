@@ -163,8 +163,8 @@ def sim_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
     packets = queries(prefixes, n_queries, rng)
     rate, quiet = sim_rate(fib, packets), sim_rate(fib, packets, trace=False)
     print(f"sim {n_routes:,} routes: build {build:.2f} s ({build_cpu:.2f} s CPU), "
-          f"peak {peak / 2**20:.0f} MiB, {quiet:,.0f} lookups/s without steps, "
-          f"(targets 3 s / 300 MiB), {rate:,.0f} lookups/s")  # fmt: skip
+          f"peak {peak / 2**20:.0f} MiB (targets 3 s / 300 MiB); {rate:,.0f} lookups/s with "
+          f"steps, {quiet:,.0f} without")  # fmt: skip
 
 
 def main() -> None:
