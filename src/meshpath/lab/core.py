@@ -24,6 +24,7 @@ from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
     LabTimeout,
     delete_namespaces,
+    frr_pathspace,
     kill_in_namespaces,
     lab_namespaces,
     netns_pids,
@@ -331,7 +332,7 @@ class Lab:
 
     # -- FRR --------------------------------------------------------------------------
     def _frr_dir(self, node: str) -> Path:
-        return self.run_dir / "frr" / node
+        return frr_pathspace(self.ns(node))
 
     def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
         """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""

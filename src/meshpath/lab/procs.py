@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,6 +24,14 @@ from meshpath.runner import SubprocessRunner, netns_argv
 
 T = TypeVar("T")
 _RUN = SubprocessRunner()
+# FRR's pathspace for a namespace (`-N NS`, `vtysh -N NS`): the lab keeps each node's FRR
+# sockets and configs there so meshpath's collector, doctor and fix find them like on a
+# real host running FRR in a namespace.
+FRR_RUN_DIR = Path("/var/run/frr")
+
+
+def frr_pathspace(ns: str) -> Path:
+    return FRR_RUN_DIR / ns
 
 
 class LabTimeout(EnvironmentProblem):
@@ -119,5 +128,7 @@ def kill_in_namespaces(
 
 
 def delete_namespaces(namespaces: Iterable[str]) -> None:
+    """Delete the namespaces and the FRR pathspace each one had."""
     for ns in namespaces:
         _RUN.run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(frr_pathspace(ns), ignore_errors=True)

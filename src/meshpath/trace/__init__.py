@@ -1,0 +1,10 @@
+"""`meshpath trace`: read a capture (pcap, pcapng, tcpdump text) and name what went wrong.
+
+Pure on bytes (parsing and classification); :mod:`meshpath.trace.files` opens files and
+:mod:`meshpath.trace.live` captures through a Runner.
+"""
+
+from meshpath.trace.analyse import analyse, parse_target
+from meshpath.trace.model import VERDICTS, Endpoint, FlowResult, TraceReport
+
+__all__ = ["VERDICTS", "Endpoint", "FlowResult", "TraceReport", "analyse", "parse_target"]
