@@ -28,6 +28,7 @@ ADDRS = {
 }
 TABLES = ("main", "100", "101", "102")
 MARKS = (0, 0x1, 0x100CF, 0x2A, 0xFF00)
+TOS = (0x4, 0x8, 0x10)
 ANCHORS = ("20.0.0.0", "20.1.0.0", "30.0.0.0", "100.64.0.0", "100.96.0.0", "172.16.0.0")
 
 
@@ -67,6 +68,8 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
         defaults.add(table)
         dst = "default"
     metric = f" metric {rng.choice((10, 20, 30))}" if rng.random() < 0.3 else ""
+    if rng.random() < 0.06:
+        metric += f" tos {rng.choice(TOS):#x}"  # iproute2 reads a dsfield as hex
     kind = rng.random()
     if kind < 0.08:
         return f"route add throw {dst} table {table}{metric}"
@@ -113,6 +116,8 @@ def _selectors(rng: random.Random) -> list[str]:
         parts.append(f"to {_prefix(rng)}")
     if rng.random() < 0.3:
         parts.append(f"iif {rng.choice((*DEVICES, 'lo'))}")
+    if rng.random() < 0.06:
+        parts.append(f"tos {rng.choice(TOS):#x}")
     if rng.random() < 0.12:
         parts.append(f"ipproto {rng.choice(('tcp', 'udp'))}")
     if rng.random() < 0.12:
@@ -167,6 +172,8 @@ def _query(rng: random.Random) -> str:
     dst = _ip(rng)
     mark = rng.choice(MARKS)
     tail = f" mark {mark}" if mark else ""
+    if rng.random() < 0.15:
+        tail += f" tos {rng.choice((*TOS, 0x14, 0x30)):#x}"
     if rng.random() < 0.25:
         tail += f" ipproto {rng.choice(('tcp', 'udp'))}"
         tail += f" sport {rng.choice((0, 22, 50, 1000, 1050))}"

@@ -40,6 +40,7 @@ def packet_of(line: str) -> Packet:
         src=opts.get("from"),
         iif=opts.get("iif"),
         mark=int(opts.get("mark", "0"), 0),
+        tos=int(opts.get("tos", "0"), 16),  # iproute2 reads a dsfield as hex
         proto={"tcp": 6, "udp": 17}[opts.get("ipproto", "udp")],
         sport=int(opts.get("sport", "0")),
         dport=int(opts.get("dport", "0")),

@@ -29,6 +29,8 @@ from meshpath.sim.values import Step
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
 
 LOOPBACK_IFINDEX: Final = 1
+# fib_dscp_masked_match: rules and routes compare the packet's TOS under the legacy mask.
+LEGACY_TOS_MASK: Final = 0x1C
 UID_ROOT: Final = 0
 ANY_UID: Final = (0, 0xFFFFFFFF)
 
@@ -168,7 +170,7 @@ def match_rule(r: CompiledRule, fl: Flow) -> bool:
         and not r.l3mdev
         and not ((fl.saddr ^ r.src) & r.srcmask)
         and not ((fl.daddr ^ r.dst) & r.dstmask)
-        and (not r.tos or r.tos == fl.tos)
+        and (not r.tos or r.tos == fl.tos & LEGACY_TOS_MASK)
         and (not r.proto or r.proto == fl.proto)
         and (r.sport is None or r.sport[0] <= fl.sport <= r.sport[1])
         and (r.dport is None or r.dport[0] <= fl.dport <= r.dport[1])
@@ -392,7 +394,7 @@ class Fib:
     ) -> tuple[str | None, Hit | None] | None:
         """The routes of one prefix in the kernel's order; None to try shorter prefixes."""
         for route in entry if isinstance(entry, tuple) else (entry,):
-            if (route.tos and route.tos != fl.tos) or route.scope < fl.scope:
+            if (route.tos and route.tos != fl.tos & LEGACY_TOS_MASK) or route.scope < fl.scope:
                 continue
             error = ROUTE_TYPE_ERRORS.get(route.type)
             if error is not None:
