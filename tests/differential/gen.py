@@ -116,6 +116,8 @@ def _selectors(rng: random.Random) -> list[str]:
         parts.append(f"to {_prefix(rng)}")
     if rng.random() < 0.3:
         parts.append(f"iif {rng.choice((*DEVICES, 'lo'))}")
+    if rng.random() < 0.08:
+        parts.append(f"oif {rng.choice(DEVICES)}")
     if rng.random() < 0.06:
         parts.append(f"tos {rng.choice(TOS):#x}")
     if rng.random() < 0.12:
@@ -180,6 +182,8 @@ def _query(rng: random.Random) -> str:
         tail += f" dport {rng.choice((0, 22, 50, 1000, 1050))}"
     if rng.random() < 0.75:
         return f"route get {dst} from {_ip(rng)} iif {rng.choice(DEVICES)}{tail}"
+    if rng.random() < 0.15:
+        tail += f" oif {rng.choice(DEVICES)}"
     src = ""
     if rng.random() < 0.3:
         src = f" from {rng.choice((_ip(rng), ADDRS[rng.choice(DEVICES)].split('/')[0]))}"

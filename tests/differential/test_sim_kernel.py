@@ -39,6 +39,7 @@ def packet_of(line: str) -> Packet:
         dst=words[2],
         src=opts.get("from"),
         iif=opts.get("iif"),
+        oif=opts.get("oif"),
         mark=int(opts.get("mark", "0"), 0),
         tos=int(opts.get("tos", "0"), 16),  # iproute2 reads a dsfield as hex
         proto={"tcp": 6, "udp": 17}[opts.get("ipproto", "udp")],
@@ -54,7 +55,9 @@ def sim_answer(fib: Fib, line: str) -> Answer:
     if decision.error is not None:
         return Answer(decision.error)
     kind = {"local": "local", "broadcast": "broadcast"}.get(decision.outcome, "unicast")
-    return Answer(None, kind, decision.dev, decision.gateway, decision.table)
+    # `ip` prints no table for main nor for none (an oif route assumed on-link): both read main.
+    table = 254 if decision.table is None else decision.table
+    return Answer(None, kind, decision.dev, decision.gateway, table)
 
 
 def _batch(netns: str, lines: list[str], json_out: bool) -> subprocess.CompletedProcess[str]:
