@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 VETH = (("va0", "vb0"), ("va1", "vb1"), ("va2", "vb2"))
@@ -106,31 +107,33 @@ def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
     return " ".join(parts)
 
 
+def _port_range(rng: random.Random) -> str:
+    low = rng.choice((0, 22, 1000))
+    return f"{rng.choice(('sport', 'dport'))} {low}-{low + rng.choice((0, 100))}"
+
+
+def _fwmark(rng: random.Random) -> str:
+    mark = rng.choice(MARKS[1:])
+    return f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else "")
+
+
+# (probability, selector text) for `ip rule add`, drawn in this order.
+SELECTORS: tuple[tuple[float, Callable[[random.Random], str]], ...] = (
+    (0.15, lambda rng: "not"),
+    (0.3, lambda rng: f"from {_prefix(rng)}"),
+    (0.3, lambda rng: f"to {_prefix(rng)}"),
+    (0.3, lambda rng: f"iif {rng.choice((*DEVICES, 'lo'))}"),
+    (0.08, lambda rng: f"oif {rng.choice(DEVICES)}"),
+    (0.06, lambda rng: f"tos {rng.choice(TOS):#x}"),
+    (0.12, lambda rng: f"ipproto {rng.choice(('tcp', 'udp'))}"),
+    (0.12, _port_range),
+    (0.08, lambda rng: f"uidrange {rng.choice(('0-0', '1000-2000'))}"),
+    (0.3, _fwmark),
+)
+
+
 def _selectors(rng: random.Random) -> list[str]:
-    parts = []
-    if rng.random() < 0.15:
-        parts.append("not")
-    if rng.random() < 0.3:
-        parts.append(f"from {_prefix(rng)}")
-    if rng.random() < 0.3:
-        parts.append(f"to {_prefix(rng)}")
-    if rng.random() < 0.3:
-        parts.append(f"iif {rng.choice((*DEVICES, 'lo'))}")
-    if rng.random() < 0.08:
-        parts.append(f"oif {rng.choice(DEVICES)}")
-    if rng.random() < 0.06:
-        parts.append(f"tos {rng.choice(TOS):#x}")
-    if rng.random() < 0.12:
-        parts.append(f"ipproto {rng.choice(('tcp', 'udp'))}")
-    if rng.random() < 0.12:
-        low = rng.choice((0, 22, 1000))
-        parts.append(f"{rng.choice(('sport', 'dport'))} {low}-{low + rng.choice((0, 100))}")
-    if rng.random() < 0.08:
-        parts.append(f"uidrange {rng.choice(('0-0', '1000-2000'))}")
-    if rng.random() < 0.3:
-        mark = rng.choice(MARKS[1:])
-        parts.append(f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else ""))
-    return parts
+    return [make(rng) for chance, make in SELECTORS if rng.random() < chance]
 
 
 def build_state(seed: int, queries: int) -> State:
