@@ -495,7 +495,9 @@ class Fib:
             note(steps, "rule", text, "matched; table does not exist: continue")
             return None
         error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
-        if hit is not None and self._suppressed(r, hit):
+        if hit is not None and (
+            hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))
+        ):
             if steps is not None:
                 steps.append(
                     Step("rule", text, f"matched; {self.hit_text(hit)} suppressed: continue")
@@ -517,8 +519,8 @@ class Fib:
         return f"route {text} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
     def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
-        """``fib4_rule_suppress``: prefix length <= suppress_prefixlength, or the first
-        nexthop's device in the suppressed interface group."""
+        """``fib4_rule_suppress``: prefix length <= suppress_prefixlength (checked inline by
+        the caller), or the first nexthop's device in the suppressed interface group."""
         if hit.plen <= r.suppress_plen:
             return True
         first = hit.route.nexthops[0].dev if hit.route.nexthops else hit.route.dev
