@@ -1,0 +1,186 @@
+"""Benchmark: the simulator's FIB against the kernel answering `ip route get` in bulk.
+
+    python bench/sim.py [--kernel-routes 100000] [--sim-routes 1000000] [--queries 100000]
+
+1. Kernel side (root): a namespace ``mpb-sim-<pid>`` with the same few rules and tables
+   as a WARP connector plus ``--kernel-routes`` random routes in main (installed with one
+   ``ip -batch``), then ``--queries`` `route get DST from SRC iif DEV` lines answered by one
+   ``ip -batch`` file. The snapshot is collected from that namespace and the simulator
+   answers the same queries (full semantics: rules, suppress, throw, forwarding, rp_filter,
+   steps); a sample of answers is compared.
+2. Simulator at ``--sim-routes`` (1M): Fib build time, peak memory of the build
+   (tracemalloc), and lookups/s on the same kind of queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.builders import broken_connector  # noqa: E402
+from tests.differential.gen import parse_batch  # noqa: E402
+from tests.differential.test_sim_kernel import sim_answer  # noqa: E402
+
+from meshpath.collect import collect_snapshot  # noqa: E402
+from meshpath.sim import Fib, Packet  # noqa: E402
+from meshpath.sim.route import route_packet  # noqa: E402
+from meshpath.state import Route, Snapshot  # noqa: E402
+
+SETUP = [
+    "link add eth0 type veth peer name lan0",
+    "tuntap add dev CloudflareWARP mode tun",
+    "addr add 10.0.1.2/24 dev eth0",
+    "addr add 100.96.0.5/32 dev CloudflareWARP",
+    "link set eth0 up",
+    "link set lan0 up",
+    "link set CloudflareWARP up",
+    "route add default via 10.0.1.1 dev eth0",
+    "route add 100.96.0.0/12 dev CloudflareWARP",
+    "route add 0.0.0.0/1 dev CloudflareWARP table 65743",
+    "route add 128.0.0.0/1 dev CloudflareWARP table 65743",
+    "route add throw 10.0.0.0/8 table 65743",
+    "route add throw 100.64.0.0/10 table 65743",
+    "rule add pref 32764 lookup main suppress_prefixlength 0",
+    "rule add pref 32765 not fwmark 0x100cf lookup 65743",
+]
+
+
+def random_prefixes(n: int, rng: random.Random) -> list[str]:
+    """n distinct prefixes shaped like an Internet table (mostly /24, some /16-/23, /32s)."""
+    lengths = [24] * 60 + [22] * 8 + [23] * 8 + [20] * 6 + [16] * 4 + [32] * 10 + [28] * 4
+    seen: set[tuple[int, int]] = set()
+    out = []
+    while len(out) < n:
+        plen = rng.choice(lengths)
+        value = rng.randrange(0x0B000000, 0xDF000000) & ((1 << 32) - (1 << (32 - plen)))
+        if (value, plen) in seen:
+            continue
+        seen.add((value, plen))
+        out.append(f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}/{plen}")
+    return out
+
+
+def route_lines(prefixes: list[str]) -> list[str]:
+    return [f"route add {p} via 10.0.1.{3 + i % 200} dev eth0" for i, p in enumerate(prefixes)]
+
+
+def queries(prefixes: list[str], n: int, rng: random.Random) -> list[Packet]:
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.7:
+            base = prefixes[rng.randrange(len(prefixes))].split("/")[0].split(".")
+            dst = ".".join((*base[:3], str(rng.randrange(256))))
+        else:
+            dst = ".".join(str(rng.randrange(1, 224)) for _ in range(1)) + ".1.2.3"
+        src = f"100.64.{rng.randrange(16)}.{rng.randrange(1, 255)}"
+        out.append(Packet(dst=dst, src=src, iif="CloudflareWARP"))
+    return out
+
+
+def batch(netns: str, lines: list[str], json_out: bool = False) -> tuple[float, str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False) as fh:
+        fh.write("\n".join(lines) + "\n")
+    argv = ["ip", "-n", netns, *(["-j"] if json_out else []), "-force", "-batch", fh.name]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    Path(fh.name).unlink()
+    return elapsed, proc.stdout
+
+
+def sim_rate(fib: Fib, packets: list[Packet], trace: bool = True) -> float:
+    start = time.perf_counter()
+    for packet in packets:
+        route_packet(fib, packet, trace=trace)
+    return len(packets) / (time.perf_counter() - start)
+
+
+def kernel_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
+    netns = f"mpb-sim-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        batch(netns, ["link set lo up", *SETUP])
+        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw",
+                        "net.ipv4.conf.all.forwarding=1"], check=True)  # fmt: skip
+        prefixes = random_prefixes(n_routes, rng)
+        took, _ = batch(netns, route_lines(prefixes))
+        print(f"kernel: installed {n_routes} routes in {took:.1f} s ({n_routes / took:,.0f}/s)")
+        packets = queries(prefixes, n_queries, rng)
+        lines = [f"route get {p.dst} from {p.src} iif {p.iif}" for p in packets]
+        k_time, _ = batch(netns, lines)
+        k_rate = n_queries / k_time
+        snap = collect_snapshot(netns=netns)
+        start = time.perf_counter()
+        fib = Fib(snap)
+        build = time.perf_counter() - start
+        s_rate = sim_rate(fib, packets)
+        q_rate = sim_rate(fib, packets, trace=False)
+        agree = _agreement(netns, fib, lines[:2000])
+        print(f"kernel `ip -batch` route get: {k_rate:,.0f} lookups/s ({n_routes} routes)")
+        print(f"sim (same snapshot, build {build:.2f} s): {s_rate:,.0f} lookups/s with steps "
+              f"-> ratio {s_rate / k_rate:.2f}x; {q_rate:,.0f}/s without (trace=False) "
+              f"-> ratio {q_rate / k_rate:.2f}x; sample agreement {agree}")  # fmt: skip
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def _agreement(netns: str, fib: Fib, lines: list[str]) -> str:
+    """Kernel vs simulator on a sample, compared like the differential test does."""
+    argv = ["ip", "-n", netns, "-j", "-force", "-batch", "-"]
+    proc = subprocess.run(argv, input="\n".join(lines) + "\n", capture_output=True, text=True)
+    kernel = parse_batch(proc.stdout, proc.stderr, len(lines))
+    same = sum(1 for line, want in zip(lines, kernel, strict=True) if sim_answer(fib, line) == want)
+    return f"{same}/{len(lines)}"
+
+
+def sim_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
+    base = broken_connector()
+    prefixes = random_prefixes(n_routes, rng)
+    routes = tuple(
+        Route(table=254, family=4, dst=p, gateway=f"10.0.1.{3 + i % 200}", dev="eth0")
+        for i, p in enumerate(prefixes)
+    )
+    snap: Snapshot = msgspec.structs.replace(base, routes=base.routes + routes)
+    start, cpu = time.perf_counter(), time.process_time()
+    fib = Fib(snap)
+    build, build_cpu = time.perf_counter() - start, time.process_time() - cpu
+    del fib
+    tracemalloc.start()
+    fib = Fib(snap)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    packets = queries(prefixes, n_queries, rng)
+    rate, quiet = sim_rate(fib, packets), sim_rate(fib, packets, trace=False)
+    print(f"sim {n_routes:,} routes: build {build:.2f} s ({build_cpu:.2f} s CPU), "
+          f"peak {peak / 2**20:.0f} MiB (targets 3 s / 300 MiB); {rate:,.0f} lookups/s with "
+          f"steps, {quiet:,.0f} without")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel-routes", type=int, default=100_000)
+    parser.add_argument("--sim-routes", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    if os.geteuid() == 0:
+        kernel_side(args.kernel_routes, args.queries, rng)
+    else:
+        print("not root: kernel side skipped")
+    sim_side(args.sim_routes, args.queries, rng)
+
+
+if __name__ == "__main__":
+    main()
