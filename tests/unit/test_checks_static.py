@@ -24,16 +24,12 @@ def find(snap: Snapshot, fid: str) -> Finding:
 def with_sysctl(snap: Snapshot, name: str, **kw: int) -> Snapshot:
     ipv4 = dict(snap.sysctls.ipv4)
     ipv4[name] = msgspec.structs.replace(ipv4.get(name, conf()), **kw)
-    return msgspec.structs.replace(
-        snap, sysctls=msgspec.structs.replace(snap.sysctls, ipv4=ipv4)
-    )
+    return msgspec.structs.replace(snap, sysctls=msgspec.structs.replace(snap.sysctls, ipv4=ipv4))
 
 
 def with_nft(snap: Snapshot, *rules: dict[str, Any]) -> Snapshot:
     items = [{"metainfo": {"json_schema_version": 1}}, *({"rule": r} for r in rules)]
-    return msgspec.structs.replace(
-        snap, nft=NftState(available=True, ruleset={"nftables": items})
-    )
+    return msgspec.structs.replace(snap, nft=NftState(available=True, ruleset={"nftables": items}))
 
 
 def masquerade(prefix: str | None, handle: int = 4) -> dict[str, Any]:
@@ -42,12 +38,23 @@ def masquerade(prefix: str | None, handle: int = 4) -> dict[str, Any]:
     ]
     if prefix:
         addr, length = prefix.split("/")
-        expr.append({"match": {"op": "==",
-                               "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                               "right": {"prefix": {"addr": addr, "len": int(length)}}}})
+        expr.append(
+            {
+                "match": {
+                    "op": "==",
+                    "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                    "right": {"prefix": {"addr": addr, "len": int(length)}},
+                }
+            }
+        )
     expr.append({"masquerade": None})
-    return {"family": "inet", "table": "nat", "chain": "postrouting", "handle": handle,
-            "expr": expr}
+    return {
+        "family": "inet",
+        "table": "nat",
+        "chain": "postrouting",
+        "handle": handle,
+        "expr": expr,
+    }
 
 
 def test_clean_broken_connector_has_only_the_mss_warning() -> None:
@@ -68,16 +75,18 @@ def test_forwarding_off_on_tunnel_only() -> None:
 
 @pytest.mark.parametrize(
     ("up", "carrier", "missing", "needle"),
-    [(False, False, False, "administratively down"), (True, False, False, "no carrier"),
-     (True, True, True, "no interface named")],
+    [
+        (False, False, False, "administratively down"),
+        (True, False, False, "no carrier"),
+        (True, True, True, "no interface named"),
+    ],
 )
 def test_tunnel_states(up: bool, carrier: bool, missing: bool, needle: str) -> None:
     snap = broken_connector()
     links = [lk for lk in snap.links if lk.name != "CloudflareWARP"]
     if not missing:
         tun = link(3, "CloudflareWARP", "tun", up=up, mtu=1280)
-        links.append(msgspec.structs.replace(tun, carrier=carrier,
-                                             flags=("UP",) if up else ()))
+        links.append(msgspec.structs.replace(tun, carrier=carrier, flags=("UP",) if up else ()))
     f = find(msgspec.structs.replace(snap, links=tuple(links)), "MP150")
     assert needle in f.title
 
@@ -89,9 +98,20 @@ def test_src_valid_mark_with_fwmark_rules_and_rp_filter() -> None:
 
 
 def test_mss_clamp_present_silences_mp180() -> None:
-    clamp = {"family": "inet", "table": "meshpath", "chain": "forward", "handle": 2,
-             "expr": [{"mangle": {"key": {"tcp option": {"name": "maxseg", "field": "size"}},
-                                  "value": {"rt": {"key": "mtu"}}}}]}
+    clamp = {
+        "family": "inet",
+        "table": "meshpath",
+        "chain": "forward",
+        "handle": 2,
+        "expr": [
+            {
+                "mangle": {
+                    "key": {"tcp option": {"name": "maxseg", "field": "size"}},
+                    "value": {"rt": {"key": "mtu"}},
+                }
+            }
+        ],
+    }
     assert "MP180" not in ids(with_nft(broken_connector(), clamp))
 
 
@@ -143,11 +163,24 @@ def test_tailscale_after_warp_is_fine() -> None:
 
 
 def test_ts_input_drop() -> None:
-    drop = {"family": "ip", "table": "filter", "chain": "ts-input", "handle": 9, "expr": [
-        {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "tailscale0"}},
-        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                   "right": {"prefix": {"addr": "100.64.0.0", "len": 10}}}},
-        {"counter": {"packets": 0, "bytes": 0}}, {"drop": None}]}
+    drop = {
+        "family": "ip",
+        "table": "filter",
+        "chain": "ts-input",
+        "handle": 9,
+        "expr": [
+            {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "tailscale0"}},
+            {
+                "match": {
+                    "op": "==",
+                    "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                    "right": {"prefix": {"addr": "100.64.0.0", "len": 10}},
+                }
+            },
+            {"counter": {"packets": 0, "bytes": 0}},
+            {"drop": None},
+        ],
+    }
     f = find(with_nft(broken_connector(), drop), "MP172")
     assert "iifname != tailscale0" in f.evidence[0]
 
@@ -167,8 +200,16 @@ def peers(**peer: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_static_route_not_installed() -> None:
-    table = {"100.64.0.0/12": [{"protocol": "static", "installed": False, "selected": False,
-                                "nexthops": [{"interfaceName": "CloudflareWARP"}]}]}
+    table = {
+        "100.64.0.0/12": [
+            {
+                "protocol": "static",
+                "installed": False,
+                "selected": False,
+                "nexthops": [{"interfaceName": "CloudflareWARP"}],
+            }
+        ]
+    }
     snap = broken_connector(frr=frr_state(ip_route=table))
     assert "MP151" in ids(snap)
 
@@ -176,14 +217,20 @@ def test_static_route_not_installed() -> None:
 def test_bgp_session_states() -> None:
     idle = broken_connector(frr=frr_state(bgp_summary=peers(state="Active")))
     assert "MP161" in ids(idle)
-    policy = broken_connector(frr=frr_state(bgp_summary=peers(
-        state="Established", peerState="Policy", pfxRcd="(Policy)", pfxSnt="(Policy)")))
+    policy = broken_connector(
+        frr=frr_state(
+            bgp_summary=peers(
+                state="Established", peerState="Policy", pfxRcd="(Policy)", pfxSnt="(Policy)"
+            )
+        )
+    )
     assert "MP162" in ids(policy) and "MP161" not in ids(policy)
 
 
 def test_bgpd_missing() -> None:
-    snap = broken_connector(frr=frr_state(running_config="router bgp 65001\n",
-                                          daemons=("zebra", "staticd")))
+    snap = broken_connector(
+        frr=frr_state(running_config="router bgp 65001\n", daemons=("zebra", "staticd"))
+    )
     assert "MP160" in ids(snap)
 
 
@@ -191,13 +238,12 @@ def test_advertised_exact_missing_and_leak() -> None:
     summary = peers(state="Established", peerState="OK", pfxSnt=2)
     good = {"10.0.1.1": {"advertisedRoutes": {"100.64.0.0/12": {}, "100.96.0.0/12": {}}}}
     assert not {"MP163", "MP164"} & set(
-        ids(broken_connector(frr=frr_state(bgp_summary=summary, bgp_advertised=good))))
+        ids(broken_connector(frr=frr_state(bgp_summary=summary, bgp_advertised=good)))
+    )
     leak = {"10.0.1.1": {"advertisedRoutes": {"100.64.0.0/12": {}, "192.168.9.0/24": {}}}}
-    assert "MP164" in ids(broken_connector(frr=frr_state(bgp_summary=summary,
-                                                         bgp_advertised=leak)))
+    assert "MP164" in ids(broken_connector(frr=frr_state(bgp_summary=summary, bgp_advertised=leak)))
     none = {"10.0.1.1": {"advertisedRoutes": {}}}
-    assert "MP163" in ids(broken_connector(frr=frr_state(bgp_summary=summary,
-                                                         bgp_advertised=none)))
+    assert "MP163" in ids(broken_connector(frr=frr_state(bgp_summary=summary, bgp_advertised=none)))
 
 
 def test_ipv4conf_defaults_roundtrip() -> None:

@@ -34,7 +34,10 @@ def check_static_inactive(ctx: CheckContext) -> Iterator[Finding]:
                         f"zebra only installs the route while {ctx.tunnel} is up with carrier; "
                         "until then Worker replies still leave by the default route."
                     ),
-                    fix_commands=("warp-cli --accept-tos connect", "vtysh -c 'show ip route static'"),
+                    fix_commands=(
+                        "warp-cli --accept-tos connect",
+                        "vtysh -c 'show ip route static'",
+                    ),
                 )
 
 
@@ -49,8 +52,10 @@ def check_bgp_daemon(ctx: CheckContext) -> Iterator[Finding]:
             "FRR has a BGP configuration but bgpd is not running",
             evidence=(f"running daemons: {', '.join(frr.daemons) or 'none'}",),
             why="Nothing advertises the Cloudflare ranges to the LAN, so the LAN cannot reply.",
-            fix_commands=("sed -i 's/^bgpd=no/bgpd=yes/' /etc/frr/daemons",
-                          "systemctl restart frr"),
+            fix_commands=(
+                "sed -i 's/^bgpd=no/bgpd=yes/' /etc/frr/daemons",
+                "systemctl restart frr",
+            ),
         )
 
 
@@ -59,7 +64,9 @@ def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
     for peer, info in _peers(ctx).items():
         state = str(info.get("state", "?"))
         policy = info.get("peerState") == "Policy" or "(Policy)" in (
-            str(info.get("pfxRcd")), str(info.get("pfxSnt")))
+            str(info.get("pfxRcd")),
+            str(info.get("pfxSnt")),
+        )
         if state != "Established":
             yield Finding(
                 "MP161",

@@ -104,5 +104,4 @@ def _stmt_text(stmt: Mapping[str, Any]) -> str:
         return f"{_left_key(match.get('left')).split(' ', 1)[-1]} {op_text}{value}"
     if "counter" in stmt:
         return ""
-    key = next(iter(stmt), "")
-    return key
+    return next(iter(stmt), "")

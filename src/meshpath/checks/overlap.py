@@ -45,8 +45,9 @@ def check_nat(ctx: CheckContext) -> Iterator[Finding]:
             fix_commands=("meshpath fix --mode bgp --replace-nat --peer ROUTER --asn ASN",),
         )
         prefix = rule.prefix_of("saddr")
-        if prefix is None or (prefix.version == source.version and prefix.supernet_of(source)
-                              and prefix != source):
+        if prefix is None or (
+            prefix.version == source.version and prefix.supernet_of(source) and prefix != source
+        ):
             covered = "every source" if prefix is None else str(prefix)
             yield Finding(
                 "MP111",
@@ -73,12 +74,18 @@ def check_broad_routes(ctx: CheckContext) -> Iterator[Finding]:
         if any(net.supernet_of(r) and net != r for r in mine) and net.overlaps(TAILSCALE.network):
             yield _broad(f"route {route.dst} dev {ctx.tunnel} (table main)", net)
     for rule in ctx.snapshot.rules:
-        for sel in (rule.src, rule.dst):
-            net = network(sel) if sel else None
-            if net is not None and net.version == 4 and net.supernet_of(ranges.source_v4) \
-                    and net != ranges.source_v4 and net.prefixlen > 0:
-                yield _broad(f"rule {rule.priority}: {'from' if sel == rule.src else 'to'} "
-                             f"{sel} lookup {rule.table}", net)
+        for word, sel in (("from", rule.src), ("to", rule.dst)):
+            if not sel:
+                continue
+            sel_net = network(sel)
+            source = ranges.source_v4
+            if (
+                sel_net.version == 4
+                and sel_net.prefixlen > 0
+                and sel_net.supernet_of(source)
+                and sel_net != source
+            ):
+                yield _broad(f"rule {rule.priority}: {word} {sel} lookup {rule.table}", sel_net)
 
 
 def _broad(evidence: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> Finding:
@@ -104,8 +111,10 @@ def check_tailscale(ctx: CheckContext) -> Iterator[Finding]:
     ranges = ctx.settings.ranges
     cf = [ranges.source_v4, ranges.device_v4]
     covering = [
-        r for r in snap.routes_in(TABLE_TAILSCALE)
-        if r.family == 4 and any(network(r.dst).overlaps(c) for c in cf)
+        r
+        for r in snap.routes_in(TABLE_TAILSCALE)
+        if r.family == 4
+        and any(network(r.dst).overlaps(c) for c in cf)
         and network(r.dst).prefixlen < 32
     ]
     if ts_rules and covering and (warp_prio is None or ts_rules[0].priority < warp_prio):
@@ -168,8 +177,10 @@ def check_ranges_in_use(ctx: CheckContext) -> Iterator[Finding]:
                 Severity.WARNING,
                 f"{ctx.tunnel} address {ip} is outside the configured device range "
                 f"{ranges.device_v4}",
-                evidence=(f"{ctx.tunnel} inet {addr.local}/{addr.prefixlen}",
-                          f"device_v4 = {ranges.device_v4} (from {ctx.settings.source})"),
+                evidence=(
+                    f"{ctx.tunnel} inet {addr.local}/{addr.prefixlen}",
+                    f"device_v4 = {ranges.device_v4} (from {ctx.settings.source})",
+                ),
                 why=(
                     "Your account probably moved Cloudflare's ranges; routes and NAT built "
                     "from the defaults would miss the real Worker source addresses."
