@@ -11,6 +11,7 @@ from rich.table import Table
 
 from meshpath.cli.context import app_context
 from meshpath.collect import collect_snapshot
+from meshpath.errors import BadInputError
 from meshpath.state import Snapshot, codec
 
 
@@ -24,10 +25,16 @@ def snapshot(
     netns: Annotated[
         str | None, typer.Option("--netns", help="Collect inside this network namespace.")
     ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", help="Load and validate a saved snapshot instead of collecting."),
+    ] = None,
 ) -> None:
     """Collect links, addresses, all routing tables, rules, nftables, sysctls, FRR and WARP."""
     actx = app_context(ctx)
-    snap = collect_snapshot(netns=netns)
+    if input_file is not None and netns is not None:
+        raise BadInputError("--input and --netns exclude each other: a saved snapshot was taken")
+    snap = codec.load(input_file) if input_file is not None else collect_snapshot(netns=netns)
     if output is not None:
         codec.save(snap, output)
     if actx.json_output:

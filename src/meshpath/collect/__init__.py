@@ -1,11 +1,64 @@
-"""I/O edge: the live host (or a named namespace) -> Snapshot."""
+"""I/O edge: the live host (or a named namespace) -> Snapshot.
+
+Kernel tables come over rtnetlink (:mod:`.netlink` frames, :mod:`.rtnl_parse` parses),
+sysctls from ``/proc/sys`` — both read *inside* the namespace (:mod:`.netns`). External
+programs (nft, vtysh, warp-cli) run through a :class:`~meshpath.runner.Runner`, which for a
+namespace prefixes ``ip netns exec``. Missing optional tools are recorded, not errors.
+"""
 
 from __future__ import annotations
 
-from meshpath.runner import Runner
-from meshpath.state import Snapshot
+import os
+import socket
+from datetime import UTC, datetime
+
+from meshpath.collect.frr import collect_frr
+from meshpath.collect.kernel import KernelState, read_kernel
+from meshpath.collect.netlink import NetlinkError, RtnlSocket
+from meshpath.collect.netns import inside_netns
+from meshpath.collect.nft import collect_nft
+from meshpath.collect.sysctl import read_sysctls
+from meshpath.collect.warp import collect_warp
+from meshpath.runner import Runner, SubprocessRunner
+from meshpath.state import SCHEMA_VERSION, Snapshot, Sysctls
+
+__all__ = ["NetlinkError", "collect_kernel", "collect_snapshot"]
+
+TOOLS = ("ip", "nft", "vtysh", "warp-cli", "tcpdump")
+
+
+def collect_kernel(netns: str | None = None) -> tuple[KernelState, Sysctls]:
+    """Links, addresses, routes, rules and sysctls, read inside ``netns`` (or here)."""
+    with inside_netns(netns):
+        with RtnlSocket() as sock:
+            kernel = read_kernel(sock)
+        sysctls = read_sysctls(link.name for link in kernel.links)
+    return kernel, sysctls
 
 
 def collect_snapshot(netns: str | None = None, runner: Runner | None = None) -> Snapshot:
-    """Collect a Snapshot of the host, or of the named network namespace."""
-    raise NotImplementedError("collector lands with the foundation issue")
+    """Collect a Snapshot of the host, or of the named network namespace.
+
+    Raises NetnsError for a missing namespace and PrivilegeError when entering it needs root.
+    The hostname is the host's (``ip netns`` does not change the UTS namespace); ``netns``
+    records where the network state came from.
+    """
+    taken_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    kernel, sysctls = collect_kernel(netns)
+    run = runner if runner is not None else SubprocessRunner(netns=netns)
+    return Snapshot(
+        schema_version=SCHEMA_VERSION,
+        taken_at=taken_at,
+        hostname=socket.gethostname(),
+        kernel=os.uname().release,
+        netns=netns,
+        links=kernel.links,
+        addresses=kernel.addresses,
+        routes=kernel.routes,
+        rules=kernel.rules,
+        nft=collect_nft(run),
+        sysctls=sysctls,
+        frr=collect_frr(run, netns),
+        warp=collect_warp(run),
+        tools={tool: run.has(tool) for tool in TOOLS},
+    )

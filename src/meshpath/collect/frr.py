@@ -1,0 +1,98 @@
+"""FRR's view through vtysh, when FRR runs for the host or for the namespace.
+
+FRR daemons started for a namespace with ``-N NS`` live in a pathspace: their vty sockets
+are under ``/var/run/frr/NS/`` and vtysh reaches them with ``vtysh -N NS``. A daemon counts
+as running when its ``<daemon>.vty`` socket accepts a connection (what vtysh itself needs).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from meshpath.errors import MeshpathError
+from meshpath.runner import Runner
+from meshpath.state.model import FrrState
+
+FRR_RUN_DIR = Path("/var/run/frr")
+
+
+def vtysh_argv(netns: str | None, command: str) -> list[str]:
+    """``vtysh [-N NS] -c COMMAND``: the pathspace flag when FRR runs for a namespace."""
+    return ["vtysh", *(["-N", netns] if netns else []), "-c", command]
+
+
+def running_daemons(run_dir: Path) -> tuple[str, ...]:
+    """Daemons whose vty socket in ``run_dir`` accepts a connection, sorted."""
+    if not run_dir.is_dir():
+        return ()
+    return tuple(sorted(p.stem for p in run_dir.glob("*.vty") if _accepts(p)))
+
+
+def _accepts(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def collect_frr(runner: Runner, netns: str | None, run_dir: Path | None = None) -> FrrState:
+    """FRR state: absent (no vtysh), not running, or the JSON of its show commands."""
+    if not runner.has("vtysh"):
+        return FrrState(available=False)
+    directory = run_dir or (FRR_RUN_DIR / netns if netns else FRR_RUN_DIR)
+    daemons = running_daemons(directory)
+    if not daemons:
+        return FrrState(available=True, running=False)
+    return query_frr(runner, netns, daemons)
+
+
+def query_frr(runner: Runner, netns: str | None, daemons: tuple[str, ...]) -> FrrState:
+    """Run the show commands for the running daemons; failures are kept as error text."""
+    errors: list[str] = []
+    ip_route = _json(runner, netns, "show ip route json", errors) if "zebra" in daemons else None
+    bgp = _json(runner, netns, "show bgp summary json", errors) if "bgpd" in daemons else None
+    config = _text(runner, netns, "show running-config", errors)
+    return FrrState(
+        available=True,
+        running=True,
+        daemons=daemons,
+        ip_route=ip_route,
+        bgp_summary=bgp,
+        running_config=config,
+        error="; ".join(errors) or None,
+    )
+
+
+def _text(runner: Runner, netns: str | None, command: str, errors: list[str]) -> str | None:
+    try:
+        done = runner.run(vtysh_argv(netns, command), check=False, timeout=30)
+    except MeshpathError as exc:
+        errors.append(f"{command}: {exc}")
+        return None
+    if not done.ok:
+        errors.append(f"{command}: {(done.stderr or done.stdout).strip() or done.returncode}")
+        return None
+    return done.stdout
+
+
+def _json(
+    runner: Runner, netns: str | None, command: str, errors: list[str]
+) -> dict[str, Any] | None:
+    text = _text(runner, netns, command, errors)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        errors.append(f"{command}: not JSON: {text.strip()[:200]}")
+        return None
+    if not isinstance(value, dict):
+        errors.append(f"{command}: expected a JSON object")
+        return None
+    return value
