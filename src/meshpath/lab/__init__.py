@@ -1,0 +1,76 @@
+"""The meshpath lab: Worker -> Mesh -> WARP Connector -> LAN in network namespaces.
+
+Everything is real (kernel forwarding, nftables, FRR, tcpdump); only Cloudflare's side is
+emulated by small processes: :mod:`~meshpath.lab.tunnel` (the WARP session, a tun in each
+of edge and conn), :mod:`~meshpath.lab.worker` (a Worker calling ``env.MESH.fetch``) and
+:mod:`~meshpath.lab.service` (the private HTTP service that logs client addresses).
+Topology in :mod:`~meshpath.lab.topology`; scenarios in :mod:`~meshpath.lab.scenarios`.
+
+Public API (for tests and other commands)::
+
+    from meshpath.lab import Lab, run_scenario
+
+    with Lab.create(instance=None) as lab:      # root + tools checked; torn down on exit
+        lab.connect_timeout = 2.5               # Worker's SYN-ACK wait (set before setup)
+        lab.setup("broken")                     # any scenario name (or a Scenario); rebuilds
+        lab.ns("conn")                          # -> "mplab-<id>-conn"
+        lab.exec("conn", ["ip", "route"])       # -> runner.Completed (check=False)
+        r = lab.worker_call("/mesh/")           # -> WorkerResult(status, body, seen_source)
+        cap = lab.capture("conn", lab.worker_call)   # -> CaptureResult(packets, text, pcap, value)
+        lab.service_log()                       # -> [{"client": ip, "port", "path", "time"}]
+        lab.http_get("svc", "http://100.64.0.5:3000/")   # any GET from inside a node
+        lab.route_get("router", "100.64.12.189")  # -> the kernel's `ip -j route get` answer
+        lab.vtysh("router", "show bgp summary"); lab.vtysh_json(node, "... json")
+        lab.bgp_routes("router")                # kernel routes proto bgp: prefix -> gateway
+        lab.bgp_learned("router", "10.0.1.2")   # BGP table prefixes learned from a peer
+        lab.frr_statics("conn")                 # kernel routes FRR staticd installed
+        lab.tunnel_status(); lab.pause_tunnel(True)   # counters; emulate a WARP outage
+        lab.start_frr(node, frr.FrrConfig(...)) # render, check with FRR, start, wait
+        FIXES["bgp"](lab)                       # the hand-written fix steps (replaceable)
+        result = run_scenario(lab, "bgp")       # -> ScenarioResult(.passed, .checks, ...)
+
+    Lab.attach(instance=None)  # a lab started by `meshpath lab up`
+    clean_leftovers()          # remove labs of killed runs (never one a live process owns)
+
+Teardown is guaranteed by the context manager (or ``lab.down()``); anything a killed run
+leaves is found by the ``mplab-`` namespace prefix and removed by the next ``Lab.create``,
+``meshpath lab up`` or ``meshpath lab down``.
+"""
+
+from __future__ import annotations
+
+from meshpath.lab.capture import Hop, Packet, match_sequence, parse_lines
+from meshpath.lab.core import CaptureResult, Lab, clean_leftovers, preflight, remove_lab
+from meshpath.lab.fixes import FIXES, FixStep
+from meshpath.lab.run import ScenarioResult, run_many, run_scenario
+from meshpath.lab.scenarios import (
+    SCENARIO_NAMES,
+    SCENARIOS,
+    Check,
+    Scenario,
+    WorkerResult,
+    get_scenario,
+)
+
+__all__ = [
+    "FIXES",
+    "SCENARIOS",
+    "SCENARIO_NAMES",
+    "CaptureResult",
+    "Check",
+    "FixStep",
+    "Hop",
+    "Lab",
+    "Packet",
+    "Scenario",
+    "ScenarioResult",
+    "WorkerResult",
+    "clean_leftovers",
+    "get_scenario",
+    "match_sequence",
+    "parse_lines",
+    "preflight",
+    "remove_lab",
+    "run_many",
+    "run_scenario",
+]

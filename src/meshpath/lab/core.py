@@ -1,0 +1,556 @@
+"""The :class:`Lab`: builds, observes and tears down one lab instance (I/O edge)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Generic, TypeVar, overload
+
+from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
+from meshpath.lab import frr, topology, warp
+from meshpath.lab.capture import Packet, parse_lines
+from meshpath.lab.procs import (
+    LabTimeout,
+    delete_namespaces,
+    frr_pathspace,
+    kill_in_namespaces,
+    lab_namespaces,
+    netns_pids,
+    spawn,
+    wait_for,
+)
+from meshpath.lab.scenarios import Scenario, WorkerResult, get_scenario
+from meshpath.lab.state import (
+    RUN_ROOT,
+    LabState,
+    is_stale,
+    known_instances,
+    new_state,
+    pid_alive,
+    read_state,
+    write_state,
+)
+from meshpath.runner import Completed, SubprocessRunner, netns_argv
+
+T = TypeVar("T")
+_INSTANCE = re.compile(r"^[a-z0-9]{1,8}$")
+REQUIRED_TOOLS = ("ip", "nft", "tcpdump", "sysctl", "vtysh")
+FRR_BINARIES = tuple(f"/usr/lib/frr/{d}" for d in frr.DAEMONS)
+
+
+def preflight() -> None:
+    """Root and every tool the lab runs; one clear error (exit 3) otherwise."""
+    if os.geteuid() != 0:
+        raise PrivilegeError("the lab needs root (CAP_NET_ADMIN) to create network namespaces")
+    for tool in REQUIRED_TOOLS:
+        if shutil.which(tool) is None:
+            raise MissingToolError(tool, "install iproute2, nftables, tcpdump, procps and frr")
+    for binary in FRR_BINARIES:
+        if not os.access(binary, os.X_OK):
+            raise MissingToolError(binary, "install FRR (apt-get install frr)")
+    if not os.path.exists("/dev/net/tun"):
+        raise MissingToolError("/dev/net/tun", "the kernel's tun driver is needed")
+
+
+def check_instance(instance: str) -> str:
+    if not _INSTANCE.match(instance):
+        raise BadInputError(f"lab instance {instance!r} must be 1-8 characters of [a-z0-9]")
+    return instance
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureResult(Generic[T]):
+    """A capture taken around a call: parsed TCP packets, tcpdump's text, the pcap file."""
+
+    packets: tuple[Packet, ...]
+    text: str
+    pcap: Path
+    value: T
+
+
+def remove_lab(instance: str, run_root: Path = RUN_ROOT) -> None:
+    """Kill every process in lab ``instance``'s namespaces, delete them, drop its run dir."""
+    namespaces = lab_namespaces(instance)
+    kill_in_namespaces(namespaces)
+    delete_namespaces(namespaces)
+    shutil.rmtree(run_root / instance, ignore_errors=True)
+
+
+def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list[str]:
+    """Remove labs whose owner died (or that have no state); ``everything``: also detached ones.
+
+    Labs owned by a live process (another test run, ``lab run``) are never touched.
+    """
+    instances = {i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None}
+    instances |= known_instances(run_root)
+    removed = []
+    for instance in sorted(instances):
+        state = read_state(run_root, instance)
+        detached = state is not None and state.owner_pid is None
+        if is_stale(state) or (everything and detached):
+            remove_lab(instance, run_root)
+            removed.append(instance)
+    return removed
+
+
+class Lab:
+    """One lab instance. Use :meth:`create` (new, owned) or :meth:`attach` (existing)."""
+
+    def __init__(self, instance: str, run_root: Path = RUN_ROOT) -> None:
+        self.instance = check_instance(instance)
+        self.run_root = run_root
+        self.run_dir = run_root / instance
+        self.runner = SubprocessRunner()
+        self.scenario: Scenario | None = None
+        # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
+        self.connect_timeout = 2.5
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._named: dict[str, subprocess.Popen[bytes]] = {}
+        self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
+
+    # -- life cycle -------------------------------------------------------------------
+    @classmethod
+    def create(cls, instance: str | None = None, *, run_root: Path = RUN_ROOT) -> Lab:
+        """A new lab owned by this process (nothing built yet: call :meth:`setup`).
+
+        Checks root and tools first and removes leftovers of killed runs.
+        """
+        preflight()
+        clean_leftovers(run_root)
+        name = check_instance(instance) if instance else _free_instance(run_root)
+        owner = (read_state(run_root, name) or new_state(run_root, name, None)).owner_pid
+        if owner is not None and owner != os.getpid() and pid_alive(owner):
+            raise BadInputError(f"lab instance {name!r} is in use by pid {owner}")
+        if lab_namespaces(name) or (run_root / name).exists():
+            remove_lab(name, run_root)
+        lab = cls(name, run_root)
+        lab._save(new_state(run_root, name, os.getpid()))
+        return lab
+
+    @classmethod
+    def attach(cls, instance: str | None = None, *, run_root: Path = RUN_ROOT) -> Lab:
+        """An existing lab: ``instance``, or the only one there is."""
+        if instance is None:
+            found = sorted(known_instances(run_root))
+            if len(found) != 1:
+                what = "no lab is running" if not found else f"several labs: {', '.join(found)}"
+                raise BadInputError(f"{what}; pass --instance (start one with 'meshpath lab up')")
+            instance = found[0]
+        if read_state(run_root, instance) is None:
+            raise BadInputError(f"no lab instance {instance!r} (see 'meshpath lab status')")
+        lab = cls(instance, run_root)
+        name = lab._state.scenario
+        lab.scenario = get_scenario(name) if name else None
+        return lab
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.down()
+
+    def detach(self) -> None:
+        """Leave the lab running after this process ends (what ``lab up`` does)."""
+        self._save(self._replace(owner_pid=None))
+        for child in self._children:
+            # The process now belongs to the lab, not to us: teardown finds it through
+            # `ip netns pids`. Marking it settled stops Popen warning that it still runs.
+            if child.poll() is None:
+                child.returncode = 0
+        self._children.clear()
+        self._named.clear()
+
+    def down(self) -> None:
+        """Stop every process, delete every namespace and the run dir. Idempotent."""
+        self._clear()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _clear(self) -> None:
+        """Stop processes, delete namespaces and every run file except the state file
+        (which keeps the lab marked as owned while it is rebuilt)."""
+        namespaces = sorted(set(self._state.namespaces) | set(lab_namespaces(self.instance)))
+        kill_in_namespaces(namespaces, self._children)
+        delete_namespaces(namespaces)
+        self._children.clear()
+        self._named.clear()
+        if self.run_dir.is_dir():
+            for entry in self.run_dir.iterdir():
+                if entry.name == "state.json":
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def state(self) -> LabState:
+        return self._state
+
+    def _replace(self, **changes: Any) -> LabState:
+        data = {f: getattr(self._state, f) for f in self._state.__struct_fields__}
+        data.update(changes)
+        return LabState(**data)
+
+    def _save(self, state: LabState) -> None:
+        self._state = state
+        write_state(self.run_root, state)
+
+    # -- names and commands -----------------------------------------------------------
+    def ns(self, node: str) -> str:
+        """The namespace name of ``node`` (edge, conn, router, svc, ts, lan)."""
+        if node not in topology.NODES:
+            raise BadInputError(f"unknown lab node {node!r}; expected one of {topology.NODES}")
+        return topology.ns_name(self.instance, node)
+
+    def exec(
+        self, node: str, argv: Sequence[str], *, check: bool = False, timeout: float = 30.0
+    ) -> Completed:
+        """Run ``argv`` inside ``node``'s namespace."""
+        return self.runner.run(netns_argv(self.ns(node), argv), check=check, timeout=timeout)
+
+    def ip_batch(self, node: str, text: str) -> None:
+        self.runner.run(["ip", "-n", self.ns(node), "-batch", "-"], input_text=text)
+
+    def nft(self, node: str, ruleset: str) -> None:
+        self.runner.run(netns_argv(self.ns(node), ["nft", "-f", "-"]), input_text=ruleset)
+
+    def vtysh(self, node: str, command: str) -> str:
+        return self.runner.run(frr.vtysh_argv(str(self._frr_dir(node)), command)).stdout
+
+    def vtysh_json(self, node: str, command: str) -> Any:
+        return json.loads(self.vtysh(node, command) or "{}")
+
+    # -- building ---------------------------------------------------------------------
+    def setup(self, scenario: str | Scenario) -> None:
+        """Build the lab for ``scenario`` from scratch (an existing build is torn down)."""
+        scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self._clear()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o755)
+        nodes = topology.nodes_for(scn.tailnet)
+        names = tuple(self.ns(n) for n in nodes)
+        self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
+        self.scenario = scn
+        for name in names:
+            self.runner.run(["ip", "netns", "add", name])
+        for node in nodes:
+            self._sysctls(node)
+        self._start_tunnel()
+        self._wire(scn, nodes)
+        self._start_apps(scn)
+        self._start_frr_base(scn)
+        self._save(self._replace(pids={k: c.pid for k, c in self._named.items()}))
+
+    def _sysctls(self, node: str) -> None:
+        pairs = [f"{k}={v}" for k, v in topology.sysctls_for(node).items()]
+        self.exec(node, ["sysctl", "-q", "-w", *pairs], check=True)
+
+    def _spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        child = spawn(self.ns(node), argv, self.run_dir / f"{name}.log")
+        self._children.append(child)
+        self._named[name] = child
+        return child
+
+    def _start_tunnel(self) -> None:
+        status = self.run_dir / "tunnel.json"
+        argv = [sys.executable, "-m", "meshpath.lab.tunnel", "--edge-ns", self.ns("edge")]
+        argv += ["--conn-ns", self.ns("conn"), "--status", str(status)]
+        child = self._spawn("tunnel", "edge", argv)
+        wait_for("tunnel emulator", lambda: child.poll() is None and status.exists(), 10.0)
+        for node, dev in (("edge", topology.TUN_EDGE), ("conn", topology.TUN_CONN)):
+            wait_for(f"carrier on {dev}", self._lower_up_probe(node, dev), 5.0)
+
+    def _lower_up_probe(self, node: str, dev: str) -> Callable[[], bool]:
+        return lambda: self._lower_up(node, dev)
+
+    def _lower_up(self, node: str, dev: str) -> bool:
+        done = self.exec(node, ["ip", "-j", "link", "show", "dev", dev])
+        return done.ok and "LOWER_UP" in json.loads(done.stdout)[0].get("flags", [])
+
+    def _wire(self, scn: Scenario, nodes: Sequence[str]) -> None:
+        hosts = [n for n in topology.HOSTS if n in nodes]
+        self.ip_batch("lan", topology.lan_batch(self.instance, hosts))
+        for host in hosts:
+            self.ip_batch(host, topology.host_batch(host))
+        self.ip_batch("edge", topology.edge_batch())
+        self.ip_batch("conn", warp.route_batch())
+        self.nft("conn", warp.nft_ruleset())
+        if scn.lan == "broken":
+            # Cloudflare's docs advise LAN hosts to route the CGNAT range to the connector.
+            via = topology.LAN_ADDR["conn"]
+            self.ip_batch("svc", f"route add {topology.CGNAT} via {via} dev eth0\n")
+
+    def _start_apps(self, scn: Scenario) -> None:
+        py = [sys.executable, "-m"]
+        ready = []
+        log = str(self.run_dir / "service.log")
+        svc_ready = self.run_dir / "service.ready"
+        self._spawn(
+            "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
+        )
+        ready.append(svc_ready)
+        worker_ready = self.run_dir / "worker.ready"
+        argv = [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
+        argv += ["--connect-timeout", str(self.connect_timeout)]
+        self._spawn("worker", "edge", argv)
+        ready.append(worker_ready)
+        if scn.tailnet:
+            ts_ready = self.run_dir / "tailnet.ready"
+            argv = [*py, "meshpath.lab.service", "--bind", topology.TAILNET_NODE, "--name", "ts"]
+            argv += ["--log", str(self.run_dir / "tailnet.log"), "--ready", str(ts_ready)]
+            self._spawn("tailnet-service", "ts", argv)
+            ready.append(ts_ready)
+        for path in ready:
+            wait_for(path.stem, self._ready_probe(path), 10.0)
+        self._raise_if_died()
+
+    def _ready_probe(self, path: Path) -> Callable[[], bool]:
+        return lambda: path.exists() or self._any_died()
+
+    def _any_died(self) -> bool:
+        return any(c.poll() is not None for c in self._children)
+
+    def _raise_if_died(self) -> None:
+        for name, child in self._named.items():
+            if child.poll() is not None:
+                log = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
+                last = log.splitlines()[-1] if log else "no output"
+                raise LabTimeout(f"lab: {name} exited ({child.returncode}): {last}")
+
+    # -- FRR --------------------------------------------------------------------------
+    def _frr_dir(self, node: str) -> Path:
+        return frr_pathspace(self.ns(node))
+
+    def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
+        """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""
+        d = self._frr_dir(node)
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.chown(d, "frr", "frr")
+        d.chmod(0o755)
+        for daemon, text in frr.render_all(cfg, str(d / "frr.log")).items():
+            conf = d / f"{daemon}.conf"
+            conf.write_text(text)
+            conf.chmod(0o644)
+            self.check_frr_config(daemon, conf)
+            self.exec(node, frr.daemon_argv(daemon, str(conf), str(d)), check=True)
+        wait_for(f"FRR in {node}", lambda: self._frr_answers(node), 10.0)
+
+    def check_frr_config(self, daemon: str, conf: Path) -> None:
+        """FRR's own parser on a rendered file; LabConfigError naming the bad lines."""
+        done = self.runner.run(frr.check_argv(daemon, str(conf)), check=False)
+        problems = frr.check_problems(done.stdout + done.stderr)
+        if not done.ok or problems:
+            detail = "; ".join(problems) or done.stderr.strip()
+            raise LabConfigError(f"lab: FRR rejects {conf}: {detail}")
+
+    def _frr_answers(self, node: str) -> bool:
+        argv = frr.vtysh_argv(str(self._frr_dir(node)), "show bgp summary json")
+        done = self.runner.run(argv, check=False)
+        return done.ok and done.stdout.strip().startswith("{")
+
+    def _start_frr_base(self, scn: Scenario) -> None:
+        self.start_frr("router", frr.router_config(scn.tailnet))
+        if scn.tailnet:
+            self.start_frr("ts", frr.tailnet_config())
+            node = f"{topology.TAILNET_NODE}/32"
+            wait_for("tailnet route on the router", lambda: node in self.bgp_routes("router"), 15.0)
+
+    def bgp_routes(self, node: str) -> dict[str, str]:
+        """Kernel routes installed by BGP in ``node``: prefix -> gateway."""
+        return self._kernel_routes(node, "bgp")
+
+    def frr_statics(self, node: str) -> frozenset[str]:
+        """Kernel routes installed by FRR staticd in ``node`` (protocol 196, not 'static')."""
+        return frozenset(self._kernel_routes(node, "196"))
+
+    def _kernel_routes(self, node: str, proto: str) -> dict[str, str]:
+        done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", proto])
+        if not done.ok or not done.stdout.strip():
+            return {}
+        return {_prefix(r["dst"]): r.get("gateway", "") for r in json.loads(done.stdout)}
+
+    def bgp_peer_state(self, node: str, peer: str) -> str | None:
+        data = self.vtysh_json(node, "show bgp summary json")
+        peers = data.get("ipv4Unicast", {}).get("peers", {})
+        state = peers.get(peer, {}).get("state")
+        return str(state) if state is not None else None
+
+    def bgp_learned(self, node: str, peer: str) -> frozenset[str]:
+        """Prefixes in ``node``'s BGP table with a path from ``peer``."""
+        data = self.vtysh_json(node, "show bgp ipv4 unicast json")
+        out = set()
+        for prefix, paths in data.get("routes", {}).items():
+            if any(p.get("peerId") == peer for p in paths):
+                out.add(prefix)
+        return frozenset(out)
+
+    # -- observing --------------------------------------------------------------------
+    def worker_call(self, path: str = "/mesh/", timeout: float = 15.0) -> WorkerResult:
+        """Call the Worker emulator (inside edge) like ``curl https://<worker>/<path>``."""
+        host, port = topology.WORKER_LISTEN
+        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", f"http://{host}:{port}{path}"]
+        done = self.exec(
+            "edge", [*argv, "--timeout", str(timeout)], check=True, timeout=timeout + 5
+        )
+        data = json.loads(done.stdout)
+        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+
+    def http_get(self, node: str, url: str, timeout: float = 5.0) -> WorkerResult:
+        """An HTTP GET from inside ``node`` (any URL); same shape as :meth:`worker_call`."""
+        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", url, "--timeout", str(timeout)]
+        data = json.loads(self.exec(node, argv, check=True, timeout=timeout + 5).stdout)
+        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+
+    def service_log(self) -> list[dict[str, Any]]:
+        """One entry per request the service received: client, port, path, time."""
+        path = self.run_dir / "service.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def tunnel_status(self) -> dict[str, Any]:
+        """The tunnel emulator's counters: edge_to_conn, conn_to_edge, dropped, paused."""
+        data: dict[str, Any] = json.loads((self.run_dir / "tunnel.json").read_text())
+        return data
+
+    def pause_tunnel(self, paused: bool = True) -> None:
+        """Emulate a tunnel outage (``paused=False`` ends it); returns once it took effect."""
+        pid = int(self.tunnel_status()["pid"])
+        os.kill(pid, signal.SIGUSR1 if paused else signal.SIGUSR2)
+        wait_for("tunnel pause", lambda: self.tunnel_status()["paused"] == paused, 3.0)
+
+    def route_get(self, node: str, dest: str) -> dict[str, Any]:
+        done = self.exec(node, ["ip", "-j", "route", "get", dest], check=True)
+        result: dict[str, Any] = json.loads(done.stdout)[0]
+        return result
+
+    @overload
+    def capture(
+        self, node: str, action: Callable[[], T], *, bpf: str = ..., name: str = ...
+    ) -> CaptureResult[T]: ...
+
+    @overload
+    def capture(
+        self, node: str, action: Sequence[str], *, bpf: str = ..., name: str = ...
+    ) -> CaptureResult[Completed]: ...
+
+    def capture(
+        self,
+        node: str,
+        action: Callable[[], T] | Sequence[str],
+        *,
+        bpf: str = "tcp port 3000",
+        name: str = "capture",
+    ) -> CaptureResult[T] | CaptureResult[Completed]:
+        """Run tcpdump on every interface of ``node`` while ``action`` runs (a callable, or
+        an argv run inside ``node``); returns the packets and the pcap path."""
+        pcap = self.run_dir / f"{name}.pcap"
+        out, err = self.run_dir / f"{name}.txt", self.run_dir / f"{name}.err"
+        argv = ["tcpdump", "-i", "any", "-n", "-l", "-U", "--immediate-mode", "-Z", "root"]
+        argv += ["--print", "-w", str(pcap)]
+        with out.open("wb") as fo, err.open("wb") as fe:
+            proc = subprocess.Popen(  # noqa: S603 - argv list
+                netns_argv(self.ns(node), [*argv, bpf]),
+                stdout=fo,
+                stderr=fe,
+                start_new_session=True,
+            )
+        self._children.append(proc)
+        try:
+            wait_for("tcpdump", lambda: "listening on" in err.read_text() or proc.poll(), 10.0)
+            value: Any = action() if callable(action) else self.exec(node, action)
+        finally:
+            _settle(out)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=10)
+        text = out.read_text(errors="replace")
+        return CaptureResult(parse_lines(text), text, pcap, value)
+
+    def status(self) -> dict[str, Any]:
+        """What exists of this lab right now: namespaces, processes, scenario."""
+        live = lab_namespaces(self.instance)
+        return {
+            "instance": self.instance,
+            "scenario": self._state.scenario,
+            "fixed": self._state.fixed,
+            "owner_pid": self._state.owner_pid,
+            "run_dir": str(self.run_dir),
+            "namespaces": {ns: sorted(netns_pids([ns])) for ns in live},
+        }
+
+    def mark_fixed(self, fix: str) -> None:
+        self._save(self._replace(fixed=fix))
+
+
+class LabConfigError(EnvironmentProblem):
+    """A rendered lab configuration was rejected by the real tool."""
+
+
+def _free_instance(run_root: Path) -> str:
+    """A random 4-hex-digit instance id no lab uses (short: it is in every ns name)."""
+    taken = known_instances(run_root) | {
+        i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None
+    }
+    while (name := secrets.token_hex(2)) in taken:
+        pass
+    return name
+
+
+def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:
+    """Wait until tcpdump's output has stopped growing for ``quiet`` seconds (at most
+    ``limit``), so the last packets of a call are printed before tcpdump is stopped."""
+    end = time.monotonic() + limit
+    size, since = -1, time.monotonic()
+    while time.monotonic() < end:
+        now_size = path.stat().st_size
+        if now_size != size:
+            size, since = now_size, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.02)
+
+
+def _prefix(dst: str) -> str:
+    """``ip -j`` prints host routes without a length: 100.64.0.5 -> 100.64.0.5/32."""
+    return dst if "/" in dst else f"{dst}/32"
+
+
+def _client_of(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return str(data["client"]) if isinstance(data, dict) and "client" in data else None
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM and SIGINT raise KeyboardInterrupt, so teardown in
+    ``finally`` runs (SIGINT too when the parent shell started us with it ignored)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def elapsed(start: float) -> float:
+    return round(time.monotonic() - start, 2)

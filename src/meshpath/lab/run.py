@@ -1,0 +1,119 @@
+"""Running scenarios: set up, apply the fix step, observe, judge (I/O edge)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from meshpath.lab.capture import Packet
+from meshpath.lab.core import Lab
+from meshpath.lab.fixes import FIXES, FixStep
+from meshpath.lab.scenarios import (
+    Check,
+    Observation,
+    Scenario,
+    WorkerResult,
+    evaluate,
+    get_scenario,
+)
+from meshpath.lab.topology import LAN_ADDR, SERVICE_PORT, TAILNET_NODE
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioResult:
+    """The outcome of one scenario: every check, the Worker's answer, the timings."""
+
+    name: str
+    checks: tuple[Check, ...]
+    worker: WorkerResult
+    packets: tuple[Packet, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "scenario": self.name,
+            "passed": self.passed,
+            "worker": {"status": self.worker.status, "body": self.worker.body[:200]},
+            "seen_source": self.worker.seen_source,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "trace": [p.describe() for p in self.packets],
+            "timings": self.timings,
+        }
+
+
+def observe(lab: Lab, scenario: Scenario) -> Observation:
+    """Call the Worker under a capture on conn, then read everything the checks need."""
+    cap = lab.capture("conn", lab.worker_call, name=f"capture-{scenario.name}")
+    worker = cap.value
+    e = scenario.expect
+    bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
+    statics = lab.frr_statics("conn") if e.conn_statics is not None else None
+    via = {dest: lab.route_get("router", dest).get("gateway") for dest, _gw in e.router_via}
+    answer = None
+    if e.tailnet_answers:
+        got = lab.http_get("svc", f"http://{TAILNET_NODE}:{SERVICE_PORT}/")
+        answer = _service_name(got.body)
+    return Observation(
+        worker=worker,
+        service_sources=tuple(str(x["client"]) for x in lab.service_log()),
+        packets=cap.packets,
+        bgp_from_conn=bgp,
+        conn_statics=statics,
+        router_via=via,
+        tailnet_answer=answer,
+    )
+
+
+def _service_name(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return str(data.get("service")) if isinstance(data, dict) else None
+
+
+def run_scenario(
+    lab: Lab, scenario: str | Scenario, fixes: Mapping[str, FixStep] = FIXES
+) -> ScenarioResult:
+    """Set ``lab`` up for ``scenario``, apply its fix step from ``fixes``, and judge it."""
+    scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
+    t0 = time.monotonic()
+    lab.setup(scn)
+    t1 = time.monotonic()
+    if scn.fix is not None:
+        fixes[scn.fix](lab)
+        lab.mark_fixed(scn.fix)
+    t2 = time.monotonic()
+    obs = observe(lab, scn)
+    t3 = time.monotonic()
+    timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": t3 - t2}
+    return ScenarioResult(
+        scn.name,
+        evaluate(scn, obs),
+        obs.worker,
+        obs.packets or (),
+        {k: round(v, 2) for k, v in timings.items()},
+    )
+
+
+def run_many(
+    names: list[str],
+    instance: str | None = None,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+    fixes: Mapping[str, FixStep] = FIXES,
+) -> list[ScenarioResult]:
+    """Run scenarios one after another in one lab instance, torn down at the end."""
+    results = []
+    with Lab.create(instance) as lab:
+        for name in names:
+            result = run_scenario(lab, name, fixes)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    return results

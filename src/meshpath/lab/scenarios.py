@@ -1,0 +1,278 @@
+"""The lab's scenarios as data, and the pure judgement of what a run observed.
+
+A scenario is: how the LAN treats the CGNAT range (``lan``), whether the tailnet router
+exists, which fix step runs (by name; the steps live in :mod:`meshpath.lab.fixes` and can
+be replaced, e.g. by ``meshpath fix --apply``), and what must then be true
+(:class:`Expectation`). :func:`evaluate` turns an :class:`Observation` into named checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from meshpath.errors import BadInputError
+from meshpath.lab.capture import Hop, Packet, find, match_sequence
+from meshpath.lab.frr import LEAK_CANARY
+from meshpath.lab.topology import (
+    DEVICE_RANGE,
+    LAN_ADDR,
+    LAN_IF,
+    SERVICE_IP,
+    SOURCE_RANGE,
+    TAILNET_NODE,
+    TUN_CONN,
+    WORKER_SOURCE,
+)
+
+LanMode = Literal["broken", "gateway"]
+HANDSHAKE_TIMEOUT: Final = "handshake timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What must hold after the scenario's fix step (None: not checked)."""
+
+    status: int
+    body_contains: str | None = None
+    seen_source: str | None = None  # None: the service must log no request at all
+    trace: tuple[Hop, ...] = ()  # ordered hops that must appear in conn's capture
+    trace_absent: tuple[Hop, ...] = ()  # hops that must not appear
+    bgp_from_conn: frozenset[str] | None = None  # exactly these prefixes at the router
+    conn_statics: frozenset[str] | None = None  # FRR static routes in conn's kernel
+    router_via: tuple[tuple[str, str], ...] = ()  # (destination, gateway) on the router
+    tailnet_answers: bool = False  # svc reaches the tailnet node and the tailnet answers
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    summary: str
+    lan: LanMode
+    fix: str | None
+    expect: Expectation
+    tailnet: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What the Worker emulator answered, and the source the service saw (if any)."""
+
+    status: int
+    body: str
+    seen_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Everything measured after a scenario ran (None: not measured)."""
+
+    worker: WorkerResult
+    service_sources: tuple[str, ...]
+    packets: tuple[Packet, ...] | None = None
+    bgp_from_conn: frozenset[str] | None = None
+    conn_statics: frozenset[str] | None = None
+    router_via: dict[str, str | None] = field(default_factory=dict)
+    tailnet_answer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _syn(iface: str, direction: str, **kw: str) -> Hop:
+    return Hop(iface, direction, "S", **kw)
+
+
+def _synack(iface: str, direction: str, **kw: str) -> Hop:
+    return Hop(iface, direction, "S.", **kw)
+
+
+# The field report's trace, hop by hop.
+REPORT_TRACE: Final = (
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE, dst=SERVICE_IP),
+    _syn(LAN_IF, "Out", src=WORKER_SOURCE, dst=SERVICE_IP),
+    _synack(LAN_IF, "In", src=SERVICE_IP, dst=WORKER_SOURCE),
+    _synack(LAN_IF, "Out", src=SERVICE_IP, dst=WORKER_SOURCE),
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE, dst=SERVICE_IP),
+)
+REPLY_VIA_TUNNEL: Final = (
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE),
+    _synack(TUN_CONN, "Out", dst=WORKER_SOURCE),
+)
+TIMEOUT: Final = Expectation(500, HANDSHAKE_TIMEOUT, None)
+BGP_RANGES: Final = frozenset({SOURCE_RANGE, DEVICE_RANGE})
+# staticd also holds a canary route: present on conn, it must not reach the router.
+CONN_STATICS: Final = BGP_RANGES | {LEAK_CANARY}
+
+SCENARIOS: Final[tuple[Scenario, ...]] = (
+    Scenario(
+        "broken",
+        "fresh WARP install; the service routes the CGNAT range to the connector",
+        "broken",
+        None,
+        Expectation(500, HANDSHAKE_TIMEOUT, None, trace=REPORT_TRACE),
+    ),
+    Scenario(
+        "gateway",
+        "the service knows only its default gateway; the router has no route for the range",
+        "gateway",
+        None,
+        Expectation(
+            500,
+            HANDSHAKE_TIMEOUT,
+            None,
+            trace=REPORT_TRACE[:2],
+            trace_absent=(_synack(LAN_IF, "In"),),
+        ),
+    ),
+    Scenario(
+        "nat",
+        "masquerade of the source range out eth0 plus the range via CloudflareWARP",
+        "gateway",
+        "nat",
+        Expectation(
+            200,
+            None,
+            LAN_ADDR["conn"],
+            trace=(
+                _syn(LAN_IF, "Out", src=LAN_ADDR["conn"], dst=SERVICE_IP),
+                _synack(LAN_IF, "In", dst=LAN_ADDR["conn"]),
+                _synack(TUN_CONN, "Out", dst=WORKER_SOURCE),
+            ),
+        ),
+    ),
+    Scenario(
+        "route",
+        "a kernel route for the source range via CloudflareWARP, no NAT",
+        "broken",
+        "route",
+        Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL),
+    ),
+    Scenario(
+        "bgp",
+        "FRR on the connector owns and advertises the two /12s; the router installs them",
+        "gateway",
+        "bgp",
+        Expectation(
+            200,
+            None,
+            WORKER_SOURCE,
+            trace=REPLY_VIA_TUNNEL,
+            bgp_from_conn=BGP_RANGES,
+            conn_statics=CONN_STATICS,
+            router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
+        ),
+    ),
+    Scenario(
+        "nat-only",
+        "masquerade alone: conntrack restores the destination before routing; still broken",
+        "gateway",
+        "nat-only",
+        Expectation(
+            500,
+            HANDSHAKE_TIMEOUT,
+            None,
+            trace=(
+                _synack(LAN_IF, "In", src=SERVICE_IP, dst=LAN_ADDR["conn"]),
+                _synack(LAN_IF, "Out", src=SERVICE_IP, dst=WORKER_SOURCE),
+            ),
+            trace_absent=(_synack(TUN_CONN, "Out"),),
+        ),
+    ),
+    Scenario(
+        "tailscale-overlap",
+        "a tailnet router advertises 100.64.0.5/32; longest prefix beats the connector's /12",
+        "gateway",
+        "bgp",
+        Expectation(
+            200,
+            None,
+            WORKER_SOURCE,
+            trace=REPLY_VIA_TUNNEL,
+            bgp_from_conn=BGP_RANGES,
+            conn_statics=CONN_STATICS,
+            router_via=((WORKER_SOURCE, LAN_ADDR["conn"]), (TAILNET_NODE, LAN_ADDR["ts"])),
+            tailnet_answers=True,
+        ),
+        tailnet=True,
+    ),
+)
+SCENARIO_NAMES: Final[tuple[str, ...]] = tuple(s.name for s in SCENARIOS)
+
+
+def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name``; BadInputError listing the valid names otherwise."""
+    for s in SCENARIOS:
+        if s.name == name:
+            return s
+    raise BadInputError(
+        f"unknown lab scenario {name!r}; expected one of {', '.join(SCENARIO_NAMES)}"
+    )
+
+
+def _check_worker(e: Expectation, o: Observation) -> list[Check]:
+    w = o.worker
+    checks = [Check("worker status", w.status == e.status, f"got {w.status}, want {e.status}")]
+    if e.body_contains is not None:
+        ok = e.body_contains in w.body
+        checks.append(Check("worker body", ok, f"{w.body[:80]!r} contains {e.body_contains!r}"))
+    return checks
+
+
+def _check_service(e: Expectation, o: Observation) -> Check:
+    seen = ", ".join(o.service_sources) or "nothing"
+    if e.seen_source is None:
+        return Check("service log", not o.service_sources, f"service logged {seen}; want nothing")
+    ok = bool(o.service_sources) and set(o.service_sources) == {e.seen_source}
+    return Check("service saw", ok, f"service logged {seen}; want {e.seen_source}")
+
+
+def _check_trace(e: Expectation, o: Observation) -> list[Check]:
+    if not e.trace and not e.trace_absent:
+        return []
+    if o.packets is None:
+        return [Check("capture", False, "no capture taken")]
+    m = match_sequence(e.trace, o.packets)
+    detail = f"{m.matched}/{len(e.trace)} hops in order"
+    if m.missing is not None:
+        detail += f"; missing {m.missing.describe()}"
+    checks = [Check("trace on conn", m.ok, detail)] if e.trace else []
+    for hop in e.trace_absent:
+        hit = find(hop, o.packets)
+        detail = f"unexpected {hit.describe()}" if hit else f"no {hop.describe()}"
+        checks.append(Check("trace absent", hit is None, detail))
+    return checks
+
+
+def _check_routing(e: Expectation, o: Observation) -> list[Check]:
+    checks: list[Check] = []
+    if e.conn_statics is not None:
+        have = o.conn_statics or frozenset()
+        detail = f"conn kernel has FRR statics {sorted(have)}"
+        checks.append(Check("conn statics", have == e.conn_statics, detail))
+    if e.bgp_from_conn is not None:
+        got = o.bgp_from_conn or frozenset()
+        detail = f"router learned {sorted(got)} from conn; want exactly {sorted(e.bgp_from_conn)}"
+        checks.append(Check("bgp table", got == e.bgp_from_conn, detail))
+    for dest, gateway in e.router_via:
+        via = o.router_via.get(dest)
+        checks.append(Check(f"router {dest}", via == gateway, f"via {via}; want via {gateway}"))
+    if e.tailnet_answers:
+        ok = o.tailnet_answer == "ts"
+        checks.append(Check("tailnet node", ok, f"{TAILNET_NODE} answered by {o.tailnet_answer}"))
+    return checks
+
+
+def evaluate(scenario: Scenario, obs: Observation) -> tuple[Check, ...]:
+    """Every expectation of ``scenario`` judged against ``obs``."""
+    e = scenario.expect
+    return (
+        *_check_worker(e, obs),
+        _check_service(e, obs),
+        *_check_trace(e, obs),
+        *_check_routing(e, obs),
+    )

@@ -1,0 +1,69 @@
+"""The private service: an HTTP server that logs and echoes each client's source address.
+
+Run as ``python -m meshpath.lab.service --bind 10.0.1.50 --port 3000 --log FILE``. Every
+request appends one JSON line ``{"client": ip, "port": n, "path": p, "time": t}`` to the
+log (what the upstream's access log shows in the field report) and answers with a JSON
+body naming the service and the client address it saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        client, port = self.client_address[0], self.client_address[1]
+        entry = {"client": client, "port": port, "path": self.path, "time": time.time()}
+        self.server.record(entry)
+        body = json.dumps({"service": self.server.name, **entry}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Silence stderr access logging; the JSON log is the record."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, bind: tuple[str, int], name: str, log: Path) -> None:
+        super().__init__(bind, _Handler)
+        self.name = name
+        self.log = log
+        self.lock = threading.Lock()
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock, self.log.open("a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="meshpath.lab.service", description=__doc__)
+    p.add_argument("--bind", default="10.0.1.50")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--name", default="svc")
+    p.add_argument("--log", type=Path, required=True)
+    p.add_argument("--ready", type=Path, help="file created once the socket listens")
+    args = p.parse_args(argv)
+    server = _Server((args.bind, args.port), args.name, args.log)
+    args.log.touch()
+    if args.ready:
+        args.ready.touch()
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The lab's fixed topology: node names, addresses, and the `ip -batch` text that builds it.
+
+Pure: everything here is data or text; :mod:`meshpath.lab.core` runs it. Interface names
+live inside the lab's own namespaces, so they never carry the instance id and never collide
+with another lab's (only namespace names do, and those are prefixed per instance).
+
+    edge  cfedge 100.64.12.189/32  ══ tunnel emulator ══  conn  CloudflareWARP 100.96.0.5/32
+    conn  eth0 10.0.1.2/24  ─┐
+    router eth0 10.0.1.1/24 ─┼── lan ns: bridge br0
+    svc   eth0 10.0.1.50/24 ─┤
+    ts    eth0 10.0.1.3/24  ─┘  (tailnet router, lo 100.64.0.5/32; overlap scenario only)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+NS_PREFIX: Final = "mplab-"
+NODES: Final[tuple[str, ...]] = ("lan", "edge", "conn", "router", "svc", "ts")
+HOSTS: Final[tuple[str, ...]] = ("conn", "router", "svc", "ts")
+
+TUN_EDGE: Final = "cfedge"
+TUN_CONN: Final = "CloudflareWARP"
+TUN_MTU: Final = 1280
+LAN_IF: Final = "eth0"
+BRIDGE: Final = "br0"
+
+WORKER_SOURCE: Final = "100.64.12.189"
+WORKER_LISTEN: Final = ("127.0.0.1", 8787)
+CONN_DEVICE_IP: Final = "100.96.0.5"
+SERVICE_IP: Final = "10.0.1.50"
+SERVICE_PORT: Final = 3000
+TAILNET_NODE: Final = "100.64.0.5"
+LAN_PREFIX: Final = "10.0.1.0/24"
+SOURCE_RANGE: Final = "100.64.0.0/12"
+DEVICE_RANGE: Final = "100.96.0.0/12"
+CGNAT: Final = "100.64.0.0/10"
+
+LAN_ADDR: Final[dict[str, str]] = {
+    "router": "10.0.1.1",
+    "conn": "10.0.1.2",
+    "ts": "10.0.1.3",
+    "svc": "10.0.1.50",
+}
+ASN: Final[dict[str, int]] = {"router": 65000, "conn": 65001, "ts": 65002}
+
+
+def ns_name(instance: str, node: str) -> str:
+    """The namespace of ``node`` in lab ``instance`` (``mplab-<instance>-<node>``)."""
+    return f"{NS_PREFIX}{instance}-{node}"
+
+
+def instance_of(namespace: str) -> str | None:
+    """The instance id of a lab namespace name, or None if it is not one of ours."""
+    if not namespace.startswith(NS_PREFIX):
+        return None
+    rest = namespace[len(NS_PREFIX) :]
+    instance, sep, node = rest.rpartition("-")
+    return instance if sep and instance and node in NODES else None
+
+
+def nodes_for(tailnet: bool) -> tuple[str, ...]:
+    """The namespaces a lab needs: the tailnet router only for the overlap scenario."""
+    return tuple(n for n in NODES if tailnet or n != "ts")
+
+
+def lan_batch(instance: str, hosts: Sequence[str]) -> str:
+    """`ip -batch` text run in the lan namespace: the bridge and one veth per host.
+
+    The host end is created directly inside the host's namespace (``peer ... netns``),
+    so no interface ever exists in the root namespace, not even for an instant.
+    """
+    lines = [f"link add {BRIDGE} type bridge", f"link set {BRIDGE} up"]
+    for host in hosts:
+        peer = ns_name(instance, host)
+        lines += [
+            f"link add {host} type veth peer name {LAN_IF} netns {peer}",
+            f"link set {host} master {BRIDGE}",
+            f"link set {host} up",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def host_batch(host: str) -> str:
+    """`ip -batch` text for a LAN host: loopback, eth0 address, default route."""
+    addr = LAN_ADDR[host]
+    lines = ["link set lo up", f"addr add {addr}/24 dev {LAN_IF}", f"link set {LAN_IF} up"]
+    if host in ("conn", "svc"):
+        lines.append(f"route add default via {LAN_ADDR['router']} dev {LAN_IF}")
+    if host == "conn":
+        lines.append(f"addr add {CONN_DEVICE_IP}/32 dev {TUN_CONN}")
+    if host == "ts":
+        lines.append(f"addr add {TAILNET_NODE}/32 dev lo")
+    return "\n".join(lines) + "\n"
+
+
+def edge_batch() -> str:
+    """Cloudflare's side: the Worker source on the tun, the LAN and device range through it."""
+    return (
+        "link set lo up\n"
+        f"addr add {WORKER_SOURCE}/32 dev {TUN_EDGE}\n"
+        f"route add {LAN_PREFIX} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
+        f"route add {DEVICE_RANGE} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
+    )
+
+
+def sysctls_for(node: str) -> dict[str, str]:
+    """Sysctls set in each namespace; explicit so the lab never inherits the host's values.
+
+    conn uses loose rp_filter (2), what Ubuntu (systemd) ships on a real connector host.
+    """
+    values = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
+    if node in ("conn", "router", "ts"):
+        values["net.ipv4.ip_forward"] = "1"
+    if node == "conn":
+        values["net.ipv4.conf.all.rp_filter"] = "2"
+        values["net.ipv4.conf.default.rp_filter"] = "2"
+    return values
