@@ -92,11 +92,13 @@ def check_src_valid_mark(ctx: CheckContext) -> Iterator[Finding]:
     rp = max(all_conf.rp_filter, tun_conf.rp_filter if tun_conf else 0)
     valid_mark = all_conf.src_valid_mark or (tun_conf.src_valid_mark if tun_conf else 0)
     marked = [r for r in ctx.snapshot.rules if r.fwmark is not None]
-    if rp and marked and not valid_mark:
+    # Loose mode (2) only asks "is there any route back", which the mark rarely changes;
+    # strict mode compares the device, and there the table the mark selects matters.
+    if rp == 1 and marked and not valid_mark:
         yield Finding(
             "MP131",
             Severity.WARNING,
-            "fwmark policy routing with rp_filter on but src_valid_mark off",
+            "fwmark policy routing with strict rp_filter but src_valid_mark off",
             evidence=(
                 f"rp_filter = {rp} on {ctx.tunnel} (max of all and the interface)",
                 f"rule {marked[0].priority}: fwmark {marked[0].fwmark:#x}",
