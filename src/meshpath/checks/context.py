@@ -32,3 +32,10 @@ class CheckContext:
 
 def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text, strict=False)
+
+
+def lan_interfaces(snapshot: Snapshot, settings: Settings) -> tuple[str, ...]:
+    """Interfaces with a global IPv4 address that are neither loopback nor an overlay tunnel."""
+    overlays = {settings.tunnel_interface, "lo", "tailscale0"}
+    names = {a.dev for a in snapshot.addresses if a.family == 4 and a.scope == 0}
+    return tuple(sorted(names - overlays))

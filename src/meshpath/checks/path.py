@@ -31,7 +31,8 @@ class PathOutcome:
     stage: str | None = None
     cause: str | None = None
     detail: str = ""
-    egress: str | None = None
+    egress: str | None = None  # where the reply leaves (the tunnel when delivered)
+    request_dev: str | None = None  # where the Worker's SYN leaves toward the target
     hops: tuple[str, ...] = ()
     seen_source: str | None = None
     source: str = "model"  # "model" or "kernel" (when the model could not decide)
@@ -49,6 +50,7 @@ class PathOutcome:
             "cause": self.cause,
             "detail": self.detail,
             "egress": self.egress,
+            "request_dev": self.request_dev,
             "hops": list(self.hops),
             "seen_source": self.seen_source,
             "decided_by": self.source,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
+from meshpath.checks.context import CheckContext
+from meshpath.checks.path import PathOutcome
+from meshpath.checks.report import Disagreement
 from meshpath.runner import Runner
 
 # errno text the kernel answers with, mapped to the route outcome it means
@@ -74,3 +78,71 @@ def kernel_route_get(
     argv = route_get_argv(dst, src=src, iif=iif, mark=mark)
     done = runner.run(argv, check=False, timeout=10)
     return parse_route_get(argv, done.returncode, done.stdout, done.stderr)
+
+
+def cross_check(
+    runner: Runner, ctx: CheckContext, flows: tuple[PathOutcome, ...]
+) -> tuple[tuple[PathOutcome, ...], tuple[Disagreement, ...]]:
+    """Ask the live kernel the flows' two routing questions; the kernel wins a disagreement.
+
+    Request: `route get TARGET from WORKER iif TUNNEL`. Reply: `route get WORKER from TARGET
+    iif LAN` (conntrack restores a NATed reply's destination before this lookup, so the
+    question is the same with or without NAT).
+    """
+    checked: list[PathOutcome] = []
+    disagreements: list[Disagreement] = []
+    for flow in flows:
+        request = kernel_route_get(
+            runner, flow.target.address, src=flow.worker_ip, iif=ctx.tunnel
+        )
+        lan = flow.request_dev or request.dev or (ctx.lan_interfaces or ("eth0",))[0]
+        reply = kernel_route_get(runner, flow.worker_ip, src=flow.target.address, iif=lan)
+        found = _compare(flow, request, reply)
+        disagreements += found
+        checked.append(_kernel_flow(ctx, flow, request, reply) if found else flow)
+    return tuple(checked), tuple(disagreements)
+
+
+def _said(answer: KernelAnswer) -> str:
+    return answer.error or answer.dev or "?"
+
+
+def _compare(
+    flow: PathOutcome, request: KernelAnswer, reply: KernelAnswer
+) -> list[Disagreement]:
+    if flow.status == "unknown":
+        return [Disagreement(f"flow to {flow.target}", "unknown", _said(reply))]
+    out = []
+    if flow.request_dev and not request.error and request.dev != flow.request_dev:
+        out.append(Disagreement(f"request to {flow.target}", flow.request_dev, _said(request)))
+    if flow.stage != "request" and flow.egress and reply.dev != flow.egress:
+        out.append(Disagreement(f"reply from {flow.target}", flow.egress, _said(reply)))
+    return out
+
+
+def _kernel_flow(
+    ctx: CheckContext, flow: PathOutcome, request: KernelAnswer, reply: KernelAnswer
+) -> PathOutcome:
+    """The flow as the kernel answers it (routing only: the kernel's route get has no nft)."""
+    hops = (
+        f"kernel: {' '.join(request.argv[3:])} -> {_said(request)}",
+        f"kernel: {' '.join(reply.argv[3:])} -> {_said(reply)}",
+    )
+    if request.error:
+        status, stage, cause = "dropped", "request", _cause(request.error)
+    elif reply.error:
+        status, stage, cause = "dropped", "reply", _cause(reply.error)
+    elif reply.dev == ctx.tunnel:
+        status, stage, cause = "delivered", None, None
+    else:
+        status, stage, cause = "misrouted", "reply", "no-return-route"
+    return dataclasses.replace(
+        flow, status=status, stage=stage, cause=cause, egress=reply.dev,
+        request_dev=request.dev, hops=hops, source="kernel",
+    )
+
+
+def _cause(error: str) -> str:
+    return {"rp_filter": "rp_filter", "blackhole": "route-type", "prohibit": "route-type"}.get(
+        error, "no-route"
+    )
