@@ -44,8 +44,10 @@ test: setup lint typecheck
 demo: setup
 	$(VENV)/bin/meshpath lab demo
 
+# Route counts for bench/collect.py: make bench SIZES=10000,100000
+SIZES ?= 10000,100000,1000000
 bench: setup
-	$(PY) bench/collect.py
+	$(PY) bench/collect.py --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

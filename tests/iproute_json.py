@@ -36,7 +36,7 @@ def route_key(r: dict[str, Any], family: int) -> tuple[Any, ...]:
         cidr(r["dst"], family),
         r.get("type", "unicast"),
         r.get("dev"),
-        r.get("gateway"),
+        r.get("gateway") or r.get("via", {}).get("host"),
         r.get("metric", 0),
     )
 
@@ -106,4 +106,5 @@ def rule_key(r: dict[str, Any]) -> tuple[Any, ...]:
         uid,
         r.get("suppress_prefixlen"),
         int(r["suppress_ifgroup"], 0) if "suppress_ifgroup" in r else None,
+        "l3mdev" in r,
     )

@@ -39,4 +39,5 @@ def rule_key(r: Rule) -> tuple[Any, ...]:
         span(r.uidrange),
         r.suppress_prefixlength,
         r.suppress_ifgroup,
+        r.l3mdev,
     )

@@ -6,9 +6,14 @@ are also cross-checked against iproute2's own ``ip -j`` view of the same namespa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
 import subprocess
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -161,3 +166,48 @@ def test_snapshot_round_trips_through_file(connector: str, tmp_path: Path) -> No
     saved = codec.load(path)
     assert saved.netns == connector and saved.routes_in(65743)
     assert codec.loads(codec.dumps(saved, indent=2)) == saved
+
+
+@pytest.fixture
+def frr_in(connector: str) -> Iterator[str]:
+    """zebra + staticd for the connector namespace in FRR's pathspace (-N NS), with one
+    static route; killed and their directory removed at teardown."""
+    rundir = Path("/var/run/frr") / connector
+    rundir.mkdir(parents=True, exist_ok=True)
+    shutil.chown(rundir, "frr", "frr")
+    conf = {"zebra": "hostname conn\n", "staticd": "ip route 100.64.0.0/12 CloudflareWARP\n"}
+    try:
+        for daemon, text in conf.items():
+            path = rundir / f"{daemon}.conf"
+            path.write_text(text)
+            path.chmod(0o644)
+            sh([f"/usr/lib/frr/{daemon}", "-d", "-N", connector, "-f", str(path),
+                "-i", str(rundir / f"{daemon}.pid"), "--vty_socket", str(rundir)],
+               netns=connector)  # fmt: skip
+        yield connector
+    finally:
+        pids = []
+        for pidfile in rundir.glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                pids.append(int(pidfile.read_text().strip()))
+                os.kill(pids[-1], signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_collects_frr_in_its_namespace(frr_in: str) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        snap = collect_snapshot(netns=frr_in)
+        routes = snap.frr.ip_route or {}
+        if "100.64.0.0/12" in routes or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert snap.frr.available and snap.frr.running, snap.frr
+    assert {"staticd", "zebra"} <= set(snap.frr.daemons)
+    assert routes["100.64.0.0/12"][0]["protocol"] == "static"
+    assert snap.frr.running_config is not None
+    assert "ip route 100.64.0.0/12 CloudflareWARP" in snap.frr.running_config
+    assert snap.frr.bgp_summary is None  # bgpd is not running: not asked

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from meshpath.collect import frr
 from meshpath.collect.frr import collect_frr, running_daemons, vtysh_argv
 from meshpath.collect.nft import NFT_ARGV, collect_nft, parse_nft
 from meshpath.collect.sysctl import read_sysctls
@@ -75,8 +76,11 @@ def test_nft_device_and_named_priority() -> None:
 
 @pytest.fixture
 def frr_dir(tmp_path: Path) -> Iterator[Path]:
-    """A pathspace dir with a listening zebra.vty and bgpd.vty and a stale staticd.vty."""
+    """FRR's pathspace dir for namespace "conn" (<tmp>/conn) with a listening zebra.vty and
+    bgpd.vty and a stale staticd.vty."""
     listeners = []
+    tmp_path = tmp_path / "conn"
+    tmp_path.mkdir()
     for daemon in ("zebra", "bgpd"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(tmp_path / f"{daemon}.vty"))
@@ -104,7 +108,7 @@ def test_frr_absent() -> None:
 
 def test_frr_installed_not_running(tmp_path: Path) -> None:
     runner = RecordedRunner(programs=frozenset({"vtysh"}))
-    state = collect_frr(runner, "conn", run_dir=tmp_path / "missing")
+    state = collect_frr(runner, "conn", vty_dir=tmp_path / "missing")
     assert (state.available, state.running, state.daemons) == (True, False, ())
     assert runner.calls == []
 
@@ -113,7 +117,10 @@ def test_running_daemons_only_counts_listening_sockets(frr_dir: Path) -> None:
     assert running_daemons(frr_dir) == ("bgpd", "zebra")
 
 
-def test_frr_running_collects_json_and_config(frr_dir: Path) -> None:
+def test_frr_running_collects_json_and_config(
+    frr_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frr, "FRR_RUN_DIR", frr_dir.parent)  # default: /var/run/frr/<netns>
     runner = RecordedRunner(programs=frozenset({"vtysh"}))
     routes = {"100.64.0.0/12": [{"prefix": "100.64.0.0/12", "protocol": "static"}]}
     bgp = {"ipv4Unicast": {"as": 65001, "peers": {"10.0.1.1": {"state": "Established"}}}}
@@ -125,7 +132,7 @@ def test_frr_running_collects_json_and_config(frr_dir: Path) -> None:
         vtysh_argv("conn", "show ip bgp neighbors 10.0.1.1 advertised-routes json"),
         json.dumps(sent),
     )
-    state = collect_frr(runner, "conn", run_dir=frr_dir)
+    state = collect_frr(runner, "conn")
     assert state.running and state.daemons == ("bgpd", "zebra")
     assert state.ip_route == routes and state.bgp_summary == bgp
     assert state.bgp_advertised == {"10.0.1.1": sent}
@@ -135,8 +142,9 @@ def test_frr_running_collects_json_and_config(frr_dir: Path) -> None:
 
 def test_frr_bad_output_is_kept_as_error(frr_dir: Path) -> None:
     runner = RecordedRunner(programs=frozenset({"vtysh"}))
-    runner.answer(vtysh_argv(None, "show ip route json"), "% Unknown command\n")
-    state = collect_frr(runner, None, run_dir=frr_dir)
+    runner.answer(vtysh_argv(None, "show ip route json", frr_dir), "% Unknown command\n")
+    state = collect_frr(runner, None, vty_dir=frr_dir)
+    assert runner.calls[0] == ("vtysh", "--vty_socket", str(frr_dir), "-c", "show ip route json")
     assert state.ip_route is None and state.running
     assert state.error is not None and "show ip route json: not JSON" in state.error
     assert "show running-config" in state.error  # not recorded -> exit 127 -> kept

@@ -130,6 +130,8 @@ def test_route_fields_exactly() -> None:
         ("10.0.1.3", "eth0", 1),
     ]
     assert by_dst[(254, "0.0.0.0/0")].gateway == "10.0.1.1"
+    via = by_dst[(254, "10.50.0.0/16")]  # RTA_VIA: an IPv4 route with an IPv6 next hop
+    assert (via.gateway, via.dev, via.family) == ("2001:db8:1::1", "eth0", 4)
 
 
 @pytest.mark.parametrize("family", [4, 6])
@@ -166,6 +168,7 @@ def test_rule_selectors_exactly() -> None:
     assert (by_pref[101].oif, by_pref[101].suppress_prefixlength) == ("CloudflareWARP", 0)
     assert by_pref[102].suppress_ifgroup == 5
     assert (by_pref[200].action, by_pref[200].goto, by_pref[200].table) == ("goto", 300, None)
+    assert (by_pref[1000].l3mdev, by_pref[1000].table) == (True, None)
     assert [by_pref[p].action for p in (201, 202, 203, 300)] == [
         "blackhole",
         "unreachable",

@@ -25,6 +25,10 @@ def snapshot(
     netns: Annotated[
         str | None, typer.Option("--netns", help="Collect inside this network namespace.")
     ] = None,
+    frr_vty_dir: Annotated[
+        Path | None,
+        typer.Option("--frr-vty-dir", help="FRR's vty socket dir, if not /var/run/frr[/NS]."),
+    ] = None,
     input_file: Annotated[
         Path | None,
         typer.Option("--input", help="Load and validate a saved snapshot instead of collecting."),
@@ -34,7 +38,11 @@ def snapshot(
     actx = app_context(ctx)
     if input_file is not None and netns is not None:
         raise BadInputError("--input and --netns exclude each other: a saved snapshot was taken")
-    snap = codec.load(input_file) if input_file is not None else collect_snapshot(netns=netns)
+    snap = (
+        codec.load(input_file)
+        if input_file is not None
+        else collect_snapshot(netns=netns, frr_vty_dir=frr_vty_dir)
+    )
     if output is not None:
         codec.save(snap, output)
     if actx.json_output:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 from meshpath.collect.frr import collect_frr
 from meshpath.collect.kernel import KernelState, read_kernel
-from meshpath.collect.netlink import NetlinkError, RtnlSocket
+from meshpath.collect.netlink import RtnlSocket
 from meshpath.collect.netns import inside_netns
 from meshpath.collect.nft import collect_nft
+from meshpath.collect.rtnl_parse import NetlinkError
 from meshpath.collect.sysctl import read_sysctls
 from meshpath.collect.warp import collect_warp
 from meshpath.runner import Runner, SubprocessRunner
@@ -36,8 +38,13 @@ def collect_kernel(netns: str | None = None) -> tuple[KernelState, Sysctls]:
     return kernel, sysctls
 
 
-def collect_snapshot(netns: str | None = None, runner: Runner | None = None) -> Snapshot:
+def collect_snapshot(
+    netns: str | None = None, runner: Runner | None = None, frr_vty_dir: Path | None = None
+) -> Snapshot:
     """Collect a Snapshot of the host, or of the named network namespace.
+
+    ``frr_vty_dir`` points at FRR's vty sockets when its daemons were started with their own
+    ``--vty_socket DIR`` (default: ``/var/run/frr/NS``, or ``/var/run/frr`` for the host).
 
     Raises NetnsError for a missing namespace and PrivilegeError when entering it needs root.
     The hostname is the host's (``ip netns`` does not change the UTS namespace); ``netns``
@@ -58,7 +65,7 @@ def collect_snapshot(netns: str | None = None, runner: Runner | None = None) -> 
         rules=kernel.rules,
         nft=collect_nft(run),
         sysctls=sysctls,
-        frr=collect_frr(run, netns),
+        frr=collect_frr(run, netns, frr_vty_dir),
         warp=collect_warp(run),
         tools={tool: run.has(tool) for tool in TOOLS},
     )

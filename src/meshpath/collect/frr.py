@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,14 @@ from meshpath.state.model import FrrState
 FRR_RUN_DIR = Path("/var/run/frr")
 
 
-def vtysh_argv(netns: str | None, command: str) -> list[str]:
-    """``vtysh [-N NS] -c COMMAND``: the pathspace flag when FRR runs for a namespace."""
+def vtysh_argv(netns: str | None, command: str, vty_dir: Path | None = None) -> list[str]:
+    """``vtysh [-N NS | --vty_socket DIR] -c COMMAND``.
+
+    ``-N NS`` is FRR's pathspace for daemons started with ``-N NS``; ``vty_dir`` is for
+    daemons started with their own ``--vty_socket DIR`` (as the meshpath lab does).
+    """
+    if vty_dir is not None:
+        return ["vtysh", "--vty_socket", str(vty_dir), "-c", command]
     return ["vtysh", *(["-N", netns] if netns else []), "-c", command]
 
 
@@ -41,24 +48,30 @@ def _accepts(path: Path) -> bool:
     return True
 
 
-def collect_frr(runner: Runner, netns: str | None, run_dir: Path | None = None) -> FrrState:
-    """FRR state: absent (no vtysh), not running, or the JSON of its show commands."""
+def collect_frr(runner: Runner, netns: str | None, vty_dir: Path | None = None) -> FrrState:
+    """FRR state: absent (no vtysh), not running, or the JSON of its show commands.
+
+    FRR's vty sockets are looked for in ``vty_dir`` when given, else in FRR's default
+    place for the namespace (``/var/run/frr/NS``) or the host (``/var/run/frr``).
+    """
     if not runner.has("vtysh"):
         return FrrState(available=False)
-    directory = run_dir or (FRR_RUN_DIR / netns if netns else FRR_RUN_DIR)
+    directory = vty_dir or (FRR_RUN_DIR / netns if netns else FRR_RUN_DIR)
     daemons = running_daemons(directory)
     if not daemons:
         return FrrState(available=True, running=False)
-    return query_frr(runner, netns, daemons)
+    return query_frr(runner, lambda command: vtysh_argv(netns, command, vty_dir), daemons)
 
 
-def query_frr(runner: Runner, netns: str | None, daemons: tuple[str, ...]) -> FrrState:
+def query_frr(
+    runner: Runner, argv: Callable[[str], list[str]], daemons: tuple[str, ...]
+) -> FrrState:
     """Run the show commands for the running daemons; failures are kept as error text."""
     errors: list[str] = []
-    ip_route = _json(runner, netns, "show ip route json", errors) if "zebra" in daemons else None
-    bgp = _json(runner, netns, "show bgp summary json", errors) if "bgpd" in daemons else None
-    config = _text(runner, netns, "show running-config", errors)
-    advertised = _advertised(runner, netns, bgp, errors) if bgp is not None else None
+    ip_route = _json(runner, argv, "show ip route json", errors) if "zebra" in daemons else None
+    bgp = _json(runner, argv, "show bgp summary json", errors) if "bgpd" in daemons else None
+    config = _text(runner, argv, "show running-config", errors)
+    advertised = _advertised(runner, argv, bgp, errors) if bgp is not None else None
     return FrrState(
         available=True,
         running=True,
@@ -71,9 +84,11 @@ def query_frr(runner: Runner, netns: str | None, daemons: tuple[str, ...]) -> Fr
     )
 
 
-def _text(runner: Runner, netns: str | None, command: str, errors: list[str]) -> str | None:
+def _text(
+    runner: Runner, argv: Callable[[str], list[str]], command: str, errors: list[str]
+) -> str | None:
     try:
-        done = runner.run(vtysh_argv(netns, command), check=False, timeout=30)
+        done = runner.run(argv(command), check=False, timeout=30)
     except MeshpathError as exc:
         errors.append(f"{command}: {exc}")
         return None
@@ -84,9 +99,9 @@ def _text(runner: Runner, netns: str | None, command: str, errors: list[str]) ->
 
 
 def _json(
-    runner: Runner, netns: str | None, command: str, errors: list[str]
+    runner: Runner, argv: Callable[[str], list[str]], command: str, errors: list[str]
 ) -> dict[str, Any] | None:
-    text = _text(runner, netns, command, errors)
+    text = _text(runner, argv, command, errors)
     if text is None:
         return None
     try:
@@ -108,11 +123,11 @@ def bgp_peers(summary: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _advertised(
-    runner: Runner, netns: str | None, summary: dict[str, Any], errors: list[str]
+    runner: Runner, argv: Callable[[str], list[str]], summary: dict[str, Any], errors: list[str]
 ) -> dict[str, Any]:
     """What each peer is sent: the doctor checks exactly the Cloudflare ranges go out."""
     out: dict[str, Any] = {}
     for peer in bgp_peers(summary):
         command = f"show ip bgp neighbors {peer} advertised-routes json"
-        out[peer] = _json(runner, netns, command, errors)
+        out[peer] = _json(runner, argv, command, errors)
     return out

@@ -9,7 +9,6 @@ from meshpath.collect import rtnl_parse
 from meshpath.collect.netlink import (
     RTM_GETADDR,
     RTM_GETLINK,
-    RTM_GETROUTE,
     RTM_GETRULE,
     RtnlSocket,
 )
@@ -40,15 +39,10 @@ def read_addresses(sock: RtnlSocket, names: dict[int, str]) -> tuple[Address, ..
 
 def read_routes(sock: RtnlSocket, names: dict[int, str]) -> tuple[Route, ...]:
     """Every route of every table (main, local, default, 65743, ...), IPv4 then IPv6."""
-    parse = rtnl_parse.RouteParser(names).parse
-    out: list[Route] = []
-    append = out.append
+    parser = rtnl_parse.RouteParser(names)
     for family in FAMILIES:
-        for buf, _t, start, end in sock.dump(RTM_GETROUTE, family):
-            route = parse(buf, start, end)
-            if route is not None:
-                append(route)
-    return tuple(out)
+        sock.dump_routes(family, parser)
+    return tuple(parser.routes)
 
 
 def read_rules(sock: RtnlSocket) -> tuple[Rule, ...]:

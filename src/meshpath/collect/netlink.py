@@ -10,14 +10,14 @@ This module only frames bytes (request out, messages in); what a message *means*
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
 import struct
 from collections.abc import Iterator
 from typing import Final
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.collect.rtnl_parse import NetlinkError, RouteParser, netlink_error
+
+__all__ = ["NetlinkError", "RtnlSocket", "dump_request", "messages", "split_messages"]
 
 NETLINK_ROUTE: Final = 0
 NLMSG_ERROR: Final = 2
@@ -32,14 +32,9 @@ RTM_GETRULE: Final = 34
 
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _HDR_UNPACK = struct.Struct("=IH").unpack_from  # len, type: all the framing needs
-_ERRNO = struct.Struct("=i")
 # Per-request family headers: ifinfomsg (16 bytes), ifaddrmsg (8), rtmsg (12), fib_rule_hdr (12).
 _REQUEST_HEADER_LEN: Final = {RTM_GETLINK: 16, RTM_GETADDR: 8, RTM_GETROUTE: 12, RTM_GETRULE: 12}
 _RECV_SIZE: Final = 1 << 20  # the kernel fills up to ~32 KiB per read when the buffer allows
-
-
-class NetlinkError(EnvironmentProblem):
-    """The kernel answered a dump request with an error."""
 
 
 Message = tuple[bytes, int, int, int]  # (buffer, nlmsg_type, payload start, message end)
@@ -94,6 +89,15 @@ class RtnlSocket:
             if _ends_dump(buf):
                 return
 
+    def dump_routes(self, family: int, parser: RouteParser) -> None:
+        """One route dump straight into ``parser`` (the hot path: no per-message framing)."""
+        self._seq += 1
+        self._sock.send(dump_request(RTM_GETROUTE, family, self._seq))
+        recv = self._sock.recv
+        feed = parser.feed
+        while not feed(recv(_RECV_SIZE)):
+            pass
+
     def dump(self, msg_type: int, family: int) -> Iterator[Message]:
         """Each data message of one dump, framed; an NLMSG_ERROR raises NetlinkError."""
         self._seq += 1
@@ -105,7 +109,7 @@ class RtnlSocket:
                 if mtype == NLMSG_DONE:
                     return
                 if mtype == NLMSG_ERROR:
-                    raise _error(buf, start)
+                    raise netlink_error(buf, start)
                 yield buf, mtype, start, end
 
 
@@ -113,7 +117,7 @@ def messages(buf: bytes) -> Iterator[Message]:
     """The data messages of one buffer, raising on NLMSG_ERROR and skipping NLMSG_DONE."""
     for mtype, start, end in split_messages(buf):
         if mtype == NLMSG_ERROR:
-            raise _error(buf, start)
+            raise netlink_error(buf, start)
         if mtype != NLMSG_DONE:
             yield buf, mtype, start, end
 
@@ -124,9 +128,3 @@ def _ends_dump(buf: bytes) -> bool:
     for mtype, _start, _end in split_messages(buf):
         last = mtype
     return last in (NLMSG_DONE, NLMSG_ERROR) or last is None
-
-
-def _error(buf: bytes, start: int) -> NetlinkError:
-    code = -_ERRNO.unpack_from(buf, start)[0]
-    name = errno.errorcode.get(code, str(code))
-    return NetlinkError(f"netlink dump failed: {name} ({os.strerror(code)})")

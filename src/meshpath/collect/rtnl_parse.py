@@ -12,6 +12,8 @@ spelling so that a snapshot reads like ``ip`` output. The route path is written 
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import struct
 import sys
@@ -20,6 +22,7 @@ from typing import Final
 
 import msgspec
 
+from meshpath.errors import EnvironmentProblem
 from meshpath.state.model import Address, Link, Nexthop, PortRange, Route, Rule
 
 AF_INET: Final = socket.AF_INET
@@ -34,6 +37,11 @@ _RTMSG = struct.Struct(
 ).unpack_from  # family dst_len src_len tos table proto scope type flags
 _FIB_RULE_HDR = _RTMSG  # family dst_len src_len tos table res1 res2 action flags: same layout
 _RTNEXTHOP = struct.Struct("=HBBi").unpack_from  # len, flags, hops, ifindex
+_NLHDR = struct.Struct("=IH").unpack_from  # nlmsg_len, nlmsg_type
+_U32 = struct.Struct("=I").unpack_from
+_ERRNO = struct.Struct("=i").unpack_from
+_ntop = socket.inet_ntop
+_DEFAULT: Final = {AF_INET: "0.0.0.0/0", AF_INET6: "::/0"}
 _PAIR16 = struct.Struct("=HH").unpack
 _PAIR32 = struct.Struct("=II").unpack
 
@@ -50,6 +58,9 @@ FRA_SUPPRESS_IFGROUP, FRA_SUPPRESS_PREFIXLEN, FRA_TABLE, FRA_FWMASK = 13, 14, 15
 FRA_OIFNAME, FRA_L3MDEV, FRA_UID_RANGE, FRA_PROTOCOL = 17, 19, 20, 21
 FRA_IP_PROTO, FRA_SPORT_RANGE, FRA_DPORT_RANGE = 22, 23, 24
 
+NLMSG_ERROR: Final = 2
+NLMSG_DONE: Final = 3
+RTM_NEWROUTE: Final = 24
 RTM_F_CLONED: Final = 0x200
 FIB_RULE_INVERT: Final = 0x2
 _NONE_U32: Final = 0xFFFFFFFF  # the kernel's "-1": suppress_prefixlength/ifgroup unset
@@ -113,6 +124,17 @@ ROUTE_FLAG_NAMES: Final = (
 )
 
 
+class NetlinkError(EnvironmentProblem):
+    """The kernel answered a request with an error (or sent something unparseable)."""
+
+
+def netlink_error(buf: bytes, start: int) -> NetlinkError:
+    """The NetlinkError for an NLMSG_ERROR whose payload (struct nlmsgerr) starts at ``start``."""
+    code = -_ERRNO(buf, start)[0]
+    name = errno.errorcode.get(code, str(code))
+    return NetlinkError(f"netlink request failed: {name} ({os.strerror(code)})")
+
+
 def attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
     """The attributes (type -> payload) between ``off`` and ``end``; nested flags masked."""
     out: dict[int, bytes] = {}
@@ -124,6 +146,41 @@ def attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
         out[atype & 0x3FFF] = buf[off + 4 : off + alen]
         off += (alen + 3) & ~3
     return out
+
+
+_RARE_ROUTE_ATTRS: Final = frozenset({RTA_METRICS, RTA_MULTIPATH, RTA_VIA})
+
+
+def _route_attrs(
+    buf: bytes, off: int, end: int, table: int
+) -> tuple[int, int, int, int, int, int, bool]:
+    """One pass over a route's attributes: (table, then payload offsets of dst, gateway,
+    oif, priority, prefsrc (0 when absent), and whether a rarer attribute is present).
+
+    An if-chain rather than a dict of offsets: this runs a million times for a big table."""
+    d = g = o = m = s = 0
+    rare = False
+    while off < end:
+        alen, atype = _ATTR(buf, off)
+        if alen < 4:
+            break
+        atype &= 0x3FFF
+        if atype == RTA_TABLE:
+            table = _U32(buf, off + 4)[0]
+        elif atype == RTA_DST:
+            d = off + 4
+        elif atype == RTA_GATEWAY:
+            g = off + 4
+        elif atype == RTA_OIF:
+            o = off + 4
+        elif atype == RTA_PRIORITY:
+            m = off + 4
+        elif atype == RTA_PREFSRC:
+            s = off + 4
+        elif atype in _RARE_ROUTE_ATTRS:
+            rare = True
+        off += (alen + 3) & ~3
+    return table, d, g, o, m, s, rare
 
 
 def u32(raw: bytes) -> int:
@@ -196,65 +253,91 @@ def parse_address(buf: bytes, start: int, end: int, names: Mapping[int, str]) ->
 # --------------------------------------------------------------------------------- routes
 
 
+class _Addresses(dict[bytes, str]):
+    """Raw address bytes -> text, computed once per distinct address (4 or 16 bytes)."""
+
+    def __missing__(self, raw: bytes) -> str:
+        text = self[raw] = _ntop(AF_INET if len(raw) == 4 else AF_INET6, raw)
+        return text
+
+
+class _RouteFlags(dict[int, tuple[str, ...]]):
+    """rtm_flags -> flag names, one shared tuple per distinct value."""
+
+    def __missing__(self, value: int) -> tuple[str, ...]:
+        names = self[value] = _flag_names(value, ROUTE_FLAG_NAMES)
+        return names
+
+
+class _DeviceNames(dict[int, str]):
+    """ifindex -> name; an index the link dump did not show stays visible as its number."""
+
+    def __missing__(self, index: int) -> str:
+        return str(index)
+
+
 class RouteParser:
     """Parses RTM_NEWROUTE messages with caches shared across one dump.
 
     Gateways, sources and flag tuples repeat across a big table, so each distinct value is
-    built once and shared; device names come from the ifindex map (interned once).
+    built once and shared; device names come from the ifindex map (interned once). The
+    caches are dicts with ``__missing__`` so a hit costs one C-level subscript.
     """
 
     def __init__(self, names: Mapping[int, str]) -> None:
-        self.names = dict(names)
-        self._addr: dict[bytes, str] = {}
-        self._flags: dict[int, tuple[str, ...]] = {}
+        self.names = _DeviceNames(names)
+        self._addr = _Addresses()
+        self._flags = _RouteFlags()
+        self.routes: list[Route] = []
 
-    def _ntop(self, family: int, raw: bytes) -> str:
-        text = self._addr.get(raw)
-        if text is None:
-            text = self._addr[raw] = socket.inet_ntop(family, raw)
-        return text
+    def feed(self, buf: bytes) -> bool:
+        """Parse every route of one received dump buffer into ``routes``; True at NLMSG_DONE.
 
-    def _flagset(self, value: int) -> tuple[str, ...]:
-        found = self._flags.get(value)
-        if found is None:
-            found = self._flags[value] = _flag_names(value, ROUTE_FLAG_NAMES)
-        return found
-
-    def _dev(self, raw: bytes | None) -> str | None:
-        if raw is None:
-            return None
-        index = u32(raw)
-        return self.names.get(index) or str(index)
+        Framing and parsing share one loop on purpose: at a million routes every Python
+        step per message shows in the benchmark (bench/README.md).
+        """
+        off = 0
+        size = len(buf)
+        append = self.routes.append
+        parse = self.parse
+        while off + 16 <= size:
+            length, mtype = _NLHDR(buf, off)
+            if length < 16:
+                raise NetlinkError(f"malformed netlink message (length {length}) at {off}")
+            if mtype == RTM_NEWROUTE:
+                route = parse(buf, off + 16, off + length)
+                if route is not None:
+                    append(route)
+            elif mtype == NLMSG_DONE:
+                return True
+            elif mtype == NLMSG_ERROR:
+                raise netlink_error(buf, off + 16)
+            off += (length + 3) & ~3
+        return False
 
     def parse(self, buf: bytes, start: int, end: int) -> Route | None:
         """One route; None for a cloned (cache) entry, which is no FIB route."""
         family, dst_len, _src_len, tos, table, proto, scope, rtype, flags = _RTMSG(buf, start)
         if flags & RTM_F_CLONED:
             return None
-        a = attrs(buf, start + 12, end)
-        get = a.get
-        dst = get(RTA_DST)
-        gw = get(RTA_GATEWAY)
-        metric = get(RTA_PRIORITY)
-        prefsrc = get(RTA_PREFSRC)
-        rest = (RTA_METRICS in a) or (RTA_MULTIPATH in a) or (RTA_VIA in a)
+        table, d, g, o, m, s, rare = _route_attrs(buf, start + 12, end, table)
+        width = 4 if family == AF_INET else 16
+        addr = self._addr
         route = Route(
-            table=u32(a[RTA_TABLE]) if RTA_TABLE in a else table,
+            table=table,
             family=4 if family == AF_INET else 6,
-            dst=f"{socket.inet_ntop(family, dst)}/{dst_len}"
-            if dst
-            else ("0.0.0.0/0" if family == AF_INET else "::/0"),
+            dst=f"{_ntop(family, buf[d : d + width])}/{dst_len}" if d else _DEFAULT[family],
             type=ROUTE_TYPE_NAMES[rtype] if rtype < 12 else str(rtype),
-            gateway=self._ntop(family, gw) if gw else None,
-            dev=self._dev(get(RTA_OIF)),
-            metric=int.from_bytes(metric, _ORDER) if metric else 0,
+            gateway=addr[buf[g : g + width]] if g else None,
+            dev=self.names[_U32(buf, o)[0]] if o else None,
+            metric=_U32(buf, m)[0] if m else 0,
             protocol=proto,
             scope=scope,
-            prefsrc=self._ntop(family, prefsrc) if prefsrc else None,
+            prefsrc=addr[buf[s : s + width]] if s else None,
             tos=tos,
-            flags=self._flagset(flags),
+            flags=self._flags[flags],
         )
-        return self._complete(route, family, a) if rest else route
+        return self._complete(route, family, attrs(buf, start + 12, end)) if rare else route
 
     def _complete(self, route: Route, family: int, a: dict[int, bytes]) -> Route:
         """The rarer parts: metrics (mtu), multipath legs, an RTA_VIA gateway."""
@@ -280,10 +363,10 @@ class RouteParser:
             gw = sub.get(RTA_GATEWAY)
             legs.append(
                 Nexthop(
-                    gateway=self._ntop(family, gw) if gw else _via_or_none(sub.get(RTA_VIA)),
-                    dev=self.names.get(ifindex) or str(ifindex),
+                    gateway=self._addr[gw] if gw else _via_or_none(sub.get(RTA_VIA)),
+                    dev=self.names[ifindex],
                     weight=hops + 1,
-                    flags=self._flagset(flags),
+                    flags=self._flags[flags],
                 )
             )
             off += (length + 3) & ~3

@@ -44,6 +44,7 @@ route add unreachable 198.51.100.0/24 table 65743
 route add prohibit 203.0.113.0/24 table 65743 metric 7
 route add 2001:db8:2::/48 via 2001:db8:1::1 dev eth0 table 65743
 route add blackhole 2001:db8:3::/48
+route add 10.50.0.0/16 via inet6 2001:db8:1::1 dev eth0
 rule add not fwmark 0x100cf lookup 65743 pref 32765
 rule add from 10.0.0.0/8 to 192.168.0.0/16 iif eth0 fwmark 0x10/0xff ipproto tcp sport 1000-2000 dport 443 uidrange 100-200 tos 0x10 lookup 100 pref 100 proto 99
 rule add oif CloudflareWARP lookup main suppress_prefixlength 0 pref 101
@@ -53,6 +54,7 @@ rule add pref 201 to 198.18.0.0/15 blackhole
 rule add pref 202 to 198.19.0.0/16 unreachable
 rule add pref 203 to 198.20.0.0/16 prohibit
 rule add pref 300 nop
+rule add pref 1000 l3mdev
 -6 rule add not from 2001:db8::/32 lookup 200 pref 500
 -6 rule add to 2001:db8:5::/48 ipproto udp dport 53-54 lookup 65743 pref 501
 """  # noqa: E501 - one ip command per line reads best
