@@ -12,8 +12,8 @@ from rich.text import Text
 
 from meshpath.checks.context import CheckContext, lan_interfaces
 from meshpath.checks.finding import Finding, Severity
-from meshpath.checks.flows import DEFAULT_WORKER_IP, simulate_targets
-from meshpath.checks.report import Report, build_report
+from meshpath.checks.flows import simulate_targets
+from meshpath.checks.report import Disagreement, Report, build_report
 from meshpath.checks.targets import default_targets, parse_target
 from meshpath.cli.context import app_context
 from meshpath.collect import collect_snapshot
@@ -52,8 +52,8 @@ def doctor(
     settings = actx.settings
     check_ctx = CheckContext(snap, settings, lan_interfaces=lan_interfaces(snap, settings))
     chosen = targets or default_targets(snap, settings.tunnel_interface)
-    flows = simulate_targets(check_ctx, chosen, worker_ip or DEFAULT_WORKER_IP)
-    disagreements: tuple = ()  # type: ignore[type-arg]
+    flows = simulate_targets(check_ctx, chosen, worker_ip)
+    disagreements: tuple[Disagreement, ...] = ()
     if snapshot is None:
         flows, disagreements = cross_check(SubprocessRunner(netns=netns), check_ctx, flows)
     report = build_report(check_ctx, flows, disagreements)
