@@ -10,11 +10,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from meshpath.checks.context import CheckContext, lan_interfaces
+from meshpath.checks.diagnose import context_for, diagnose
 from meshpath.checks.finding import Finding, Severity
-from meshpath.checks.flows import simulate_targets
-from meshpath.checks.report import Disagreement, Report, build_report
-from meshpath.checks.targets import default_targets, parse_target
+from meshpath.checks.report import Report, build_report
+from meshpath.checks.targets import parse_target
 from meshpath.cli.context import app_context
 from meshpath.collect import collect_snapshot
 from meshpath.collect.kernel_route import cross_check
@@ -49,14 +48,11 @@ def doctor(
         raise BadInputError("--snapshot and --netns exclude each other")
     targets = tuple(parse_target(t) for t in target or ())
     snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
-    settings = actx.settings
-    check_ctx = CheckContext(snap, settings, lan_interfaces=lan_interfaces(snap, settings))
-    chosen = targets or default_targets(snap, settings.tunnel_interface)
-    flows = simulate_targets(check_ctx, chosen, worker_ip)
-    disagreements: tuple[Disagreement, ...] = ()
-    if snapshot is None:
-        flows, disagreements = cross_check(SubprocessRunner(netns=netns), check_ctx, flows)
-    report = build_report(check_ctx, flows, disagreements)
+    report = diagnose(snap, actx.settings, targets, worker_ip)
+    if snapshot is None:  # live: hold the model to the kernel's own answers
+        check_ctx = context_for(snap, actx.settings)
+        flows, disagreements = cross_check(SubprocessRunner(netns=netns), check_ctx, report.flows)
+        report = build_report(check_ctx, flows, disagreements)
     actx.emit(report.as_dict(), format_report(report, where=netns or snap.hostname))
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
