@@ -75,6 +75,10 @@ def broken_connector(**changes: Any) -> Snapshot:
             Route(table=TABLE_MAIN, family=4, dst="100.96.0.0/12", dev="CloudflareWARP"),
             Route(table=TABLE_WARP, family=4, dst="0.0.0.0/1", dev="CloudflareWARP"),
             Route(table=TABLE_WARP, family=4, dst="128.0.0.0/1", dev="CloudflareWARP"),
+            # WARP's split-tunnel excludes: no tunnel route for the LAN or for 100.64.0.0/10
+            # (the lab leaves holes; throw routes give the same verdicts).
+            Route(table=TABLE_WARP, family=4, dst="10.0.0.0/8", type="throw"),
+            Route(table=TABLE_WARP, family=4, dst="100.64.0.0/10", type="throw"),
             Route(
                 table=TABLE_LOCAL,
                 family=4,
@@ -108,6 +112,7 @@ def broken_connector(**changes: Any) -> Snapshot:
         ),
         rules=(
             Rule(family=4, priority=0, table=TABLE_LOCAL),
+            Rule(family=4, priority=32764, table=TABLE_MAIN, suppress_prefixlength=0),
             Rule(
                 family=4,
                 priority=32765,
@@ -148,3 +153,70 @@ def broken_connector(**changes: Any) -> Snapshot:
         tools={"nft": True, "vtysh": False, "warp-cli": True},
     )
     return msgspec.structs.replace(snap, **changes) if changes else snap
+
+
+def with_routes(snap: Snapshot, *routes: Route) -> Snapshot:
+    """``snap`` plus ``routes`` (a hypothetical change, as a fix would predict it)."""
+    return msgspec.structs.replace(snap, routes=snap.routes + routes)
+
+
+def with_rules(snap: Snapshot, *rules: Rule) -> Snapshot:
+    return msgspec.structs.replace(snap, rules=snap.rules + rules)
+
+
+def with_conf(snap: Snapshot, dev: str, **values: int) -> Snapshot:
+    """``snap`` with net.ipv4.conf.<dev>.<key>=<value> changed."""
+    ipv4 = dict(snap.sysctls.ipv4)
+    ipv4[dev] = msgspec.structs.replace(ipv4.get(dev, conf()), **values)
+    return msgspec.structs.replace(snap, sysctls=msgspec.structs.replace(snap.sysctls, ipv4=ipv4))
+
+
+def nft_chain(
+    hook: str,
+    rules: list[list[dict[str, Any]]],
+    *,
+    chain_type: str = "filter",
+    policy: str = "accept",
+    priority: int = 0,
+    table: str = "t",
+    name: str | None = None,
+) -> list[dict[str, Any]]:
+    """`nft -j` items for one inet base chain and its rules (expr lists)."""
+    name = name or hook
+    items: list[dict[str, Any]] = [
+        {
+            "chain": {
+                "family": "inet", "table": table, "name": name, "handle": 1, "type": chain_type,
+                "hook": hook, "prio": priority, "policy": policy,
+            }
+        }
+    ]  # fmt: skip
+    for handle, expr in enumerate(rules, start=2):
+        items.append(
+            {"rule": {"family": "inet", "table": table, "chain": name, "handle": handle,
+                      "expr": expr}}
+        )  # fmt: skip
+    return items
+
+
+def with_nft(snap: Snapshot, *items: dict[str, Any]) -> Snapshot:
+    ruleset = {"nftables": [{"metainfo": {"json_schema_version": 1}}, *items]}
+    return msgspec.structs.replace(snap, nft=NftState(available=True, ruleset=ruleset))
+
+
+def masquerade_lan(
+    oif: str = "eth0", src: str = "100.64.0.0", plen: int = 10
+) -> list[dict[str, Any]]:
+    """The field report's NAT: postrouting masquerade of the Worker range leaving ``oif``."""
+    return nft_chain(
+        "postrouting",
+        [[
+            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": oif}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": {"prefix": {"addr": src, "len": plen}}}},
+            {"masquerade": None},
+        ]],
+        chain_type="nat",
+        priority=100,
+        table="nat",
+    )  # fmt: skip

@@ -17,7 +17,7 @@ import click
 import typer
 
 from meshpath import __version__
-from meshpath.cli import doctor_cmd, lab_cmd, ranges_cmd, snapshot_cmd
+from meshpath.cli import doctor_cmd, lab_cmd, ranges_cmd, sim_cmd, snapshot_cmd
 from meshpath.cli.context import AppContext, error_console
 from meshpath.config import load_settings
 from meshpath.errors import EXIT_BAD_INPUT, MeshpathError
@@ -61,7 +61,7 @@ def _root(
     ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, doctor_cmd):
+for _module in (snapshot_cmd, ranges_cmd, lab_cmd, sim_cmd, doctor_cmd):
     _module.register(app)
 
 

@@ -183,6 +183,8 @@ class Ipv4Conf(_Frozen, frozen=True):
     accept_local: int = 0
     route_localnet: int = 0
     log_martians: int = 0
+    send_redirects: int = 1  # fib_validate_source skips its shortcut when forwarding back out
+    ignore_routes_with_linkdown: int = 0  # fib_table_lookup then skips linkdown nexthops
 
 
 class Ipv6Conf(_Frozen, frozen=True):

@@ -1,0 +1,178 @@
+"""`meshpath route get` and `meshpath flow`: the kernel model, from a snapshot or a live host."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from meshpath.cli.context import app_context
+from meshpath.errors import EXIT_FINDINGS, BadInputError
+from meshpath.sim import Decision, Packet, route_get, simulate_flow
+from meshpath.sim.fib import table_name
+from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
+from meshpath.sim.values import Step
+from meshpath.state import Snapshot, codec
+
+route_app = typer.Typer(
+    help="Routing decisions as the kernel would take them (with every step).",
+    no_args_is_help=True,
+)
+FIELD_REPORT_WORKER = "100.64.12.189"
+ERRNO_TEXT = {
+    "ENETUNREACH": "Network is unreachable",
+    "EHOSTUNREACH": "No route to host",
+    "EACCES": "Permission denied",
+    "EINVAL": "Invalid argument",
+}
+
+SnapshotOpt = Annotated[
+    Path | None, typer.Option("--snapshot", help="Use a saved snapshot (meshpath snapshot -o).")
+]
+NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Collect inside this namespace.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(route_app, name="route")
+    app.command("flow")(flow)
+
+
+def load_snapshot(snapshot: Path | None, netns: str | None) -> Snapshot:
+    """A saved snapshot, or one collected now (from the host or ``netns``)."""
+    if snapshot is not None and netns is not None:
+        raise BadInputError("give either --snapshot or --netns, not both")
+    if snapshot is not None:
+        return codec.load(snapshot)
+    from meshpath.collect import collect_snapshot  # the I/O edge, only when collecting
+
+    return collect_snapshot(netns=netns)
+
+
+def _mark(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise BadInputError(f"--mark {text!r}: expected a number like 0x100cf") from None
+
+
+@route_app.command("get")
+def route_get_cmd(
+    ctx: typer.Context,
+    dst: Annotated[str, typer.Argument(help="Destination address.")],
+    src: Annotated[str | None, typer.Option("--from", help="Source address.")] = None,
+    iif: Annotated[
+        str | None, typer.Option("--iif", help="Ingress device (omit: locally generated).")
+    ] = None,
+    mark: Annotated[str, typer.Option("--mark", help="fwmark (e.g. 0x100cf).")] = "0",
+    snapshot: SnapshotOpt = None,
+    netns: NetnsOpt = None,
+) -> None:
+    """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
+    actx = app_context(ctx)
+    packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
+    decision = route_get(load_snapshot(snapshot, netns), packet)
+    actx.emit(msgspec.to_builtins(decision), format_decision(decision))
+
+
+def ip_route_line(d: Decision) -> str:
+    """The decision the way `ip route get` prints it (or its error)."""
+    if d.error is not None:
+        return f"{d.outcome}: {d.error} ({ERRNO_TEXT.get(d.error, d.error)})"
+    p = d.packet
+    parts = [] if d.outcome in ("forward", "output") else [d.outcome]
+    parts.append(p.dst)
+    if p.src:
+        parts.append(f"from {p.src}")
+    if d.gateway:
+        parts.append(f"via {d.gateway}")
+    parts.append(f"dev {d.dev}")
+    if d.table is not None and d.table != 254:
+        parts.append(f"table {table_name(d.table)}")
+    if d.prefsrc and not p.src:
+        parts.append(f"src {d.prefsrc}")
+    if p.mark:
+        parts.append(f"mark {p.mark:#x}")
+    if p.iif:
+        parts.append(f"iif {p.iif}")
+    return " ".join(parts)
+
+
+def steps_table(steps: tuple[Step, ...], title: str = "steps") -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("step")
+    table.add_column("looked at")
+    table.add_column("result")
+    for step in steps:
+        table.add_row(step.kind, step.detail, step.reason)
+    return table
+
+
+def format_decision(d: Decision) -> Group:
+    style = "green" if d.ok else "red"
+    return Group(Text(ip_route_line(d), style=style), steps_table(d.steps))
+
+
+def _target(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+        value = int(port)
+    except ValueError:
+        raise BadInputError(f"target {text!r}: expected IPV4:PORT, e.g. 10.0.1.50:3000") from None
+    if not sep or not 0 < value < 65536:
+        raise BadInputError(f"target {text!r}: expected IPV4:PORT, e.g. 10.0.1.50:3000")
+    return host, value
+
+
+def flow(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(help="TARGET:PORT, one or more.")],
+    worker_ip: Annotated[
+        str | None, typer.Option("--worker-ip", help="Worker source address (default: in range).")
+    ] = None,
+    tunnel: Annotated[
+        str | None, typer.Option("--tunnel", help="Tunnel interface (default from config).")
+    ] = None,
+    snapshot: SnapshotOpt = None,
+    netns: NetnsOpt = None,
+) -> None:
+    """Simulate a Worker's connection to each target, SYN in and SYN-ACK back; exit 1 if any
+    is not delivered."""
+    actx = app_context(ctx)
+    parsed = [_target(t) for t in targets]
+    source = actx.settings.ranges.source_v4
+    worker = worker_ip or (
+        FIELD_REPORT_WORKER
+        if ipaddress.IPv4Address(FIELD_REPORT_WORKER) in source
+        else str(next(source.hosts()))
+    )
+    snap = load_snapshot(snapshot, netns)
+    tun = tunnel or actx.settings.tunnel_interface
+    results = [simulate_flow(snap, worker, host, port, tunnel=tun) for host, port in parsed]
+    data: list[Any] = [msgspec.to_builtins(r) for r in results]
+    actx.emit(data, Group(*(format_flow(r) for r in results)))
+    if any(r.outcome != DELIVERED for r in results):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def format_flow(r: FlowResult) -> Group:
+    style = "green" if r.outcome == DELIVERED else "red"
+    head = Text(f"{r.worker_ip} -> {r.target}:{r.port}: {r.outcome.upper()}", style=f"bold {style}")
+    parts: list[Any] = [head, Text(r.reason)]
+    if r.source_seen_by_target:
+        parts.append(Text(f"the target sees the source {r.source_seen_by_target}"))
+    parts.append(_path_table(r.request))
+    if r.reply is not None:
+        parts.append(_path_table(r.reply))
+    return Group(*parts)
+
+
+def _path_table(path: PathResult) -> Table:
+    title = f"{path.direction}: {path.arrived.src} -> {path.arrived.dst} in {path.arrived.iif}"
+    return steps_table(path.hops, f"{title} => {path.status} ({path.reason})")

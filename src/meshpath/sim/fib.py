@@ -1,0 +1,590 @@
+"""The FIB: ip rules and routing tables of one Snapshot, compiled once for fast lookups.
+
+The kernel's steps, each a function or method named for it:
+
+* :func:`match_rule` — ``fib_rule_match`` + ``fib4_rule_match`` (net/core/fib_rules.c,
+  net/ipv4/fib_rules.c): does one ``ip rule`` select this flow?
+* :meth:`Fib.fib_lookup` — ``fib_rules_lookup``: rules in priority order; goto/nop; rule
+  actions; a table without a match (or a ``throw`` route) continues with the next rule;
+  ``suppress_prefixlength``/``suppress_ifgroup`` (``fib4_rule_suppress``) reject a result.
+  Without custom rules the kernel skips the rules and looks up main (merged with local)
+  then default, exactly as ``fib_lookup`` in include/net/ip_fib.h does.
+* :meth:`RouteTable.lookup` — ``fib_table_lookup`` (net/ipv4/fib_trie.c): longest prefix
+  first; among the routes of one prefix the TOS-specific ones, then the lowest metric;
+  ``throw``/``unreachable``/``prohibit``/``blackhole`` end the table lookup with their error;
+  dead nexthops, and linkdown ones where ``ignore_routes_with_linkdown`` is set, are skipped
+  (then the next route, then shorter prefixes).
+
+A table is a dict per prefix length plus, per /16, the prefix lengths present under it, so a
+lookup probes only lengths that exist there. Routes are kept as the Snapshot's own objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Final, NamedTuple
+
+from meshpath.sim.addr import MASKS, ip_to_int, parse_prefix
+from meshpath.sim.values import Step
+from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
+
+LOOPBACK_IFINDEX: Final = 1
+UID_ROOT: Final = 0
+ANY_UID: Final = (0, 0xFFFFFFFF)
+
+# fib_props[type].error: the errno a route of that type ends a table lookup with.
+ROUTE_TYPE_ERRORS: Final = {
+    "throw": "EAGAIN",
+    "unreachable": "EHOSTUNREACH",
+    "prohibit": "EACCES",
+    "blackhole": "EINVAL",
+}
+# fib4_rule_action: what a rule's own action returns.
+RULE_ACTION_ERRORS: Final = {
+    "blackhole": "EINVAL",
+    "unreachable": "ENETUNREACH",
+    "prohibit": "EACCES",
+}
+DEFAULT_RULES: Final = frozenset({(0, TABLE_LOCAL), (32766, TABLE_MAIN), (32767, TABLE_DEFAULT)})
+_DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
+
+
+class Flow:
+    """``struct flowi4``: the lookup key (addresses and devices as integers)."""
+
+    __slots__ = ("daddr", "dport", "iif", "mark", "oif", "proto", "saddr", "sport", "tos", "uid")
+
+    def __init__(
+        self,
+        daddr: int,
+        saddr: int,
+        *,
+        iif: int,
+        oif: int = 0,
+        mark: int = 0,
+        tos: int = 0,
+        proto: int = 0,
+        sport: int = 0,
+        dport: int = 0,
+        uid: int = UID_ROOT,
+    ) -> None:
+        self.daddr = daddr
+        self.saddr = saddr
+        self.iif = iif
+        self.oif = oif
+        self.mark = mark
+        self.tos = tos
+        self.proto = proto
+        self.sport = sport
+        self.dport = dport
+        self.uid = uid
+
+
+class Hit(NamedTuple):
+    """A successful table lookup: the route, its prefix length and the chosen nexthop."""
+
+    route: Route
+    plen: int
+    table: int
+    dev: str | None
+    gateway: str | None
+    multipath: bool
+
+
+class LookupResult(NamedTuple):
+    """What ``fib_lookup`` returns: an errno name or a hit, and the deciding rule."""
+
+    error: str | None
+    hit: Hit | None
+    rule: int | None
+
+
+class CompiledRule:
+    """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
+
+    __slots__ = (
+        "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
+        "mask", "oif", "priority", "proto", "rule", "sport", "src", "srcmask", "suppress_ifgroup",
+        "suppress_plen", "table", "tos", "uid",
+    )  # fmt: skip
+
+    def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
+        self.rule = rule
+        self.priority = rule.priority
+        self.action = rule.action
+        self.table = rule.table
+        self.invert = rule.invert
+        self.src, self.srcmask = _prefix_and_mask(rule.src)
+        self.dst, self.dstmask = _prefix_and_mask(rule.dst)
+        # A rule naming an absent device is "detached": its ifindex matches nothing.
+        self.iif = ifindex.get(rule.iif, -1) if rule.iif else 0
+        self.oif = ifindex.get(rule.oif, -1) if rule.oif else 0
+        self.mark = rule.fwmark or 0
+        self.mask = (0xFFFFFFFF if rule.fwmask is None else rule.fwmask) if rule.fwmark else 0
+        if rule.fwmark is None and rule.fwmask:
+            self.mask = rule.fwmask
+        self.tos = rule.tos
+        self.proto = rule.ipproto or 0
+        self.sport = (rule.sport.start, rule.sport.end) if rule.sport else None
+        self.dport = (rule.dport.start, rule.dport.end) if rule.dport else None
+        self.uid = (rule.uidrange.start, rule.uidrange.end) if rule.uidrange else ANY_UID
+        self.l3mdev = rule.l3mdev
+        self.suppress_plen = (
+            -1 if rule.suppress_prefixlength is None else rule.suppress_prefixlength
+        )
+        self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
+        self.goto_index: int | None = None
+
+
+def _prefix_and_mask(cidr: str | None) -> tuple[int, int]:
+    if not cidr:
+        return 0, 0
+    net, plen = parse_prefix(cidr)
+    return net, MASKS[plen]
+
+
+def match_rule(r: CompiledRule, fl: Flow) -> bool:
+    """``fib_rule_match`` then ``fib4_rule_match``; ``not`` inverts the whole answer.
+
+    iif/oif compare ifindexes (``iif lo`` is LOOPBACK_IFINDEX: locally generated), fwmark
+    is ``(mark ^ fwmark) & mask``, the uid range defaults to all uids, an ``l3mdev`` rule
+    matches only VRF slaves (none here), then from/to prefixes, tos, ipproto and ports.
+    """
+    ok = (
+        (not r.iif or r.iif == fl.iif)
+        and (not r.oif or r.oif == fl.oif)
+        and not ((r.mark ^ fl.mark) & r.mask)
+        and r.uid[0] <= fl.uid <= r.uid[1]
+        and not r.l3mdev
+        and not ((fl.saddr ^ r.src) & r.srcmask)
+        and not ((fl.daddr ^ r.dst) & r.dstmask)
+        and (not r.tos or r.tos == fl.tos)
+        and (not r.proto or r.proto == fl.proto)
+        and (r.sport is None or r.sport[0] <= fl.sport <= r.sport[1])
+        and (r.dport is None or r.dport[0] <= fl.dport <= r.dport[1])
+    )
+    return ok != r.invert
+
+
+def describe_rule(rule: Rule) -> str:
+    """The rule as ``ip rule`` prints it (enough to recognise it)."""
+    parts = [f"{rule.priority}:"]
+    if rule.invert:
+        parts.append("not")
+    parts.append(f"from {rule.src or 'all'}")
+    parts.extend(_selector_texts(rule))
+    parts.append(_rule_action_text(rule))
+    if rule.suppress_prefixlength is not None:
+        parts.append(f"suppress_prefixlength {rule.suppress_prefixlength}")
+    if rule.suppress_ifgroup is not None:
+        parts.append(f"suppress_ifgroup {rule.suppress_ifgroup}")
+    return " ".join(parts)
+
+
+def _selector_texts(rule: Rule) -> list[str]:
+    parts = [
+        f"{key} {value}"
+        for key, value in (("to", rule.dst), ("iif", rule.iif), ("oif", rule.oif))
+        if value
+    ]
+    if rule.fwmark is not None:
+        mask = f"/{rule.fwmask:#x}" if rule.fwmask not in (None, 0xFFFFFFFF) else ""
+        parts.append(f"fwmark {rule.fwmark:#x}{mask}")
+    if rule.tos:
+        parts.append(f"tos {rule.tos:#x}")
+    if rule.ipproto:
+        parts.append(f"ipproto {rule.ipproto}")
+    for key, rng in (("sport", rule.sport), ("dport", rule.dport), ("uidrange", rule.uidrange)):
+        if rng:
+            parts.append(f"{key} {rng.start}-{rng.end}")
+    if rule.l3mdev:
+        parts.append("l3mdev")
+    return parts
+
+
+def _rule_action_text(rule: Rule) -> str:
+    if rule.action == "lookup":
+        return f"lookup {table_name(rule.table or 0)}"
+    if rule.action == "goto":
+        return f"goto {rule.goto}"
+    return rule.action
+
+
+def table_name(table: int) -> str:
+    return {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}.get(
+        table, str(table)
+    )
+
+
+Entry = Route | tuple[Route, ...]
+
+
+class RouteTable:
+    """One routing table: a dict per prefix length and the lengths present per /16."""
+
+    __slots__ = ("buckets", "by_len", "short", "table")
+
+    def __init__(self, table: int) -> None:
+        self.table = table
+        self.by_len: list[dict[int, Entry]] = [{} for _ in range(33)]
+        self.buckets: dict[int, tuple[int, ...]] = {}
+        self.short: tuple[int, ...] = ()
+
+    @classmethod
+    def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
+        """Index (network, prefix length, route) triples; same-prefix routes ordered as the
+        kernel keeps a leaf's aliases: TOS-specific first, then by metric."""
+        self = cls(table)
+        by_len = self.by_len
+        buckets: dict[int, set[int]] = {}
+        short: set[int] = set()
+        multi: set[tuple[int, int]] = set()
+        for net, plen, route in routes:
+            level = by_len[plen]
+            old = level.get(net)
+            if old is None:
+                level[net] = route
+            else:
+                level[net] = (*old, route) if isinstance(old, tuple) else (old, route)
+                multi.add((plen, net))
+            if plen >= 16:
+                top = net >> 16
+                got = buckets.get(top)
+                if got is None:
+                    buckets[top] = {plen}
+                else:
+                    got.add(plen)
+            else:
+                short.add(plen)
+        for plen, net in multi:
+            entry = by_len[plen][net]
+            assert isinstance(entry, tuple)
+            by_len[plen][net] = tuple(sorted(entry, key=lambda r: (-r.tos, r.metric)))
+        self.buckets = {top: tuple(sorted(s, reverse=True)) for top, s in buckets.items()}
+        self.short = tuple(sorted(short, reverse=True))
+        return self
+
+    def candidates(self, addr: int) -> Iterator[tuple[int, Entry]]:
+        """Prefixes covering ``addr``, longest first (``fib_table_lookup``'s backtracking)."""
+        by_len = self.by_len
+        for plen in self.buckets.get(addr >> 16, ()):
+            entry = by_len[plen].get(addr & MASKS[plen])
+            if entry is not None:
+                yield plen, entry
+        for plen in self.short:
+            entry = by_len[plen].get(addr & MASKS[plen])
+            if entry is not None:
+                yield plen, entry
+
+    def __len__(self) -> int:
+        return sum(
+            len(e) if isinstance(e, tuple) else 1 for level in self.by_len for e in level.values()
+        )
+
+
+class Fib:
+    """The routing state of one Snapshot, compiled for lookups. Build with :meth:`from_snapshot`."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.ifindex = {link.name: link.index for link in snapshot.links}
+        self.ifname = {link.index: link.name for link in snapshot.links}
+        self.ifgroup = {link.name: link.group for link in snapshot.links}
+        self.loopback = self.ifindex.get("lo", LOOPBACK_IFINDEX)
+        self.conf = snapshot.sysctls.ipv4
+        self.all_conf = self.conf.get("all", _DEFAULT_CONF)
+        self.local_addrs: dict[int, str] = {}
+        self.dev_addrs: dict[str, list[int]] = {}
+        for addr in snapshot.addresses:
+            if addr.family == 4:
+                value = ip_to_int(addr.local)
+                self.local_addrs.setdefault(value, addr.dev)
+                self.dev_addrs.setdefault(addr.dev, []).append(value)
+        self.tables = _build_tables(snapshot.routes)
+        self.rules = _compile_rules(snapshot.rules, self.ifindex)
+        self.custom_rules = {(r.priority, r.table) for r in snapshot.rules if r.family == 4} != (
+            DEFAULT_RULES
+        ) or any(r.rule.action != "lookup" or _has_selectors(r.rule) for r in self.rules)
+        # Local routes the kernel added itself have proto kernel; others were added by hand
+        # (fib_has_custom_local_routes).
+        self.custom_local_routes = any(
+            r.type == "local" and r.protocol != 2 for r in snapshot.routes if r.family == 4
+        )
+        # fib_rule_requires_fldissect: ipproto/port selectors, except on `iif lo` rules.
+        self.fldissect = any(
+            (r.proto or r.sport or r.dport) and r.iif != self.loopback for r in self.rules
+        )
+        self._merged: RouteTable | None = None
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Snapshot) -> Fib:
+        """The Fib of ``snapshot``, built once and cached for the last few snapshots."""
+        for snap, fib in _CACHE:
+            if snap is snapshot:
+                return fib
+        fib = cls(snapshot)
+        _CACHE.insert(0, (snapshot, fib))
+        del _CACHE[4:]
+        return fib
+
+    # -- sysctls (include/linux/inetdevice.h IN_DEV_* accessors) --------------------------
+
+    def dev_conf(self, dev: str) -> Ipv4Conf:
+        return self.conf.get(dev) or self.conf.get("default") or _DEFAULT_CONF
+
+    def orconf(self, dev: str, key: str) -> int:
+        """IN_DEV_ORCONF: set if set for ``all`` or for the device."""
+        return int(bool(getattr(self.all_conf, key) or getattr(self.dev_conf(dev), key)))
+
+    def maxconf(self, dev: str, key: str) -> int:
+        """IN_DEV_MAXCONF: the larger of ``all`` and the device (rp_filter)."""
+        return max(int(getattr(self.all_conf, key)), int(getattr(self.dev_conf(dev), key)))
+
+    # -- lookups --------------------------------------------------------------------------
+
+    def lookup_table(
+        self, table: RouteTable, fl: Flow, steps: list[Step] | None, *, linkstate: bool = True
+    ) -> tuple[str | None, Hit | None]:
+        """``fib_table_lookup``: the first usable route of the longest covering prefix.
+
+        Returns ("EAGAIN", None) when nothing matches (or a ``throw`` route does) so the rule
+        walk continues; another errno when an unreachable/prohibit/blackhole route matches.
+        """
+        for plen, entry in table.candidates(fl.daddr):
+            for route in entry if isinstance(entry, tuple) else (entry,):
+                if route.tos and route.tos != fl.tos:
+                    continue
+                error = ROUTE_TYPE_ERRORS.get(route.type)
+                if error is not None:
+                    if steps is not None:
+                        steps.append(_route_step(table.table, route, f"{route.type}: {error}"))
+                    return error, None
+                hit = self._nexthop(route, plen, table.table, fl, linkstate)
+                if hit is not None:
+                    return None, hit
+                if steps is not None:
+                    steps.append(_route_step(table.table, route, "no usable nexthop: skipped"))
+        return "EAGAIN", None
+
+    def _nexthop(
+        self, route: Route, plen: int, table: int, fl: Flow, linkstate: bool
+    ) -> Hit | None:
+        """The first nexthop that is not dead, not an ignored linkdown one, and on ``oif``."""
+        if route.nexthops:
+            for nh in route.nexthops:
+                if self._nh_usable(nh.dev, nh.flags, fl, linkstate):
+                    return Hit(route, plen, table, nh.dev, nh.gateway, True)
+            return None
+        if "dead" in route.flags or not self._nh_usable(route.dev, route.flags, fl, linkstate):
+            return None
+        return Hit(route, plen, table, route.dev, route.gateway, False)
+
+    def _nh_usable(
+        self, dev: str | None, flags: tuple[str, ...], fl: Flow, linkstate: bool
+    ) -> bool:
+        if "dead" in flags:
+            return False
+        if (
+            linkstate
+            and "linkdown" in flags
+            and dev
+            and self.orconf(dev, "ignore_routes_with_linkdown")
+        ):
+            return False
+        return not (fl.oif and dev is not None and self.ifindex.get(dev, -1) != fl.oif)
+
+    def fib_lookup(
+        self, fl: Flow, steps: list[Step] | None = None, *, linkstate: bool = True
+    ) -> LookupResult:
+        """``fib_lookup``: the rules in priority order, or main+default without custom rules."""
+        if not self.custom_rules:
+            return self._lookup_without_rules(fl, steps, linkstate)
+        rules = self.rules
+        i, n = 0, len(rules)
+        while i < n:
+            r = rules[i]
+            i += 1
+            if not match_rule(r, fl):
+                continue
+            outcome = self._apply_rule(r, fl, steps, linkstate)
+            if isinstance(outcome, int):
+                i = outcome
+                continue
+            if outcome is not None:
+                return outcome
+        if steps is not None:
+            steps.append(Step("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
+        return LookupResult("ENETUNREACH", None, None)
+
+    def _apply_rule(
+        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
+    ) -> LookupResult | int | None:
+        """One matching rule: a result, the index to jump to (goto), or None to go on."""
+        text = describe_rule(r.rule) if steps is not None else ""
+        if r.action == "goto":
+            if r.goto_index is None:
+                _note(steps, "rule", text, "goto target missing: rule ignored")
+                return None
+            _note(steps, "rule", text, f"matched: goto {r.rule.goto}")
+            return r.goto_index
+        if r.action == "nop":
+            _note(steps, "rule", text, "matched: nop, continue")
+            return None
+        if r.action in RULE_ACTION_ERRORS:
+            error = RULE_ACTION_ERRORS[r.action]
+            _note(steps, "rule", text, f"matched: {r.action} ({error})")
+            return LookupResult(error, None, r.priority)
+        return self._rule_lookup(r, fl, steps, linkstate, text)
+
+    def _rule_lookup(
+        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
+    ) -> LookupResult | None:
+        """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
+        table = self.tables.get(r.table or 0)
+        if table is None:
+            _note(steps, "rule", text, "matched; table does not exist: continue")
+            return None
+        error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
+        if hit is not None and self._suppressed(r, hit):
+            _note(steps, "rule", text, f"matched; {_hit_text(hit)} suppressed: continue")
+            return None
+        if error == "EAGAIN":
+            _note(steps, "rule", text, "matched; no route in the table: continue")
+            return None
+        _note(steps, "rule", text, f"matched; {_hit_text(hit) if hit else error}")
+        return LookupResult(error, hit, r.priority)
+
+    def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
+        """``fib4_rule_suppress``: prefix length <= suppress_prefixlength, or the first
+        nexthop's device in the suppressed interface group."""
+        if hit.plen <= r.suppress_plen:
+            return True
+        first = hit.route.nexthops[0].dev if hit.route.nexthops else hit.route.dev
+        return (
+            r.suppress_ifgroup != -1
+            and first is not None
+            and (self.ifgroup.get(first) == r.suppress_ifgroup)
+        )
+
+    def _lookup_without_rules(
+        self, fl: Flow, steps: list[Step] | None, linkstate: bool
+    ) -> LookupResult:
+        """No custom rules: main (whose trie holds the local table too) then default; an
+        error in main also falls through to default, and "nothing" becomes ENETUNREACH."""
+        _note(steps, "rule", "default rules only", "lookup main (merged with local), then default")
+        error, hit = self.lookup_table(self.merged_main(), fl, steps, linkstate=linkstate)
+        if error is None and hit is not None:
+            _note(steps, "lookup", "table main", _hit_text(hit))
+            return LookupResult(None, hit, None)
+        default = self.tables.get(TABLE_DEFAULT)
+        if default is not None:
+            error, hit = self.lookup_table(default, fl, steps, linkstate=linkstate)
+        if error == "EAGAIN":
+            error = "ENETUNREACH"
+        _note(steps, "lookup", "table default", _hit_text(hit) if hit else str(error))
+        return LookupResult(error, hit, None)
+
+    def merged_main(self) -> RouteTable:
+        """Main and local in one table, as the kernel keeps them before any custom rule;
+        for one prefix local's routes come first; a hit reports table main."""
+        if self._merged is None:
+            triples = [
+                (*parse_prefix(r.dst), r)
+                for tid in (TABLE_LOCAL, TABLE_MAIN)
+                for r in self.snapshot.routes
+                if r.family == 4 and r.table == tid
+            ]
+            self._merged = _merge_keep_order(triples)
+        return self._merged
+
+
+_CACHE: list[tuple[Snapshot, Fib]] = []
+
+
+def _merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
+    # Local before main for one prefix: build from local-first order and keep it stable
+    # (sorted() is stable; the per-table order key then applies within each table).
+    table = RouteTable(TABLE_MAIN)
+    groups: dict[tuple[int, int], list[Route]] = {}
+    for net, plen, route in triples:
+        groups.setdefault((plen, net), []).append(route)
+    built = RouteTable.build(TABLE_MAIN, [(net, plen, rs[0]) for (plen, net), rs in groups.items()])
+    for (plen, net), rs in groups.items():
+        local = sorted((r for r in rs if r.table == TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
+        main = sorted((r for r in rs if r.table != TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
+        both = (*local, *main)
+        built.by_len[plen][net] = both if len(both) > 1 else both[0]
+    table.by_len, table.buckets, table.short = built.by_len, built.buckets, built.short
+    return table
+
+
+def _build_tables(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
+    per_table: dict[int, list[tuple[int, int, Route]]] = {}
+    for route in routes:
+        if route.family != 4:
+            continue
+        items = per_table.get(route.table)
+        if items is None:
+            items = per_table[route.table] = []
+        items.append((*_fast_prefix(route.dst), route))
+    return {tid: RouteTable.build(tid, items) for tid, items in per_table.items()}
+
+
+def _fast_prefix(text: str) -> tuple[int, int]:
+    addr, _, plen_text = text.partition("/")
+    a, b, c, d = addr.split(".")
+    plen = int(plen_text) if plen_text else 32
+    return ((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)) & MASKS[plen], plen
+
+
+def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule, ...]:
+    # The kernel keeps rules sorted by priority, same priority in insertion order (stable).
+    ordered = sorted((r for r in rules if r.family == 4), key=lambda r: r.priority)
+    compiled = tuple(CompiledRule(r, ifindex) for r in ordered)
+    for c in compiled:
+        if c.action == "goto" and c.rule.goto is not None:
+            # ctarget: the first rule whose priority equals the goto target.
+            c.goto_index = next(
+                (i for i, t in enumerate(compiled) if t.priority == c.rule.goto), None
+            )
+    return compiled
+
+
+def _has_selectors(rule: Rule) -> bool:
+    return bool(
+        rule.invert or rule.src or rule.dst or rule.iif or rule.oif or rule.fwmark
+        or rule.tos or rule.ipproto or rule.sport or rule.dport or rule.uidrange
+        or rule.suppress_prefixlength is not None or rule.suppress_ifgroup is not None
+    )  # fmt: skip
+
+
+def _note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
+    if steps is not None:
+        steps.append(Step(kind, detail, reason))
+
+
+def _route_step(table: int, route: Route, reason: str) -> Step:
+    return Step("route", f"table {table_name(table)}: {route_text(route)}", reason)
+
+
+def route_text(route: Route) -> str:
+    """The route roughly as ``ip route`` prints it."""
+    parts = [] if route.type == "unicast" else [route.type]
+    parts.append("default" if route.dst == "0.0.0.0/0" else route.dst)
+    if route.gateway:
+        parts.append(f"via {route.gateway}")
+    if route.dev:
+        parts.append(f"dev {route.dev}")
+    if route.metric:
+        parts.append(f"metric {route.metric}")
+    for nh in route.nexthops:
+        parts.append(f"nexthop via {nh.gateway or '-'} dev {nh.dev}")
+    parts.extend(f for f in route.flags if f in ("linkdown", "dead"))
+    return " ".join(parts)
+
+
+def _hit_text(hit: Hit | None) -> str:
+    if hit is None:
+        return "no route"
+    via = f" via {hit.gateway}" if hit.gateway else ""
+    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"

@@ -1,0 +1,366 @@
+"""The kernel's two routing paths for IPv4, and the reverse-path check.
+
+* :func:`route_input` — ``ip_route_input_slow`` (net/ipv4/route.c) for a packet arriving on
+  a device: martian checks, the FIB lookup, local delivery, the forwarding gate
+  (``IN_DEV_FORWARD`` of the *ingress* device), then :func:`check_rp_filter`.
+* :func:`route_output` — ``ip_route_output_key_hash_rcu`` for a locally generated packet.
+* :func:`check_rp_filter` — ``fib_validate_source`` / ``__fib_validate_source``
+  (net/ipv4/fib_frontend.c).
+
+Each returns a :class:`~meshpath.sim.values.Decision` with the errno ``ip route get`` prints.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from meshpath.errors import BadInputError
+from meshpath.sim import values as v
+from meshpath.sim.addr import (
+    int_to_ip,
+    ip_to_int,
+    is_lbcast,
+    is_loopback,
+    is_multicast,
+    is_zeronet,
+)
+from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, table_name
+from meshpath.sim.values import Decision, Packet, Step
+
+ERROR_OUTCOMES: Final = {
+    "EINVAL": v.BLACKHOLE,
+    "EACCES": v.PROHIBIT,
+    "EHOSTUNREACH": v.UNREACHABLE,
+    "ENETUNREACH": v.NO_ROUTE,
+}
+Failure = tuple[str, str]  # (outcome, errno)
+
+
+def route_packet(fib: Fib, packet: Packet) -> Decision:
+    """``ip route get``: the input path when the packet has an ingress device, else output."""
+    if packet.iif is None:
+        return route_output(fib, packet)
+    return route_input(fib, packet)
+
+
+def _ifindex(fib: Fib, dev: str, what: str) -> int:
+    index = fib.ifindex.get(dev)
+    if index is None:
+        known = ", ".join(sorted(fib.ifindex)) or "none"
+        raise BadInputError(f"{what} {dev!r}: no such interface in the snapshot (known: {known})")
+    return index
+
+
+def route_input(fib: Fib, packet: Packet) -> Decision:
+    """``ip_route_input_slow``: route a packet that arrived on ``packet.iif``."""
+    dev = packet.iif or "lo"
+    iif = _ifindex(fib, dev, "iif")
+    daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
+    steps: list[Step] = []
+    martian = check_martians(fib, dev, saddr, daddr, steps)
+    if martian is not None:
+        return _failed(packet, steps, martian)
+    dissect = fib.fldissect
+    fl = Flow(
+        daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos,
+        proto=packet.proto if dissect else 0, sport=packet.sport if dissect else 0,
+        dport=packet.dport if dissect else 0,
+    )  # fmt: skip
+    res = fib.fib_lookup(fl, steps)
+    if res.error is not None or res.hit is None:
+        return _input_error(fib, packet, dev, res, steps)
+    return _input_hit(fib, packet, dev, fl, res, steps)
+
+
+def check_martians(fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step]) -> Failure | None:
+    """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
+    multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
+    problem: tuple[str, str] | None = None
+    if is_multicast(daddr):
+        problem = (v.MULTICAST, "multicast destination (multicast routing not modelled)")
+    elif is_multicast(saddr) or is_lbcast(saddr):
+        problem = (v.MARTIAN_SOURCE, "source is multicast or limited broadcast")
+    elif is_lbcast(daddr) or (saddr == 0 and daddr == 0):
+        problem = None  # limited broadcast: delivered locally (brd_input), checked below
+    elif is_zeronet(saddr):
+        problem = (v.MARTIAN_SOURCE, "source in 0.0.0.0/8")
+    elif is_zeronet(daddr):
+        problem = (v.MARTIAN_DESTINATION, "destination in 0.0.0.0/8")
+    elif is_loopback(daddr) and not fib.orconf(dev, "route_localnet"):
+        problem = (v.MARTIAN_DESTINATION, "destination in 127.0.0.0/8 without route_localnet")
+    elif is_loopback(saddr) and not fib.orconf(dev, "route_localnet"):
+        problem = (v.MARTIAN_SOURCE, "source in 127.0.0.0/8 without route_localnet")
+    detail = f"{int_to_ip(saddr)} -> {int_to_ip(daddr)} in {dev}"
+    if problem is None:
+        steps.append(Step("martian", detail, "addresses are routable"))
+        return None
+    steps.append(Step("martian", detail, f"dropped: {problem[1]}"))
+    return problem[0], "EINVAL"
+
+
+def _input_error(
+    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[Step]
+) -> Decision:
+    """``no_route``: the lookup failed; without forwarding on the ingress device the
+    kernel answers EHOSTUNREACH whatever the lookup said."""
+    error = res.error or "ENETUNREACH"
+    outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
+    if error == "ENETUNREACH" and res.rule is not None:
+        outcome = v.UNREACHABLE  # an `unreachable` rule, not a missing route
+    if not fib.dev_conf(dev).forwarding:
+        steps.append(Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "EHOSTUNREACH"))
+        error = "EHOSTUNREACH"
+    return Decision(
+        packet=packet, outcome=outcome, error=error, rule_priority=res.rule, steps=tuple(steps)
+    )
+
+
+def _input_hit(
+    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step]
+) -> Decision:
+    """A route was found: broadcast and local are delivered here (after the source check);
+    anything else must be unicast and the ingress device must forward."""
+    hit = res.hit
+    assert hit is not None
+    rtype = hit.route.type
+    if rtype in ("broadcast", "local"):
+        failure = check_rp_filter(fib, fl, dev, 0, steps)
+        if failure is not None:
+            return _failed(packet, steps, failure, res)
+        outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
+        return _decision(packet, steps, outcome, res, dev="lo", gateway=None)
+    if not fib.dev_conf(dev).forwarding:
+        steps.append(
+            Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH")
+        )
+        return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
+    steps.append(Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward"))
+    if rtype != "unicast":
+        steps.append(Step("route", f"type {rtype}", "not unicast: martian destination"))
+        return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
+    oif = fib.ifindex.get(hit.dev or "", 0)
+    failure = check_rp_filter(fib, fl, dev, oif, steps)
+    if failure is not None:
+        return _failed(packet, steps, failure, res)
+    return _decision(packet, steps, v.FORWARD, res, dev=hit.dev, gateway=hit.gateway)
+
+
+def check_rp_filter(fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step]) -> Failure | None:
+    """``fib_validate_source``: is the source acceptable on ``dev``?
+
+    rp_filter is max(conf.all, conf.<dev>). With it off (and no custom rules or local
+    routes, and not forwarding back out of ``dev`` with send_redirects) only a source that
+    is one of this host's addresses is refused. Otherwise the reverse lookup: daddr=source,
+    saddr=destination, iif = the forward egress device (lo for local delivery), mark only
+    with src_valid_mark. It must give a unicast route (a local one only with accept_local);
+    strict (1) wants it via ``dev``; loose (2) any route; a failed lookup fails both.
+    """
+    rpf = fib.maxconf(dev, "rp_filter")
+    redirects = oif == fl.iif and fib.orconf(dev, "send_redirects")
+    if not rpf and not redirects:
+        shortcut = _rp_shortcut(fib, fl, dev, steps)
+        if shortcut != "full":
+            return shortcut if isinstance(shortcut, tuple) else None
+    rev = Flow(
+        fl.saddr, fl.daddr, iif=oif or fib.loopback, tos=fl.tos,
+        mark=fl.mark if fib.orconf(dev, "src_valid_mark") else 0,
+        proto=fl.proto, sport=fl.dport, dport=fl.sport,
+    )  # fmt: skip
+    detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif " + (
+        fib.ifname.get(rev.iif, str(rev.iif))
+    )
+    res = fib.fib_lookup(rev, None)
+    return _judge_reverse(fib, res, rpf, dev, detail, steps)
+
+
+def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step]) -> Failure | str | None:
+    if fib.orconf(dev, "accept_local"):
+        steps.append(Step("rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted"))
+        return None
+    if fib.custom_local_routes or fib.custom_rules:
+        return "full"
+    if fl.saddr in fib.local_addrs:
+        steps.append(Step("rp_filter", "rp_filter=0", "source is a local address: dropped"))
+        return v.LOCAL_SOURCE, "EINVAL"
+    steps.append(Step("rp_filter", f"rp_filter=0 on {dev}", "no source validation"))
+    return None
+
+
+def _judge_reverse(
+    fib: Fib, res: LookupResult, rpf: int, dev: str, detail: str, steps: list[Step]
+) -> Failure | None:
+    """The second half of ``__fib_validate_source``."""
+    hit = res.hit
+    if res.error is not None or hit is None:
+        return _last_resort(rpf, detail, f"no reverse route ({res.error})", steps)
+    rtype = hit.route.type
+    if rtype != "unicast":
+        if rtype != "local":
+            steps.append(Step("rp_filter", detail, f"source routed as {rtype}: invalid source"))
+            return v.MARTIAN_SOURCE, "EINVAL"
+        if not fib.orconf(dev, "accept_local"):
+            steps.append(Step("rp_filter", detail, "source is local (no accept_local): dropped"))
+            return v.LOCAL_SOURCE, "EINVAL"
+    legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
+    if dev in legs or (rtype == "local" and fib.ifindex.get(dev) == fib.loopback):
+        steps.append(Step("rp_filter", detail, f"reverse route via {dev}: accepted"))
+        return None
+    if not fib.dev_addrs.get(dev):
+        return _last_resort(rpf, detail, f"{dev} has no IPv4 address", steps)
+    if rpf == 1:
+        where = f"{hit.dev} (table {table_name(hit.table)})"
+        steps.append(Step("rp_filter", detail, f"strict: reverse route leaves via {where}: drop"))
+        return v.RP_FILTER, "EINVAL"
+    steps.append(Step("rp_filter", detail, f"loose: reverse route via {hit.dev}: accepted"))
+    return None
+
+
+def _last_resort(rpf: int, detail: str, why: str, steps: list[Step]) -> Failure | None:
+    if rpf:
+        steps.append(Step("rp_filter", detail, f"{why}: dropped"))
+        return v.RP_FILTER, "EINVAL"
+    steps.append(Step("rp_filter", detail, f"{why}: accepted (rp_filter off)"))
+    return None
+
+
+def route_output(fib: Fib, packet: Packet) -> Decision:
+    """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
+    daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
+    oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
+    steps: list[Step] = []
+    early = _output_source_checks(fib, packet, saddr, oif, steps)
+    if early is not None:
+        return _failed(packet, steps, early)
+    if daddr == 0:
+        steps.append(Step("route", "destination 0.0.0.0", "local (loopback)"))
+        return Decision(packet=packet, outcome=v.LOCAL, dev="lo", steps=tuple(steps))
+    fl = Flow(
+        daddr, saddr, iif=fib.loopback, oif=oif, mark=packet.mark, tos=packet.tos,
+        proto=packet.proto, sport=packet.sport, dport=packet.dport,
+        uid=0 if packet.uid is None else packet.uid,
+    )  # fmt: skip
+    res = fib.fib_lookup(fl, steps)
+    if res.error is not None or res.hit is None:
+        return _output_error(packet, res, oif, steps)
+    return _output_hit(fib, packet, saddr, daddr, res, steps)
+
+
+def _output_source_checks(
+    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[Step]
+) -> Failure | None:
+    """A given source must be a host address (``__ip_dev_find``); a given oif must be up."""
+    if saddr:
+        if is_multicast(saddr) or is_lbcast(saddr):
+            steps.append(Step("martian", f"from {packet.src}", "multicast/broadcast source"))
+            return v.MARTIAN_SOURCE, "EINVAL"
+        if not is_local_address(fib, saddr):
+            steps.append(Step("source", f"from {packet.src}", "not an address of this host"))
+            return v.SOURCE_NOT_LOCAL, "ENETUNREACH"
+    if oif:
+        link = fib.snapshot.link_by_index(oif)
+        if link is None or not link.admin_up:
+            steps.append(Step("source", f"oif {packet.oif}", "device is down: ENETUNREACH"))
+            return v.NO_ROUTE, "ENETUNREACH"
+    return None
+
+
+def is_local_address(fib: Fib, addr: int) -> bool:
+    """``__ip_dev_find``: an interface address, else a ``local`` route in table local."""
+    if addr in fib.local_addrs:
+        return True
+    local = fib.tables.get(255)
+    if local is None:
+        return False
+    error, hit = fib.lookup_table(local, Flow(addr, 0, iif=fib.loopback), None)
+    return error is None and hit is not None and hit.route.type == "local"
+
+
+def _output_error(packet: Packet, res: LookupResult, oif: int, steps: list[Step]) -> Decision:
+    if oif:
+        # "Apparently, routing tables are wrong. Assume, that the destination is on link."
+        steps.append(Step("route", f"oif {packet.oif}", "no route: assumed on-link"))
+        return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps))
+    error = res.error or "ENETUNREACH"
+    outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
+    if error == "ENETUNREACH" and res.rule is not None:
+        outcome = v.UNREACHABLE
+    return Decision(
+        packet=packet, outcome=outcome, error=error, rule_priority=res.rule, steps=tuple(steps)
+    )
+
+
+def _output_hit(
+    fib: Fib, packet: Packet, saddr: int, daddr: int, res: LookupResult, steps: list[Step]
+) -> Decision:
+    """``RTN_LOCAL`` goes to lo; else ``__mkroute_output``'s checks on the egress device."""
+    hit = res.hit
+    assert hit is not None
+    if hit.route.type == "local":
+        local_src = packet.src or hit.route.prefsrc or packet.dst
+        return _decision(packet, steps, v.LOCAL, res, dev="lo", gateway=None, prefsrc=local_src)
+    dev = hit.dev or "lo"
+    if is_loopback(saddr) and dev != "lo" and not fib.orconf(dev, "route_localnet"):
+        steps.append(Step("martian", f"from {packet.src} out {dev}", "loopback source: EINVAL"))
+        return _failed(packet, steps, (v.MARTIAN_SOURCE, "EINVAL"), res)
+    if is_zeronet(daddr) and not is_lbcast(daddr):
+        steps.append(Step("martian", f"to {packet.dst}", "destination in 0.0.0.0/8: EINVAL"))
+        return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
+    outcome = v.OUTPUT
+    if is_lbcast(daddr) or hit.route.type == "broadcast":
+        outcome = v.BROADCAST
+    elif is_multicast(daddr):
+        outcome = v.MULTICAST
+    src = packet.src or hit.route.prefsrc or _first_address(fib, dev)
+    return _decision(packet, steps, outcome, res, dev=dev, gateway=hit.gateway, prefsrc=src)
+
+
+def _first_address(fib: Fib, dev: str) -> str | None:
+    addrs = fib.dev_addrs.get(dev)
+    return int_to_ip(addrs[0]) if addrs else None
+
+
+def _decision(
+    packet: Packet,
+    steps: list[Step],
+    outcome: str,
+    res: LookupResult,
+    *,
+    dev: str | None,
+    gateway: str | None,
+    prefsrc: str | None = None,
+) -> Decision:
+    hit: Hit | None = res.hit
+    if hit is not None and hit.route.nexthops:
+        steps.append(
+            Step("multipath", hit.route.dst, f"kernel hashes over legs; first usable: {hit.dev}")
+        )
+    return Decision(
+        packet=packet,
+        outcome=outcome,
+        table=hit.table if hit else None,
+        rule_priority=res.rule,
+        dev=dev,
+        gateway=gateway,
+        prefsrc=prefsrc,
+        route=hit.route.dst if hit else None,
+        route_type=hit.route.type if hit else None,
+        multipath=bool(hit and hit.route.nexthops),
+        steps=tuple(steps),
+    )
+
+
+def _failed(
+    packet: Packet, steps: list[Step], failure: Failure, res: LookupResult | None = None
+) -> Decision:
+    hit = res.hit if res else None
+    return Decision(
+        packet=packet,
+        outcome=failure[0],
+        error=failure[1],
+        table=hit.table if hit else None,
+        rule_priority=res.rule if res else None,
+        dev=hit.dev if hit else None,
+        route=hit.route.dst if hit else None,
+        route_type=hit.route.type if hit else None,
+        steps=tuple(steps),
+    )
