@@ -101,7 +101,8 @@ def check_src_valid_mark(ctx: CheckContext) -> Iterator[Finding]:
             "fwmark policy routing with strict rp_filter but src_valid_mark off",
             evidence=(
                 f"rp_filter = {rp} on {ctx.tunnel} (max of all and the interface)",
-                f"rule {marked[0].priority}: fwmark {marked[0].fwmark:#x}",
+                f"rule {marked[0].priority}: {'not ' if marked[0].invert else ''}"
+                f"fwmark {marked[0].fwmark:#x} lookup {marked[0].table}",
                 "net.ipv4.conf.all.src_valid_mark = 0",
             ),
             why=(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from meshpath.checks.context import CheckContext, network
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.targets import Target
-from meshpath.state import TABLE_MAIN
+from meshpath.state import TABLE_LOCAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +75,10 @@ def has_tunnel_route(ctx: CheckContext, cidr: str) -> bool:
     want = network(cidr)
     return any(
         network(r.dst).supernet_of(want)  # type: ignore[arg-type]
-        for r in ctx.routes_via(ctx.tunnel, TABLE_MAIN)
-        if network(r.dst).version == want.version and network(r.dst).prefixlen > 0
+        for r in ctx.routes_via(ctx.tunnel)
+        if r.table != TABLE_LOCAL
+        and network(r.dst).version == want.version
+        and network(r.dst).prefixlen > 0
     )
 
 
@@ -190,7 +192,7 @@ def check_device_range(ctx: CheckContext) -> Iterator[Finding]:
         "MP102",
         Severity.INFO,
         f"no route for the device range {device} via {ctx.tunnel}",
-        evidence=(f"main table: nothing covering {device} dev {ctx.tunnel}",),
+        evidence=(f"no table has a route covering {device} dev {ctx.tunnel}",),
         why="Only needed when Mesh devices (not just Workers) must reach this LAN.",
         fix_mode="route",
         fix_commands=("meshpath fix --mode route --also-device-range",),

@@ -75,7 +75,7 @@ def format_report(report: Report, where: str) -> RenderableType:
 def _flows_table(report: Report) -> Table:
     table = Table(title="Worker flows (simulated)", title_justify="left")
     for col in ("target", "worker", "result", "reply leaves by", "service sees"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "result")
     for flow in report.flows:
         style = "green" if flow.ok else "red"
         table.add_row(

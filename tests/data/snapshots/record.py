@@ -28,7 +28,10 @@ Bend = Callable[[Lab], None]
 
 
 def rp_strict(lab: Lab) -> None:
-    lab.exec("conn", ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"], check=True)
+    # The kernel uses max(all, interface): strict needs both at most 1 and one of them 1.
+    names = ("all", "default", "eth0", "CloudflareWARP")
+    pairs = [f"net.ipv4.conf.{n}.rp_filter=1" for n in names]
+    lab.exec("conn", ["sysctl", "-qw", *pairs], check=True)
 
 
 def docker_drop(lab: Lab) -> None:
