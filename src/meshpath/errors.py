@@ -4,11 +4,11 @@
     ├── BadInputError        (exit 2) something the user gave us is wrong
     │   ├── SnapshotError             a snapshot file is malformed or of another schema
     │   ├── RangeError                an invalid or overlapping CIDR / range override
-    │   └── ConfigError               a bad meshpath.toml
+    │   ├── ConfigError               a bad meshpath.toml
+    │   └── NetnsError                a named network namespace does not exist
     └── EnvironmentProblem   (exit 3) the host cannot do what was asked
         ├── MissingToolError          a required program (nft, vtysh, FRR) is absent
         ├── PrivilegeError            not root / no CAP_NET_ADMIN
-        ├── NetnsError                a named network namespace does not exist
         └── CommandError              an external command failed (argv, rc, stderr kept)
 
 Library code raises these and never exits; only :mod:`meshpath.cli` maps them to exit
@@ -69,8 +69,8 @@ class PrivilegeError(EnvironmentProblem):
     """The operation needs root (CAP_NET_ADMIN)."""
 
 
-class NetnsError(EnvironmentProblem):
-    """A named network namespace is missing or cannot be entered."""
+class NetnsError(BadInputError):
+    """The user named a network namespace that does not exist (or an invalid name)."""
 
 
 class CommandError(EnvironmentProblem):

@@ -48,8 +48,8 @@ def test_input_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "CloudflareWARP(tun,UP)" in out and "table 65743: 2" in out
 
 
-def test_missing_netns_is_exit_3_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["snapshot", "--netns", "mp-no-such-ns"]) == 3
+def test_missing_netns_is_bad_input_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["snapshot", "--netns", "mp-no-such-ns"]) == 2
     err = capsys.readouterr().err.strip()
     assert "'mp-no-such-ns' not found" in err and err.count("\n") == 0
 

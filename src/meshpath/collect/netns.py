@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
-from meshpath.errors import NetnsError, PrivilegeError
+from meshpath.errors import EnvironmentProblem, NetnsError, PrivilegeError
 
 CLONE_NEWNET: Final = 0x40000000
 NETNS_DIR: Final = Path("/run/netns")
@@ -36,7 +36,7 @@ def _setns(fd: int, what: str) -> None:
         err = ctypes.get_errno()
         if err == 1:  # EPERM
             raise PrivilegeError(f"entering {what} needs root (CAP_SYS_ADMIN); run with sudo")
-        raise NetnsError(f"cannot enter {what}: {os.strerror(err)}")
+        raise EnvironmentProblem(f"cannot enter {what}: {os.strerror(err)}")
 
 
 @contextmanager
