@@ -16,8 +16,16 @@ SNAPSHOTS = Path(__file__).parent.parent / "data" / "snapshots"
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_doctor_on_recorded_state(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     verdict, root, must = EXPECT[name]
-    code = main(["--json", "doctor", "--snapshot", str(SNAPSHOTS / f"{name}.json"),
-                 "--target", "10.0.1.50:3000"])
+    code = main(
+        [
+            "--json",
+            "doctor",
+            "--snapshot",
+            str(SNAPSHOTS / f"{name}.json"),
+            "--target",
+            "10.0.1.50:3000",
+        ]
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"].startswith(verdict), report["verdict"]
     assert report["root_cause"] == root
@@ -26,8 +34,9 @@ def test_doctor_on_recorded_state(name: str, capsys: pytest.CaptureFixture[str])
 
 
 def test_human_report_explains_handshake_timeout(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["doctor", "--snapshot", str(SNAPSHOTS / "broken.json"),
-                 "--target", "10.0.1.50:3000"])
+    code = main(
+        ["doctor", "--snapshot", str(SNAPSHOTS / "broken.json"), "--target", "10.0.1.50:3000"]
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "MP101" in out and "root cause" in out
@@ -49,10 +58,14 @@ def test_default_targets_cover_the_lan(capsys: pytest.CaptureFixture[str]) -> No
         (["--snapshot", "/nonexistent/x.json"], "cannot read"),
     ],
 )
-def test_bad_inputs_exit_2(args: list[str], needle: str,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["doctor"] if "--snapshot" in args else [
-        "doctor", "--snapshot", str(SNAPSHOTS / "broken.json")]
+def test_bad_inputs_exit_2(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = (
+        ["doctor"]
+        if "--snapshot" in args
+        else ["doctor", "--snapshot", str(SNAPSHOTS / "broken.json")]
+    )
     assert main([*base, *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err

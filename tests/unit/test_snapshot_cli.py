@@ -45,7 +45,7 @@ def test_input_prints_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     codec.save(broken_connector(), path)
     assert main(["snapshot", "--input", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "CloudflareWARP(tun,UP)" in out and "table 65743: 2" in out
+    assert "CloudflareWARP(tun,UP)" in out and "table 65743: 4" in out
 
 
 def test_missing_netns_is_bad_input_naming_it(capsys: pytest.CaptureFixture[str]) -> None:

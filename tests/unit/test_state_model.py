@@ -32,7 +32,7 @@ def test_helpers() -> None:
     link = snap.link("CloudflareWARP")
     assert link is not None and link.kind == "tun" and link.mtu == 1280
     assert snap.link_by_index(2) is not None
-    assert len(snap.routes_in(65743)) == 2
+    assert len(snap.routes_in(65743)) == 4
     assert snap.addresses_of("eth0")[0].local == "10.0.1.2"
     assert snap.sysctls.ip_forward
 

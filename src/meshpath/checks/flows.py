@@ -41,9 +41,7 @@ def simulate_targets(
 ) -> tuple[PathOutcome, ...]:
     worker = worker_source(ctx, worker_ip)
     return tuple(
-        to_outcome(
-            t, simulate_flow(ctx.snapshot, worker, t.address, t.port, tunnel=ctx.tunnel)
-        )
+        to_outcome(t, simulate_flow(ctx.snapshot, worker, t.address, t.port, tunnel=ctx.tunnel))
         for t in targets
     )
 

@@ -92,9 +92,7 @@ def cross_check(
     checked: list[PathOutcome] = []
     disagreements: list[Disagreement] = []
     for flow in flows:
-        request = kernel_route_get(
-            runner, flow.target.address, src=flow.worker_ip, iif=ctx.tunnel
-        )
+        request = kernel_route_get(runner, flow.target.address, src=flow.worker_ip, iif=ctx.tunnel)
         lan = flow.request_dev or request.dev or (ctx.lan_interfaces or ("eth0",))[0]
         reply = kernel_route_get(runner, flow.worker_ip, src=flow.target.address, iif=lan)
         found = _compare(flow, request, reply)
@@ -107,9 +105,7 @@ def _said(answer: KernelAnswer) -> str:
     return answer.error or answer.dev or "?"
 
 
-def _compare(
-    flow: PathOutcome, request: KernelAnswer, reply: KernelAnswer
-) -> list[Disagreement]:
+def _compare(flow: PathOutcome, request: KernelAnswer, reply: KernelAnswer) -> list[Disagreement]:
     if flow.status == "unknown":
         return [Disagreement(f"flow to {flow.target}", "unknown", _said(reply))]
     out = []
@@ -137,8 +133,14 @@ def _kernel_flow(
     else:
         status, stage, cause = "misrouted", "reply", "no-return-route"
     return dataclasses.replace(
-        flow, status=status, stage=stage, cause=cause, egress=reply.dev,
-        request_dev=request.dev, hops=hops, source="kernel",
+        flow,
+        status=status,
+        stage=stage,
+        cause=cause,
+        egress=reply.dev,
+        request_dev=request.dev,
+        hops=hops,
+        source="kernel",
     )
 
 
