@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 from meshpath.checks.context import CheckContext
+from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.path import PathOutcome
 from meshpath.checks.targets import Target
-from meshpath.sim import Decision, FlowResult, PathResult, simulate_flow
+from meshpath.sim import Decision, Fib, FlowResult, Packet, PathResult, route_input, simulate_flow
 from meshpath.sim import values as v
 
 # The field report's Worker address; used when it lies in the configured source range.
@@ -99,3 +101,29 @@ def _decision_text(decision: Decision | None) -> str:
     where = f" via {decision.gateway}" if decision.gateway else ""
     route = f"route {decision.route} (table {decision.table}, rule {decision.rule_priority})"
     return f"{route} dev {decision.dev}{where}" if decision.route else decision.outcome
+
+
+def check_device_range(ctx: CheckContext) -> Iterator[Finding]:
+    """MP102: replies to Mesh devices (not Workers) must also go back into the tunnel.
+
+    Asked of the model like any reply: a packet from the LAN to the device range's first
+    address, arriving on the LAN interface, must leave by the tunnel.
+    """
+    device = ctx.settings.ranges.device_v4
+    lan = ctx.lan_interfaces[0] if ctx.lan_interfaces else None
+    lan_addr = next((a.local for a in ctx.snapshot.addresses_of(lan or "") if a.family == 4), None)
+    if ctx.tunnel_link is None or lan is None or lan_addr is None:
+        return
+    probe = Packet(dst=str(device.network_address + 1), src=lan_addr, iif=lan, proto=v.TCP)
+    decision = route_input(Fib.from_snapshot(ctx.snapshot), probe)
+    if decision.dev == ctx.tunnel:
+        return
+    yield Finding(
+        "MP102",
+        Severity.INFO,
+        f"replies to the device range {device} do not go back into {ctx.tunnel}",
+        evidence=(f"reply to {probe.dst} in {lan}: {_decision_text(decision)}",),
+        why="Only needed when Mesh devices (not just Workers) must reach this LAN.",
+        fix_mode="route",
+        fix_commands=("meshpath fix --mode route --also-device-range",),
+    )

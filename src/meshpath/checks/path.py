@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from meshpath.checks.context import CheckContext, network
+from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.targets import Target
-from meshpath.state import TABLE_LOCAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +67,6 @@ def route_fix_commands(ctx: CheckContext) -> tuple[str, ...]:
     return (
         "meshpath fix --mode route          # persistent (FRR staticd or a systemd unit)",
         f"ip route add {source} dev {ctx.tunnel}   # immediate, lost on reboot",
-    )
-
-
-def has_tunnel_route(ctx: CheckContext, cidr: str) -> bool:
-    want = network(cidr)
-    return any(
-        network(r.dst).supernet_of(want)  # type: ignore[arg-type]
-        for r in ctx.routes_via(ctx.tunnel)
-        if r.table != TABLE_LOCAL
-        and network(r.dst).version == want.version
-        and network(r.dst).prefixlen > 0
     )
 
 
@@ -181,22 +169,6 @@ _BUILDERS: dict[str, _Builder] = {
         "The source or destination address is not acceptable for forwarding.",
     ),
 }
-
-
-def check_device_range(ctx: CheckContext) -> Iterator[Finding]:
-    """MP102: Mesh devices (not Workers) reach the LAN from the device range."""
-    device = ctx.settings.ranges.device_v4
-    if ctx.tunnel_link is None or has_tunnel_route(ctx, str(device)):
-        return
-    yield Finding(
-        "MP102",
-        Severity.INFO,
-        f"no route for the device range {device} via {ctx.tunnel}",
-        evidence=(f"no table has a route covering {device} dev {ctx.tunnel}",),
-        why="Only needed when Mesh devices (not just Workers) must reach this LAN.",
-        fix_mode="route",
-        fix_commands=("meshpath fix --mode route --also-device-range",),
-    )
 
 
 def check_lan_return(ctx: CheckContext, has_nat: bool) -> Iterator[Finding]:

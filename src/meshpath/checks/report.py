@@ -7,13 +7,8 @@ from dataclasses import dataclass
 from meshpath.checks import frr, host, overlap
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
-from meshpath.checks.path import (
-    HANDSHAKE,
-    PathOutcome,
-    check_device_range,
-    check_lan_return,
-    flow_findings,
-)
+from meshpath.checks.flows import check_device_range
+from meshpath.checks.path import HANDSHAKE, PathOutcome, check_lan_return, flow_findings
 
 # When several errors are present, the one earliest here is *the* root cause: a dead
 # tunnel explains everything after it; a missing return route explains the timeout.
