@@ -35,6 +35,7 @@ class PathOutcome:
     hops: tuple[str, ...] = ()
     seen_source: str | None = None
     source: str = "model"  # "model" or "kernel" (when the model could not decide)
+    model_detail: str | None = None  # what the model could not evaluate, if anything
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,8 @@ def route_fix_commands(ctx: CheckContext) -> tuple[str, ...]:
 
 def flow_findings(ctx: CheckContext, flow: PathOutcome) -> Iterator[Finding]:
     """The finding that explains one failed flow (nothing for a delivered one)."""
+    if flow.model_detail is not None:
+        yield _unknown(ctx, flow, (*flow.hops, flow.model_detail))
     if flow.ok:
         return
     evidence = (*flow.hops, flow.detail) if flow.detail else flow.hops

@@ -95,6 +95,9 @@ def cross_check(
         request = kernel_route_get(runner, flow.target.address, src=flow.worker_ip, iif=ctx.tunnel)
         lan = flow.request_dev or request.dev or (ctx.lan_interfaces or ("eth0",))[0]
         reply = kernel_route_get(runner, flow.worker_ip, src=flow.target.address, iif=lan)
+        if flow.status == "unknown":  # the model could not decide: the kernel answers
+            checked.append(_kernel_flow(ctx, flow, request, reply))
+            continue
         found = _compare(flow, request, reply)
         disagreements += found
         checked.append(_kernel_flow(ctx, flow, request, reply) if found else flow)
@@ -106,8 +109,6 @@ def _said(answer: KernelAnswer) -> str:
 
 
 def _compare(flow: PathOutcome, request: KernelAnswer, reply: KernelAnswer) -> list[Disagreement]:
-    if flow.status == "unknown":
-        return [Disagreement(f"flow to {flow.target}", "unknown", _said(reply))]
     out = []
     if flow.request_dev and not request.error and request.dev != flow.request_dev:
         out.append(Disagreement(f"request to {flow.target}", flow.request_dev, _said(request)))
@@ -139,8 +140,10 @@ def _kernel_flow(
         cause=cause,
         egress=reply.dev,
         request_dev=request.dev,
-        hops=hops,
+        hops=(*flow.hops, *hops),
+        detail=f"the kernel's routing decides: the reply leaves by {_said(reply)}",
         source="kernel",
+        model_detail=flow.detail if flow.status == "unknown" else None,
     )
 
 
