@@ -127,9 +127,15 @@ def test_frr_running_collects_json_and_config(
     runner.answer(vtysh_argv("conn", "show ip route json"), json.dumps(routes))
     runner.answer(vtysh_argv("conn", "show bgp summary json"), json.dumps(bgp))
     runner.answer(vtysh_argv("conn", "show running-config"), "frr version 8.4.4\n!\nend\n")
+    sent = {"advertisedRoutes": {"100.64.0.0/12": {}}, "totalPrefixCounter": 1}
+    runner.answer(
+        vtysh_argv("conn", "show ip bgp neighbors 10.0.1.1 advertised-routes json"),
+        json.dumps(sent),
+    )
     state = collect_frr(runner, "conn")
     assert state.running and state.daemons == ("bgpd", "zebra")
     assert state.ip_route == routes and state.bgp_summary == bgp
+    assert state.bgp_advertised == {"10.0.1.1": sent}
     assert state.running_config == "frr version 8.4.4\n!\nend\n"
     assert state.error is None
 

@@ -17,7 +17,15 @@ import click
 import typer
 
 from meshpath import __version__
-from meshpath.cli import fix_cmd, lab_cmd, ranges_cmd, sim_cmd, snapshot_cmd, trace_cmd
+from meshpath.cli import (
+    doctor_cmd,
+    fix_cmd,
+    lab_cmd,
+    ranges_cmd,
+    sim_cmd,
+    snapshot_cmd,
+    trace_cmd,
+)
 from meshpath.cli.context import AppContext, error_console
 from meshpath.config import load_settings
 from meshpath.errors import EXIT_BAD_INPUT, MeshpathError
@@ -61,7 +69,7 @@ def _root(
     ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, fix_cmd):
+for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd):
     _module.register(app)
 
 

@@ -71,6 +71,7 @@ def query_frr(
     ip_route = _json(runner, argv, "show ip route json", errors) if "zebra" in daemons else None
     bgp = _json(runner, argv, "show bgp summary json", errors) if "bgpd" in daemons else None
     config = _text(runner, argv, "show running-config", errors)
+    advertised = _advertised(runner, argv, bgp, errors) if bgp is not None else None
     return FrrState(
         available=True,
         running=True,
@@ -78,6 +79,7 @@ def query_frr(
         ip_route=ip_route,
         bgp_summary=bgp,
         running_config=config,
+        bgp_advertised=advertised,
         error="; ".join(errors) or None,
     )
 
@@ -111,3 +113,21 @@ def _json(
         errors.append(f"{command}: expected a JSON object")
         return None
     return value
+
+
+def bgp_peers(summary: dict[str, Any]) -> tuple[str, ...]:
+    """IPv4 unicast peer addresses in a `show bgp summary json` document."""
+    unicast = summary.get("ipv4Unicast")
+    peers = unicast.get("peers") if isinstance(unicast, dict) else None
+    return tuple(sorted(peers)) if isinstance(peers, dict) else ()
+
+
+def _advertised(
+    runner: Runner, argv: Callable[[str], list[str]], summary: dict[str, Any], errors: list[str]
+) -> dict[str, Any]:
+    """What each peer is sent: the doctor checks exactly the Cloudflare ranges go out."""
+    out: dict[str, Any] = {}
+    for peer in bgp_peers(summary):
+        command = f"show ip bgp neighbors {peer} advertised-routes json"
+        out[peer] = _json(runner, argv, command, errors)
+    return out

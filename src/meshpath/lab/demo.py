@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from meshpath.checks.diagnose import diagnose
+from meshpath.checks.targets import Target
+from meshpath.collect import collect_snapshot
+from meshpath.config import Settings
 from meshpath.lab import frr
 from meshpath.lab.capture import match_sequence
 from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES
 from meshpath.lab.scenarios import REPORT_TRACE
-from meshpath.lab.topology import LAN_ADDR, SERVICE_IP, WORKER_SOURCE
+from meshpath.lab.topology import LAN_ADDR, SERVICE_IP, SERVICE_PORT, WORKER_SOURCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,20 @@ def _failing_call(lab: Lab) -> DemoStep:
     return DemoStep("the failure: handshake timeout, the report's trace", ok, lines)
 
 
+def _diagnose(lab: Lab) -> DemoStep:
+    """What `meshpath doctor --netns <conn>` says: the diagnosis that leads to the fix."""
+    snap = collect_snapshot(netns=lab.ns("conn"))
+    report = diagnose(snap, Settings(), (Target(SERVICE_IP, SERVICE_PORT),))
+    cause = report.root_cause
+    lines: list[str] = [f"meshpath doctor --netns {lab.ns('conn')} --target {SERVICE_IP}:3000"]
+    if cause is not None:
+        lines += [f"  {cause.id} {cause.title}", *(f"    evidence: {e}" for e in cause.evidence)]
+        lines += [f"    fix: {c}" for c in cause.fix_commands]
+    lines += [f"  {report.verdict}"]
+    ok = cause is not None and cause.id == "MP101"
+    return DemoStep("the diagnosis: meshpath doctor on the connector", ok, tuple(lines))
+
+
 def _fix(lab: Lab) -> DemoStep:
     FIXES["bgp"](lab)
     lab.mark_fixed("bgp")
@@ -109,6 +127,7 @@ STEPS: tuple[tuple[str, Callable[[Lab], DemoStep]], ...] = (
     ("bringing up the broken lab", _bring_up),
     ("calling the Worker's /health", _health),
     ("calling the Worker through Mesh, capturing on the connector", _failing_call),
+    ("running meshpath doctor on the connector", _diagnose),
     ("starting FRR on the connector, waiting for BGP", _fix),
     ("calling the Worker again", _round_trip),
     ("reading the router's BGP table", _router),

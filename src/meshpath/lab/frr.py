@@ -45,8 +45,8 @@ class RouteMap:
 class Neighbor:
     address: str
     asn: int
-    policy_in: str
-    policy_out: str
+    policy_in: str | None  # None: no route-map (how RFC 8212 blocks a session)
+    policy_out: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +96,11 @@ def _render_neighbors(cfg: FrrConfig) -> tuple[list[str], list[str]]:
             f" neighbor {n.address} timers connect 1",
             f" neighbor {n.address} advertisement-interval 0",
         ]
-        af += [
-            f"  neighbor {n.address} activate",
-            f"  neighbor {n.address} route-map {n.policy_in} in",
-            f"  neighbor {n.address} route-map {n.policy_out} out",
-        ]
+        af.append(f"  neighbor {n.address} activate")
+        if n.policy_in:
+            af.append(f"  neighbor {n.address} route-map {n.policy_in} in")
+        if n.policy_out:
+            af.append(f"  neighbor {n.address} route-map {n.policy_out} out")
     return top, af
 
 

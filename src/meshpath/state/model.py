@@ -217,6 +217,8 @@ class FrrState(_Frozen, frozen=True):
     ip_route: dict[str, Any] | None = None  # show ip route json
     bgp_summary: dict[str, Any] | None = None  # show bgp summary json
     running_config: str | None = None
+    # peer -> `show ip bgp neighbors PEER advertised-routes json`
+    bgp_advertised: dict[str, Any] | None = None
     error: str | None = None
 
 

@@ -1,0 +1,129 @@
+"""Run the simulator for each Worker target and express the result as PathOutcomes."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from meshpath.checks.context import CheckContext
+from meshpath.checks.finding import Finding, Severity
+from meshpath.checks.path import PathOutcome
+from meshpath.checks.targets import Target
+from meshpath.sim import Decision, Fib, FlowResult, Packet, PathResult, route_input, simulate_flow
+from meshpath.sim import values as v
+
+# The field report's Worker address; used when it lies in the configured source range.
+DEFAULT_WORKER_IP = "100.64.12.189"
+
+_DECISION_CAUSES = {
+    v.RP_FILTER: "rp_filter",
+    v.FORWARDING_OFF: "forwarding",
+    v.BLACKHOLE: "route-type",
+    v.UNREACHABLE: "route-type",
+    v.PROHIBIT: "route-type",
+    v.NO_ROUTE: "no-route",
+    v.MARTIAN_SOURCE: "martian",
+    v.MARTIAN_DESTINATION: "martian",
+    v.LOCAL_SOURCE: "martian",
+}
+
+
+def worker_source(ctx: CheckContext, worker_ip: str | None) -> str:
+    """The Worker address to simulate: given, the report's, or the range's first host."""
+    if worker_ip:
+        return worker_ip
+    source = ctx.settings.ranges.source_v4
+    if ipaddress.ip_address(DEFAULT_WORKER_IP) in source:
+        return DEFAULT_WORKER_IP
+    return str(source.network_address + 1)
+
+
+def simulate_targets(
+    ctx: CheckContext, targets: tuple[Target, ...], worker_ip: str | None = None
+) -> tuple[PathOutcome, ...]:
+    worker = worker_source(ctx, worker_ip)
+    return tuple(
+        to_outcome(t, simulate_flow(ctx.snapshot, worker, t.address, t.port, tunnel=ctx.tunnel))
+        for t in targets
+    )
+
+
+def to_outcome(target: Target, flow: FlowResult) -> PathOutcome:
+    """The doctor's view of one simulated flow: status, where it failed, and the evidence."""
+    failed = _failed_path(flow)
+    reply = flow.reply
+    return PathOutcome(
+        target=target,
+        worker_ip=flow.worker_ip,
+        status=flow.outcome,
+        stage=failed.direction if failed is not None else None,
+        cause=_cause(flow, failed),
+        detail=flow.reason if flow.outcome != "delivered" else "",
+        egress=reply.egress if reply is not None else None,
+        request_dev=flow.request.egress,
+        hops=tuple(_hop_line(p) for p in (flow.request, reply) if p is not None),
+        seen_source=flow.source_seen_by_target,
+    )
+
+
+def _failed_path(flow: FlowResult) -> PathResult | None:
+    if flow.outcome == "delivered":
+        return None
+    if flow.reply is None or flow.request.status in ("dropped", "unknown"):
+        return flow.request
+    return flow.reply
+
+
+def _cause(flow: FlowResult, failed: PathResult | None) -> str | None:
+    if failed is None:
+        return None
+    if flow.outcome == "misrouted":
+        return "no-return-route"
+    if flow.outcome == "unknown" or failed.status == "unknown":
+        return "unknown"
+    decision = failed.decision
+    if decision is not None and not decision.ok:
+        return _DECISION_CAUSES.get(decision.outcome, "unknown")
+    if failed.status == "local":
+        return "unknown"
+    return "netfilter"
+
+
+def _hop_line(path: PathResult) -> str:
+    pkt = path.arrived
+    head = f"{path.direction} {pkt.src}:{pkt.sport} > {pkt.dst}:{pkt.dport} in {pkt.iif}"
+    return f"{head}: {_decision_text(path.decision)} -> {path.reason}"
+
+
+def _decision_text(decision: Decision | None) -> str:
+    if decision is None:
+        return "not routed"
+    where = f" via {decision.gateway}" if decision.gateway else ""
+    route = f"route {decision.route} (table {decision.table}, rule {decision.rule_priority})"
+    return f"{route} dev {decision.dev}{where}" if decision.route else decision.outcome
+
+
+def check_device_range(ctx: CheckContext) -> Iterator[Finding]:
+    """MP102: replies to Mesh devices (not Workers) must also go back into the tunnel.
+
+    Asked of the model like any reply: a packet from the LAN to the device range's first
+    address, arriving on the LAN interface, must leave by the tunnel.
+    """
+    device = ctx.settings.ranges.device_v4
+    lan = ctx.lan_interfaces[0] if ctx.lan_interfaces else None
+    lan_addr = next((a.local for a in ctx.snapshot.addresses_of(lan or "") if a.family == 4), None)
+    if ctx.tunnel_link is None or lan is None or lan_addr is None:
+        return
+    probe = Packet(dst=str(device.network_address + 1), src=lan_addr, iif=lan, proto=v.TCP)
+    decision = route_input(Fib.from_snapshot(ctx.snapshot), probe)
+    if decision.dev == ctx.tunnel:
+        return
+    yield Finding(
+        "MP102",
+        Severity.INFO,
+        f"replies to the device range {device} do not go back into {ctx.tunnel}",
+        evidence=(f"reply to {probe.dst} in {lan}: {_decision_text(decision)}",),
+        why="Only needed when Mesh devices (not just Workers) must reach this LAN.",
+        fix_mode="route",
+        fix_commands=("meshpath fix --mode route --also-device-range",),
+    )

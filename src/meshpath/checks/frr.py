@@ -1,0 +1,133 @@
+"""Checks on FRR when it runs on the connector: static routes, the BGP session, what it sends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from meshpath.checks.context import CheckContext, network
+from meshpath.checks.finding import Finding, Severity
+
+
+def _peers(ctx: CheckContext) -> Mapping[str, Mapping[str, Any]]:
+    summary = ctx.snapshot.frr.bgp_summary or {}
+    unicast = summary.get("ipv4Unicast") or {}
+    peers = unicast.get("peers") if isinstance(unicast, Mapping) else None
+    return peers if isinstance(peers, Mapping) else {}
+
+
+def check_static_inactive(ctx: CheckContext) -> Iterator[Finding]:
+    """MP151: staticd routes via the tunnel that zebra could not install."""
+    table = ctx.snapshot.frr.ip_route or {}
+    for prefix, entries in table.items():
+        for entry in entries if isinstance(entries, list) else ():
+            if entry.get("protocol") != "static" or entry.get("installed"):
+                continue
+            hops = entry.get("nexthops") or []
+            if any(h.get("interfaceName") == ctx.tunnel for h in hops):
+                yield Finding(
+                    "MP151",
+                    Severity.ERROR,
+                    f"FRR static route {prefix} via {ctx.tunnel} is not installed",
+                    evidence=(f"show ip route json: {prefix} static, installed=false",),
+                    why=(
+                        f"zebra only installs the route while {ctx.tunnel} is up with carrier; "
+                        "until then Worker replies still leave by the default route."
+                    ),
+                    fix_commands=(
+                        "warp-cli --accept-tos connect",
+                        "vtysh -c 'show ip route static'",
+                    ),
+                )
+
+
+def check_bgp_daemon(ctx: CheckContext) -> Iterator[Finding]:
+    """MP160: FRR is configured for BGP but bgpd does not answer."""
+    frr = ctx.snapshot.frr
+    config = frr.running_config or ""
+    if frr.running and "router bgp" in config and frr.bgp_summary is None:
+        yield Finding(
+            "MP160",
+            Severity.ERROR,
+            "FRR has a BGP configuration but bgpd is not running",
+            evidence=(f"running daemons: {', '.join(frr.daemons) or 'none'}",),
+            why="Nothing advertises the Cloudflare ranges to the LAN, so the LAN cannot reply.",
+            fix_commands=(
+                "sed -i 's/^bgpd=no/bgpd=yes/' /etc/frr/daemons",
+                "systemctl restart frr",
+            ),
+        )
+
+
+def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
+    """MP161/MP162: every peer Established, and not held by RFC 8212 (state 'Policy')."""
+    for peer, info in _peers(ctx).items():
+        state = str(info.get("state", "?"))
+        policy = info.get("peerState") == "Policy" or "(Policy)" in (
+            str(info.get("pfxRcd")),
+            str(info.get("pfxSnt")),
+        )
+        if state != "Established":
+            yield Finding(
+                "MP161",
+                Severity.ERROR,
+                f"BGP session with {peer} is {state}, not Established",
+                evidence=(f"show bgp summary json: {peer} state {state}",),
+                why="The LAN router does not learn that Cloudflare ranges live behind this host.",
+                fix_commands=(f"vtysh -c 'show bgp neighbor {peer}'",),
+            )
+        elif policy:
+            yield Finding(
+                "MP162",
+                Severity.ERROR,
+                f"BGP with {peer} is blocked by RFC 8212: no inbound/outbound policy",
+                evidence=(f"show bgp summary json: {peer} peerState Policy",),
+                why=(
+                    "FRR refuses to send or accept eBGP routes without an explicit route-map "
+                    "(ebgp-requires-policy), so the session is up but carries nothing."
+                ),
+                fix_mode="bgp",
+                fix_commands=("meshpath fix --mode bgp --peer PEER --asn ASN",),
+            )
+
+
+def check_advertised(ctx: CheckContext) -> Iterator[Finding]:
+    """MP163/MP164: exactly the Cloudflare ranges are advertised, nothing else."""
+    advertised = ctx.snapshot.frr.bgp_advertised or {}
+    wanted = {str(ctx.settings.ranges.source_v4)}
+    for peer, data in advertised.items():
+        routes = set((data or {}).get("advertisedRoutes", {}) or {})
+        missing = sorted(wanted - routes)
+        if missing and _peer_established(ctx, peer):
+            yield Finding(
+                "MP163",
+                Severity.ERROR,
+                f"{', '.join(missing)} not advertised to {peer}",
+                evidence=(f"advertised to {peer}: {', '.join(sorted(routes)) or 'nothing'}",),
+                why="The LAN never learns the way back to Workers through this connector.",
+                fix_mode="bgp",
+                fix_commands=("meshpath fix --mode bgp --peer PEER --asn ASN",),
+            )
+        extra = sorted(r for r in routes if not _is_cloudflare(ctx, r))
+        if extra:
+            yield Finding(
+                "MP164",
+                Severity.WARNING,
+                f"{len(extra)} route(s) beyond the Cloudflare ranges advertised to {peer}",
+                evidence=tuple(f"advertised to {peer}: {r}" for r in extra[:5]),
+                why="A route leak: the LAN may send unrelated traffic to this connector.",
+                fix_mode="bgp",
+                fix_commands=("meshpath fix --mode bgp  # prefix-list route-map on the neighbour",),
+            )
+
+
+def _peer_established(ctx: CheckContext, peer: str) -> bool:
+    return str(_peers(ctx).get(peer, {}).get("state")) == "Established"
+
+
+def _is_cloudflare(ctx: CheckContext, prefix: str) -> bool:
+    net = network(prefix)
+    return any(net == r for _, r in ctx.settings.ranges.items())
+
+
+CHECKS = (check_static_inactive, check_bgp_daemon, check_bgp_sessions, check_advertised)

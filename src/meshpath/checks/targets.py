@@ -1,0 +1,60 @@
+"""Which Worker targets the doctor simulates when none are given, and target parsing."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from meshpath.errors import BadInputError
+from meshpath.state import TABLE_MAIN, Snapshot
+
+DEFAULT_PORT = 80
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    address: str
+    port: int
+    lan_dev: str | None = None  # the interface the connector reaches it by, when known
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+def parse_target(text: str) -> Target:
+    """`10.0.1.50:3000` or `10.0.1.50` (port 80); `[2001:db8::5]:443` for IPv6."""
+    host, port_text = text, str(DEFAULT_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":") or port_text
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    try:
+        address = ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError as exc:
+        raise BadInputError(f"target {text!r}: expected IP:PORT, e.g. 10.0.1.50:3000") from exc
+    if not 0 < port < 65536:
+        raise BadInputError(f"target {text!r}: port must be 1-65535")
+    return Target(str(address), port)
+
+
+def default_targets(snapshot: Snapshot, tunnel: str) -> tuple[Target, ...]:
+    """One address in each LAN subnet the connector reaches (not the tunnel, not lo).
+
+    Connected subnets give the first host that is not the connector itself; routed subnets
+    (via a LAN gateway, not the default route) give their first host.
+    """
+    own = {a.local for a in snapshot.addresses}
+    found: dict[str, Target] = {}
+    for route in snapshot.routes:
+        if route.table != TABLE_MAIN or route.family != 4 or route.type != "unicast":
+            continue
+        if route.dev in (None, "lo", tunnel) or route.dst == "0.0.0.0/0":
+            continue
+        net = ipaddress.ip_network(route.dst, strict=False)
+        if net.prefixlen >= 31 or net.is_loopback or net.is_link_local:
+            continue
+        host = next(str(h) for h in net.hosts() if str(h) not in own)
+        found.setdefault(route.dst, Target(host, DEFAULT_PORT, route.dev))
+    return tuple(found.values())
