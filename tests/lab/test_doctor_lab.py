@@ -7,9 +7,9 @@ import json
 import pytest
 
 from meshpath.cli import main
-from meshpath.lab import FIXES, Lab
+from meshpath.lab import Lab
 from tests.conftest import needs_root
-from tests.data.snapshots.record import FIXTURES
+from tests.data.snapshots.record import prepare
 from tests.doctor_expectations import EXPECT
 
 pytestmark = [needs_root, pytest.mark.lab]
@@ -17,12 +17,7 @@ pytestmark = [needs_root, pytest.mark.lab]
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_doctor_live(lab: Lab, name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    scenario, fix, bend = FIXTURES[name]
-    lab.setup(scenario)
-    if fix:
-        FIXES[scenario](lab)
-    if bend is not None:
-        bend(lab)
+    prepare(lab, name)
     code = main(["--json", "doctor", "--netns", lab.ns("conn"), "--target", "10.0.1.50:3000"])
     report = json.loads(capsys.readouterr().out)
     verdict, root, must = EXPECT[name]

@@ -93,13 +93,18 @@ FIXTURES: dict[str, tuple[str, bool, Bend | None]] = {
 }
 
 
-def record(lab: Lab, name: str) -> Path:
+def prepare(lab: Lab, name: str) -> None:
+    """Bring ``lab`` into the state fixture ``name`` records (also used by live tests)."""
     scenario, fix, bend = FIXTURES[name]
     lab.setup(scenario)
     if fix:
         FIXES[scenario](lab)
     if bend is not None:
         bend(lab)
+
+
+def record(lab: Lab, name: str) -> Path:
+    prepare(lab, name)
     snap = collect_snapshot(netns=lab.ns("conn"))
     path = HERE / f"{name}.json"
     codec.save(snap, path)
