@@ -151,12 +151,12 @@ def demo(ctx: typer.Context, instance: Instance = None) -> None:
 
 def _show_step(actx: AppContext, step: DemoStep) -> None:
     if not actx.json_output:
-        actx.console.print(format_step(step))
+        actx.console.print(format_step(step), soft_wrap=False)  # panels must fold long lines
 
 
 def format_step(step: DemoStep) -> Panel:
     mark = "[green]✓[/green]" if step.ok else "[red]✗[/red]"
-    body = Text("\n".join(step.lines)) if step.lines else Text("")
+    body = Text("\n".join(step.lines), overflow="fold") if step.lines else Text("")
     return Panel(body, title=f"{mark} {step.title} ({step.seconds:.1f}s)", title_align="left")
 
 
