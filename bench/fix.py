@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from meshpath.apply import Applier
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.fix import FixOptions, plan_fix
+from meshpath.lab.core import terminate_as_interrupt
 from meshpath.render.nft import Masquerade, render_replace
 from meshpath.runner import SubprocessRunner
 
@@ -76,19 +76,24 @@ def meshpath_round(tmp: Path) -> dict[str, float]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--reps", type=int, default=5)
-    args = parser.parse_args()
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    rounds: list[dict[str, float]] = []
+def _measure(reps: int, rounds: list[dict[str, float]]) -> None:
     try:
         build()
-        for _ in range(args.reps):
+        for _ in range(reps):
             with tempfile.TemporaryDirectory(prefix="mpb-fix-") as tmp:
                 rounds.append({**bare_round(Path(tmp)), **meshpath_round(Path(tmp))})
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True, check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=5)
+    args = parser.parse_args()
+    rounds: list[dict[str, float]] = []
+    # SIGTERM and SIGINT (ignored in a background job otherwise) must reach the finally.
+    with terminate_as_interrupt():
+        _measure(args.reps, rounds)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
     print(f"fix bench (nat mode), {args.reps} repetitions, medians")
     print(f"  bare nft -f + ip route replace:         {med['bare_apply'] * 1000:7.1f} ms")

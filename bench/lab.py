@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from meshpath.lab import FIXES, SCENARIO_NAMES, Lab, run_many
+from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.topology import nodes_for
 
 
@@ -69,4 +70,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Labs tear down in their context managers; SIGTERM/SIGINT must become an exception.
+    with terminate_as_interrupt():
+        main()

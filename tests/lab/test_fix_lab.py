@@ -303,6 +303,9 @@ def test_golden_renders_pass_the_real_tools(make_netns: Any) -> None:
         assert done.returncode == 0, done.stderr
     for name in ("frr_bgp_merged.conf", "frr_bgp_fresh.conf"):
         done = subprocess.run(
-            ["vtysh", "-C", "-f", str(golden / name)], capture_output=True, text=True, check=False
+            ["ip", "netns", "exec", ns, "vtysh", "-C", "-f", str(golden / name)],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert done.returncode == 0, done.stdout + done.stderr

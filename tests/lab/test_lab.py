@@ -97,6 +97,7 @@ def test_health_and_tunnel_outage(lab: Lab) -> None:
 
 
 def test_rendered_frr_configs_pass_frr_own_check(lab: Lab) -> None:
+    lab.setup("broken")  # the checks run inside a lab namespace, never the root one
     where = lab.run_dir / "check"
     where.mkdir(parents=True, exist_ok=True)
     shutil.chown(where, "frr", "frr")  # FRR parses as user frr (and opens its log file)
@@ -105,12 +106,12 @@ def test_rendered_frr_configs_pass_frr_own_check(lab: Lab) -> None:
             conf = where / f"{cfg.hostname}-{daemon}.conf"
             conf.write_text(text)
             conf.chmod(0o644)
-            lab.check_frr_config(daemon, conf)
+            lab.check_frr_config("router", daemon, conf)
     bad = where / "bad.conf"
     bad.write_text("router bgp 65000\n neighbour 10.0.1.1 remote-as 65001\n")
     bad.chmod(0o644)
     with pytest.raises(LabConfigError, match="No such command"):
-        lab.check_frr_config("bgpd", bad)
+        lab.check_frr_config("router", "bgpd", bad)
 
 
 def test_nothing_survives_down() -> None:

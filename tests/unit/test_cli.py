@@ -47,3 +47,31 @@ def test_debug_shows_the_exception() -> None:
 def test_missing_config_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "none.toml"), "ranges"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_binary_config_file_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "binary.toml"
+    conf.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["--config", str(conf), "ranges"]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_snapshot_to_unwritable_path_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meshpath.state import codec
+    from tests.builders import broken_connector
+
+    src = tmp_path / "s.json"
+    codec.save(broken_connector(), src)
+    assert main(["snapshot", "--input", str(src), "-o", str(tmp_path / "no" / "x.json")]) == 2
+    assert "cannot write snapshot" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mark", ["-1", "0x100000000", "banana"])
+def test_out_of_range_mark_exit_2(mark: str, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = Path(__file__).parent.parent / "data" / "snapshots" / "broken.json"
+    assert main(["route", "get", "10.0.1.50", "--snapshot", str(snap), "--mark", mark]) == 2
+    assert "--mark" in capsys.readouterr().err

@@ -259,3 +259,17 @@ def test_prediction_after_bgp_replace_nat_drops_the_nat_table() -> None:
         "100.64.0.0/12": PROTO_FRR_STATIC,
         "100.96.0.0/12": PROTO_FRR_STATIC,
     }
+
+
+def test_a_namespace_fix_never_writes_the_hosts_etc() -> None:
+    from pathlib import Path
+
+    from meshpath.cli.fix_cmd import _refuse_host_files_for_netns
+
+    writes = plan_fix(broken_connector(), S, "route", FixOptions())
+    with pytest.raises(BadInputError, match="give --root DIR"):
+        _refuse_host_files_for_netns(writes, "conn", Path("/"))
+    _refuse_host_files_for_netns(writes, "conn", Path("/tmp/lab-root"))  # redirected: fine
+    _refuse_host_files_for_netns(writes, None, Path("/"))  # the host itself: fine
+    nat = plan_fix(broken_connector(), S, "nat", FixOptions())  # no files: fine
+    _refuse_host_files_for_netns(nat, "conn", Path("/"))

@@ -135,7 +135,10 @@ class Applier:
                 self._maybe_die(index)
             index = len(journal.steps)
             self._post_check()
-        except MeshpathError as exc:
+        # Any failure once the first change is made must roll back: a bug or an OSError in a
+        # step or check is no reason to leave the host half-changed (Ctrl-C, a
+        # BaseException, leaves the journal in-progress for --resume/--rollback instead).
+        except Exception as exc:  # noqa: BLE001
             self.on_event(f"failed: {exc}; rolling back")
             if index < len(journal.steps) and journal.steps[index].state == "running":
                 journal = journal.with_step(index, state="failed", error=str(exc))

@@ -3,8 +3,8 @@
 Exit codes (documented in the README):
     0  ok / path works
     1  findings: a check failed, the path is broken
-    2  usage error or bad input (snapshot, CIDR, config, target, interface)
-    3  environment problem (not root, missing tool, missing namespace, command failed)
+    2  usage error or bad input (snapshot, CIDR, config, target, interface, namespace name)
+    3  environment problem (not root, missing tool, a command failed)
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.errors import BadInputError, PrivilegeError
 from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
+from meshpath.fix.model import WriteFile
 from meshpath.fix.plan import expect_for
 from meshpath.fix.predict import WORKER_PROBE, predict
 from meshpath.fix.verify import VerifyCheck
@@ -128,10 +129,22 @@ def fix(
     if not apply:
         _emit_plan(actx, plan, interrupted, forecast=forecast)
         return 0
+    _refuse_host_files_for_netns(plan, netns, root)
     _emit_plan(actx, plan, interrupted, quiet=actx.json_output, forecast=forecast)
     applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
     applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
     return _emit_result(actx, applier.apply(plan), plan)
+
+
+def _refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
+    """A fix aimed at a namespace must not write the host's /etc: a systemd unit there
+    would configure the host (the root namespace), not the namespace."""
+    writes = any(isinstance(step.action, WriteFile) for step in plan.steps)
+    if netns is not None and root == Path("/") and writes:
+        raise BadInputError(
+            f"--netns {netns}: this plan writes persistence files; give --root DIR for them "
+            "(files under / would configure the host, not the namespace)"
+        )
 
 
 LAB_CHECK = "worker round trip"

@@ -56,9 +56,12 @@ def load_snapshot(snapshot: Path | None, netns: str | None) -> Snapshot:
 
 def _mark(text: str) -> int:
     try:
-        return int(text, 0)
+        mark = int(text, 0)
     except ValueError:
         raise BadInputError(f"--mark {text!r}: expected a number like 0x100cf") from None
+    if not 0 <= mark < 2**32:
+        raise BadInputError(f"--mark {text!r}: a fwmark is 32 bits (0 to 0xffffffff)")
+    return mark
 
 
 @route_app.command("get")

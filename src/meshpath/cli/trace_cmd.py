@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from meshpath.cli.context import AppContext, app_context
+from meshpath.collect.netns import netns_path
 from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
@@ -85,6 +86,8 @@ def trace(
 def _names(snapshot: Path | None, netns: str | None, live: bool) -> dict[int, str]:
     if snapshot is not None:
         return {link.index: link.name for link in codec.load(snapshot).links}
+    if netns is not None:
+        netns_path(netns)  # a namespace that does not exist is bad input (exit 2), as elsewhere
     if netns is not None or live:
         return link_names(SubprocessRunner(netns=netns))
     return {}

@@ -344,13 +344,17 @@ class Lab:
             conf = d / f"{daemon}.conf"
             conf.write_text(text)
             conf.chmod(0o644)
-            self.check_frr_config(daemon, conf)
+            self.check_frr_config(node, daemon, conf)
             self.exec(node, frr.daemon_argv(daemon, str(conf), str(d)), check=True)
         wait_for(f"FRR in {node}", lambda: self._frr_answers(node), 10.0)
 
-    def check_frr_config(self, daemon: str, conf: Path) -> None:
-        """FRR's own parser on a rendered file; LabConfigError naming the bad lines."""
-        done = self.runner.run(frr.check_argv(daemon, str(conf)), check=False)
+    def check_frr_config(self, node: str, daemon: str, conf: Path) -> None:
+        """FRR's own parser on a rendered file; LabConfigError naming the bad lines.
+
+        Run inside ``node``: a daemon's ``-C`` still starts up far enough to open netlink
+        (zebra) or a BGP listener (bgpd), which must never happen in the root namespace.
+        """
+        done = self.exec(node, frr.check_argv(daemon, str(conf)))
         problems = frr.check_problems(done.stdout + done.stderr)
         if not done.ok or problems:
             detail = "; ".join(problems) or done.stderr.strip()

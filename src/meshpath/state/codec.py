@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from meshpath.errors import SnapshotError
+from meshpath.errors import BadInputError, SnapshotError
 from meshpath.state.model import SCHEMA_VERSION, Snapshot
 
 
@@ -61,8 +61,12 @@ def load(path: Path) -> Snapshot:
 def save(snapshot: Snapshot, path: Path) -> None:
     """Write a snapshot atomically (temporary file, then rename)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(dumps(snapshot, indent=2) + b"\n")
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(dumps(snapshot, indent=2) + b"\n")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write snapshot {path}: {exc.strerror}") from exc
 
 
 def _field_message(exc: Exception) -> str:

@@ -33,7 +33,9 @@ def capture_argv(path: Path, duration: float, target: Endpoint | None) -> list[s
     if not 0 < duration <= MAX_DURATION:
         raise BadInputError(f"--duration {duration}: expected 0 < seconds <= {MAX_DURATION:g}")
     return [
-        "timeout", "-s", "INT", f"{duration:g}",
+        # --foreground: keep tcpdump in our process group so a Ctrl-C reaches it too
+        # (else timeout's own group orphans it); -k 5: SIGKILL if SIGINT is not enough.
+        "timeout", "--foreground", "-k", "5", "-s", "INT", f"{duration:g}",
         "tcpdump", "-i", "any", "-y", "LINUX_SLL2", "-n", "-U", "--immediate-mode", "-s", "256",
         "-w", str(path), capture_filter(target),
     ]  # fmt: skip
