@@ -16,8 +16,8 @@ PATH = Path("/tmp/x.pcap")
 
 def test_argv_is_bounded_sll2_any_and_filtered() -> None:
     argv = capture_argv(PATH, 5, parse_target("10.0.1.50:3000"))
-    assert argv[:4] == ["timeout", "-s", "INT", "5"]
-    assert argv[4:9] == ["tcpdump", "-i", "any", "-y", "LINUX_SLL2"]
+    assert argv[:7] == ["timeout", "--foreground", "-k", "5", "-s", "INT", "5"]
+    assert argv[7:12] == ["tcpdump", "-i", "any", "-y", "LINUX_SLL2"]
     assert argv[-1] == "(tcp and host 10.0.1.50 and port 3000) or icmp or icmp6"
     assert capture_filter(None) == "tcp or icmp or icmp6"
 
