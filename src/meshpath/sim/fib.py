@@ -47,6 +47,8 @@ RULE_ACTION_ERRORS: Final = {
     "unreachable": "ENETUNREACH",
     "prohibit": "EACCES",
 }
+# Bound on Fib.memo: a few MiB at most, then it starts over.
+MEMO_MAX: Final = 1 << 16
 DEFAULT_RULES: Final = frozenset({(0, TABLE_LOCAL), (32766, TABLE_MAIN), (32767, TABLE_DEFAULT)})
 _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
 
@@ -320,6 +322,11 @@ class Fib:
         self._orconf: dict[tuple[str, str], int] = {}
         # (table, dev, gateway) -> the gateway resolves to a local route (route.py _on_link)
         self.gateway_on_link: dict[tuple[int, str | None, str], bool] = {}
+        # Rules with a `from` selector: the only place a lookup reads saddr (quiet_lookup).
+        self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
+        # Results that are a pure function of their key (a Fib never changes): see
+        # route.py check_rp_filter. Bounded by remember().
+        self.memo: dict[tuple[object, ...], object] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -465,6 +472,17 @@ class Fib:
         if steps is not None:
             steps.append(Step("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
         return LookupResult("ENETUNREACH", None, None)
+
+    def src_class(self, saddr: int) -> tuple[bool, ...]:
+        """All a rule walk reads of saddr: which rules' ``from`` prefixes hold it (tables
+        match daddr only). Part of a memo key (route.py check_rp_filter)."""
+        return tuple(((saddr ^ net) & mask) == 0 for net, mask in self._src_rules)
+
+    def remember(self, key: tuple[object, ...], value: object) -> None:
+        """Store in :attr:`memo`, starting over past MEMO_MAX entries (bounded memory)."""
+        if len(self.memo) >= MEMO_MAX:
+            self.memo.clear()
+        self.memo[key] = value
 
     def _apply_rule(
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool

@@ -175,17 +175,25 @@ def check_rp_filter(
         shortcut = _rp_shortcut(fib, fl, dev, steps)
         if shortcut != "full":
             return shortcut if isinstance(shortcut, tuple) else None
-    rev = Flow(
-        fl.saddr, fl.daddr if dst is None else dst, iif=oif or fib.loopback, tos=fl.tos,
-        mark=fl.mark if fib.orconf(dev, "src_valid_mark") else 0,
-        proto=fl.proto, sport=fl.dport, dport=fl.sport,
-    )  # fmt: skip
-    detail = ""
+    # The verdict depends only on the reverse flow (its saddr only through rules' `from`
+    # prefixes), rpf and dev, so it is memoised: reverse lookups repeat (daddr is the
+    # forward source, typically a few clients), and they are half the work of a query.
+    iif = oif or fib.loopback
+    mark = fl.mark if fib.orconf(dev, "src_valid_mark") else 0
+    rsaddr = fl.daddr if dst is None else dst
+    key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
+           *fib.src_class(rsaddr))  # fmt: skip
+    verdict: tuple[Failure | None, str] | None = fib.memo.get(key)  # type: ignore[assignment]
+    if verdict is None:
+        rev = Flow(fl.saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
+                   sport=fl.dport, dport=fl.sport)  # fmt: skip
+        verdict = _judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev)
+        fib.remember(key, verdict)
     if steps is not None:
-        via = fib.ifname.get(rev.iif, str(rev.iif))
+        via = fib.ifname.get(iif, str(iif))
         detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif {via}"
-    res = fib.fib_lookup(rev, None)
-    return _judge_reverse(fib, res, rpf, dev, detail, steps)
+        steps.append(Step("rp_filter", detail, verdict[1]))
+    return verdict[0]
 
 
 def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
@@ -201,41 +209,32 @@ def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Fail
     return None
 
 
-def _judge_reverse(
-    fib: Fib, res: LookupResult, rpf: int, dev: str, detail: str, steps: list[Step] | None
-) -> Failure | None:
-    """The second half of ``__fib_validate_source``."""
+def _judge_reverse(fib: Fib, res: LookupResult, rpf: int, dev: str) -> tuple[Failure | None, str]:
+    """The second half of ``__fib_validate_source``: the failure (None: accepted) and why."""
     hit = res.hit
     if res.error is not None or hit is None:
-        return _last_resort(rpf, detail, f"no reverse route ({res.error})", steps)
+        return _last_resort(rpf, f"no reverse route ({res.error})")
     rtype = hit.route.type
     if rtype != "unicast":
         if rtype != "local":
-            note(steps, "rp_filter", detail, f"source routed as {rtype}: invalid source")
-            return v.MARTIAN_SOURCE, "EINVAL"
+            return (v.MARTIAN_SOURCE, "EINVAL"), f"source routed as {rtype}: invalid source"
         if not fib.orconf(dev, "accept_local"):
-            note(steps, "rp_filter", detail, "source is local (no accept_local): dropped")
-            return v.LOCAL_SOURCE, "EINVAL"
+            return (v.LOCAL_SOURCE, "EINVAL"), "source is local (no accept_local): dropped"
     legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
     if dev in legs or (rtype == "local" and fib.ifindex.get(dev) == fib.loopback):
-        note(steps, "rp_filter", detail, f"reverse route via {dev}: accepted")
-        return None
+        return None, f"reverse route via {dev}: accepted"
     if not fib.dev_addrs.get(dev):
-        return _last_resort(rpf, detail, f"{dev} has no IPv4 address", steps)
+        return _last_resort(rpf, f"{dev} has no IPv4 address")
     if rpf == 1:
         where = f"{hit.dev} (table {table_name(hit.table)})"
-        note(steps, "rp_filter", detail, f"strict: reverse route leaves via {where}: drop")
-        return v.RP_FILTER, "EINVAL"
-    note(steps, "rp_filter", detail, f"loose: reverse route via {hit.dev}: accepted")
-    return None
+        return (v.RP_FILTER, "EINVAL"), f"strict: reverse route leaves via {where}: drop"
+    return None, f"loose: reverse route via {hit.dev}: accepted"
 
 
-def _last_resort(rpf: int, detail: str, why: str, steps: list[Step] | None) -> Failure | None:
+def _last_resort(rpf: int, why: str) -> tuple[Failure | None, str]:
     if rpf:
-        note(steps, "rp_filter", detail, f"{why}: dropped")
-        return v.RP_FILTER, "EINVAL"
-    note(steps, "rp_filter", detail, f"{why}: accepted (rp_filter off)")
-    return None
+        return (v.RP_FILTER, "EINVAL"), f"{why}: dropped"
+    return None, f"{why}: accepted (rp_filter off)"
 
 
 def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
