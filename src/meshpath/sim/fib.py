@@ -112,8 +112,8 @@ class CompiledRule:
 
     __slots__ = (
         "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
-        "mask", "oif", "priority", "proto", "rule", "sport", "src", "srcmask", "suppress_ifgroup",
-        "suppress_plen", "table", "text", "tos", "trivial", "uid",
+        "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
+        "suppress_ifgroup", "suppress_plen", "table", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -143,6 +143,8 @@ class CompiledRule:
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
         self.goto_index: int | None = None
         self.text = describe_rule(rule)
+        # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
+        self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -318,7 +320,7 @@ class Fib:
             (r.proto or r.sport or r.dport) and r.iif != self.loopback for r in self.rules
         )
         self._merged: RouteTable | None = None
-        self._texts: dict[int, str] = {}  # id(route) -> route_text; routes live as long as self
+        self._texts: dict[int, str] = {}  # id(route) -> hit_text; routes live as long as self
         self._orconf: dict[tuple[str, str], int] = {}
         # (table, dev, gateway) -> the gateway resolves to a local route (route.py _on_link)
         self.gateway_on_link: dict[tuple[int, str | None, str], bool] = {}
@@ -522,19 +524,26 @@ class Fib:
                 )
             return None
         if error == "EAGAIN":
-            note(steps, "rule", text, "matched; no route in the table: continue")
+            if steps is not None:
+                steps.append(r.miss_step)
             return None
         if steps is not None:
-            steps.append(Step("rule", text, f"matched; {self.hit_text(hit) if hit else error}"))
+            steps.append(
+                Step("rule", text, "matched; " + (self.hit_text(hit) if hit else str(error)))
+            )
         return LookupResult(error, hit, r.priority)
 
     def hit_text(self, hit: Hit) -> str:
-        """A hit for a step, its route's text cached (lookups hit the same routes a lot)."""
-        text = self._texts.get(id(hit.route))
+        """A hit for a step. Cached per route (lookups hit the same routes a lot) when the
+        hit is the route's own dev/gateway/table: not a multipath leg, nor a local route
+        found through merged main (reported as table main)."""
+        route = hit.route
+        if hit.multipath or hit.table != route.table:
+            return _hit_text(hit)
+        text = self._texts.get(id(route))
         if text is None:
-            text = self._texts[id(hit.route)] = route_text(hit.route)
-        via = f" via {hit.gateway}" if hit.gateway else ""
-        return f"route {text} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
+            text = self._texts[id(route)] = _hit_text(hit)
+        return text
 
     def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
         """``fib4_rule_suppress``: prefix length <= suppress_prefixlength (checked inline by
@@ -668,6 +677,11 @@ def _has_selectors(rule: Rule) -> bool:
 def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
     if steps is not None:
         steps.append(Step(kind, detail, reason))
+
+
+def _hit_text(hit: Hit) -> str:
+    via = f" via {hit.gateway}" if hit.gateway else ""
+    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
 
 def _route_step(table: int, route: Route, reason: str) -> Step:

@@ -81,7 +81,10 @@ def check_martians(
     """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
     multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
     problem: tuple[str, str] | None = None
-    if is_multicast(daddr):
+    s_top, d_top = saddr >> 24, daddr >> 24
+    if 0 < s_top < 224 and 0 < d_top < 224 and s_top != 127 and d_top != 127:
+        pass  # the common case, none of the classes below (0/8, 127/8, 224/3, lbcast)
+    elif is_multicast(daddr):
         problem = (v.MULTICAST, "multicast destination (multicast routing not modelled)")
     elif is_multicast(saddr) or is_lbcast(saddr):
         problem = (v.MARTIAN_SOURCE, "source is multicast or limited broadcast")
@@ -145,7 +148,11 @@ def _input_hit(
         )
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
     if steps is not None:
-        note(steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
+        step = fib.memo.get(("may forward", dev))
+        if step is None:
+            step = Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
+            fib.remember(("may forward", dev), step)
+        steps.append(step)  # type: ignore[arg-type]
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
