@@ -111,8 +111,8 @@ class CompiledRule:
     """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
 
     __slots__ = (
-        "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
-        "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
+        "action", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert", "l3mdev",
+        "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
         "suppress_ifgroup", "suppress_plen", "table", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
@@ -145,6 +145,7 @@ class CompiledRule:
         self.text = describe_rule(rule)
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
         self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
+        self.hit_steps: dict[int, Step] = {}  # id(route) -> step; the Fib keeps the routes
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -528,10 +529,18 @@ class Fib:
                 steps.append(r.miss_step)
             return None
         if steps is not None:
-            steps.append(
-                Step("rule", text, "matched; " + (self.hit_text(hit) if hit else str(error)))
-            )
+            steps.append(self._hit_step(r, hit) if hit else Step("rule", text, f"matched; {error}"))
         return LookupResult(error, hit, r.priority)
+
+    def _hit_step(self, r: CompiledRule, hit: Hit) -> Step:
+        """``rule matched; route ...``: one shared Step per rule and route (see hit_text)."""
+        route = hit.route
+        if hit.multipath or hit.table != route.table:
+            return Step("rule", r.text, "matched; " + _hit_text(hit))
+        step = r.hit_steps.get(id(route))
+        if step is None:
+            step = r.hit_steps[id(route)] = Step("rule", r.text, "matched; " + _hit_text(hit))
+        return step
 
     def hit_text(self, hit: Hit) -> str:
         """A hit for a step. Cached per route (lookups hit the same routes a lot) when the

@@ -190,16 +190,18 @@ def check_rp_filter(
     rsaddr = fl.daddr if dst is None else dst
     key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
            *fib.src_class(rsaddr))  # fmt: skip
-    verdict: tuple[Failure | None, str] | None = fib.memo.get(key)  # type: ignore[assignment]
+    verdict: tuple[Failure | None, Step] | None = fib.memo.get(key)  # type: ignore[assignment]
     if verdict is None:
         rev = Flow(fl.saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
                    sport=fl.dport, dport=fl.sport)  # fmt: skip
-        verdict = _judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev)
-        fib.remember(key, verdict)
-    if steps is not None:
+        failure, why = _judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev)
         via = fib.ifname.get(iif, str(iif))
         detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif {via}"
-        steps.append(Step("rp_filter", detail, verdict[1]))
+        # The step too is a function of the key (Steps are frozen: shared).
+        verdict = failure, Step("rp_filter", detail, why)
+        fib.remember(key, verdict)
+    if steps is not None:
+        steps.append(verdict[1])
     return verdict[0]
 
 
