@@ -366,7 +366,7 @@ class Fib:
     # -- lookups --------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable, fl: Flow, steps: list[Step] | None, *, linkstate: bool = True
+        self, table: RouteTable, fl: Flow, steps: list[Step] | None, linkstate: bool = True
     ) -> tuple[str | None, Hit | None]:
         """``fib_table_lookup``: the first usable route of the longest covering prefix.
 
@@ -479,6 +479,8 @@ class Fib:
     def src_class(self, saddr: int) -> tuple[bool, ...]:
         """All a rule walk reads of saddr: which rules' ``from`` prefixes hold it (tables
         match daddr only). Part of a memo key (route.py check_rp_filter)."""
+        if not self._src_rules:
+            return ()
         return tuple(((saddr ^ net) & mask) == 0 for net, mask in self._src_rules)
 
     def remember(self, key: tuple[object, ...], value: object) -> None:
@@ -515,7 +517,7 @@ class Fib:
         if table is None:
             note(steps, "rule", text, "matched; table does not exist: continue")
             return None
-        error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
+        error, hit = self.lookup_table(table, fl, steps, linkstate)  # positional: hot path
         if hit is not None and (
             hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))
         ):

@@ -176,8 +176,14 @@ def check_rp_filter(
     with src_valid_mark. It must give a unicast route (a local one only with accept_local);
     strict (1) wants it via ``dev``; loose (2) any route; a failed lookup fails both.
     """
-    rpf = fib.maxconf(dev, "rp_filter")
-    redirects = oif == fl.iif and fib.orconf(dev, "send_redirects")
+    # Three sysctls per query: looked up once per device.
+    conf: tuple[int, int, int] | None = fib.memo.get(("rp conf", dev))  # type: ignore[assignment]
+    if conf is None:
+        conf = (fib.maxconf(dev, "rp_filter"), fib.orconf(dev, "send_redirects"),
+                fib.orconf(dev, "src_valid_mark"))  # fmt: skip
+        fib.remember(("rp conf", dev), conf)
+    rpf, send_redirects, src_valid_mark = conf
+    redirects = oif == fl.iif and send_redirects
     if not rpf and not redirects:
         shortcut = _rp_shortcut(fib, fl, dev, steps)
         if shortcut != "full":
@@ -186,7 +192,7 @@ def check_rp_filter(
     # prefixes), rpf and dev, so it is memoised: reverse lookups repeat (daddr is the
     # forward source, typically a few clients), and they are half the work of a query.
     iif = oif or fib.loopback
-    mark = fl.mark if fib.orconf(dev, "src_valid_mark") else 0
+    mark = fl.mark if src_valid_mark else 0
     rsaddr = fl.daddr if dst is None else dst
     key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
            *fib.src_class(rsaddr))  # fmt: skip
