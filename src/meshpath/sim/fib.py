@@ -691,6 +691,17 @@ def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
 
 
 def _hit_text(hit: Hit) -> str:
+    route = hit.route
+    if (
+        route.gateway and route.dev and route.type == "unicast" and route.dst != "0.0.0.0/0"
+        and not (route.metric or route.nexthops or route.flags)
+    ):  # fmt: skip
+        # The commonest route (a first hit texts it): one f-string, the same text as below
+        # (no nexthops, so the hit's dev and gateway are the route's).
+        return (
+            f"route {route.dst} via {route.gateway} dev {route.dev} "
+            f"(table {table_name(hit.table)}) -> dev {route.dev} via {route.gateway}"
+        )
     via = f" via {hit.gateway}" if hit.gateway else ""
     return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
