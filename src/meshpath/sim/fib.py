@@ -113,7 +113,7 @@ class CompiledRule:
     __slots__ = (
         "action", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert", "l3mdev",
         "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
-        "suppress_ifgroup", "suppress_plen", "table", "text", "tos", "trivial", "uid",
+        "suppress_ifgroup", "suppress_plen", "table", "table_ref", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -142,6 +142,7 @@ class CompiledRule:
         )
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
         self.goto_index: int | None = None
+        self.table_ref: RouteTable | None = None  # set by Fib: the table this rule looks up
         self.text = describe_rule(rule)
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
         self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
@@ -308,6 +309,8 @@ class Fib:
                 self.dev_addrs.setdefault(addr.dev, []).append(value)
         self.tables = _build_tables(snapshot.routes)
         self.rules = _compile_rules(snapshot.rules, self.ifindex)
+        for r in self.rules:  # resolved once: the tables never change
+            r.table_ref = self.tables.get(r.table or 0)
         self.custom_rules = {(r.priority, r.table) for r in snapshot.rules if r.family == 4} != (
             DEFAULT_RULES
         ) or any(r.rule.action != "lookup" or _has_selectors(r.rule) for r in self.rules)
@@ -513,7 +516,7 @@ class Fib:
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
     ) -> LookupResult | None:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
-        table = self.tables.get(r.table or 0)
+        table = r.table_ref
         if table is None:
             note(steps, "rule", text, "matched; table does not exist: continue")
             return None
