@@ -196,19 +196,34 @@ def check_rp_filter(
     rsaddr = fl.daddr if dst is None else dst
     key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
            *fib.src_class(rsaddr))  # fmt: skip
-    verdict: tuple[Failure | None, Step] | None = fib.memo.get(key)  # type: ignore[assignment]
+    verdict: _Verdict | None = fib.memo.get(key)  # type: ignore[assignment]
     if verdict is None:
         rev = Flow(fl.saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
                    sport=fl.dport, dport=fl.sport)  # fmt: skip
-        failure, why = _judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev)
-        via = fib.ifname.get(iif, str(iif))
-        detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif {via}"
-        # The step too is a function of the key (Steps are frozen: shared).
-        verdict = failure, Step("rp_filter", detail, why)
+        verdict = _Verdict(*_judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev))
         fib.remember(key, verdict)
     if steps is not None:
-        steps.append(verdict[1])
-    return verdict[0]
+        steps.append(verdict.step or _rp_step(fib, verdict, rpf, dev, fl.saddr, iif))
+    return verdict.failure
+
+
+class _Verdict:
+    """A memoised reverse-path verdict. Its Step is a function of the memo key too, so it
+    is made once, on the first traced query (untraced ones never pay for its text)."""
+
+    __slots__ = ("failure", "step", "why")
+
+    def __init__(self, failure: Failure | None, why: str) -> None:
+        self.failure = failure
+        self.why = why
+        self.step: Step | None = None
+
+
+def _rp_step(fib: Fib, verdict: _Verdict, rpf: int, dev: str, saddr: int, iif: int) -> Step:
+    via = fib.ifname.get(iif, str(iif))
+    detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
+    verdict.step = Step("rp_filter", detail, verdict.why)
+    return verdict.step
 
 
 def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
