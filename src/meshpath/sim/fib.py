@@ -525,9 +525,7 @@ class Fib:
             hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))
         ):
             if steps is not None:
-                steps.append(
-                    Step("rule", text, f"matched; {self.hit_text(hit)} suppressed: continue")
-                )
+                steps.append(self._hit_step(r, hit, suppressed=True))
             return None
         if error == "EAGAIN":
             if steps is not None:
@@ -537,14 +535,17 @@ class Fib:
             steps.append(self._hit_step(r, hit) if hit else Step("rule", text, f"matched; {error}"))
         return LookupResult(error, hit, r.priority)
 
-    def _hit_step(self, r: CompiledRule, hit: Hit) -> Step:
-        """``rule matched; route ...``: one shared Step per rule and route (see hit_text)."""
+    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> Step:
+        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared Step
+        per rule, route and verdict, under the same conditions as :meth:`hit_text`."""
         route = hit.route
+        reason = " suppressed: continue" if suppressed else ""
         if hit.multipath or hit.table != route.table:
-            return Step("rule", r.text, "matched; " + _hit_text(hit))
-        step = r.hit_steps.get(id(route))
+            return Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+        key = ~id(route) if suppressed else id(route)  # ids are >= 0: ~id never collides
+        step = r.hit_steps.get(key)
         if step is None:
-            step = r.hit_steps[id(route)] = Step("rule", r.text, "matched; " + _hit_text(hit))
+            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
         return step
 
     def hit_text(self, hit: Hit) -> str:
