@@ -285,7 +285,7 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     )  # fmt: skip
     res = fib.fib_lookup(fl, steps)
     if res.error is not None or res.hit is None:
-        return _output_error(packet, res, oif, steps)
+        return _output_error(fib, packet, saddr, res, oif, steps)
     return _output_hit(fib, packet, saddr, daddr, res, steps)
 
 
@@ -321,10 +321,15 @@ def is_local_address(fib: Fib, addr: int) -> bool:
 
 
 def _output_error(
-    packet: Packet, res: LookupResult, oif: int, steps: list[Step] | None
+    fib: Fib, packet: Packet, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
 ) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
+        # That goes on to make_route: __mkroute_output's loopback-source check still applies.
+        dev = packet.oif or "lo"
+        if is_loopback(saddr) and dev != "lo" and not fib.orconf(dev, "route_localnet"):
+            note(steps, "martian", f"from {packet.src} out {dev}", "loopback source: EINVAL")
+            return _failed(packet, steps, (v.MARTIAN_SOURCE, "EINVAL"))
         note(steps, "route", f"oif {packet.oif}", "no route: assumed on-link")
         return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps or ()))
     error = res.error or "ENETUNREACH"
