@@ -279,3 +279,15 @@ def test_tos_specific_route_wins_only_for_its_tos() -> None:
 def test_output_bound_to_a_device() -> None:
     d = route_get(broken_connector(), Packet(dst="10.0.1.9", oif="CloudflareWARP"))
     assert (d.outcome, d.dev) == (v.OUTPUT, "CloudflareWARP")  # no route there: on-link
+
+
+def test_oif_without_route_still_refuses_a_loopback_source() -> None:
+    # The differential found it: with oif, a failed lookup is "assumed on-link", but the
+    # route is then made by __mkroute_output, whose loopback-source check answers EINVAL.
+    snap = with_routes(
+        broken_connector(), Route(table=TABLE_MAIN, family=4, dst="20.0.0.0/8", type="blackhole")
+    )
+    looped = route_get(snap, Packet(dst="20.3.2.6", src="127.0.0.1", oif="eth0"))
+    assert (looped.outcome, looped.error) == (v.MARTIAN_SOURCE, "EINVAL")
+    plain = route_get(snap, Packet(dst="20.3.2.6", src="10.0.1.2", oif="eth0"))
+    assert (plain.outcome, plain.dev, plain.error) == (v.OUTPUT, "eth0", None)

@@ -47,6 +47,8 @@ RULE_ACTION_ERRORS: Final = {
     "unreachable": "ENETUNREACH",
     "prohibit": "EACCES",
 }
+# Bound on Fib.memo: a few MiB at most, then it starts over.
+MEMO_MAX: Final = 1 << 16
 DEFAULT_RULES: Final = frozenset({(0, TABLE_LOCAL), (32766, TABLE_MAIN), (32767, TABLE_DEFAULT)})
 _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
 
@@ -109,9 +111,9 @@ class CompiledRule:
     """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
 
     __slots__ = (
-        "action", "dport", "dst", "dstmask", "goto_index", "iif", "invert", "l3mdev", "mark",
-        "mask", "oif", "priority", "proto", "rule", "sport", "src", "srcmask", "suppress_ifgroup",
-        "suppress_plen", "table", "text", "tos", "trivial", "uid",
+        "action", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert", "l3mdev",
+        "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
+        "suppress_ifgroup", "suppress_plen", "table", "table_ref", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -140,7 +142,11 @@ class CompiledRule:
         )
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
         self.goto_index: int | None = None
+        self.table_ref: RouteTable | None = None  # set by Fib: the table this rule looks up
         self.text = describe_rule(rule)
+        # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
+        self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
+        self.hit_steps: dict[int, Step] = {}  # id(route) -> step; the Fib keeps the routes
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -303,6 +309,8 @@ class Fib:
                 self.dev_addrs.setdefault(addr.dev, []).append(value)
         self.tables = _build_tables(snapshot.routes)
         self.rules = _compile_rules(snapshot.rules, self.ifindex)
+        for r in self.rules:  # resolved once: the tables never change
+            r.table_ref = self.tables.get(r.table or 0)
         self.custom_rules = {(r.priority, r.table) for r in snapshot.rules if r.family == 4} != (
             DEFAULT_RULES
         ) or any(r.rule.action != "lookup" or _has_selectors(r.rule) for r in self.rules)
@@ -316,10 +324,15 @@ class Fib:
             (r.proto or r.sport or r.dport) and r.iif != self.loopback for r in self.rules
         )
         self._merged: RouteTable | None = None
-        self._texts: dict[int, str] = {}  # id(route) -> route_text; routes live as long as self
+        self._texts: dict[int, str] = {}  # id(route) -> hit_text; routes live as long as self
         self._orconf: dict[tuple[str, str], int] = {}
         # (table, dev, gateway) -> the gateway resolves to a local route (route.py _on_link)
         self.gateway_on_link: dict[tuple[int, str | None, str], bool] = {}
+        # Rules with a `from` selector: the only place a lookup reads saddr (quiet_lookup).
+        self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
+        # Results that are a pure function of their key (a Fib never changes): see
+        # route.py check_rp_filter. Bounded by remember().
+        self.memo: dict[tuple[object, ...], object] = {}
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -356,7 +369,7 @@ class Fib:
     # -- lookups --------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable, fl: Flow, steps: list[Step] | None, *, linkstate: bool = True
+        self, table: RouteTable, fl: Flow, steps: list[Step] | None, linkstate: bool = True
     ) -> tuple[str | None, Hit | None]:
         """``fib_table_lookup``: the first usable route of the longest covering prefix.
 
@@ -466,6 +479,19 @@ class Fib:
             steps.append(Step("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
         return LookupResult("ENETUNREACH", None, None)
 
+    def src_class(self, saddr: int) -> tuple[bool, ...]:
+        """All a rule walk reads of saddr: which rules' ``from`` prefixes hold it (tables
+        match daddr only). Part of a memo key (route.py check_rp_filter)."""
+        if not self._src_rules:
+            return ()
+        return tuple(((saddr ^ net) & mask) == 0 for net, mask in self._src_rules)
+
+    def remember(self, key: tuple[object, ...], value: object) -> None:
+        """Store in :attr:`memo`, starting over past MEMO_MAX entries (bounded memory)."""
+        if len(self.memo) >= MEMO_MAX:
+            self.memo.clear()
+        self.memo[key] = value
+
     def _apply_rule(
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
     ) -> LookupResult | int | None:
@@ -490,33 +516,49 @@ class Fib:
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
     ) -> LookupResult | None:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
-        table = self.tables.get(r.table or 0)
+        table = r.table_ref
         if table is None:
             note(steps, "rule", text, "matched; table does not exist: continue")
             return None
-        error, hit = self.lookup_table(table, fl, steps, linkstate=linkstate)
+        error, hit = self.lookup_table(table, fl, steps, linkstate)  # positional: hot path
         if hit is not None and (
             hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))
         ):
             if steps is not None:
-                steps.append(
-                    Step("rule", text, f"matched; {self.hit_text(hit)} suppressed: continue")
-                )
+                steps.append(self._hit_step(r, hit, suppressed=True))
             return None
         if error == "EAGAIN":
-            note(steps, "rule", text, "matched; no route in the table: continue")
+            if steps is not None:
+                steps.append(r.miss_step)
             return None
         if steps is not None:
-            steps.append(Step("rule", text, f"matched; {self.hit_text(hit) if hit else error}"))
+            steps.append(self._hit_step(r, hit) if hit else Step("rule", text, f"matched; {error}"))
         return LookupResult(error, hit, r.priority)
 
+    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> Step:
+        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared Step
+        per rule, route and verdict, under the same conditions as :meth:`hit_text`."""
+        route = hit.route
+        reason = " suppressed: continue" if suppressed else ""
+        if hit.multipath or hit.table != route.table:
+            return Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+        key = ~id(route) if suppressed else id(route)  # ids are >= 0: ~id never collides
+        step = r.hit_steps.get(key)
+        if step is None:
+            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+        return step
+
     def hit_text(self, hit: Hit) -> str:
-        """A hit for a step, its route's text cached (lookups hit the same routes a lot)."""
-        text = self._texts.get(id(hit.route))
+        """A hit for a step. Cached per route (lookups hit the same routes a lot) when the
+        hit is the route's own dev/gateway/table: not a multipath leg, nor a local route
+        found through merged main (reported as table main)."""
+        route = hit.route
+        if hit.multipath or hit.table != route.table:
+            return _hit_text(hit)
+        text = self._texts.get(id(route))
         if text is None:
-            text = self._texts[id(hit.route)] = route_text(hit.route)
-        via = f" via {hit.gateway}" if hit.gateway else ""
-        return f"route {text} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
+            text = self._texts[id(route)] = _hit_text(hit)
+        return text
 
     def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
         """``fib4_rule_suppress``: prefix length <= suppress_prefixlength (checked inline by
@@ -650,6 +692,22 @@ def _has_selectors(rule: Rule) -> bool:
 def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
     if steps is not None:
         steps.append(Step(kind, detail, reason))
+
+
+def _hit_text(hit: Hit) -> str:
+    route = hit.route
+    if (
+        route.gateway and route.dev and route.type == "unicast" and route.dst != "0.0.0.0/0"
+        and not (route.metric or route.nexthops or route.flags)
+    ):  # fmt: skip
+        # The commonest route (a first hit texts it): one f-string, the same text as below
+        # (no nexthops, so the hit's dev and gateway are the route's).
+        return (
+            f"route {route.dst} via {route.gateway} dev {route.dev} "
+            f"(table {table_name(hit.table)}) -> dev {route.dev} via {route.gateway}"
+        )
+    via = f" via {hit.gateway}" if hit.gateway else ""
+    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
 
 def _route_step(table: int, route: Route, reason: str) -> Step:

@@ -81,7 +81,10 @@ def check_martians(
     """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
     multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
     problem: tuple[str, str] | None = None
-    if is_multicast(daddr):
+    s_top, d_top = saddr >> 24, daddr >> 24
+    if 0 < s_top < 224 and 0 < d_top < 224 and s_top != 127 and d_top != 127:
+        pass  # the common case, none of the classes below (0/8, 127/8, 224/3, lbcast)
+    elif is_multicast(daddr):
         problem = (v.MULTICAST, "multicast destination (multicast routing not modelled)")
     elif is_multicast(saddr) or is_lbcast(saddr):
         problem = (v.MARTIAN_SOURCE, "source is multicast or limited broadcast")
@@ -145,7 +148,11 @@ def _input_hit(
         )
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
     if steps is not None:
-        note(steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
+        step = fib.memo.get(("may forward", dev))
+        if step is None:
+            step = Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
+            fib.remember(("may forward", dev), step)
+        steps.append(step)  # type: ignore[arg-type]
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
@@ -169,23 +176,54 @@ def check_rp_filter(
     with src_valid_mark. It must give a unicast route (a local one only with accept_local);
     strict (1) wants it via ``dev``; loose (2) any route; a failed lookup fails both.
     """
-    rpf = fib.maxconf(dev, "rp_filter")
-    redirects = oif == fl.iif and fib.orconf(dev, "send_redirects")
+    # Three sysctls per query: looked up once per device.
+    conf: tuple[int, int, int] | None = fib.memo.get(("rp conf", dev))  # type: ignore[assignment]
+    if conf is None:
+        conf = (fib.maxconf(dev, "rp_filter"), fib.orconf(dev, "send_redirects"),
+                fib.orconf(dev, "src_valid_mark"))  # fmt: skip
+        fib.remember(("rp conf", dev), conf)
+    rpf, send_redirects, src_valid_mark = conf
+    redirects = oif == fl.iif and send_redirects
     if not rpf and not redirects:
         shortcut = _rp_shortcut(fib, fl, dev, steps)
         if shortcut != "full":
             return shortcut if isinstance(shortcut, tuple) else None
-    rev = Flow(
-        fl.saddr, fl.daddr if dst is None else dst, iif=oif or fib.loopback, tos=fl.tos,
-        mark=fl.mark if fib.orconf(dev, "src_valid_mark") else 0,
-        proto=fl.proto, sport=fl.dport, dport=fl.sport,
-    )  # fmt: skip
-    detail = ""
+    # The verdict depends only on the reverse flow (its saddr only through rules' `from`
+    # prefixes), rpf and dev, so it is memoised: reverse lookups repeat (daddr is the
+    # forward source, typically a few clients), and they are half the work of a query.
+    iif = oif or fib.loopback
+    mark = fl.mark if src_valid_mark else 0
+    rsaddr = fl.daddr if dst is None else dst
+    key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
+           *fib.src_class(rsaddr))  # fmt: skip
+    verdict: _Verdict | None = fib.memo.get(key)  # type: ignore[assignment]
+    if verdict is None:
+        rev = Flow(fl.saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
+                   sport=fl.dport, dport=fl.sport)  # fmt: skip
+        verdict = _Verdict(*_judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev))
+        fib.remember(key, verdict)
     if steps is not None:
-        via = fib.ifname.get(rev.iif, str(rev.iif))
-        detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(fl.saddr)} iif {via}"
-    res = fib.fib_lookup(rev, None)
-    return _judge_reverse(fib, res, rpf, dev, detail, steps)
+        steps.append(verdict.step or _rp_step(fib, verdict, rpf, dev, fl.saddr, iif))
+    return verdict.failure
+
+
+class _Verdict:
+    """A memoised reverse-path verdict. Its Step is a function of the memo key too, so it
+    is made once, on the first traced query (untraced ones never pay for its text)."""
+
+    __slots__ = ("failure", "step", "why")
+
+    def __init__(self, failure: Failure | None, why: str) -> None:
+        self.failure = failure
+        self.why = why
+        self.step: Step | None = None
+
+
+def _rp_step(fib: Fib, verdict: _Verdict, rpf: int, dev: str, saddr: int, iif: int) -> Step:
+    via = fib.ifname.get(iif, str(iif))
+    detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
+    verdict.step = Step("rp_filter", detail, verdict.why)
+    return verdict.step
 
 
 def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
@@ -201,41 +239,32 @@ def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Fail
     return None
 
 
-def _judge_reverse(
-    fib: Fib, res: LookupResult, rpf: int, dev: str, detail: str, steps: list[Step] | None
-) -> Failure | None:
-    """The second half of ``__fib_validate_source``."""
+def _judge_reverse(fib: Fib, res: LookupResult, rpf: int, dev: str) -> tuple[Failure | None, str]:
+    """The second half of ``__fib_validate_source``: the failure (None: accepted) and why."""
     hit = res.hit
     if res.error is not None or hit is None:
-        return _last_resort(rpf, detail, f"no reverse route ({res.error})", steps)
+        return _last_resort(rpf, f"no reverse route ({res.error})")
     rtype = hit.route.type
     if rtype != "unicast":
         if rtype != "local":
-            note(steps, "rp_filter", detail, f"source routed as {rtype}: invalid source")
-            return v.MARTIAN_SOURCE, "EINVAL"
+            return (v.MARTIAN_SOURCE, "EINVAL"), f"source routed as {rtype}: invalid source"
         if not fib.orconf(dev, "accept_local"):
-            note(steps, "rp_filter", detail, "source is local (no accept_local): dropped")
-            return v.LOCAL_SOURCE, "EINVAL"
+            return (v.LOCAL_SOURCE, "EINVAL"), "source is local (no accept_local): dropped"
     legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
     if dev in legs or (rtype == "local" and fib.ifindex.get(dev) == fib.loopback):
-        note(steps, "rp_filter", detail, f"reverse route via {dev}: accepted")
-        return None
+        return None, f"reverse route via {dev}: accepted"
     if not fib.dev_addrs.get(dev):
-        return _last_resort(rpf, detail, f"{dev} has no IPv4 address", steps)
+        return _last_resort(rpf, f"{dev} has no IPv4 address")
     if rpf == 1:
         where = f"{hit.dev} (table {table_name(hit.table)})"
-        note(steps, "rp_filter", detail, f"strict: reverse route leaves via {where}: drop")
-        return v.RP_FILTER, "EINVAL"
-    note(steps, "rp_filter", detail, f"loose: reverse route via {hit.dev}: accepted")
-    return None
+        return (v.RP_FILTER, "EINVAL"), f"strict: reverse route leaves via {where}: drop"
+    return None, f"loose: reverse route via {hit.dev}: accepted"
 
 
-def _last_resort(rpf: int, detail: str, why: str, steps: list[Step] | None) -> Failure | None:
+def _last_resort(rpf: int, why: str) -> tuple[Failure | None, str]:
     if rpf:
-        note(steps, "rp_filter", detail, f"{why}: dropped")
-        return v.RP_FILTER, "EINVAL"
-    note(steps, "rp_filter", detail, f"{why}: accepted (rp_filter off)")
-    return None
+        return (v.RP_FILTER, "EINVAL"), f"{why}: dropped"
+    return None, f"{why}: accepted (rp_filter off)"
 
 
 def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
@@ -256,7 +285,7 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     )  # fmt: skip
     res = fib.fib_lookup(fl, steps)
     if res.error is not None or res.hit is None:
-        return _output_error(packet, res, oif, steps)
+        return _output_error(fib, packet, saddr, res, oif, steps)
     return _output_hit(fib, packet, saddr, daddr, res, steps)
 
 
@@ -292,10 +321,15 @@ def is_local_address(fib: Fib, addr: int) -> bool:
 
 
 def _output_error(
-    packet: Packet, res: LookupResult, oif: int, steps: list[Step] | None
+    fib: Fib, packet: Packet, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
 ) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
+        # That goes on to make_route: __mkroute_output's loopback-source check still applies.
+        dev = packet.oif or "lo"
+        if is_loopback(saddr) and dev != "lo" and not fib.orconf(dev, "route_localnet"):
+            note(steps, "martian", f"from {packet.src} out {dev}", "loopback source: EINVAL")
+            return _failed(packet, steps, (v.MARTIAN_SOURCE, "EINVAL"))
         note(steps, "route", f"oif {packet.oif}", "no route: assumed on-link")
         return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps or ()))
     error = res.error or "ENETUNREACH"

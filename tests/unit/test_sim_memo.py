@@ -1,0 +1,62 @@
+"""The Fib's memos (rp_filter's reverse-lookup verdict, shared Steps) never change an answer.
+
+One Fib answers a sequence of queries that share a reverse-lookup key except for what the
+memo reduces (the reverse saddr, i.e. the forward destination, enters only as which rule
+``from`` prefixes hold it); each answer must equal a fresh Fib's, steps included.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from meshpath.sim import Fib, Packet
+from meshpath.sim import values as v
+from meshpath.sim.route import route_packet
+from meshpath.state import Route, Rule, Snapshot
+from tests.builders import broken_connector, with_conf, with_routes, with_rules
+
+# Strict rp_filter on eth0; a rule sends lookups *from* 192.0.2.0/24 to table 100, where
+# the LAN is reached through the tunnel: the reverse lookup of a reply to 192.0.2.x
+# then leaves by CloudflareWARP (strict: dropped), a reply to anything else by eth0.
+TABLE = 100
+
+
+def _snapshot() -> Snapshot:
+    snap = with_conf(broken_connector(), "eth0", rp_filter=1)
+    snap = with_rules(snap, Rule(family=4, priority=100, src="192.0.2.0/24", table=TABLE))
+    return with_routes(snap, Route(table=TABLE, family=4, dst="10.0.1.0/24", dev="CloudflareWARP"))
+
+
+def _packet(dst: str, mark: int = 0) -> Packet:
+    return Packet(dst=dst, src="10.0.1.50", iif="eth0", mark=mark)
+
+
+QUERIES = [_packet("192.0.2.9"), _packet("8.8.8.8"), _packet("192.0.2.77"), _packet("9.9.9.9")]
+
+
+@pytest.mark.parametrize("order", [QUERIES, QUERIES[::-1]])
+@pytest.mark.parametrize("trace", [True, False])
+def test_memoised_answers_equal_fresh_ones(order: list[Packet], trace: bool) -> None:
+    snap = _snapshot()
+    shared = Fib(snap)
+    for packet in order * 2:
+        assert route_packet(shared, packet, trace=trace) == route_packet(
+            Fib(snap), packet, trace=trace
+        )
+
+
+def test_rule_from_prefix_splits_the_reverse_verdict() -> None:
+    # The case the memo key must keep apart: same source, same reverse flow, only the
+    # forward destination (the reverse saddr) differs, and a `from` rule sees it.
+    fib = Fib(_snapshot())
+    assert route_packet(fib, _packet("192.0.2.9")).outcome == v.RP_FILTER
+    assert route_packet(fib, _packet("8.8.8.8")).outcome == v.FORWARD
+    assert route_packet(fib, _packet("192.0.2.10")).outcome == v.RP_FILTER
+
+
+def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("meshpath.sim.fib.MEMO_MAX", 4)
+    fib = Fib(_snapshot())
+    for i in range(1, 40):
+        route_packet(fib, Packet(dst="8.8.8.8", src=f"10.0.1.{i}", iif="eth0"))
+        assert len(fib.memo) <= 4
