@@ -78,3 +78,17 @@ def test_other_schema_version_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     path.write_text(json.dumps(doc))
     assert main(["doctor", "--snapshot", str(path)]) == 2
     assert "schema_version 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("field", "value"), [("dst", "garbage"), ("gateway", "zzz")])
+def test_meaningless_route_is_one_line_exit_2(
+    field: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = json.loads((SNAPSHOTS / "broken.json").read_text())
+    route = next(r for r in doc["routes"] if r["dst"] == "0.0.0.0/0" and r["table"] == 254)
+    route[field] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    assert main(["doctor", "--snapshot", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("meshpath: error:") and "\n" not in err

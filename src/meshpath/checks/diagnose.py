@@ -7,6 +7,7 @@ from meshpath.checks.flows import simulate_targets
 from meshpath.checks.report import Report, build_report
 from meshpath.checks.targets import Target, default_targets
 from meshpath.config import Settings
+from meshpath.errors import SnapshotError
 from meshpath.state import Snapshot
 
 
@@ -20,7 +21,14 @@ def diagnose(
     targets: tuple[Target, ...] = (),
     worker_ip: str | None = None,
 ) -> Report:
-    """Simulate the Worker flows to ``targets`` (default: each LAN) and run every check."""
+    """Simulate the Worker flows to ``targets`` (default: each LAN) and run every check.
+
+    Raises SnapshotError when a value in the snapshot is well-typed but meaningless (an
+    address that is not one): the codec checks types, the checks parse the values.
+    """
     ctx = context_for(snapshot, settings)
-    chosen = targets or default_targets(snapshot, settings.tunnel_interface)
-    return build_report(ctx, simulate_targets(ctx, chosen, worker_ip))
+    try:
+        chosen = targets or default_targets(snapshot, settings.tunnel_interface)
+        return build_report(ctx, simulate_targets(ctx, chosen, worker_ip))
+    except ValueError as exc:
+        raise SnapshotError(f"snapshot: a value the doctor cannot read: {exc}") from exc

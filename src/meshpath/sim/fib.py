@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 from typing import Final, NamedTuple
 
+from meshpath.errors import SnapshotError
 from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
 from meshpath.sim.values import Step
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
@@ -340,7 +341,14 @@ class Fib:
         for snap, fib in _CACHE:
             if snap is snapshot:
                 return fib
-        fib = cls(snapshot)
+        try:
+            fib = cls(snapshot)
+        except (ValueError, KeyError, IndexError) as exc:
+            # The codec checks types, not meaning: a route or rule whose address is not
+            # an IPv4 address/prefix (a hand-edited snapshot) surfaces here, while compiling.
+            raise SnapshotError(
+                f"snapshot: an address or prefix the model cannot read ({exc!r})"
+            ) from exc
         _CACHE.insert(0, (snapshot, fib))
         del _CACHE[4:]
         return fib
