@@ -50,7 +50,8 @@ def inside_netns(name: str | None) -> Iterator[None]:
         raise PrivilegeError(
             f"collecting inside network namespace {name!r} needs root; run with sudo"
         )
-    original = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    # thread-self: setns switches only the calling thread, so come back to *its* namespace.
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
