@@ -60,6 +60,12 @@ class CloudflareRanges:
         """Where Worker traffic comes from: what the connector must route back to the tunnel."""
         return (self.source_v4, self.source_v6)
 
+    def worker_probe(self) -> str:
+        """A Worker source address to simulate: the field report's 100.64.12.189 when it lies
+        in the source range in force, else the range's first host."""
+        report = ipaddress.IPv4Address("100.64.12.189")
+        return str(report if report in self.source_v4 else self.source_v4.network_address + 1)
+
     def classify(self, address: str) -> str | None:
         """The key of the Cloudflare range holding ``address``, or None."""
         ip = ipaddress.ip_address(address)

@@ -87,3 +87,9 @@ def test_config_errors_name_the_file(tmp_path: Path) -> None:
     typed.write_text("[ranges]\nsource_v4 = 12\n")
     with pytest.raises(ConfigError, match=r"ranges\.source_v4 must be a string"):
         load_settings(typed)
+
+
+def test_worker_probe_follows_the_source_range() -> None:
+    assert DEFAULT_RANGES.worker_probe() == "100.64.12.189"
+    moved = DEFAULT_RANGES.with_overrides({"source_v4": "100.80.0.0/13"})
+    assert moved.worker_probe() == "100.80.0.1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from meshpath.checks.context import CheckContext
@@ -11,9 +10,6 @@ from meshpath.checks.path import PathOutcome
 from meshpath.checks.targets import Target
 from meshpath.sim import Decision, Fib, FlowResult, Packet, PathResult, route_input, simulate_flow
 from meshpath.sim import values as v
-
-# The field report's Worker address; used when it lies in the configured source range.
-DEFAULT_WORKER_IP = "100.64.12.189"
 
 _DECISION_CAUSES = {
     v.RP_FILTER: "rp_filter",
@@ -28,20 +24,10 @@ _DECISION_CAUSES = {
 }
 
 
-def worker_source(ctx: CheckContext, worker_ip: str | None) -> str:
-    """The Worker address to simulate: given, the report's, or the range's first host."""
-    if worker_ip:
-        return worker_ip
-    source = ctx.settings.ranges.source_v4
-    if ipaddress.ip_address(DEFAULT_WORKER_IP) in source:
-        return DEFAULT_WORKER_IP
-    return str(source.network_address + 1)
-
-
 def simulate_targets(
     ctx: CheckContext, targets: tuple[Target, ...], worker_ip: str | None = None
 ) -> tuple[PathOutcome, ...]:
-    worker = worker_source(ctx, worker_ip)
+    worker = worker_ip or ctx.settings.ranges.worker_probe()
     return tuple(
         to_outcome(t, simulate_flow(ctx.snapshot, worker, t.address, t.port, tunnel=ctx.tunnel))
         for t in targets

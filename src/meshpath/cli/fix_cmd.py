@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import ipaddress
 import os
 from collections.abc import Callable
@@ -17,17 +16,19 @@ from rich.text import Text
 from meshpath.apply import Applier, ApplyResult
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
+from meshpath.checks.targets import parse_target
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
-from meshpath.errors import BadInputError, PrivilegeError
+from meshpath.errors import BadInputError, MeshpathError, PrivilegeError
 from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
 from meshpath.fix.model import WriteFile
 from meshpath.fix.plan import expect_for
-from meshpath.fix.predict import WORKER_PROBE, predict
+from meshpath.fix.predict import predict
 from meshpath.fix.verify import VerifyCheck
 from meshpath.render import systemd
 from meshpath.runner import SubprocessRunner
+from meshpath.sim import simulate_flow
 from meshpath.state import TABLE_MAIN, Snapshot, codec
 
 NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Act inside this network namespace.")]
@@ -151,35 +152,22 @@ LAB_CHECK = "worker round trip"
 SIM_CHECK = "simulated Worker flow"
 
 
-def _sim_module() -> Any | None:
-    try:
-        return importlib.import_module("meshpath.sim")
-    except ImportError:
-        return None
-
-
 def _check_names(lab_worker: str | None) -> tuple[str, ...]:
     """The check that must pass without NAT before --replace-nat keeps NAT removed: a
     Worker round trip in the lab, else the simulator's verdict on the live host."""
-    if lab_worker:
-        return (LAB_CHECK,)
-    return (SIM_CHECK,) if _sim_module() is not None else ()
+    return (LAB_CHECK,) if lab_worker else (SIM_CHECK,)
 
 
 def _sim_checks(
     settings: Settings, netns: str | None, lan_if: str, target: str | None
 ) -> dict[str, Callable[[], tuple[bool, str]]]:
-    sim = _sim_module()
-    if sim is None:
-        return {}
-
     def check() -> tuple[bool, str]:
         snap = collect_snapshot(netns=netns)
         host, port = _target(snap, lan_if, target)
         if host is None:
             return False, "no LAN target to simulate (pass --target IP:PORT)"
-        flow = sim.simulate_flow(
-            snap, _worker_ip(settings), host, port, tunnel=settings.tunnel_interface
+        flow = simulate_flow(
+            snap, settings.ranges.worker_probe(), host, port, tunnel=settings.tunnel_interface
         )
         return flow.outcome == "delivered", f"{flow.outcome}: {flow.reason}"
 
@@ -356,19 +344,15 @@ def _emit_plan(
 def prediction(
     snap: Snapshot, plan: Plan, lan_if: str, target: str | None, settings: Settings
 ) -> str | None:
-    """The simulator's verdict on a Worker flow once the plan is applied, when
-    :mod:`meshpath.sim` is installed (None otherwise)."""
-    sim = _sim_module()
-    if sim is None:
-        return None
+    """The simulator's verdict on a Worker flow once the plan is applied."""
     host, port = _target(snap, lan_if, target)
     if host is None:
         return "no LAN target to simulate (pass --target IP:PORT)"
     after = predict(snap, plan, lan_if)
-    worker = _worker_ip(settings)
+    worker = settings.ranges.worker_probe()
     try:
-        flow = sim.simulate_flow(after, worker, host, port, tunnel=settings.tunnel_interface)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        flow = simulate_flow(after, worker, host, port, tunnel=settings.tunnel_interface)
+    except (ValueError, MeshpathError) as exc:
         # The simulator is another component: a gap in it must not block a fix.
         return f"the simulator could not predict this flow: {exc}"
     return f"Worker {worker} -> {host}:{port} after the fix: {flow.outcome} ({flow.reason})"
@@ -376,20 +360,12 @@ def prediction(
 
 def _target(snap: Snapshot, lan_if: str, target: str | None) -> tuple[str | None, int]:
     if target is not None:
-        host, _, port = target.rpartition(":")
-        if not host or not port.isdigit():
-            raise BadInputError(f"--target {target!r}: expected IP:PORT, e.g. 10.0.1.50:3000")
-        return host, int(port)
+        parsed = parse_target(target)
+        return parsed.address, parsed.port
     for route in snap.routes_in(TABLE_MAIN):
         if route.dst == "0.0.0.0/0" and route.dev == lan_if and route.gateway:
             return route.gateway, 443
     return None, 443
-
-
-def _worker_ip(settings: Settings) -> str:
-    net = settings.ranges.source_v4
-    probe = ipaddress.ip_address(WORKER_PROBE)
-    return str(probe if probe in net else net.network_address + 1)
 
 
 def _emit_result(

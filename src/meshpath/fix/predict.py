@@ -16,8 +16,6 @@ from meshpath.fix.model import Expect, Plan
 from meshpath.render import nft as nft_render
 from meshpath.state import TABLE_MAIN, BaseChain, NftState, Route, Snapshot
 
-WORKER_PROBE = "100.64.12.189"  # a Worker source inside the default source range
-
 
 def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
     """``snapshot`` as it will be once ``plan`` is applied (its expectations met)."""
