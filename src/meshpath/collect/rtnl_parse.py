@@ -23,7 +23,15 @@ from typing import Final
 import msgspec
 
 from meshpath.errors import EnvironmentProblem
-from meshpath.state.model import Address, Link, Nexthop, PortRange, Route, Rule
+from meshpath.state.model import (
+    ROUTE_TYPE_NAMES,
+    Address,
+    Link,
+    Nexthop,
+    PortRange,
+    Route,
+    Rule,
+)
 
 AF_INET: Final = socket.AF_INET
 AF_INET6: Final = socket.AF_INET6
@@ -65,20 +73,6 @@ RTM_F_CLONED: Final = 0x200
 FIB_RULE_INVERT: Final = 0x2
 _NONE_U32: Final = 0xFFFFFFFF  # the kernel's "-1": suppress_prefixlength/ifgroup unset
 
-ROUTE_TYPE_NAMES: Final = (
-    "unspec",
-    "unicast",
-    "local",
-    "broadcast",
-    "anycast",
-    "multicast",
-    "blackhole",
-    "unreachable",
-    "prohibit",
-    "throw",
-    "nat",
-    "xresolve",
-)
 RULE_ACTION_NAMES: Final = {
     1: "lookup",
     2: "goto",
@@ -327,7 +321,7 @@ class RouteParser:
             table=table,
             family=4 if family == AF_INET else 6,
             dst=f"{_ntop(family, buf[d : d + width])}/{dst_len}" if d else _DEFAULT[family],
-            type=ROUTE_TYPE_NAMES[rtype] if rtype < 12 else str(rtype),
+            type=ROUTE_TYPE_NAMES[rtype] if rtype < len(ROUTE_TYPE_NAMES) else str(rtype),
             gateway=addr[buf[g : g + width]] if g else None,
             dev=self.names[_U32(buf, o)[0]] if o else None,
             metric=_U32(buf, m)[0] if m else 0,

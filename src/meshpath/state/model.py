@@ -35,22 +35,12 @@ PROTO_STATIC: Final = 4
 PROTO_FRR_STATIC: Final = 196
 PROTO_FRR_BGP: Final = 186
 
-# Route types, as ip-route(8) names them (rtnetlink.h RTN_*).
-ROUTE_TYPES: Final = frozenset(
-    {
-        "unicast",
-        "local",
-        "broadcast",
-        "anycast",
-        "multicast",
-        "blackhole",
-        "unreachable",
-        "prohibit",
-        "throw",
-        "nat",
-        "xresolve",
-    }
-)
+# Route types, as ip-route(8) names them, indexed by their number (rtnetlink.h RTN_*).
+ROUTE_TYPE_NAMES: Final = (
+    "unspec", "unicast", "local", "broadcast", "anycast", "multicast",
+    "blackhole", "unreachable", "prohibit", "throw", "nat", "xresolve",
+)  # fmt: skip
+ROUTE_TYPES: Final = frozenset(ROUTE_TYPE_NAMES[1:])
 # Rule actions, as ip-rule(8) names them (fib_rules.h FR_ACT_*).
 RULE_ACTIONS: Final = frozenset({"lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"})
 
