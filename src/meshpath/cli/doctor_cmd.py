@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +11,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from meshpath.checks.diagnose import context_for, diagnose
+from meshpath.checks.diagnose import diagnose
 from meshpath.checks.finding import Finding, Severity
-from meshpath.checks.report import Report, build_report
+from meshpath.checks.report import Report
 from meshpath.checks.targets import parse_target
 from meshpath.cli.context import app_context
 from meshpath.collect import collect_snapshot
@@ -48,11 +49,11 @@ def doctor(
         raise BadInputError("--snapshot and --netns exclude each other")
     targets = tuple(parse_target(t) for t in target or ())
     snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
-    report = diagnose(snap, actx.settings, targets, worker_ip)
+    live = None
     if snapshot is None:  # live: hold the model to the kernel's own answers
-        check_ctx = context_for(snap, actx.settings)
-        flows, disagreements = cross_check(SubprocessRunner(netns=netns), check_ctx, report.flows)
-        report = build_report(check_ctx, flows, disagreements)
+        runner = SubprocessRunner(netns=netns)
+        live = partial(cross_check, runner)
+    report = diagnose(snap, actx.settings, targets, worker_ip, kernel_check=live)
     actx.emit(report.as_dict(), format_report(report, where=netns or snap.hostname))
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
