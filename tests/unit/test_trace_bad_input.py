@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from meshpath.cli import main
 from meshpath.errors import BadInputError, CaptureError
 from meshpath.trace import analyse
 from meshpath.trace import writer as w
 from meshpath.trace.decode import LINKTYPE_LINUX_SLL2, LINKTYPE_RAW
-from meshpath.trace.packet import Direction
+from meshpath.trace.packet import MAX_TS_NS, Direction, time_text
 from tests.trace_builders import pcapng_per_interface, scenario, sll2_pcap
 
 GOOD = sll2_pcap(scenario("return-misrouted"))
@@ -144,3 +146,60 @@ def test_fuzz_reader_never_raises_anything_else(data: bytes) -> None:
         assert "\n" not in str(exc)
         return
     assert report.packets >= 0
+
+
+# -- values a reader accepted but the renderer could not print (issue 10, item 16) ------
+def _trace_cli(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["trace", str(path)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("tsresol", [0, 1, 0x80])
+def test_pcapng_timestamp_past_year_9999_is_unknown_not_a_crash(
+    tsresol: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # if_tsresol 0 is whole seconds: a 64-bit count of them overflowed datetime in time_text.
+    syn = w.syn("100.64.0.1", "10.0.1.50", 1000, 3000, 7)
+    units = 2**64 - 1
+    ng = w.pcapng([w.NgInterface(LINKTYPE_RAW, "tun0", tsresol=tsresol)],
+                  [(0, units * 1000, syn, Direction.IN)])  # fmt: skip
+    path = tmp_path / "far.pcapng"
+    path.write_bytes(ng)
+    code, out, err = _trace_cli(path, capsys)
+    assert code == 1 and err == ""
+    assert "not-forwarded" in out
+
+
+def test_time_text_prints_the_latest_time_a_reader_keeps() -> None:
+    assert time_text(MAX_TS_NS) == "23:59:59.000000"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "tun0 In IP 100.64.0.1.99999999999999999999 > 10.0.1.50.3000: Flags [S], seq 1, length 0",
+        "tun0 In IP 100.64.0.1.1000 > 10.0.1.50.65536: Flags [S], seq 1, length 0",
+        "eth0 In IP 10.0.1.1 > 100.64.0.1: ICMP 10.0.1.50 tcp port 9999999 unreachable, length 68",
+    ],
+)
+def test_text_port_out_of_range_is_not_a_packet(
+    line: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ticket.txt"
+    path.write_text(line + "\n")
+    code, out, err = _trace_cli(path, capsys)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "no tcpdump lines found" in err
+
+
+def test_text_numbers_longer_than_any_counter_are_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # int() refuses strings past 4,300 digits: a pasted line must not make it try.
+    digits = "9" * 5000
+    line = f"tun0 In IP 100.64.0.1.1000 > 10.0.1.50.3000: Flags [S], seq {digits}, win {digits}"
+    path = tmp_path / "ticket.txt"
+    path.write_text(line + "\n")
+    code, out, err = _trace_cli(path, capsys)
+    assert code == 1 and err == "" and "not-forwarded" in out

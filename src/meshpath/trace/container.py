@@ -34,7 +34,7 @@ from meshpath.trace.decode import (
     Buffer,
     Decoder,
 )
-from meshpath.trace.packet import Direction
+from meshpath.trace.packet import MAX_TS_NS, Direction
 
 PCAP_MAGIC_US: Final = 0xA1B2C3D4
 PCAP_MAGIC_NS: Final = 0xA1B23C4D
@@ -334,6 +334,10 @@ def _frame(
         decoder.skip("packet longer than its block")
         return
     ts = ts_units * idb.ts_mul // idb.ts_div if ts_units >= 0 else -1
+    if ts > MAX_TS_NS:
+        # A 64-bit count of units (if_tsresol 0 is whole seconds) can name a time past
+        # year 9999: no clock wrote that, so the time is unknown.
+        ts = -1
     handler(buf, off, off + caplen, ts, IDB_BASE + ifid, edir)
 
 

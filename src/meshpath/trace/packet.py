@@ -38,6 +38,9 @@ class Direction(IntEnum):
 
 
 # Linux packet types (if_packet.h PACKET_*) as tcpdump prints them in `-i any` output.
+# The last instant a timestamp can name (9999-12-31 23:59:59 UTC, datetime's limit): readers
+# turn anything later into "unknown" (-1), so every Packet.ts is printable.
+MAX_TS_NS: Final = 253_402_300_799 * 1_000_000_000
 PKTTYPE_NAMES: Final = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
 PKTTYPE_OUTGOING: Final = 4
 PKTTYPE_OTHERHOST: Final = 3

@@ -51,10 +51,12 @@ _TCP: Final = re.compile(
     r"(?:Flags )?\[(?P<flags>[^\]]*)\](?P<tail>.*)"
 )
 _ICMP: Final = re.compile(r"(?P<src>\S+) > (?P<dst>\S+): (?P<word>ICMP6?),? (?P<what>.*)")
-_SEQ: Final = re.compile(r"\bseq (\d+)(?::(\d+))?")
-_ACK: Final = re.compile(r"\back (\d+)")
-_WIN: Final = re.compile(r"\bwin (\d+)")
-_LEN: Final = re.compile(r"\blength (\d+)")
+# Numbers of at most 20 digits (u64): a longer run is no number tcpdump printed, and int()
+# refuses strings past 4,300 digits.
+_SEQ: Final = re.compile(r"\bseq (\d{1,20})(?::(\d{1,20}))?\b")
+_ACK: Final = re.compile(r"\back (\d{1,20})\b")
+_WIN: Final = re.compile(r"\bwin (\d{1,20})\b")
+_LEN: Final = re.compile(r"\blength (\d{1,20})\b")
 _PORT_UNREACH: Final = re.compile(r"(\S+) tcp port (\d+) unreachable")
 _HOST_UNREACH: Final = re.compile(r"\b(net|host) (\S+) unreachable")
 _ADDR6_PORT: Final = re.compile(r"([0-9a-fA-F:.]+) tcp port (\d+)")
@@ -158,6 +160,11 @@ def _addr(text: str) -> bytes | None:
         return None
 
 
+def _port(text: str) -> int:
+    """A TCP port, or -1 when the digits name none (a line with one is not a packet)."""
+    return int(text) if len(text) <= 5 and int(text) <= 0xFFFF else -1
+
+
 def _num(pattern: re.Pattern[str], text: str) -> int:
     m = pattern.search(text)
     return int(m.group(1)) & 0xFFFFFFFF if m else 0
@@ -165,7 +172,8 @@ def _num(pattern: re.Pattern[str], text: str) -> int:
 
 def _tcp_packet(head: _Head, m: re.Match[str]) -> Packet | None:
     src, dst = _addr(m["src"]), _addr(m["dst"])
-    if src is None or dst is None or len(src) != len(dst):
+    sport, dport = _port(m["sport"]), _port(m["dport"])
+    if src is None or dst is None or len(src) != len(dst) or sport < 0 or dport < 0:
         return None
     flags = 0 if m["flags"] == "none" else sum(_FLAGS.get(ch, 0) for ch in set(m["flags"]))
     tail = m["tail"]
@@ -173,7 +181,7 @@ def _tcp_packet(head: _Head, m: re.Match[str]) -> Packet | None:
     length = int(seq.group(2)) - int(seq.group(1)) if seq and seq.group(2) else _num(_LEN, tail)
     return Packet(
         head.ts, head.iface, head.dirn, head.pkttype, src, dst, PROTO_TCP,
-        int(m["sport"]), int(m["dport"]), flags, _num(_SEQ, tail), _num(_ACK, tail),
+        sport, dport, flags, _num(_SEQ, tail), _num(_ACK, tail),
         _num(_WIN, tail), max(length, 0) & 0xFFFFFFFF,
     )  # fmt: skip
 
@@ -204,8 +212,8 @@ def _icmp_target(what: str, v6: bool) -> tuple[bytes, int, int] | None:
         return None
     port = _PORT_UNREACH.search(what) or (_ADDR6_PORT.search(what) if v6 else None)
     if port is not None:
-        addr = _addr(port.group(1))
-        return (addr, int(port.group(2)), 4 if v6 else 3) if addr else None
+        addr, number = _addr(port.group(1)), _port(port.group(2))
+        return (addr, number, 4 if v6 else 3) if addr and number >= 0 else None
     host = None if v6 else _HOST_UNREACH.search(what)
     if host is not None:
         addr = _addr(host.group(2))
