@@ -242,23 +242,41 @@ Entry = Route | tuple[Route, ...]
 class RouteTable:
     """One routing table: a dict per prefix length and the lengths present per /16."""
 
-    __slots__ = ("buckets", "by_len", "short", "table")
+    __slots__ = ("aliases", "buckets", "by_len", "short", "table")
 
     def __init__(self, table: int) -> None:
         self.table = table
         self.by_len: list[dict[int, Entry]] = [{} for _ in range(33)]
         self.buckets: dict[int, tuple[int, ...]] = {}
         self.short: tuple[int, ...] = ()
+        # (plen, net) -> every route of that prefix in insertion order, while building;
+        # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
+        self.aliases: dict[tuple[int, int], list[Route]] = {}
 
     def add(self, net: int, plen: int, route: Route) -> None:
         """Index one route (call :meth:`freeze` after the last)."""
         level = self.by_len[plen]
         old = level.setdefault(net, route)
         if old is not route:
-            level[net] = _ordered(old, route)
+            self.alias(plen, net, old, route)
+
+    def alias(self, plen: int, net: int, old: Entry, route: Route) -> None:
+        """Another route for a prefix that has one: kept in order until :meth:`freeze`."""
+        found = self.aliases.get((plen, net))
+        if found is None:
+            self.aliases[(plen, net)] = [*_routes_of(old), route]
+            # A tuple marks the prefix as aliased: from now on every route is appended,
+            # even the very object stored first (as when each insert built the tuple).
+            self.by_len[plen][net] = (route,)
+        else:
+            found.append(route)
 
     def freeze(self) -> RouteTable:
-        """Record, per /16, which prefix lengths >= 16 exist under it (longest first)."""
+        """Sort each prefix's aliases once, then record per /16 which prefix lengths >= 16
+        exist under it (longest first)."""
+        for (plen, net), routes in self.aliases.items():
+            self.by_len[plen][net] = _ordered(routes)
+        self.aliases = {}
         buckets: dict[int, list[int]] = {}
         for plen in range(32, 15, -1):
             level = self.by_len[plen]
@@ -648,15 +666,16 @@ def _index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
     """One pass; the dotted quad parsed inline (the hot loop of a 1M-route build)."""
     tables: dict[int, RouteTable] = {}
     masks, octets = MASKS, OCTETS
-    last_id, levels = -1, RouteTable(-1).by_len  # routes come grouped by table: skip lookups
+    table = RouteTable(-1)
+    last_id, levels = -1, table.by_len  # routes come grouped by table: skip lookups
     for route in routes:
         if route.family != 4:
             continue
         if route.table != last_id:
-            table = tables.get(route.table)
-            if table is None:
-                table = tables[route.table] = RouteTable(route.table)
-            last_id, levels = route.table, table.by_len
+            got = tables.get(route.table)
+            if got is None:
+                got = tables[route.table] = RouteTable(route.table)
+            table, last_id, levels = got, route.table, got.by_len
         addr, _, plen_text = route.dst.partition("/")
         a, b, c, d = addr.split(".")
         plen = octets[plen_text] if plen_text else 32
@@ -664,16 +683,20 @@ def _index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
         level = levels[plen]
         old = level.setdefault(net, route)
         if old is not route:
-            level[net] = _ordered(old, route)
+            table.alias(plen, net, old, route)
     for table in tables.values():
         table.freeze()
     return tables
 
 
-def _ordered(old: Entry, route: Route) -> tuple[Route, ...]:
-    """Same prefix: the kernel keeps a leaf's aliases TOS-specific first, then by metric."""
-    both = (*old, route) if isinstance(old, tuple) else (old, route)
-    return tuple(sorted(both, key=lambda r: (-r.tos, r.metric)))
+def _ordered(routes: list[Route]) -> tuple[Route, ...]:
+    """Same prefix: the kernel keeps a leaf's aliases TOS-specific first, then by metric
+    (a stable sort: equal keys stay in insertion order, as the kernel appends them)."""
+    return tuple(sorted(routes, key=lambda r: (-r.tos, r.metric)))
+
+
+def _routes_of(entry: Entry) -> tuple[Route, ...]:
+    return entry if isinstance(entry, tuple) else (entry,)
 
 
 def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule, ...]:
