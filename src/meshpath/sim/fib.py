@@ -28,6 +28,7 @@ from meshpath.errors import SnapshotError
 from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
 from meshpath.sim.values import Step
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
+from meshpath.state.validate import check_rule_goto
 
 LOOPBACK_IFINDEX: Final = 1
 # fib_dscp_masked_match: rules and routes compare the packet's TOS under the legacy mask.
@@ -702,6 +703,12 @@ def _routes_of(entry: Entry) -> tuple[Route, ...]:
 def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule, ...]:
     # The kernel keeps rules sorted by priority, same priority in insertion order (stable).
     ordered = sorted((r for r in rules if r.family == 4), key=lambda r: r.priority)
+    for rule in ordered:
+        # A loaded snapshot was checked already (state.validate); one built in code was
+        # not, and a backward goto would make fib_lookup's walk loop forever.
+        problem = check_rule_goto(rule)
+        if problem is not None:
+            raise SnapshotError(f"snapshot: rule {describe_rule(rule)!r}: {problem}")
     compiled = tuple(CompiledRule(r, ifindex) for r in ordered)
     for c in compiled:
         if c.action == "goto" and c.rule.goto is not None:

@@ -1,17 +1,26 @@
 """Snapshot <-> JSON, exact in both directions, with errors that name the field.
 
-Loading first reads only ``schema_version`` so that a snapshot written by a newer meshpath
-gets a clear "upgrade meshpath" error instead of a confusing field error.
+Loading first refuses text nested deeper than any snapshot (:data:`MAX_NESTING`) before a
+decoder recurses into it, then reads only ``schema_version`` so that a snapshot written by a
+newer meshpath gets a clear "upgrade meshpath" error instead of a confusing field error,
+then decodes (types) and checks the values' meaning once (:mod:`meshpath.state.validate`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from meshpath.errors import BadInputError, SnapshotError
+from meshpath.nesting import too_deep
 from meshpath.state.model import SCHEMA_VERSION, Snapshot
+from meshpath.state.validate import check_snapshot
+
+# A collected snapshot nests about ten levels (nft expressions); a thousand overflow the
+# decoder's recursion.
+MAX_NESTING: Final = 64
 
 
 class _Version(msgspec.Struct):
@@ -30,7 +39,9 @@ def dumps(snapshot: Snapshot, *, indent: int = 0) -> bytes:
 
 
 def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
-    """Parse a snapshot; raise SnapshotError naming ``source`` and the bad field."""
+    """Parse and validate a snapshot; raise SnapshotError naming ``source`` and the bad field."""
+    if too_deep(data, MAX_NESTING):
+        raise SnapshotError(f"{source}: nested deeper than {MAX_NESTING} levels; not a snapshot")
     try:
         version = _VERSION_DECODER.decode(data).schema_version
     except msgspec.ValidationError as exc:
@@ -44,9 +55,10 @@ def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
             f"({SCHEMA_VERSION}); collect it again with this version"
         )
     try:
-        return _DECODER.decode(data)
+        snapshot = _DECODER.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise SnapshotError(f"{source}: {_field_message(exc)}") from exc
+    return check_snapshot(snapshot, source)
 
 
 def load(path: Path) -> Snapshot:

@@ -155,6 +155,20 @@ class BaseChain(_Frozen, frozen=True):
     device: str | None = None
 
 
+# nft -j prints a chain's prio as a number; other versions may give a name (or an object).
+NFT_NAMED_PRIORITIES: Final = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0,
+                               "security": 50, "srcnat": 100}  # fmt: skip
+
+
+def nft_priority(value: Any) -> int:
+    """A base chain's ``prio`` as a number: the number, a named priority's value, else 0."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return NFT_NAMED_PRIORITIES.get(value, 0)
+    return 0
+
+
 class NftState(_Frozen, frozen=True):
     """The nftables ruleset as ``nft -j list ruleset`` gives it, kept raw, plus its base chains."""
 
