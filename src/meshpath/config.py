@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from meshpath.errors import ConfigError
+from meshpath.nesting import too_deep
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges, parse_override_flag
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/meshpath/meshpath.toml")
 DEFAULT_TUNNEL: Final = "CloudflareWARP"
+MAX_NESTING: Final = 16  # meshpath.toml nests two levels ([ranges], [connector])
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,11 @@ def load_settings(path: Path | None, range_flags: Sequence[str] = ()) -> Setting
 def _read_toml(path: Path) -> Mapping[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read()
+        if too_deep(data, MAX_NESTING, "toml"):
+            # tomllib recurses per level: refuse before it overflows the stack.
+            raise ConfigError(f"config file {path}: nested deeper than {MAX_NESTING} levels")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

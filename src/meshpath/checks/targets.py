@@ -55,6 +55,9 @@ def default_targets(snapshot: Snapshot, tunnel: str) -> tuple[Target, ...]:
         net = ipaddress.ip_network(route.dst, strict=False)
         if net.prefixlen >= 31 or net.is_loopback or net.is_link_local:
             continue
-        host = next(str(h) for h in net.hosts() if str(h) not in own)
-        found.setdefault(route.dst, Target(host, DEFAULT_PORT, route.dev))
+        # The first host that is not the connector; none when it holds them all (a /30
+        # with both addresses on this host).
+        host = next((str(h) for h in net.hosts() if str(h) not in own), None)
+        if host is not None:
+            found.setdefault(route.dst, Target(host, DEFAULT_PORT, route.dev))
     return tuple(found.values())

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from meshpath.runner import Runner
-from meshpath.state.model import BaseChain, NftState
+from meshpath.state.model import BaseChain, NftState, nft_priority
 
 NFT_ARGV = ("nft", "-j", "list", "ruleset")
 
@@ -50,23 +50,10 @@ def base_chain(chain: Any) -> BaseChain | None:
         name=str(chain.get("name", "")),
         type=str(chain.get("type", "filter")),
         hook=str(chain["hook"]),
-        priority=_priority(chain.get("prio", 0)),
+        priority=nft_priority(chain.get("prio", 0)),
         policy=str(chain.get("policy", "accept")),
         device=_device(chain.get("dev")),
     )
-
-
-# nft -j prints prio as a number; be lenient with a name or {"...": n} from other versions.
-_NAMED_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
-                     "srcnat": 100}  # fmt: skip
-
-
-def _priority(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return _NAMED_PRIORITIES.get(value, 0)
-    return 0
 
 
 def _device(value: Any) -> str | None:

@@ -20,8 +20,10 @@ from typing import Any, Final
 
 import msgspec
 
+from meshpath.errors import BadInputError
 from meshpath.sim.addr import MASKS, ip_to_int
 from meshpath.sim.values import TCP, UDP, Step
+from meshpath.state.model import nft_priority
 
 ACCEPT: Final = "accept"
 DROP: Final = "drop"
@@ -81,7 +83,7 @@ class Ruleset:
                 s = item["set"]
                 self.sets[(s["family"], s["table"], s["name"])] = list(s.get("elem", ()))
         for chains in self.base.values():
-            chains.sort(key=lambda c: int(c.get("prio", 0)))
+            chains.sort(key=lambda c: nft_priority(c.get("prio", 0)))
         return self
 
     def _add_chain(self, chain: dict[str, Any]) -> None:
@@ -200,6 +202,7 @@ def _nat(kind: str, body: Any, pkt: NfPacket, addr_of: Any) -> tuple[str, str]:
         addr = body.get("addr")
         if not isinstance(addr, str):
             raise _Unknown(f"{kind} to a non-constant address")
+        _v4(addr)  # an IPv4 hook rewrites to an IPv4 address, nothing else
     if kind == "dnat":
         pkt.dst = addr
         if isinstance(body.get("port"), int):
@@ -284,12 +287,14 @@ def _elements(ruleset: Ruleset, right: Any, rule: dict[str, Any]) -> list[Any]:
 
 def _element_matches(value: Any, elem: Any) -> bool:
     if isinstance(value, frozenset):  # ct state: a flag set
-        return elem in value
+        return isinstance(elem, str) and elem in value
     if isinstance(value, tuple):  # ("addr", int)
         return _addr_matches(value[1], elem)
     if isinstance(elem, dict) and "range" in elem:
         low, high = elem["range"]
-        return isinstance(value, int) and int(low) <= value <= int(high)
+        if not (isinstance(low, int) and isinstance(high, int)):
+            raise _Unknown(f"range {low!r}-{high!r} of a number")
+        return isinstance(value, int) and low <= value <= high
     if isinstance(value, int) and isinstance(elem, str):
         if elem in PROTO_NAMES:
             return PROTO_NAMES[elem] == value
@@ -303,11 +308,24 @@ def _element_matches(value: Any, elem: Any) -> bool:
 
 def _addr_matches(addr: int, elem: Any) -> bool:
     if isinstance(elem, str):
-        return addr == ip_to_int(elem)
+        return addr == _v4(elem)
     if isinstance(elem, dict) and "prefix" in elem:
-        plen = int(elem["prefix"]["len"])
-        return (addr & MASKS[plen]) == (ip_to_int(elem["prefix"]["addr"]) & MASKS[plen])
+        plen = elem["prefix"]["len"]
+        if not (isinstance(plen, int) and 0 <= plen <= 32):
+            raise _Unknown(f"prefix length {plen!r} for an IPv4 address")
+        return (addr & MASKS[plen]) == (_v4(elem["prefix"]["addr"]) & MASKS[plen])
     if isinstance(elem, dict) and "range" in elem:
         low, high = elem["range"]
-        return ip_to_int(low) <= addr <= ip_to_int(high)
+        return _v4(low) <= addr <= _v4(high)
     raise _Unknown(f"address element {elem!r} not modelled")
+
+
+def _v4(value: Any) -> int:
+    """An IPv4 element as a number; anything else (an IPv6 set element, a name) is a
+    value this model cannot compare with an IPv4 packet."""
+    if not isinstance(value, str):
+        raise _Unknown(f"address {value!r} is no IPv4 address")
+    try:
+        return ip_to_int(value)
+    except BadInputError:
+        raise _Unknown(f"address {value!r} is no IPv4 address") from None
