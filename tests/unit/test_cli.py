@@ -75,3 +75,29 @@ def test_out_of_range_mark_exit_2(mark: str, capsys: pytest.CaptureFixture[str])
     snap = Path(__file__).parent.parent / "data" / "snapshots" / "broken.json"
     assert main(["route", "get", "10.0.1.50", "--snapshot", str(snap), "--mark", mark]) == 2
     assert "--mark" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["no-such-command"], "No such command 'no-such-command'. (see 'meshpath --help')"),
+        (["fix", "--asn", "abc"], "'abc' is not a valid integer. (see 'meshpath fix --help')"),
+        (["route", "get"], "Missing argument 'DST'. (see 'meshpath route get --help')"),
+        (["doctor", "--nosuch"], "No such option: --nosuch"),
+    ],
+)
+def test_usage_error_is_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Click printed "Usage: ...", "Try ...", a blank line and "Error: ..." (four lines).
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("meshpath: error: ") and needle in err
+
+
+def test_error_naming_a_value_with_a_newline_stays_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["doctor", "--netns", "a\nb"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a\\nb" in err

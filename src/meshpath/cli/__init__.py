@@ -84,11 +84,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, exc.exit_code, debug)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    except click.ClickException as exc:  # usage errors: unknown option, not a number, ...
         if debug:
             raise
-        exc.show()
-        return EXIT_BAD_INPUT
+        ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        return _fail(exc.format_message() + hint, EXIT_BAD_INPUT, debug)
     except click.exceptions.Abort:
         error_console().print("meshpath: interrupted")
         return 130
@@ -98,10 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
-def _fail(exc: Exception, code: int, debug: bool) -> int:
-    if debug:
+def _fail(exc: Exception | str, code: int, debug: bool) -> int:
+    """One line on stderr, whatever the message holds (a name given with a newline)."""
+    if debug and isinstance(exc, Exception):
         raise exc
-    error_console().print(f"meshpath: error: {exc}", markup=False, highlight=False)
+    text = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+    error_console().print(f"meshpath: error: {text}", markup=False, highlight=False)
     return code
 
 
