@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 
 from meshpath.checks.diagnose import diagnose
-from meshpath.checks.targets import Target
+from meshpath.checks.targets import Target, default_targets
 from meshpath.config import Settings
-from meshpath.state import NftState, Route, Snapshot
+from meshpath.state import Address, NftState, Route, Snapshot
 from tests.builders import broken_connector, conf
 
 TARGET = (Target("10.0.1.50", 3000),)
@@ -89,3 +89,20 @@ def test_forward_drop_with_an_accept_for_the_tunnel_passes() -> None:
         broken_connector(nft=NftState(available=True, ruleset=forward_chain("drop", accept, back)))
     )
     assert diagnose(snap, Settings(), TARGET).ok
+
+
+def test_subnet_whose_hosts_are_all_the_connectors_gives_no_default_target() -> None:
+    # A /30 with both host addresses on this connector: no host left to simulate a Worker
+    # call to (next() on the empty generator raised StopIteration through the doctor).
+    snap = broken_connector()
+    p2p = Route(table=254, family=4, dst="192.0.2.0/30", dev="eth0", scope=253, protocol=2)
+    addresses = (
+        *snap.addresses,
+        Address(dev="eth0", family=4, local="192.0.2.1", prefixlen=30),
+        Address(dev="eth0", family=4, local="192.0.2.2", prefixlen=30),
+    )
+    snap = msgspec.structs.replace(snap, routes=(*snap.routes, p2p), addresses=addresses)
+    targets = default_targets(snap, "CloudflareWARP")
+    assert not any(t.address.startswith("192.0.2.") for t in targets)
+    assert targets  # the other LAN subnets still give theirs
+    assert diagnose(snap, Settings()).flows

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from meshpath.sim import NfPacket, Ruleset, netfilter_verdict, simulate_flow
 from meshpath.sim.flow import DELIVERED
 from meshpath.state import Route
@@ -80,3 +82,47 @@ def test_dnat_in_prerouting_changes_the_routed_destination() -> None:
     assert r.request.egress == "eth0"
     assert r.reply is not None and r.reply.left is not None
     assert (r.reply.left.src, r.reply.left.sport) == ("10.0.1.2", 8080)
+
+
+# -- values the model cannot compare with an IPv4 packet are "unknown" (issue 10, item 14) --
+def _set_with(*elements: Any) -> list[dict[str, Any]]:
+    items = nft_chain("forward", [[_match(SADDR, "@s"), {"drop": None}]])
+    items.append({"set": {"family": "inet", "table": "t", "name": "s", "elem": list(elements)}})
+    return items
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "2001:db8::1",  # an IPv6 element where an IPv4 one is compared
+        {"prefix": {"addr": "100.64.0.0", "len": 40}},  # no IPv4 prefix is that long
+        {"prefix": {"addr": "fd00::", "len": 8}},
+        {"range": ["100.64.0.1", 7]},
+        {"range": ["low", "high"]},
+    ],
+)
+def test_set_element_the_model_cannot_compare_is_unknown(element: Any) -> None:
+    assert _verdict(_set_with(element), _pkt()) == "unknown"
+
+
+def test_port_range_of_words_and_unhashable_ct_state_are_unknown_or_no_match() -> None:
+    dport = {"payload": {"protocol": "tcp", "field": "dport"}}
+    items = nft_chain(
+        "forward", [[_match(dport, {"set": [{"range": ["a", "b"]}]}), {"drop": None}]]
+    )
+    assert _verdict(items, _pkt()) == "unknown"
+    state = {"ct": {"key": "state"}}
+    items = nft_chain("forward", [[_match(state, [["new"], {"x": 1}]), {"drop": None}]])
+    assert _verdict(items, _pkt()) == "accept"  # neither element is a state name
+
+
+def test_dnat_to_a_name_is_unknown() -> None:
+    items = nft_chain("prerouting", [[{"dnat": {"addr": "backend"}}]], chain_type="nat")
+    assert _verdict(items, _pkt(), hook="prerouting") == "unknown"
+
+
+def test_chain_priority_by_name_orders_like_the_collector() -> None:
+    first = nft_chain("forward", [[{"drop": None}]], name="named")
+    first[0]["chain"]["prio"] = "raw"  # -300: runs before the numbered chain
+    items = first + nft_chain("forward", [[{"accept": None}]], priority=0, name="numbered")
+    assert _verdict(items, _pkt()) == "drop"
