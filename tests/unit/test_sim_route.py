@@ -291,3 +291,11 @@ def test_oif_without_route_still_refuses_a_loopback_source() -> None:
     assert (looped.outcome, looped.error) == (v.MARTIAN_SOURCE, "EINVAL")
     plain = route_get(snap, Packet(dst="20.3.2.6", src="10.0.1.2", oif="eth0"))
     assert (plain.outcome, plain.dev, plain.error) == (v.OUTPUT, "eth0", None)
+
+
+def test_ipv4_route_via_an_ipv6_gateway_is_followed() -> None:
+    # `ip route add 10.9.0.0/16 via inet6 fe80::1 dev eth0` (RFC 5549, BGP unnumbered): the
+    # snapshot holds it as it is; the nexthop check asked for an IPv4 address and failed.
+    route = Route(table=TABLE_MAIN, family=4, dst="10.9.0.0/16", gateway="fe80::1", dev="eth0")
+    decision = route_get(with_routes(broken_connector(), route), Packet(dst="10.9.1.1"))
+    assert decision.ok and (decision.dev, decision.gateway) == ("eth0", "fe80::1")

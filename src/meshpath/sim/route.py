@@ -396,6 +396,8 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
 
 
 def _resolves_local(fib: Fib, hit: Hit, gateway: str) -> bool:
+    if ":" in gateway:
+        return False  # an IPv6 nexthop of an IPv4 route (RFC 5549) is no local IPv4 address
     route = hit.route
     fl = Flow(ip_to_int(gateway), 0, iif=fib.loopback, oif=fib.ifindex.get(hit.dev or "", 0),
               scope=SCOPE_LINK)  # fmt: skip
