@@ -288,10 +288,14 @@ def catalogue(paths: dict[str, str], sandbox: Path) -> list[Case]:
         *_name_cases(paths, sandbox),
         *_value_cases(paths, sandbox),
     ]
+    shared = str(sandbox / "state")
     out = []
-    for case in base:
-        out.append(case)
-        out.append(Case(f"{case.id}+json", ("--json", *case.argv), case.stdin, case.may_succeed))
+    for n, case in enumerate(base):
+        for suffix, prefix in (("", ()), ("+json", ("--json",))):
+            # A state dir of its own: cases running side by side must not meet on its lock.
+            own = str(sandbox / "state" / f"{n}{suffix}")
+            argv = tuple(own if a == shared else a for a in (*prefix, *case.argv))
+            out.append(Case(case.id + suffix, argv, case.stdin, case.may_succeed))
     ids = [c.id for c in out]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return out
@@ -301,17 +305,21 @@ def _fix(sandbox: Path, *argv: str) -> tuple[str, ...]:
     return ("fix", *argv, "--root", str(sandbox / "root"), "--state-dir", str(sandbox / "state"))
 
 
+Argv = Callable[[str], tuple[str, ...]]
+GET: Final = ("route", "get", "10.0.1.50")
+FLOW: Final = ("flow", "10.0.1.50:3000")
+
+
 def _file_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
     good, cap = paths["good-snapshot"], paths["good-capture"]
-    snapshot_users: dict[str, Callable[[str], tuple[str, ...]]] = {
+    bgp = ("--mode", "bgp", "--peer", "10.0.1.1", "--asn", "65001")
+    snapshot_users: dict[str, Argv] = {
         "doctor": lambda f: ("doctor", "--snapshot", f),
         "fix-nat": lambda f: _fix(sandbox, "--mode", "nat", "--snapshot", f),
         "fix-route": lambda f: _fix(sandbox, "--mode", "route", "--snapshot", f),
-        "fix-bgp": lambda f: _fix(
-            sandbox, "--mode", "bgp", "--peer", "10.0.1.1", "--asn", "65001", "--snapshot", f
-        ),
-        "route-get": lambda f: ("route", "get", "10.0.1.50", "--snapshot", f),
-        "flow": lambda f: ("flow", "10.0.1.50:3000", "--snapshot", f),
+        "fix-bgp": lambda f: _fix(sandbox, *bgp, "--snapshot", f),
+        "route-get": lambda f: (*GET, "--snapshot", f),
+        "flow": lambda f: (*FLOW, "--snapshot", f),
         "snapshot-input": lambda f: ("snapshot", "--input", f),
         "trace-snapshot": lambda f: ("trace", cap, "--snapshot", f),
     }
@@ -324,10 +332,9 @@ def _file_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
     for kind in ("empty", "nul", "garbage-json", "devzero", "text-big-port"):
         yield Case(f"trace/stdin/{kind}", ("trace", "-"), stdin=paths[kind])
     for kind in CONFIG_FILES:
-        yield Case(f"ranges/--config/{kind}", ("--config", paths[kind], "ranges"))
-        yield Case(
-            f"doctor/--config/{kind}", ("--config", paths[kind], "doctor", "--snapshot", good)
-        )
+        config = ("--config", paths[kind])
+        yield Case(f"ranges/--config/{kind}", (*config, "ranges"))
+        yield Case(f"doctor/--config/{kind}", (*config, "doctor", "--snapshot", good))
     outputs = {
         "empty": "",
         "dir": paths["dir"],
@@ -336,9 +343,13 @@ def _file_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
     }
     for kind, out in outputs.items():
         yield Case(f"snapshot/-o/{kind}", ("snapshot", "--input", good, "-o", out))
-    # The journal is read by a plan (an interrupted fix?) and by verify without --mode. A
-    # plan only peeks there, so a state dir it cannot use may be passed over.
-    root = str(sandbox / "root")
+    yield from _state_dir_cases(paths, sandbox)
+
+
+def _state_dir_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
+    """The journal is read by a plan (an interrupted fix?) and by verify without --mode. A
+    plan only peeks there, so a state dir it cannot use may be passed over."""
+    good, root = paths["good-snapshot"], str(sandbox / "root")
     for kind in ("garbage-journal", "journal-dir-file", "good-snapshot", "symlink-loop", "devzero"):
         state = paths.get("state:" + kind) or paths[kind]
         plan = ("fix", "--mode", "nat", "--snapshot", good, "--root", root, "--state-dir", state)
@@ -348,33 +359,23 @@ def _file_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
 
 
 def _name_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
-    good, cap = paths["good-snapshot"], paths["good-capture"]
-    netns_users: dict[str, Callable[[str], tuple[str, ...]]] = {
+    snap, cap = ("--snapshot", paths["good-snapshot"]), paths["good-capture"]
+    dirs = ("--root", str(sandbox / "root"), "--state-dir", str(sandbox / "state"))
+    netns_users: dict[str, Argv] = {
         "snapshot": lambda n: ("snapshot", "--netns", n, "-o", str(sandbox / "out.json")),
         "doctor": lambda n: ("doctor", "--netns", n),
-        "route-get": lambda n: ("route", "get", "10.0.1.50", "--netns", n),
-        "flow": lambda n: ("flow", "10.0.1.50:3000", "--netns", n),
+        "route-get": lambda n: (*GET, "--netns", n),
+        "flow": lambda n: (*FLOW, "--netns", n),
         "fix-nat": lambda n: _fix(sandbox, "--mode", "nat", "--netns", n),
         "fix-rollback": lambda n: _fix(sandbox, "--rollback", "--netns", n),
-        "verify": lambda n: (
-            "verify",
-            "--mode",
-            "nat",
-            "--netns",
-            n,
-            "--root",
-            str(sandbox / "root"),
-            "--state-dir",
-            str(sandbox / "state"),
-        ),
+        "verify": lambda n: ("verify", "--mode", "nat", "--netns", n, *dirs),
         "trace-file": lambda n: ("trace", cap, "--netns", n),
         "trace-live": lambda n: ("trace", "--live", "--duration", "1", "--netns", n),
     }
-    names = {**NAMES, "nosuch": NO_NETNS}
     for user, argv in netns_users.items():
-        for kind, name in names.items():
+        for kind, name in {**NAMES, "nosuch": NO_NETNS}.items():
             yield Case(f"{user}/--netns/{kind}", argv(name))
-    lab_users: dict[str, Callable[[str], tuple[str, ...]]] = {
+    lab_users: dict[str, Argv] = {
         "lab-up": lambda i: ("lab", "up", "--instance", i),
         "lab-status": lambda i: ("lab", "status", "--instance", i),
         "lab-exec": lambda i: ("lab", "exec", "--instance", i, "conn", "--", "true"),
@@ -385,89 +386,54 @@ def _name_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
     for user, argv in lab_users.items():
         for kind, name in NAMES.items():
             yield Case(f"{user}/--instance/{kind}", argv(name))
-    devices: dict[str, Callable[[str], tuple[str, ...]]] = {
-        "fix-nat/--lan-if": lambda n: _fix(
-            sandbox, "--mode", "nat", "--snapshot", good, "--lan-if", n
-        ),
-        "flow/--tunnel": lambda n: ("flow", "10.0.1.50:3000", "--snapshot", good, "--tunnel", n),
-        "route-get/--iif": lambda n: ("route", "get", "10.0.1.50", "--snapshot", good, "--iif", n),
-        "verify/--lab-worker": lambda n: (
-            "verify",
-            "--mode",
-            "nat",
-            "--netns",
-            NO_NETNS,
-            "--lab-worker",
-            n,
-        ),
-    }
+    devices: dict[str, Argv] = {
+        "fix-nat/--lan-if": lambda n: _fix(sandbox, "--mode", "nat", *snap, "--lan-if", n),
+        "flow/--tunnel": lambda n: (*FLOW, *snap, "--tunnel", n),
+        "route-get/--iif": lambda n: (*GET, *snap, "--iif", n),
+        "verify/--lab-worker": lambda n: ("verify", "--mode", "nat", "--netns", NO_NETNS,
+                                          "--lab-worker", n),
+    }  # fmt: skip
     extra = {"loopback": "lo", "tunnel": "CloudflareWARP", "absent": "nosuch0"}
     for user, argv in devices.items():
         for kind, name in {**NAMES, **extra}.items():
             yield Case(f"{user}/{kind}", argv(name))
 
 
+# A sign, and for a float an exponent, is ordinary number syntax: taking it is as right.
+SIGNED: Final = frozenset({"plus"})
+FLOAT_SYNTAX: Final = frozenset({"plus", "exp"})
+
+
 def _value_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
-    good, cap = paths["good-snapshot"], paths["good-capture"]
+    snap, cap = ("--snapshot", paths["good-snapshot"]), paths["good-capture"]
     # FRR runs in the bgp snapshot: a bgp plan gets past "FRR not running" to the numbers.
     bgp = ("--mode", "bgp", "--peer", "10.0.1.1", "--asn", "65001", "--snapshot", paths["bgp"])
-    numbers: dict[str, Callable[[str], tuple[str, ...]]] = {
-        "route-get/--mark": lambda v: (
-            "route",
-            "get",
-            "10.0.1.50",
-            "--snapshot",
-            good,
-            "--mark",
-            v,
-        ),
-        "fix-bgp/--asn": lambda v: _fix(sandbox, *bgp, "--asn", v),
-        "fix-bgp/--peer-asn": lambda v: _fix(sandbox, *bgp, "--peer-asn", v),
-        "fix-bgp/--bgp-timeout": lambda v: _fix(sandbox, *bgp, "--bgp-timeout", v),
-        "trace-live/--duration": lambda v: (
-            "trace",
-            "--live",
-            "--netns",
-            NO_NETNS,
-            "--duration",
-            v,
-        ),
-        "trace/--max-flows": lambda v: ("trace", cap, "--max-flows", v),
-    }
-    for user, argv in numbers.items():
+    numbers: dict[str, tuple[Argv, frozenset[str]]] = {
+        "route-get/--mark": (lambda v: (*GET, *snap, "--mark", v), SIGNED),
+        "fix-bgp/--asn": (lambda v: _fix(sandbox, *bgp, "--asn", v), SIGNED),
+        "fix-bgp/--peer-asn": (lambda v: _fix(sandbox, *bgp, "--peer-asn", v), SIGNED),
+        "fix-bgp/--bgp-timeout": (lambda v: _fix(sandbox, *bgp, "--bgp-timeout", v), FLOAT_SYNTAX),
+        "trace-live/--duration": (lambda v: ("trace", "--live", "--netns", NO_NETNS,
+                                             "--duration", v), FLOAT_SYNTAX),
+        "trace/--max-flows": (lambda v: ("trace", cap, "--max-flows", v), SIGNED),
+    }  # fmt: skip
+    for user, (argv, fine) in numbers.items():
         for kind, value in NUMBERS.items():
-            yield Case(f"{user}/{kind}", argv(value))
-    targets: dict[str, Callable[[str], tuple[str, ...]]] = {
-        "doctor/--target": lambda t: ("doctor", "--snapshot", good, "--target", t),
-        "fix-nat/--target": lambda t: _fix(
-            sandbox, "--mode", "nat", "--snapshot", good, "--target", t
-        ),
+            yield Case(f"{user}/{kind}", argv(value), may_succeed=kind in fine)
+    targets: dict[str, Argv] = {
+        "doctor/--target": lambda t: ("doctor", *snap, "--target", t),
+        "fix-nat/--target": lambda t: _fix(sandbox, "--mode", "nat", *snap, "--target", t),
         "trace/--target": lambda t: ("trace", cap, "--target", t),
-        "flow/TARGET": lambda t: ("flow", t, "--snapshot", good),
+        "flow/TARGET": lambda t: ("flow", t, *snap),
     }
     for user, argv in targets.items():
         for kind, target in TARGETS.items():
             yield Case(f"{user}/{kind}", argv(target))
-    addresses: dict[str, Callable[[str], tuple[str, ...]]] = {
-        "doctor/--worker-ip": lambda a: ("doctor", "--snapshot", good, "--worker-ip", a),
-        "flow/--worker-ip": lambda a: (
-            "flow",
-            "10.0.1.50:3000",
-            "--snapshot",
-            good,
-            "--worker-ip",
-            a,
-        ),
-        "route-get/DST": lambda a: ("route", "get", a, "--snapshot", good),
-        "route-get/--from": lambda a: (
-            "route",
-            "get",
-            "10.0.1.50",
-            "--snapshot",
-            good,
-            "--from",
-            a,
-        ),
+    addresses: dict[str, Argv] = {
+        "doctor/--worker-ip": lambda a: ("doctor", *snap, "--worker-ip", a),
+        "flow/--worker-ip": lambda a: (*FLOW, *snap, "--worker-ip", a),
+        "route-get/DST": lambda a: ("route", "get", a, *snap),
+        "route-get/--from": lambda a: (*GET, *snap, "--from", a),
         "fix-bgp/--peer": lambda a: _fix(sandbox, *bgp, "--peer", a),
         "verify/--peer": lambda a: ("verify", "--mode", "bgp", "--netns", NO_NETNS, "--peer", a),
     }
@@ -476,9 +442,9 @@ def _value_cases(paths: dict[str, str], sandbox: Path) -> Iterator[Case]:
             yield Case(f"{user}/{kind}", argv(address))
     for kind, value in RANGES.items():
         yield Case(f"ranges/--range/{kind}", ("--range", value, "ranges"))
-        yield Case(f"doctor/--range/{kind}", ("--range", value, "doctor", "--snapshot", good))
+        yield Case(f"doctor/--range/{kind}", ("--range", value, "doctor", *snap))
     for kind, mode in MODES.items():
-        yield Case(f"fix/--mode/{kind}", _fix(sandbox, "--mode", mode, "--snapshot", good))
+        yield Case(f"fix/--mode/{kind}", _fix(sandbox, "--mode", mode, *snap))
         yield Case(f"verify/--mode/{kind}", ("verify", "--mode", mode, "--netns", NO_NETNS))
 
 
