@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables frr tcpdump python3 python3-venv python3-pip make
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system venv test lint typecheck unit root-tests demo bench clean
+.PHONY: setup system venv test lint typecheck unit root-tests demo bench clean dist
 
 setup: system venv
 
@@ -49,5 +49,9 @@ SIZES ?= 10000,100000,1000000
 bench: setup
 	$(PY) bench/collect.py --sizes $(SIZES)
 
+# A wheel of this checkout in ./dist (offline: the venv's setuptools); `pipx install dist/*.whl`.
+dist: venv
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

@@ -54,7 +54,9 @@ def doctor(
         runner = SubprocessRunner(netns=netns)
         live = partial(cross_check, runner)
     report = diagnose(snap, actx.settings, targets, worker_ip, kernel_check=live)
-    actx.emit(report.as_dict(), format_report(report, where=netns or snap.hostname))
+    actx.emit(
+        report.as_dict(), format_report(report, where=netns or snap.hostname), schema="doctor"
+    )
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
 

@@ -334,7 +334,7 @@ def _emit_plan(
             "interrupted": interrupted.seq if interrupted else None,
             "prediction": forecast,
         }
-        actx.emit(data)
+        actx.emit(data, schema="fix-plan")
         return
     actx.console.print(format_plan(plan, interrupted))
     if forecast:
@@ -376,7 +376,7 @@ def _emit_result(
         data: dict[str, Any] = {"result": result.to_dict()}
         if plan is not None:
             data["plan"] = plan_dict(plan)
-        actx.emit(data)
+        actx.emit(data, schema="fix-result")
         return code
     if result.status == "nothing-to-do":
         what = "no applied meshpath fix to roll back" if rollback else "the fix is already in place"
@@ -421,7 +421,7 @@ def verify_cmd(
         "expect": msgspec.to_builtins(expect),
         "checks": [c.to_dict() for c in checks],
     }
-    actx.emit(data, format_checks(checks, ok))
+    actx.emit(data, format_checks(checks, ok), schema="verify")
     return 0 if ok else 1
 
 

@@ -68,7 +68,7 @@ def up(
             raise
         lab.detach()
     status = lab.status()
-    actx.emit(status, format_status([status]))
+    actx.emit(status, format_status([status]), schema="lab-up")
 
 
 @lab_app.command("status")
@@ -77,20 +77,37 @@ def status(ctx: typer.Context, instance: Instance = None) -> None:
     actx = app_context(ctx)
     names = [instance] if instance else sorted(known_instances(RUN_ROOT))
     found = [Lab(n).status() for n in names if read_state(RUN_ROOT, n) is not None]
-    actx.emit({"labs": found}, format_status(found))
+    actx.emit({"labs": found}, format_status(found), schema="lab-status")
 
 
 @lab_app.command("exec")
 def exec_(
+    ctx: typer.Context,
     node: Annotated[str, typer.Argument(help="edge, conn, router, svc, ts or lan.")],
     command: Annotated[list[str], typer.Argument(help="The command (after --).")],
     instance: Instance = None,
 ) -> None:
-    """Run a command inside a lab node: `meshpath lab exec conn -- ip route`."""
+    """Run a command inside a lab node: `meshpath lab exec conn -- ip route`.
+
+    With --json the command's output is captured and returned with its exit status.
+    """
+    actx = app_context(ctx)
     preflight()
     lab = Lab.attach(instance)
-    rc = subprocess.call(netns_argv(lab.ns(node), command))  # noqa: S603 - argv list
-    raise typer.Exit(rc)
+    argv = netns_argv(lab.ns(node), command)
+    if not actx.json_output:
+        raise typer.Exit(subprocess.call(argv))  # noqa: S603 - argv list
+    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
+    data = {
+        "node": node,
+        "namespace": lab.ns(node),
+        "argv": list(command),
+        "returncode": done.returncode,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+    }
+    actx.emit(data, schema="lab-exec")
+    raise typer.Exit(done.returncode)
 
 
 @lab_app.command("run")
@@ -110,7 +127,7 @@ def run(
     with terminate_as_interrupt(), actx.console.status("running lab scenarios"):
         results = run_many(names, instance, show)
     if actx.json_output:
-        actx.emit([r.to_dict() for r in results])
+        actx.emit({"results": [r.to_dict() for r in results]}, schema="lab-run")
     else:
         actx.console.print(format_summary(results))
     if not all(r.passed for r in results):
@@ -127,7 +144,11 @@ def down(ctx: typer.Context, instance: Instance = None) -> None:
         remove_lab(instance)
         removed.append(instance)
     removed += clean_leftovers(everything=instance is None)
-    actx.emit({"removed": removed}, Text(f"removed: {', '.join(removed) or 'nothing'}"))
+    actx.emit(
+        {"removed": removed},
+        Text(f"removed: {', '.join(removed) or 'nothing'}"),
+        schema="lab-down",
+    )
 
 
 @lab_app.command("demo")
@@ -144,7 +165,8 @@ def demo(ctx: typer.Context, instance: Instance = None) -> None:
     data = [
         {"title": s.title, "ok": s.ok, "lines": list(s.lines), "seconds": s.seconds} for s in steps
     ]
-    actx.emit({"steps": data}, Text("lab torn down; every step checked", style="bold green"))
+    done = Text("lab torn down; every step checked", style="bold green")
+    actx.emit({"steps": data}, done, schema="lab-demo")
     if not all(s.ok for s in steps):
         raise typer.Exit(1)
 

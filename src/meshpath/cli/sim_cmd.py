@@ -80,7 +80,7 @@ def route_get_cmd(
     actx = app_context(ctx)
     packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
     decision = route_get(load_snapshot(snapshot, netns), packet)
-    actx.emit(msgspec.to_builtins(decision), format_decision(decision))
+    actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
 
 
 def ip_route_line(d: Decision) -> str:
@@ -158,8 +158,8 @@ def flow(
     snap = load_snapshot(snapshot, netns)
     tun = tunnel or actx.settings.tunnel_interface
     results = [simulate_flow(snap, worker, host, port, tunnel=tun) for host, port in parsed]
-    data: list[Any] = [msgspec.to_builtins(r) for r in results]
-    actx.emit(data, Group(*(format_flow(r) for r in results)))
+    data = {"flows": [msgspec.to_builtins(r) for r in results]}
+    actx.emit(data, Group(*(format_flow(r) for r in results)), schema="flow")
     if any(r.outcome != DELIVERED for r in results):
         raise typer.Exit(EXIT_FINDINGS)
 

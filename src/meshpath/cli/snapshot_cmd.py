@@ -50,7 +50,7 @@ def snapshot(
         return
     actx.console.print(format_summary(snap))
     if output is not None:
-        actx.console.print(f"saved to {output}")
+        actx.say(f"saved to {output}")
 
 
 def format_summary(snap: Snapshot) -> Table:

@@ -112,4 +112,4 @@ def _live(
 def _emit(actx: AppContext, report: TraceReport) -> None:
     ranges = actx.settings.ranges
     ranges_text = ", ".join(str(net) for net in ranges.source_ranges())
-    actx.emit(report_data(report, ranges_text), format_report(report, ranges_text))
+    actx.emit(report_data(report, ranges_text), format_report(report, ranges_text), schema="trace")
