@@ -190,7 +190,6 @@ def _applier(
         checks[LAB_CHECK] = lambda: trip(expect)
     if expect is not None:
         post = _post_check(runner, netns, expect, trip)
-    say = (lambda _m: None) if actx.json_output else (lambda m: actx.console.print(m, markup=False))
     return Applier(
         runner=runner,
         state_dir=states,
@@ -198,7 +197,7 @@ def _applier(
         netns=netns,
         checks=checks,
         post_check=post,
-        on_event=say,
+        on_event=actx.say,  # progress lines (waiting for BGP, ...); none with --json or -q
     )
 
 

@@ -38,11 +38,12 @@ def snapshot(
     actx = app_context(ctx)
     if input_file is not None and netns is not None:
         raise BadInputError("--input and --netns exclude each other: a saved snapshot was taken")
-    snap = (
-        codec.load(input_file)
-        if input_file is not None
-        else collect_snapshot(netns=netns, frr_vty_dir=frr_vty_dir)
-    )
+    with actx.progress("collecting links, addresses, routes, rules, nftables, FRR"):
+        snap = (
+            codec.load(input_file)
+            if input_file is not None
+            else collect_snapshot(netns=netns, frr_vty_dir=frr_vty_dir)
+        )
     if output is not None:
         codec.save(snap, output)
     if actx.json_output:
