@@ -167,9 +167,19 @@ def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
         except BaseException:
             _unlink_quietly(dfd, tmp)
             raise
-        os.fsync(dfd)
+        _fsync_dir(dfd)
     finally:
         os.close(dfd)
+
+
+def _fsync_dir(dfd: int) -> None:
+    """Make the rename durable; a filesystem that cannot fsync a directory says EINVAL,
+    and the file itself is already written and renamed by then."""
+    try:
+        os.fsync(dfd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
 
 
 def _check_target_name(path: Path) -> None:

@@ -108,6 +108,7 @@ def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list
 
     Labs owned by a live process (another test run, ``lab run``) are never touched.
     """
+    check_run_root(run_root)  # a linked or foreign run root is an error, not "no labs"
     instances = {i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None}
     instances |= known_instances(run_root)
     removed = []

@@ -139,8 +139,12 @@ def is_stale(state: LabState | None) -> bool:
 
 
 def known_instances(run_root: Path) -> set[str]:
-    """Instances with a state file: only valid ids of real directories in the run root."""
-    if not check_run_root(run_root):
+    """Instances with a state file: only valid ids of real directories in the run root.
+
+    Only reads, so it does not insist on the run root's owner (``lab status`` works for
+    any user); whatever removes checks the run root first (:func:`check_run_root`).
+    """
+    if run_root.is_symlink() or not run_root.is_dir():
         return set()
     return {
         p.name
