@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from meshpath.errors import ConfigError
+from meshpath.fsafe import read_bounded
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges, parse_override_flag
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/meshpath/meshpath.toml")
 DEFAULT_TUNNEL: Final = "CloudflareWARP"
+CONFIG_LIMIT: Final = 4 << 20  # a real config is a few hundred bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +59,14 @@ def load_settings(path: Path | None, range_flags: Sequence[str] = ()) -> Setting
 
 def _read_toml(path: Path) -> Mapping[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = read_bounded(path, CONFIG_LIMIT)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from exc
+    try:
+        return tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 

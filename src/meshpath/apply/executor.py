@@ -33,6 +33,7 @@ from meshpath.fix.model import (
     WaitBgp,
     WriteFile,
 )
+from meshpath.fsafe import atomic_write, ensure_dir
 from meshpath.runner import Runner
 
 # Fault injection for tests: SIGKILL this process right after step N (1-based) is done.
@@ -191,8 +192,11 @@ class Applier:
     # -- actions --------------------------------------------------------------------
     def _scratch(self, seq: int, name: str, text: str) -> Path:
         path = self.state_dir / "work" / f"{seq:06d}-{name}"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(text)
+        try:  # never through a planted symlink, never into a linked work dir
+            ensure_dir(path.parent, 0o700)
+            atomic_write(path, text.encode(), mode=0o600)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {path}: {exc.strerror}") from exc
         return path
 
     def _preflight(self, action: Action, seq: int) -> None:

@@ -24,6 +24,7 @@ import msgspec
 
 from meshpath.errors import EnvironmentProblem
 from meshpath.fix.model import Plan
+from meshpath.fsafe import atomic_write, ensure_dir, open_regular
 
 DEFAULT_STATE_DIR: Final = Path("/var/lib/meshpath")
 StepState = Literal["pending", "running", "done", "undone", "failed"]
@@ -97,13 +98,8 @@ def path_of(state_dir: Path, journal: Journal) -> Path:
 def write(state_dir: Path, journal: Journal) -> Path:
     """Write atomically (temp file, fsync, rename): a kill never leaves half a journal."""
     path = path_of(state_dir, journal)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(msgspec.json.format(msgspec.json.encode(journal), indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    ensure_dir(path.parent, 0o700)
+    atomic_write(path, msgspec.json.format(msgspec.json.encode(journal), indent=2), mode=0o600)
     return path
 
 
@@ -142,7 +138,10 @@ def locked(state_dir: Path) -> Iterator[Path]:
     """Hold ``STATE/lock`` exclusively for the block; LockHeld (exit 3) if taken."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / "lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:  # never through a symlink, never a device or FIFO: the lock is truncated below
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT, create_mode=0o600, follow=False)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot open the lock {path}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

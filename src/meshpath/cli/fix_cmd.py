@@ -18,6 +18,7 @@ from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
 from meshpath.checks.targets import parse_target
 from meshpath.cli.context import AppContext, app_context
+from meshpath.cli.lab_cmd import instance_option
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.errors import BadInputError, MeshpathError, PrivilegeError
@@ -41,7 +42,11 @@ StateOpt = Annotated[
 ]
 LabOpt = Annotated[
     str | None,
-    typer.Option("--lab-worker", help="Lab instance: also check a Worker round trip."),
+    typer.Option(
+        "--lab-worker",
+        callback=instance_option,
+        help="Lab instance: also check a Worker round trip.",
+    ),
 ]
 
 

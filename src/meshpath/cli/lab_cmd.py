@@ -26,14 +26,28 @@ from meshpath.lab import (
 from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
 from meshpath.lab.state import RUN_ROOT, known_instances, read_state
+from meshpath.lab.topology import check_instance
 from meshpath.runner import netns_argv
 
 lab_app = typer.Typer(
     help="A network-namespace lab of the whole Worker -> Mesh -> Connector -> LAN path.",
     no_args_is_help=True,
 )
+
+
+def instance_option(value: str | None) -> str | None:
+    """Validate --instance as it is parsed: a bad id is exit 2 before anything runs."""
+    return None if value is None else check_instance(value)
+
+
 Instance = Annotated[
-    str | None, typer.Option("--instance", "-i", help="Lab instance id (default: the only one).")
+    str | None,
+    typer.Option(
+        "--instance",
+        "-i",
+        callback=instance_option,
+        help="Lab instance id (default: the only one).",
+    ),
 ]
 
 
@@ -56,7 +70,7 @@ def up(
     actx = app_context(ctx)
     scn = get_scenario(scenario)
     with terminate_as_interrupt():
-        lab = Lab.create(instance)
+        lab = Lab.create(instance, run_root=RUN_ROOT)
         try:
             with actx.console.status(f"bringing up lab {lab.instance} ({scn.name})"):
                 lab.setup(scn)
@@ -75,8 +89,8 @@ def up(
 def status(ctx: typer.Context, instance: Instance = None) -> None:
     """Show running labs: namespaces, their processes, scenario and fix."""
     actx = app_context(ctx)
-    names = [instance] if instance else sorted(known_instances(RUN_ROOT))
-    found = [Lab(n).status() for n in names if read_state(RUN_ROOT, n) is not None]
+    names = [instance] if instance is not None else sorted(known_instances(RUN_ROOT))
+    found = [Lab(n, RUN_ROOT).status() for n in names if read_state(RUN_ROOT, n) is not None]
     actx.emit({"labs": found}, format_status(found), schema="lab-status")
 
 
@@ -93,7 +107,7 @@ def exec_(
     """
     actx = app_context(ctx)
     preflight()
-    lab = Lab.attach(instance)
+    lab = Lab.attach(instance, run_root=RUN_ROOT)
     argv = netns_argv(lab.ns(node), command)
     if not actx.json_output:
         raise typer.Exit(subprocess.call(argv))  # noqa: S603 - argv list
@@ -140,10 +154,10 @@ def down(ctx: typer.Context, instance: Instance = None) -> None:
     actx = app_context(ctx)
     preflight()
     removed = []
-    if instance:
-        remove_lab(instance)
+    if instance is not None:
+        remove_lab(instance, RUN_ROOT)
         removed.append(instance)
-    removed += clean_leftovers(everything=instance is None)
+    removed += clean_leftovers(RUN_ROOT, everything=instance is None)
     actx.emit(
         {"removed": removed},
         Text(f"removed: {', '.join(removed) or 'nothing'}"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -14,6 +13,7 @@ import typer
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect.netns import netns_path
 from meshpath.errors import EXIT_FINDINGS, BadInputError
+from meshpath.fsafe import remove_inside
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
 from meshpath.trace.analyse import parse_target
@@ -106,7 +106,7 @@ def _live(
         capture(SubprocessRunner(netns=netns), path, duration, goal)
         return read(path)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_inside(workdir.parent, workdir.name)
 
 
 def _emit(actx: AppContext, report: TraceReport) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -19,6 +18,7 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
+from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
 from meshpath.lab import frr, topology, warp
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
@@ -34,18 +34,21 @@ from meshpath.lab.procs import (
 from meshpath.lab.scenarios import Scenario, WorkerResult, get_scenario
 from meshpath.lab.state import (
     RUN_ROOT,
+    LabRootError,
     LabState,
+    check_run_root,
     is_stale,
     known_instances,
     new_state,
     pid_alive,
     read_state,
+    run_dir,
     write_state,
 )
+from meshpath.lab.topology import check_instance
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
 
 T = TypeVar("T")
-_INSTANCE = re.compile(r"^[a-z0-9]{1,8}$")
 REQUIRED_TOOLS = ("ip", "nft", "tcpdump", "sysctl", "vtysh")
 FRR_BINARIES = tuple(f"/usr/lib/frr/{d}" for d in frr.DAEMONS)
 
@@ -64,12 +67,6 @@ def preflight() -> None:
         raise MissingToolError("/dev/net/tun", "the kernel's tun driver is needed")
 
 
-def check_instance(instance: str) -> str:
-    if not _INSTANCE.match(instance):
-        raise BadInputError(f"lab instance {instance!r} must be 1-8 characters of [a-z0-9]")
-    return instance
-
-
 @dataclass(frozen=True, slots=True)
 class CaptureResult(Generic[T]):
     """A capture taken around a call: parsed TCP packets, tcpdump's text, the pcap file."""
@@ -81,11 +78,29 @@ class CaptureResult(Generic[T]):
 
 
 def remove_lab(instance: str, run_root: Path = RUN_ROOT) -> None:
-    """Kill every process in lab ``instance``'s namespaces, delete them, drop its run dir."""
+    """Kill every process in lab ``instance``'s namespaces, delete them, drop its run dir.
+
+    ``instance`` must be a valid id (BadInputError otherwise, before anything happens);
+    only ``run_root/instance`` is removed, never through a symlink (LabRootError).
+    """
+    check_instance(instance)
     namespaces = lab_namespaces(instance)
     kill_in_namespaces(namespaces)
     delete_namespaces(namespaces)
-    shutil.rmtree(run_root / instance, ignore_errors=True)
+    remove_run_dir(run_root, instance)
+
+
+def remove_run_dir(run_root: Path, instance: str, keep: tuple[str, ...] | None = None) -> None:
+    """Remove lab ``instance``'s run dir (or, with ``keep``, every entry but those)."""
+    try:
+        if not check_run_root(run_root):
+            return
+        if keep is None:
+            remove_inside(run_root, check_instance(instance))
+        else:
+            clear_inside(run_root, check_instance(instance), keep=keep)
+    except OSError as exc:
+        raise LabRootError(f"lab: not removing {exc.filename}: {exc.strerror}") from exc
 
 
 def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list[str]:
@@ -93,6 +108,7 @@ def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list
 
     Labs owned by a live process (another test run, ``lab run``) are never touched.
     """
+    check_run_root(run_root)  # a linked or foreign run root is an error, not "no labs"
     instances = {i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None}
     instances |= known_instances(run_root)
     removed = []
@@ -127,13 +143,15 @@ class Lab:
 
         Checks root and tools first and removes leftovers of killed runs.
         """
+        if instance is not None:
+            check_instance(instance)  # bad input first, before any environment check
         preflight()
         clean_leftovers(run_root)
-        name = check_instance(instance) if instance else _free_instance(run_root)
+        name = instance if instance is not None else _free_instance(run_root)
         owner = (read_state(run_root, name) or new_state(run_root, name, None)).owner_pid
         if owner is not None and owner != os.getpid() and pid_alive(owner):
             raise BadInputError(f"lab instance {name!r} is in use by pid {owner}")
-        if lab_namespaces(name) or (run_root / name).exists():
+        if lab_namespaces(name) or os.path.lexists(run_root / name):
             remove_lab(name, run_root)
         lab = cls(name, run_root)
         lab._save(new_state(run_root, name, os.getpid()))
@@ -148,7 +166,7 @@ class Lab:
                 what = "no lab is running" if not found else f"several labs: {', '.join(found)}"
                 raise BadInputError(f"{what}; pass --instance (start one with 'meshpath lab up')")
             instance = found[0]
-        if read_state(run_root, instance) is None:
+        if read_state(run_root, check_instance(instance)) is None:
             raise BadInputError(f"no lab instance {instance!r} (see 'meshpath lab status')")
         lab = cls(instance, run_root)
         name = lab._state.scenario
@@ -177,24 +195,20 @@ class Lab:
     def down(self) -> None:
         """Stop every process, delete every namespace and the run dir. Idempotent."""
         self._clear()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        remove_run_dir(self.run_root, self.instance)
 
     def _clear(self) -> None:
         """Stop processes, delete namespaces and every run file except the state file
         (which keeps the lab marked as owned while it is rebuilt)."""
-        namespaces = sorted(set(self._state.namespaces) | set(lab_namespaces(self.instance)))
+        # The state file lists namespaces; only this lab's own names count (a state file
+        # is data: a name in it must never become a path outside the lab).
+        recorded = {n for n in self._state.namespaces if topology.instance_of(n) == self.instance}
+        namespaces = sorted(recorded | set(lab_namespaces(self.instance)))
         kill_in_namespaces(namespaces, self._children)
         delete_namespaces(namespaces)
         self._children.clear()
         self._named.clear()
-        if self.run_dir.is_dir():
-            for entry in self.run_dir.iterdir():
-                if entry.name == "state.json":
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        remove_run_dir(self.run_root, self.instance, keep=("state.json",))
 
     def state(self) -> LabState:
         return self._state
@@ -238,8 +252,7 @@ class Lab:
         """Build the lab for ``scenario`` from scratch (an existing build is torn down)."""
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self._clear()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir.chmod(0o755)
+        run_dir(self.run_root, self.instance)
         nodes = topology.nodes_for(scn.tailnet)
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
@@ -337,13 +350,11 @@ class Lab:
     def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
         """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""
         d = self._frr_dir(node)
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.chown(d, "frr", "frr")
-        d.chmod(0o755)
+        # The dir belongs to the frr user: never follow a link planted in it (as root).
+        ensure_dir(d, 0o755, owner=("frr", "frr"))
         for daemon, text in frr.render_all(cfg, str(d / "frr.log")).items():
             conf = d / f"{daemon}.conf"
-            conf.write_text(text)
-            conf.chmod(0o644)
+            atomic_write(conf, text.encode(), mode=0o644)
             self.check_frr_config(node, daemon, conf)
             self.exec(node, frr.daemon_argv(daemon, str(conf), str(d)), check=True)
         wait_for(f"FRR in {node}", lambda: self._frr_answers(node), 10.0)

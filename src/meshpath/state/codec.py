@@ -7,11 +7,17 @@ gets a clear "upgrade meshpath" error instead of a confusing field error.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from meshpath.errors import BadInputError, SnapshotError
+from meshpath.fsafe import atomic_write, read_bounded
 from meshpath.state.model import SCHEMA_VERSION, Snapshot
+
+# A snapshot of a host with 1M routes is ~305 MiB as `snapshot -o` writes it (measured,
+# pretty-printed); 1 GiB leaves room for a full IPv4+IPv6 table and stops /dev/zero.
+SNAPSHOT_LIMIT: Final = 1 << 30
 
 
 class _Version(msgspec.Struct):
@@ -50,22 +56,19 @@ def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
 
 
 def load(path: Path) -> Snapshot:
-    """Read a snapshot file."""
+    """Read a snapshot file (a regular file of at most SNAPSHOT_LIMIT bytes)."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, SNAPSHOT_LIMIT)
     except OSError as exc:
         raise SnapshotError(f"snapshot {path}: cannot read ({exc.strerror})") from exc
     return loads(data, source=f"snapshot {path}")
 
 
 def save(snapshot: Snapshot, path: Path) -> None:
-    """Write a snapshot atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a snapshot atomically; a symlink, device, FIFO or directory is refused."""
     try:
-        tmp.write_bytes(dumps(snapshot, indent=2) + b"\n")
-        tmp.replace(path)
+        atomic_write(path, dumps(snapshot, indent=2) + b"\n")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BadInputError(f"cannot write snapshot {path}: {exc.strerror}") from exc
 
 
