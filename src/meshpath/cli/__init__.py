@@ -25,6 +25,7 @@ from meshpath.cli import (
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    worker_cmd,
 )
 from meshpath.cli.context import AppContext, error_console
 from meshpath.config import load_settings
@@ -69,7 +70,8 @@ def _root(
     ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd):
+_COMMANDS = (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd, worker_cmd)
+for _module in _COMMANDS:
     _module.register(app)
 
 
