@@ -19,6 +19,7 @@ import typer
 from meshpath import __version__
 from meshpath.cli import (
     doctor_cmd,
+    explain_cmd,
     fix_cmd,
     lab_cmd,
     ranges_cmd,
@@ -70,7 +71,17 @@ def _root(
     ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
 
 
-_COMMANDS = (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd, worker_cmd)
+_COMMANDS = (
+    snapshot_cmd,
+    ranges_cmd,
+    lab_cmd,
+    trace_cmd,
+    sim_cmd,
+    doctor_cmd,
+    fix_cmd,
+    worker_cmd,
+    explain_cmd,
+)
 for _module in _COMMANDS:
     _module.register(app)
 
