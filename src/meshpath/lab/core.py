@@ -8,6 +8,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
-from meshpath.lab import frr, topology, warp
+from meshpath.lab import client, frr, topology, warp
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
     LabTimeout,
@@ -42,6 +44,8 @@ from meshpath.lab.state import (
     read_state,
     write_state,
 )
+from meshpath.lab.worker.app import LAB_APP, WorkerApp, start_edge, worker_log_lines
+from meshpath.lab.worker.runtime import find_workerd
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
 
 T = TypeVar("T")
@@ -62,6 +66,7 @@ def preflight() -> None:
             raise MissingToolError(binary, "install FRR (apt-get install frr)")
     if not os.path.exists("/dev/net/tun"):
         raise MissingToolError("/dev/net/tun", "the kernel's tun driver is needed")
+    find_workerd()
 
 
 def check_instance(instance: str) -> str:
@@ -114,8 +119,11 @@ class Lab:
         self.run_dir = run_root / instance
         self.runner = SubprocessRunner()
         self.scenario: Scenario | None = None
-        # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
+        # How long Mesh waits for a SYN-ACK before the Worker sees "handshake timeout".
         self.connect_timeout = 2.5
+        self.response_timeout = 5.0  # ... and for the response, once connected
+        # The Worker workerd runs: the lab's own, or a user's (`lab up --worker DIR`).
+        self.worker_app: WorkerApp = LAB_APP
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -302,11 +310,7 @@ class Lab:
             "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
         )
         ready.append(svc_ready)
-        worker_ready = self.run_dir / "worker.ready"
-        argv = [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
-        argv += ["--connect-timeout", str(self.connect_timeout)]
-        self._spawn("worker", "edge", argv)
-        ready.append(worker_ready)
+        ready.append(start_edge(self, "mesh-edge", "worker"))
         if scn.tailnet:
             ts_ready = self.run_dir / "tailnet.ready"
             argv = [*py, "meshpath.lab.service", "--bind", topology.TAILNET_NODE, "--name", "ts"]
@@ -316,6 +320,19 @@ class Lab:
         for path in ready:
             wait_for(path.stem, self._ready_probe(path), 10.0)
         self._raise_if_died()
+        wait_for("workerd", self._worker_answers, 10.0)
+        self._raise_if_died()
+
+    def _worker_answers(self) -> bool:
+        """workerd accepts connections on the Worker's address in edge (or has died)."""
+        if self._any_died():
+            return True
+        with inside_netns(self.ns("edge")):
+            try:
+                socket.create_connection(topology.WORKER_LISTEN, timeout=0.2).close()
+            except OSError:
+                return False
+        return True
 
     def _ready_probe(self, path: Path) -> Callable[[], bool]:
         return lambda: path.exists() or self._any_died()
@@ -403,20 +420,19 @@ class Lab:
 
     # -- observing --------------------------------------------------------------------
     def worker_call(self, path: str = "/mesh/", timeout: float = 15.0) -> WorkerResult:
-        """Call the Worker emulator (inside edge) like ``curl https://<worker>/<path>``."""
+        """Call the Worker in workerd (inside edge) like ``curl https://<worker>/<path>``."""
         host, port = topology.WORKER_LISTEN
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", f"http://{host}:{port}{path}"]
-        done = self.exec(
-            "edge", [*argv, "--timeout", str(timeout)], check=True, timeout=timeout + 5
-        )
-        data = json.loads(done.stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+        return self.http_get("edge", f"http://{host}:{port}{path}", timeout)
 
     def http_get(self, node: str, url: str, timeout: float = 5.0) -> WorkerResult:
         """An HTTP GET from inside ``node`` (any URL); same shape as :meth:`worker_call`."""
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", url, "--timeout", str(timeout)]
-        data = json.loads(self.exec(node, argv, check=True, timeout=timeout + 5).stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+        with inside_netns(self.ns(node)):
+            status, body = client.get(url, timeout)
+        return WorkerResult(status, body, _client_of(body))
+
+    def worker_log(self) -> list[str]:
+        """workerd's log of the Worker, like ``wrangler tail``: ``handler failed: ...``."""
+        return worker_log_lines(self.run_dir)
 
     def service_log(self) -> list[dict[str, Any]]:
         """One entry per request the service received: client, port, path, time."""

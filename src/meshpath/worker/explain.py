@@ -4,9 +4,10 @@ A Workers developer sees one line in ``wrangler tail`` (``handler failed: Error:
 timeout``) and nothing about the network. Each entry here names the layer that failed,
 what it means on the wire, and the exact commands to run on the connector. Sources:
 
-* the lab's Mesh binding (:mod:`meshpath.lab.workerd`), which throws the errors a
-  ``vpc_networks`` binding throws when the TCP handshake does not complete, is refused,
-  reset, or answered with an ICMP error; its messages are held to this catalogue by test;
+* the lab's Mesh (:mod:`meshpath.lab.meshedge` behind the workerd binding), which makes
+  ``env.MESH.fetch`` throw when the TCP handshake does not complete, is refused, reset,
+  answered with an ICMP error, or no response comes; its messages are held to this
+  catalogue by tests (unit, and a lab test that provokes each one);
 * Cloudflare's Workers VPC troubleshooting page
   (developers.cloudflare.com/workers-vpc/reference/troubleshooting/): the error codes
   ``connection_refused``, ``connection_terminated``, ``connection_timeout``,
@@ -103,6 +104,21 @@ CATALOGUE: Final[tuple[Explanation, ...]] = (
             "journalctl -u <service> --since -10min   # on the service host",
         ),
         f"lab binding; Cloudflare: connection_terminated ({TROUBLESHOOTING})",
+    ),
+    Explanation(
+        "response timeout",
+        (),
+        "after the handshake: the service, or the path's MTU",
+        "The TCP handshake completed through Mesh, the request was sent, and no response "
+        "came back in time. Either the service hangs, or small packets pass and large ones "
+        "do not: a response bigger than the tunnel's MTU (1280) is dropped when the LAN "
+        "side does not clamp TCP's MSS (a black hole for full-size segments).",
+        (
+            "sudo meshpath doctor --target IP:PORT   # MP180: MTU and MSS clamping",
+            "sudo meshpath trace --live --duration 10 --target IP:PORT   # data after the SYN-ACK?",
+            "curl -m 5 http://IP:PORT/   # from the connector: does the service answer at all?",
+        ),
+        "lab binding",
     ),
     Explanation(
         "no route to host",
