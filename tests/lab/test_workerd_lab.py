@@ -18,7 +18,7 @@ import pytest
 from meshpath.collect.netns import inside_netns
 from meshpath.lab import Lab, topology
 from meshpath.lab.meshedge import MESSAGES
-from meshpath.lab.worker.app import LAB_APP, WorkerApp
+from meshpath.lab.worker.app import WorkerApp
 from meshpath.lab.worker.capnp import WorkerSpec
 from meshpath.lab.worker.runtime import find_workerd, serve_argv
 from meshpath.worker.explain import explain
@@ -51,12 +51,12 @@ REJECTS = (
 
 
 def call(lab: Lab, path: str, to: str, timeout: float = 15.0) -> tuple[int, str]:
-    r = lab.worker_call(f"{path}?to={quote(to, safe='')}", timeout=timeout)
+    r = lab.worker_call(f"{path}?to={quote(to, safe='')}", timeout=timeout, user=True)
     return r.status, r.body
 
 
 def test_the_lab_worker_in_workerd_throws_handshake_timeout(lab: Lab) -> None:
-    lab.worker_app = LAB_APP
+    lab.user_worker = None
     lab.connect_timeout = 1.5
     lab.setup("broken")
     assert lab.worker_call("/health").body == "ok"  # never touches Mesh
@@ -69,7 +69,7 @@ def test_the_lab_worker_in_workerd_throws_handshake_timeout(lab: Lab) -> None:
 
 
 def test_each_mesh_error_is_what_explain_knows(lab: Lab) -> None:
-    lab.worker_app = PROBE_APP
+    lab.user_worker = PROBE_APP
     lab.connect_timeout, lab.response_timeout = 1.5, 1.0
     lab.setup("broken")
     # the field report's fix by hand, so that resets and ICMP errors come back at all
@@ -106,12 +106,12 @@ def test_each_mesh_error_is_what_explain_knows(lab: Lab) -> None:
 def test_global_fetch_and_connect(lab: Lab) -> None:
     """Global fetch to a private address is refused by workerd (explain knows its log line);
     env.MESH.connect() opens a socket through the tunnel, or times out like fetch."""
-    lab.worker_app = PROBE_APP
+    lab.user_worker = PROBE_APP
     lab.connect_timeout = 1.5
     lab.setup("broken")
     status, _ = call(lab, "/global", f"http://{SVC}:3000/")
     assert status == 500
-    line = next(ln for ln in lab.worker_log() if "is not allowed" in ln)
+    line = next(ln for ln in lab.worker_log(user=True) if "is not allowed" in ln)
     assert explain(line).key == "private address not allowed"
     assert call(lab, "/connect", f"{SVC}:3000") == (500, "Error: handshake timeout")
     lab.ip_batch("conn", f"route add {topology.SOURCE_RANGE} dev {topology.TUN_CONN}\n")
@@ -120,12 +120,12 @@ def test_global_fetch_and_connect(lab: Lab) -> None:
 
 def test_workerd_startup_time(lab: Lab) -> None:
     """workerd accepts connections well within a second of being spawned (printed)."""
-    lab.worker_app = LAB_APP
+    lab.user_worker = None
     lab.setup("gateway")
     old = lab._named["worker"]
     old.terminate()
     old.wait(5)
-    config = lab.run_dir / "workerd" / "config.capnp"
+    config = lab.run_dir / "workerd" / "worker" / "config.capnp"
     t0 = time.monotonic()
     lab._spawn("worker", "edge", serve_argv(find_workerd(), config))
     while not _accepts(lab):

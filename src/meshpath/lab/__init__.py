@@ -17,8 +17,10 @@ Public API (for tests and other commands)::
         lab.setup("broken")                     # any scenario name (or a Scenario); rebuilds
         lab.ns("conn")                          # -> "mplab-<id>-conn"
         lab.exec("conn", ["ip", "route"])       # -> runner.Completed (check=False)
+        lab.user_worker = user_app(Path("dir"))  # also run a user's Worker (before setup)
         r = lab.worker_call("/mesh/")           # -> WorkerResult(status, body, seen_source)
-        lab.worker_log()                        # workerd's log: ["handler failed: Error: ..."]
+        lab.worker_call("/", user=True)         # the user's Worker (on 8788)
+        lab.worker_log(user=False)              # workerd's log: ["handler failed: Error: ..."]
         cap = lab.capture("conn", lab.worker_call)   # -> CaptureResult(packets, text, pcap, value)
         lab.service_log()                       # -> [{"client": ip, "port", "path", "time"}]
         lab.http_get("svc", "http://100.64.0.5:3000/")   # any GET from inside a node

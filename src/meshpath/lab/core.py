@@ -44,7 +44,13 @@ from meshpath.lab.state import (
     read_state,
     write_state,
 )
-from meshpath.lab.worker.app import LAB_APP, WorkerApp, start_edge, worker_log_lines
+from meshpath.lab.worker.app import (
+    WorkerApp,
+    start_edge,
+    worker_address,
+    worker_listens,
+    worker_log_lines,
+)
 from meshpath.lab.worker.runtime import find_workerd
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
 
@@ -122,8 +128,8 @@ class Lab:
         # How long Mesh waits for a SYN-ACK before the Worker sees "handshake timeout".
         self.connect_timeout = 2.5
         self.response_timeout = 5.0  # ... and for the response, once connected
-        # The Worker workerd runs: the lab's own, or a user's (`lab up --worker DIR`).
-        self.worker_app: WorkerApp = LAB_APP
+        # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
+        self.user_worker: WorkerApp | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -310,7 +316,7 @@ class Lab:
             "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
         )
         ready.append(svc_ready)
-        ready.append(start_edge(self, "mesh-edge", "worker"))
+        ready.append(start_edge(self))
         if scn.tailnet:
             ts_ready = self.run_dir / "tailnet.ready"
             argv = [*py, "meshpath.lab.service", "--bind", topology.TAILNET_NODE, "--name", "ts"]
@@ -324,12 +330,13 @@ class Lab:
         self._raise_if_died()
 
     def _worker_answers(self) -> bool:
-        """workerd accepts connections on the Worker's address in edge (or has died)."""
+        """Each workerd accepts connections on its address in edge (or something died)."""
         if self._any_died():
             return True
         with inside_netns(self.ns("edge")):
             try:
-                socket.create_connection(topology.WORKER_LISTEN, timeout=0.2).close()
+                for address in worker_listens(self):
+                    socket.create_connection(address, timeout=0.2).close()
             except OSError:
                 return False
         return True
@@ -419,10 +426,12 @@ class Lab:
         return frozenset(out)
 
     # -- observing --------------------------------------------------------------------
-    def worker_call(self, path: str = "/mesh/", timeout: float = 15.0) -> WorkerResult:
-        """Call the Worker in workerd (inside edge) like ``curl https://<worker>/<path>``."""
-        host, port = topology.WORKER_LISTEN
-        return self.http_get("edge", f"http://{host}:{port}{path}", timeout)
+    def worker_call(
+        self, path: str = "/mesh/", timeout: float = 15.0, *, user: bool = False
+    ) -> WorkerResult:
+        """Call the Worker in workerd (inside edge) like ``curl https://<worker>/<path>``;
+        ``user``: the user's Worker (``lab up --worker``) instead of the lab's."""
+        return self.http_get("edge", f"http://{worker_address(user)}{path}", timeout)
 
     def http_get(self, node: str, url: str, timeout: float = 5.0) -> WorkerResult:
         """An HTTP GET from inside ``node`` (any URL); same shape as :meth:`worker_call`."""
@@ -430,9 +439,9 @@ class Lab:
             status, body = client.get(url, timeout)
         return WorkerResult(status, body, _client_of(body))
 
-    def worker_log(self) -> list[str]:
+    def worker_log(self, *, user: bool = False) -> list[str]:
         """workerd's log of the Worker, like ``wrangler tail``: ``handler failed: ...``."""
-        return worker_log_lines(self.run_dir)
+        return worker_log_lines(self.run_dir, user)
 
     def service_log(self) -> list[dict[str, Any]]:
         """One entry per request the service received: client, port, path, time."""

@@ -23,6 +23,7 @@ such a file, and nothing below can reason about it.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ class WranglerConfig:
     compatibility_flags: tuple[str, ...]
     vpc: tuple[VpcBinding, ...]
     other: tuple[OtherBinding, ...]
+    vars: tuple[tuple[str, str], ...] = ()  # top-level vars: name -> the value as JSON text
 
     def bindings(self, env: str | None = None) -> tuple[VpcBinding, ...]:
         """The VPC bindings of one section (None: the top level)."""
@@ -127,7 +129,15 @@ def parse_config(text: str, file: str) -> WranglerConfig:
         compatibility_flags=tuple(flags),
         vpc=tuple(vpc),
         other=tuple(other),
+        vars=_vars(data, file),
     )
+
+
+def _vars(data: Mapping[str, Any], file: str) -> tuple[tuple[str, str], ...]:
+    values = data.get("vars", {})
+    if not isinstance(values, dict):
+        raise WorkerConfigError(f"{file}: vars must be an object/table")
+    return tuple((str(k), json.dumps(v)) for k, v in values.items())
 
 
 def _parse_text(text: str, file: str, fmt: ConfigFormat) -> Any:

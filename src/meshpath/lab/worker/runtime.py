@@ -78,8 +78,11 @@ def stage(
     binding = directory / MESH_MODULE_FILE
     binding.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(MESH_BINDING, binding)
+    own = (directory / WORKER_DIR).resolve()
     for module in spec.modules:
         dest = directory / WORKER_DIR / module
+        if not dest.resolve().is_relative_to(own):  # module names come from a user's dir
+            raise ValueError(f"module {module!r} would be written outside {own}")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sources[module], dest)
     config = directory / "config.capnp"
