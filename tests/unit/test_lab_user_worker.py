@@ -89,3 +89,13 @@ def test_stage_never_writes_outside_its_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside"):
         stage(tmp_path / "stage", spec, {"../../escape.js": src}, ("a:1", "b:2"), 1)
     assert not (tmp_path / "escape.js").exists()
+
+
+def test_a_dead_workerd_is_named_by_its_whole_last_message() -> None:
+    from meshpath.lab.core import _last_message
+
+    log = 'workerd starting\nservice worker: Uncaught Error: No such module "hono".\n  imported from "index.js"'
+    assert _last_message(log) == (
+        'service worker: Uncaught Error: No such module "hono". | imported from "index.js"'
+    )
+    assert _last_message("one\ntwo") == "two"

@@ -351,7 +351,7 @@ class Lab:
         for name, child in self._named.items():
             if child.poll() is not None:
                 log = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
-                last = log.splitlines()[-1] if log else "no output"
+                last = _last_message(log) if log else "no output"
                 raise LabTimeout(f"lab: {name} exited ({child.returncode}): {last}")
 
     # -- FRR --------------------------------------------------------------------------
@@ -550,6 +550,16 @@ def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:
         elif time.monotonic() - since >= quiet:
             return
         time.sleep(0.02)
+
+
+def _last_message(log: str) -> str:
+    """The last message of a log: its last line, with the indented lines before it folded
+    in (workerd: 'Uncaught Error: No such module "hono". | imported from "index.js"')."""
+    lines = log.splitlines()
+    start = len(lines) - 1
+    while start > 0 and lines[start][:1].isspace():
+        start -= 1
+    return " | ".join(ln.strip() for ln in lines[start:])
 
 
 def _prefix(dst: str) -> str:
