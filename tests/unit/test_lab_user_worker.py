@@ -94,7 +94,11 @@ def test_stage_never_writes_outside_its_directory(tmp_path: Path) -> None:
 def test_a_dead_workerd_is_named_by_its_whole_last_message() -> None:
     from meshpath.lab.core import _last_message
 
-    log = 'workerd starting\nservice worker: Uncaught Error: No such module "hono".\n  imported from "index.js"'
+    log = (
+        "workerd starting\n"
+        'service worker: Uncaught Error: No such module "hono".\n'
+        '  imported from "index.js"'
+    )
     assert _last_message(log) == (
         'service worker: Uncaught Error: No such module "hono". | imported from "index.js"'
     )
