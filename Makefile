@@ -3,11 +3,20 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables frr tcpdump python3 python3-venv python3-pip make
+# The lab's Worker runtime: Debian's Node.js and npm install the pinned workerd. Installed
+# only when `node`/`npm` are missing (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package, so dpkg's view is not the test).
+NODE_APT_PACKAGES := nodejs npm
 STAMP := $(VENV)/.installed
+# workerd, pinned by the lockfile that ships in the package, installed with `npm ci` into
+# the venv; meshpath finds it at <sys.prefix>/workerd (see meshpath/lab/worker/runtime.py).
+WORKERD_SRC := src/meshpath/lab/worker
+WORKERD_DIR := $(VENV)/workerd
+WORKERD_STAMP := $(WORKERD_DIR)/.installed
 
-.PHONY: setup system venv test lint typecheck unit root-tests demo bench clean dist
+.PHONY: setup system node venv workerd test lint typecheck unit root-tests demo bench clean dist
 
-setup: system venv
+setup: system node venv
 
 # System packages: installed only when missing, so a second run touches nothing.
 system:
@@ -19,13 +28,30 @@ system:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(STAMP)
+node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing: $(NODE_APT_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_APT_PACKAGES); \
+	fi
+
+venv: $(STAMP) workerd
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+workerd: $(WORKERD_STAMP)
+
+# npm ci: exactly the lockfile's versions; no install scripts (the platform package
+# already holds the binary). Re-run only when the lockfile changes.
+$(WORKERD_STAMP): $(WORKERD_SRC)/package.json $(WORKERD_SRC)/package-lock.json | $(STAMP)
+	@command -v npm >/dev/null || { echo "npm not found: run 'make setup' (installs $(NODE_APT_PACKAGES))"; exit 1; }
+	@mkdir -p $(WORKERD_DIR)
+	cp $(WORKERD_SRC)/package.json $(WORKERD_SRC)/package-lock.json $(WORKERD_DIR)/
+	cd $(WORKERD_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench

@@ -36,6 +36,9 @@ COMMAND_SCHEMAS = {
     "lab run": "lab-run",
     "lab down": "lab-down",
     "lab demo": "lab-demo",
+    "lab call": "lab-call",
+    "worker check": "worker-check",
+    "explain": "explain|explain-list",
 }
 
 
@@ -63,6 +66,12 @@ def test_schema_files_are_valid_json_schemas(name: str) -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$id"] == schemas.schema_id(name)
     assert schema["properties"]["schema"]["const"] == schemas.schema_id(name)
+
+
+@pytest.mark.parametrize("name", sorted(schemas.MODEL_PARTS))
+def test_model_parts_are_generated_from_the_types(name: str) -> None:
+    """Run `python -m meshpath.schemas` after changing a model type, and commit the files."""
+    assert schemas.regenerate(name, schemas.load(name)) == schemas.load(name)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
@@ -153,3 +162,28 @@ def test_a_schema_rejects_a_wrong_document(capsys: pytest.CaptureFixture[str]) -
     doc["ok"] = "no"
     with pytest.raises(jsonschema.ValidationError):
         assert_schema(doc)
+
+
+WORKERS = DATA / "worker"
+
+
+@pytest.mark.parametrize(
+    "case", sorted(p.name for p in WORKERS.iterdir() if p.is_dir() and "malformed" not in p.name)
+)
+def test_worker_check_validates(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["worker", "check", str(WORKERS / case), "--json"])
+    out = capsys.readouterr().out
+    if code == 2:  # a config meshpath refuses: one line on stderr, no document
+        assert out == ""
+        return
+    assert_schema(json.loads(out))
+
+
+def test_explain_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "explain", "--json")
+    assert code == 0 and doc["schema"] == "meshpath/explain-list/1"
+    assert_schema(doc)
+    for entry in doc["entries"]:  # type: ignore[attr-defined]
+        code, one = _run(capsys, "explain", entry["error"], "--json")
+        assert code == 0
+        assert_schema(one)

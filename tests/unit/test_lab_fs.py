@@ -246,7 +246,9 @@ _REQUIRED = {
 
 def test_the_sweep_finds_every_instance_option() -> None:
     found = {(" ".join(path), opt) for path, opt in _instance_options()}
-    lab = {(f"lab {c}", "--instance") for c in ("up", "status", "exec", "run", "down", "demo")}
+    lab = {
+        (f"lab {c}", "--instance") for c in ("up", "status", "exec", "run", "down", "demo", "call")
+    }
     assert found == lab | {("fix", "--lab-worker"), ("verify", "--lab-worker")}
 
 

@@ -19,12 +19,14 @@ import typer
 from meshpath import __version__
 from meshpath.cli import (
     doctor_cmd,
+    explain_cmd,
     fix_cmd,
     lab_cmd,
     ranges_cmd,
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    worker_cmd,
 )
 from meshpath.cli.argv import hoist_global_options
 from meshpath.cli.context import AppContext, configure_logging, error_console
@@ -82,7 +84,18 @@ def _root(
     )
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd):
+_COMMANDS = (
+    snapshot_cmd,
+    ranges_cmd,
+    lab_cmd,
+    trace_cmd,
+    sim_cmd,
+    doctor_cmd,
+    fix_cmd,
+    worker_cmd,
+    explain_cmd,
+)
+for _module in _COMMANDS:
     _module.register(app)
 
 

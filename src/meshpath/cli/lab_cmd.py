@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshpath.cli.context import AppContext, app_context
+from meshpath.errors import BadInputError
 from meshpath.lab import (
     FIXES,
     SCENARIO_NAMES,
@@ -27,6 +29,13 @@ from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
 from meshpath.lab.state import RUN_ROOT, known_instances, read_state
 from meshpath.lab.topology import check_instance
+from meshpath.lab.worker.app import (
+    USER_WORKER_LOG,
+    WORKER_LOG,
+    has_user_worker,
+    worker_address,
+)
+from meshpath.lab.worker.user import user_app
 from meshpath.runner import netns_argv
 
 lab_app = typer.Typer(
@@ -65,12 +74,22 @@ def up(
     no_fix: Annotated[
         bool, typer.Option("--no-fix", help="Leave out the scenario's fix step.")
     ] = False,
+    worker: Annotated[
+        Path | None,
+        typer.Option(
+            "--worker",
+            help="Also run your Worker (dir with wrangler.json/.jsonc/.toml) in workerd: each "
+            "vpc_networks binding is the lab's Mesh.",
+        ),
+    ] = None,
 ) -> None:
     """Bring a lab up for SCENARIO (with its fix step) and leave it running."""
     actx = app_context(ctx)
     scn = get_scenario(scenario)
+    app = user_app(worker) if worker is not None else None  # bad input fails before building
     with terminate_as_interrupt():
         lab = Lab.create(instance, run_root=RUN_ROOT)
+        lab.user_worker = app
         try:
             with actx.console.status(f"bringing up lab {lab.instance} ({scn.name})"):
                 lab.setup(scn)
@@ -82,7 +101,58 @@ def up(
             raise
         lab.detach()
     status = lab.status()
-    actx.emit(status, format_status([status]), schema="lab-up")
+    status["worker"] = _worker_info(lab)
+    actx.emit(
+        status, Group(format_status([status]), _format_worker(status["worker"])), schema="lab-up"
+    )
+
+
+def _worker_info(lab: Lab) -> dict[str, str]:
+    user = lab.user_worker is not None
+    url = f"http://{worker_address(user)}/"
+    return {
+        "worker": lab.user_worker.label if lab.user_worker else "the lab's Worker",
+        "url": url,
+        "call": f"meshpath lab call -i {lab.instance} /",
+        "curl": f"meshpath lab exec -i {lab.instance} edge -- curl -s {url}",
+        "log": str(lab.run_dir / (USER_WORKER_LOG if user else WORKER_LOG)),
+    }
+
+
+def _format_worker(info: dict[str, str]) -> Text:
+    return Text(
+        f"Worker: {info['worker']}, in workerd at {info['url']} (inside the edge namespace)\n"
+        f"  call it:  {info['call']}\n"
+        f"       or:  {info['curl']}\n"
+        f"  its log (wrangler tail): {info['log']}"
+    )
+
+
+@lab_app.command("call")
+def call(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Path to request from the Worker.")] = "/",
+    instance: Instance = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 15.0,
+    lab_worker: Annotated[
+        bool, typer.Option("--lab-worker", help="The lab's Worker, not yours (--worker).")
+    ] = False,
+) -> None:
+    """Call the Worker (yours, if the lab runs one; else the lab's) and show what it logged."""
+    actx = app_context(ctx)
+    preflight()
+    if not path.startswith("/") or not 0 < timeout <= 600:
+        raise BadInputError(f"path {path!r} must start with '/', timeout be 0-600 s")
+    lab = Lab.attach(instance, run_root=RUN_ROOT)
+    user = has_user_worker(lab.run_dir) and not lab_worker
+    before = len(lab.worker_log(user=user))
+    result = lab.worker_call(path, timeout, user=user)
+    logged = lab.worker_log(user=user)[before:]
+    data = {"status": result.status, "body": result.body, "log": logged}
+    human = Text("\n".join([f"{result.status} {result.body}", *(f"log: {ln}" for ln in logged)]))
+    actx.emit(data, human, schema="lab-call")
+    if not 200 <= result.status < 400:
+        raise typer.Exit(1)
 
 
 @lab_app.command("status")

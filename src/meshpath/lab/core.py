@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,9 +18,10 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
-from meshpath.lab import frr, topology, warp
+from meshpath.lab import client, frr, topology, warp
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
     LabTimeout,
@@ -46,6 +48,14 @@ from meshpath.lab.state import (
     write_state,
 )
 from meshpath.lab.topology import check_instance
+from meshpath.lab.worker.app import (
+    WorkerApp,
+    start_edge,
+    worker_address,
+    worker_listens,
+    worker_log_lines,
+)
+from meshpath.lab.worker.runtime import find_workerd
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
 
 T = TypeVar("T")
@@ -65,6 +75,7 @@ def preflight() -> None:
             raise MissingToolError(binary, "install FRR (apt-get install frr)")
     if not os.path.exists("/dev/net/tun"):
         raise MissingToolError("/dev/net/tun", "the kernel's tun driver is needed")
+    find_workerd()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +141,11 @@ class Lab:
         self.run_dir = run_root / instance
         self.runner = SubprocessRunner()
         self.scenario: Scenario | None = None
-        # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
+        # How long Mesh waits for a SYN-ACK before the Worker sees "handshake timeout".
         self.connect_timeout = 2.5
+        self.response_timeout = 5.0  # ... and for the response, once connected
+        # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
+        self.user_worker: WorkerApp | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -315,11 +329,7 @@ class Lab:
             "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
         )
         ready.append(svc_ready)
-        worker_ready = self.run_dir / "worker.ready"
-        argv = [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
-        argv += ["--connect-timeout", str(self.connect_timeout)]
-        self._spawn("worker", "edge", argv)
-        ready.append(worker_ready)
+        ready.append(start_edge(self))
         if scn.tailnet:
             ts_ready = self.run_dir / "tailnet.ready"
             argv = [*py, "meshpath.lab.service", "--bind", topology.TAILNET_NODE, "--name", "ts"]
@@ -329,6 +339,20 @@ class Lab:
         for path in ready:
             wait_for(path.stem, self._ready_probe(path), 10.0)
         self._raise_if_died()
+        wait_for("workerd", self._worker_answers, 10.0)
+        self._raise_if_died()
+
+    def _worker_answers(self) -> bool:
+        """Each workerd accepts connections on its address in edge (or something died)."""
+        if self._any_died():
+            return True
+        with inside_netns(self.ns("edge")):
+            try:
+                for address in worker_listens(self):
+                    socket.create_connection(address, timeout=0.2).close()
+            except OSError:
+                return False
+        return True
 
     def _ready_probe(self, path: Path) -> Callable[[], bool]:
         return lambda: path.exists() or self._any_died()
@@ -340,7 +364,7 @@ class Lab:
         for name, child in self._named.items():
             if child.poll() is not None:
                 log = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
-                last = log.splitlines()[-1] if log else "no output"
+                last = _last_message(log) if log else "no output"
                 raise LabTimeout(f"lab: {name} exited ({child.returncode}): {last}")
 
     # -- FRR --------------------------------------------------------------------------
@@ -413,21 +437,22 @@ class Lab:
         return frozenset(out)
 
     # -- observing --------------------------------------------------------------------
-    def worker_call(self, path: str = "/mesh/", timeout: float = 15.0) -> WorkerResult:
-        """Call the Worker emulator (inside edge) like ``curl https://<worker>/<path>``."""
-        host, port = topology.WORKER_LISTEN
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", f"http://{host}:{port}{path}"]
-        done = self.exec(
-            "edge", [*argv, "--timeout", str(timeout)], check=True, timeout=timeout + 5
-        )
-        data = json.loads(done.stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+    def worker_call(
+        self, path: str = "/mesh/", timeout: float = 15.0, *, user: bool = False
+    ) -> WorkerResult:
+        """Call the Worker in workerd (inside edge) like ``curl https://<worker>/<path>``;
+        ``user``: the user's Worker (``lab up --worker``) instead of the lab's."""
+        return self.http_get("edge", f"http://{worker_address(user)}{path}", timeout)
 
     def http_get(self, node: str, url: str, timeout: float = 5.0) -> WorkerResult:
         """An HTTP GET from inside ``node`` (any URL); same shape as :meth:`worker_call`."""
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", url, "--timeout", str(timeout)]
-        data = json.loads(self.exec(node, argv, check=True, timeout=timeout + 5).stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+        with inside_netns(self.ns(node)):
+            status, body = client.get(url, timeout)
+        return WorkerResult(status, body, _client_of(body))
+
+    def worker_log(self, *, user: bool = False) -> list[str]:
+        """workerd's log of the Worker, like ``wrangler tail``: ``handler failed: ...``."""
+        return worker_log_lines(self.run_dir, user)
 
     def service_log(self) -> list[dict[str, Any]]:
         """One entry per request the service received: client, port, path, time."""
@@ -536,6 +561,16 @@ def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:
         elif time.monotonic() - since >= quiet:
             return
         time.sleep(0.02)
+
+
+def _last_message(log: str) -> str:
+    """The last message of a log: its last line, with the indented lines before it folded
+    in (workerd: 'Uncaught Error: No such module "hono". | imported from "index.js"')."""
+    lines = log.splitlines()
+    start = len(lines) - 1
+    while start > 0 and lines[start][:1].isspace():
+        start -= 1
+    return " | ".join(ln.strip() for ln in lines[start:])
 
 
 def _prefix(dst: str) -> str:

@@ -56,7 +56,7 @@ class Scenario:
 
 @dataclass(frozen=True, slots=True)
 class WorkerResult:
-    """What the Worker emulator answered, and the source the service saw (if any)."""
+    """What the Worker (in workerd) answered, and the source the service saw (if any)."""
 
     status: int
     body: str

@@ -33,7 +33,9 @@ LAN_IF: Final = "eth0"
 BRIDGE: Final = "br0"
 
 WORKER_SOURCE: Final = "100.64.12.189"
-WORKER_LISTEN: Final = ("127.0.0.1", 8787)
+WORKER_LISTEN: Final = ("127.0.0.1", 8787)  # workerd with the lab's Worker, inside edge
+USER_WORKER_LISTEN: Final = ("127.0.0.1", 8788)  # workerd with a user's Worker (--worker)
+MESH_EDGE_LISTEN: Final = ("127.0.0.1", 8790)  # the Mesh edge the binding calls, inside edge
 CONN_DEVICE_IP: Final = "100.96.0.5"
 SERVICE_IP: Final = "10.0.1.50"
 SERVICE_PORT: Final = 3000

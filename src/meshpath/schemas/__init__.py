@@ -31,6 +31,10 @@ VERSIONS: Final = {
     "lab-down": 1,
     "lab-demo": 1,
     "lab-exec": 1,
+    "lab-call": 1,
+    "worker-check": 1,
+    "explain": 1,
+    "explain-list": 1,
 }
 
 
@@ -48,6 +52,48 @@ def load(name: str) -> dict[str, Any]:
     text = resources.files(__package__).joinpath(f"{name}.v{VERSIONS[name]}.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
+
+
+# Parts of documents that are a model type dumped as is: their schema is generated from the
+# type (msgspec), so it cannot drift from the code. `python -m meshpath.schemas` rewrites those
+# parts in the files; a test fails when a file is not what regeneration gives.
+# name -> {property: "module:Type"}, or {"": "module:Type"} when the whole document is one.
+MODEL_PARTS: Final = {
+    "fix-plan": {"plan": "meshpath.fix.model:Plan"},
+    "fix-result": {"plan": "meshpath.fix.model:Plan"},
+    "verify": {"expect": "meshpath.fix.model:Expect"},
+    "route-get": {"": "meshpath.sim:Decision"},
+    "flow": {"flows": "meshpath.sim.flow:FlowResult[]"},
+}
+
+
+def _model_type(spec: str) -> Any:
+    import importlib
+
+    many = spec.endswith("[]")
+    module, _, attr = spec.removesuffix("[]").partition(":")
+    kind = getattr(importlib.import_module(module), attr)
+    return list[kind] if many else kind  # type: ignore[valid-type]
+
+
+def regenerate(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its model parts replaced by the schemas generated from the types."""
+    import msgspec
+
+    parts = MODEL_PARTS.get(name, {})
+    if not parts:
+        return schema
+    kinds = [_model_type(spec) for spec in parts.values()]
+    generated, defs = msgspec.json.schema_components(kinds, ref_template="#/$defs/{name}")
+    out = {k: v for k, v in schema.items() if k != "$defs"}
+    for prop, part in zip(parts, generated, strict=True):
+        if prop == "":
+            out["allOf"] = [part]
+        else:
+            out["properties"] = {**out["properties"], prop: part}
+    out["$defs"] = dict(sorted(defs.items()))
+    normal: dict[str, Any] = json.loads(json.dumps(out))  # tuples -> lists, as in the file
+    return normal
 
 
 def snapshot_schema() -> dict[str, Any]:
