@@ -329,3 +329,37 @@ def test_a_network_file_matching_other_links_too_gets_no_dropin(
     (network_dir(tmp_path) / "10-all.network").write_text("[Match]\nName=*\n")
     plan = route_plan(tmp_path, snap_file, capsys)
     assert dropins(plan) == [] and "also matches" in " ".join(plan["notes"])
+
+
+def test_network_files_follow_systemds_directory_order_and_masking(
+    tmp_path: Path, snap_file: Path, capsys: Any
+) -> None:
+    etc = network_dir(tmp_path)
+    lib = tmp_path / "root/usr/lib/systemd/network"
+    lib.mkdir(parents=True)
+    (lib / "10-masked.network").write_text("[Match]\nName=CloudflareWARP\n")
+    (etc / "10-masked.network").write_text("")  # an empty file in /etc masks it
+    (lib / "20-vendor.network").write_text("[Match]\nName=CloudflareWARP\n")
+    (etc / "50-admin.network").write_text("[Match]\nName=CloudflareWARP\n")
+    plan = route_plan(tmp_path, snap_file, capsys)
+    assert dropins(plan) == ["etc/systemd/network/20-vendor.network.d/meshpath.conf"]
+
+
+# -- the file edge refuses paths outside the root --------------------------------------------
+def test_file_actions_never_leave_the_root(tmp_path: Path) -> None:
+    from meshpath.apply import files
+    from meshpath.fix.model import RemoveFile, WriteFile
+
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    root.mkdir()
+    (root / "etc").symlink_to(outside)
+    with pytest.raises(files.FileRefused):
+        files.write(root, WriteFile(path="etc/keep", content="y"))
+    with pytest.raises(files.FileRefused):
+        files.remove(root, RemoveFile(path="../outside/keep"))
+    with pytest.raises(files.FileRefused):
+        files.remove(root, RemoveFile(path="usr/x", dirs=("var",)))
+    assert (outside / "keep").read_text() == "x"

@@ -188,13 +188,14 @@ def remove(root: Path, action: RemoveFile) -> str | None:
     """Remove the file (already gone counts as done), then the directories meshpath
     created for it while they are empty; a note when one is kept."""
     target = inside(root, action.path)
+    parents = {str(p) for p in PurePosixPath(action.path).parents}
+    strays = [rel for rel in action.dirs if rel not in parents]
+    if strays:
+        raise FileRefused(f"refusing to remove {strays[0]!r}: not a parent of {action.path!r}")
     if target.is_dir() and not target.is_symlink():
         raise FileRefused(f"{target} is a directory, not the file meshpath wrote")
     target.unlink(missing_ok=True)
-    parents = {str(p) for p in PurePosixPath(action.path).parents}
     for rel in action.dirs:
-        if rel not in parents:
-            raise FileRefused(f"refusing to remove {rel!r}: not a parent of {action.path!r}")
         try:
             inside(root, rel).rmdir()
         except FileNotFoundError:
