@@ -2,7 +2,7 @@
 
 ``--bgp-timeout nan`` was accepted, waited forever holding the lock and was journaled as
 ``null``. The sweep below finds the number options by walking the CLI itself, so a new
-``int``/``float`` option that bypasses :mod:`meshpath.cli.options` fails here.
+``int``/``float`` option that bypasses :mod:`meshpath.cli.numbers` fails here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import click
 import pytest
 import typer
 
-from meshpath.cli import app, main, options
+from meshpath.cli import app, main, numbers
 from meshpath.state import codec
 from tests.builders import broken_connector
 from tests.fix_builders import with_frr
@@ -39,7 +39,7 @@ def number_options() -> dict[str, tuple[str, click.Option]]:
 def _is_number(option: click.Option) -> bool:
     """Click's own number types, meshpath's number parsers, or a number default."""
     kind = option.type
-    ours = isinstance(kind, click.types.FuncParamType) and kind.func.__module__ == options.__name__
+    ours = isinstance(kind, click.types.FuncParamType) and kind.func.__module__ == numbers.__name__
     default = option.default
     numeric_default = isinstance(default, int | float) and not isinstance(default, bool)
     return isinstance(kind, click.types._NumberParamTypeBase) or ours or numeric_default
@@ -52,7 +52,7 @@ def test_no_option_uses_clicks_own_number_types() -> None:
     for flag, (_, option) in found.items():
         assert not isinstance(option.type, click.types._NumberParamTypeBase), flag
         assert isinstance(option.type, click.types.FuncParamType), flag
-        assert option.type.func.__module__ == options.__name__, flag
+        assert option.type.func.__module__ == numbers.__name__, flag
 
 
 def argv_for(flag: str, value: str, tmp_path: Path) -> list[str]:

@@ -17,7 +17,7 @@ from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
 from meshpath.checks.targets import parse_target
-from meshpath.cli import options
+from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context, error_console
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
@@ -83,7 +83,7 @@ def fix(
             "--asn",
             help="This connector's AS number.",
             metavar="N",
-            parser=options.integer("--asn", 1, validate.ASN_MAX, "an AS number"),
+            parser=numbers.integer("--asn", 1, validate.ASN_MAX, "an AS number"),
         ),
     ] = None,
     peer_asn: Annotated[
@@ -96,9 +96,9 @@ def fix(
         float,
         typer.Option(
             "--bgp-timeout",
-            help=f"Seconds (0 < N <= {options.BGP_TIMEOUT_MAX:g}).",
+            help=f"Seconds (0 < N <= {numbers.BGP_TIMEOUT_MAX:g}).",
             metavar="SECONDS",
-            parser=options.seconds("--bgp-timeout", options.BGP_TIMEOUT_MAX),
+            parser=numbers.seconds("--bgp-timeout", numbers.BGP_TIMEOUT_MAX),
         ),
     ] = 30.0,
     lab_worker: LabOpt = None,

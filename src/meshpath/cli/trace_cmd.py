@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from meshpath.cli import options
+from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect.netns import netns_path
 from meshpath.errors import EXIT_FINDINGS, BadInputError
@@ -59,7 +59,7 @@ def trace(
             metavar="SECONDS",
             # 0 parses: `trace FILE --live --duration 0` is a usage error first; a live
             # capture refuses 0 seconds itself (trace.live.capture_argv).
-            parser=options.seconds("--duration", MAX_DURATION, zero=True),
+            parser=numbers.seconds("--duration", MAX_DURATION, zero=True),
         ),
     ] = 10.0,
     write: Annotated[
@@ -71,7 +71,7 @@ def trace(
             "--max-flows",
             help="Flows shown per verdict (the rest counted).",
             metavar="N",
-            parser=options.integer("--max-flows", 0, options.MAX_FLOWS_MAX),
+            parser=numbers.integer("--max-flows", 0, numbers.MAX_FLOWS_MAX),
         ),
     ] = 10,
 ) -> None:

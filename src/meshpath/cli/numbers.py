@@ -3,9 +3,9 @@
 Click's own ``float`` accepts ``nan``, ``inf`` and ``1_0``, and its ``int`` accepts
 ``1_000``, ``+5`` and non-ASCII digits: a ``--bgp-timeout nan`` then waited forever
 holding the lock and was journaled as ``null``. Every number option of every command goes
-through these parsers instead (``typer.Option(..., parser=...)``): plain ASCII decimal
-text, finite, inside documented bounds, else a one-line :class:`BadInputError` (exit 2)
-naming the option and the value.
+through these parsers instead (``typer.Option(..., parser=numbers.seconds(...))``): plain
+ASCII decimal text, finite, inside documented bounds, else a one-line
+:class:`BadInputError` (exit 2) naming the option and the value.
 """
 
 from __future__ import annotations
