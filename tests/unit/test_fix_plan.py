@@ -20,7 +20,7 @@ from meshpath.fix import (
     WriteFile,
     plan_fix,
 )
-from meshpath.fix.model import Plan
+from meshpath.fix.model import FileState, Plan
 from meshpath.render import nft as nft_render
 from meshpath.render import systemd
 from meshpath.state import FrrState, NftState
@@ -122,10 +122,13 @@ def test_route_with_networkd_writes_a_dropin_instead() -> None:
 def test_route_without_frr_is_idempotent_given_the_files() -> None:
     specs = [systemd.RouteSpec("100.64.0.0/12", "CloudflareWARP", PROTO_MESHPATH, 64)]
     unit, link = systemd.unit_path("CloudflareWARP")
-    files = {unit: systemd.render_unit(specs), link: f"-> /{unit}"}
+    files = {
+        unit: FileState(data=systemd.render_unit(specs).encode()),
+        link: FileState(link=f"/{unit}"),
+    }
     snap = with_routes(broken_connector(), meshpath_route())
     assert plan_fix(snap, S, "route", FixOptions(existing_files=files)).empty
-    changed = {**files, unit: "edited by hand\n"}
+    changed = {**files, unit: FileState(data=b"edited by hand\n")}
     plan = plan_fix(snap, S, "route", FixOptions(existing_files=changed))
     assert [s.key for s in plan.steps] == [f"file:{unit}"]
     assert isinstance(plan.steps[0].inverse, WriteFile)

@@ -34,6 +34,13 @@ def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
     return [tool, verb, *space, "--stdout", str(conf)]
 
 
+def owned_lines(running: str, intent: frr_render.FrrIntent) -> set[tuple[str, ...]]:
+    """The line keys of ``running`` that stripping meshpath's ``intent`` would remove."""
+    blocks = frr_render.parse_blocks(running)
+    kept = frr_render.strip_owned(blocks, intent, intent.owned_statics)
+    return set(frr_render.line_keys(blocks) - frr_render.line_keys(kept))
+
+
 @dataclass(frozen=True, slots=True)
 class Frr:
     runner: Runner
@@ -69,14 +76,15 @@ class Frr:
     def confirm(self, intent: frr_render.FrrIntent, remove: bool) -> None:
         running = self.running_config()
         if remove:
-            blocks = frr_render.parse_blocks(running)
-            left = frr_render.line_keys(blocks) - frr_render.line_keys(
-                frr_render.strip_owned(blocks, intent, intent.owned_statics)
-            )
+            left = owned_lines(running, intent)
             if left:
                 raise StepFailed(f"FRR still has meshpath's lines after reload: {sorted(left)[:3]}")
         elif not frr_render.is_applied(running, intent):
             raise StepFailed("frr-reload.py finished but meshpath's lines are not all running")
+
+    def has_owned(self, intent: frr_render.FrrIntent) -> bool:
+        """Whether FRR's running config still holds any of meshpath's lines for ``intent``."""
+        return bool(owned_lines(self.running_config(), intent))
 
     def peer_state(self, peer: str) -> str | None:
         data = self.show_json("show bgp summary json")

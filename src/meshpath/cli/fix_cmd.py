@@ -13,21 +13,21 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from meshpath.apply import Applier, ApplyResult
+from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
 from meshpath.checks.targets import parse_target
-from meshpath.cli.context import AppContext, app_context
+from meshpath.cli import numbers
+from meshpath.cli.context import AppContext, app_context, error_console
 from meshpath.cli.lab_cmd import instance_option
 from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
-from meshpath.errors import BadInputError, MeshpathError, PrivilegeError
+from meshpath.errors import EXIT_ENVIRONMENT, BadInputError, MeshpathError, PrivilegeError
 from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
 from meshpath.fix.model import WriteFile
 from meshpath.fix.plan import expect_for
 from meshpath.fix.predict import predict
 from meshpath.fix.verify import VerifyCheck
-from meshpath.render import systemd
 from meshpath.runner import SubprocessRunner
 from meshpath.sim import simulate_flow
 from meshpath.state import TABLE_MAIN, Snapshot, codec
@@ -82,14 +82,30 @@ def fix(
         bool, typer.Option("--also-device-range", help="Also route device_v4.")
     ] = False,
     peer: Annotated[str | None, typer.Option("--peer", help="BGP peer address.")] = None,
-    asn: Annotated[int | None, typer.Option("--asn", help="This connector's AS number.")] = None,
+    asn: Annotated[
+        int | None,
+        typer.Option(
+            "--asn",
+            help="This connector's AS number.",
+            metavar="N",
+            parser=numbers.integer("--asn", 1, validate.ASN_MAX, "an AS number"),
+        ),
+    ] = None,
     peer_asn: Annotated[
         str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
     ] = "external",
     replace_nat: Annotated[
         bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
     ] = False,
-    bgp_timeout: Annotated[float, typer.Option("--bgp-timeout", help="Seconds.")] = 30.0,
+    bgp_timeout: Annotated[
+        float,
+        typer.Option(
+            "--bgp-timeout",
+            help=f"Seconds (0 < N <= {numbers.BGP_TIMEOUT_MAX:g}).",
+            metavar="SECONDS",
+            parser=numbers.seconds("--bgp-timeout", numbers.BGP_TIMEOUT_MAX),
+        ),
+    ] = 30.0,
     lab_worker: LabOpt = None,
     snapshot_file: Annotated[
         Path | None, typer.Option("--snapshot", help="Plan from a saved snapshot (no apply).")
@@ -115,7 +131,6 @@ def fix(
         require_root("meshpath fix --apply")
     if snapshot_file is not None and apply:
         raise BadInputError("--snapshot plans from a file; it cannot be combined with --apply")
-    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns=netns)
     options = FixOptions(
         lan_if=lan_if,
         also_device_range=also_device_range,
@@ -125,21 +140,59 @@ def fix(
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
         post_checks=_check_names(lab_worker),
-        networkd_file=_networkd_file(root, actx.settings.tunnel_interface),
-        existing_files=_existing_files(root, actx.settings.tunnel_interface),
     )
-    plan = plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
-    interrupted = jr.interrupted(states) if states.exists() else None
-    lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
-    forecast = prediction(snap, plan, lan, target, actx.settings)
     if not apply:
-        _emit_plan(actx, plan, interrupted, forecast=forecast)
+        snap, plan = _make_plan(actx, mode, options, netns, root, snapshot_file)
+        forecast = _forecast(actx, snap, plan, lan_if, target)
+        _emit_plan(actx, plan, _interrupted(states), forecast=forecast)
         return 0
-    _refuse_host_files_for_netns(plan, netns, root)
-    _emit_plan(actx, plan, interrupted, quiet=actx.json_output, forecast=forecast)
-    applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
-    applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
-    return _emit_result(actx, applier.apply(plan), plan)
+    # Plan under the lock: a second run cannot plan the change this one is making, it
+    # fails at once (LockHeld) or, once this one is done, plans from what it left.
+    with jr.locked(states):
+        snap, plan = _make_plan(actx, mode, options, netns, root, snapshot_file)
+        _refuse_host_files_for_netns(plan, netns, root)
+        forecast = _forecast(actx, snap, plan, lan_if, target)
+        _emit_plan(actx, plan, _interrupted(states), quiet=actx.json_output, forecast=forecast)
+        applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
+        lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
+        applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
+        result = applier.apply_locked(plan)
+    return _emit_result(actx, result, plan)
+
+
+def _make_plan(
+    actx: AppContext,
+    mode: str,
+    options: FixOptions,
+    netns: str | None,
+    root: Path,
+    snapshot_file: Path | None,
+) -> tuple[Snapshot, Plan]:
+    """Collect (or load) the host state and plan from it; route mode also reads what its
+    persistence files hold now, so the plan's undo can put them back exactly."""
+    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns=netns)
+    if mode == "route":
+        links = [link.name for link in snap.links]
+        host = files.host_files(root, actx.settings.tunnel_interface, links)
+        options = msgspec.structs.replace(
+            options,
+            networkd_file=host.networkd_file,
+            existing_files=host.existing,
+            absent_dirs=host.absent_dirs,
+            notes=host.notes,
+        )
+    return snap, plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
+
+
+def _interrupted(states: Path) -> jr.Journal | None:
+    return jr.interrupted(states) if states.exists() else None
+
+
+def _forecast(
+    actx: AppContext, snap: Snapshot, plan: Plan, lan_if: str | None, target: str | None
+) -> str | None:
+    lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
+    return prediction(snap, plan, lan, target, actx.settings)
 
 
 def _refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
@@ -240,33 +293,6 @@ def lab_round_trip(instance: str) -> RoundTrip:
         return True, detail
 
     return trip
-
-
-def _networkd_file(root: Path, tunnel: str) -> str | None:
-    directory = root / "etc/systemd/network"
-    if not directory.is_dir():
-        return None
-    for path in sorted(directory.glob("*.network")):
-        if f"Name={tunnel}" in path.read_text(errors="replace").replace(" ", ""):
-            return path.name
-    return None
-
-
-def _existing_files(root: Path, tunnel: str) -> dict[str, str]:
-    """What the persistence files meshpath may write hold now (``-> target`` for links)."""
-    unit, link = systemd.unit_path(tunnel)
-    paths = [unit, link]
-    net = _networkd_file(root, tunnel)
-    if net:
-        paths.append(systemd.dropin_path(net))
-    out = {}
-    for rel in paths:
-        path = root / rel
-        if path.is_symlink():
-            out[rel] = f"-> {os.readlink(path)}"
-        elif path.is_file():
-            out[rel] = path.read_text()
-    return out
 
 
 # -- output ----------------------------------------------------------------------------
@@ -376,6 +402,13 @@ def _emit_result(
     actx: AppContext, result: ApplyResult, plan: Plan | None = None, rollback: bool = False
 ) -> int:
     code = {"applied": 0, "nothing-to-do": 0, "rolled-back": 0, "failed": 1}.get(result.status, 3)
+    if result.journal_error is not None:
+        code = EXIT_ENVIRONMENT
+        error_console().print(
+            f"meshpath: error: {result.journal_error}; {_journal_advice(result)}",
+            markup=False,
+            highlight=False,
+        )
     if actx.json_output:
         data: dict[str, Any] = {"result": result.to_dict()}
         if plan is not None:
@@ -400,6 +433,18 @@ def _emit_result(
     else:
         actx.console.print(f"{result.status}; journal {result.journal}", markup=False)
     return code
+
+
+def _journal_advice(result: ApplyResult) -> str:
+    """What to do when the host changed as reported but its journal could not say so."""
+    if result.status == "applied":
+        return "the fix is applied; run 'meshpath fix --resume' once the state dir is writable"
+    if result.status in ("failed", "rolled-back"):
+        return (
+            "the host was rolled back; run 'meshpath fix --rollback' once the state directory "
+            "is writable (it finds nothing left to undo)"
+        )
+    return "run 'meshpath fix --rollback' once the state directory is writable"
 
 
 # -- verify ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect.netns import netns_path
 from meshpath.errors import EXIT_FINDINGS, BadInputError
@@ -18,7 +19,7 @@ from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
 from meshpath.trace.analyse import parse_target
 from meshpath.trace.files import trace_file
-from meshpath.trace.live import capture, link_names
+from meshpath.trace.live import MAX_DURATION, capture, link_names
 from meshpath.trace.model import Endpoint, TraceReport
 from meshpath.trace.render import format_report, report_data
 
@@ -51,13 +52,27 @@ def trace(
         typer.Option("--netns", help="Capture in / name interfaces from this namespace."),
     ] = None,
     duration: Annotated[
-        float, typer.Option("--duration", help="Seconds to capture with --live.")
+        float,
+        typer.Option(
+            "--duration",
+            help="Seconds to capture with --live.",
+            metavar="SECONDS",
+            # 0 parses: `trace FILE --live --duration 0` is a usage error first; a live
+            # capture refuses 0 seconds itself (trace.live.capture_argv).
+            parser=numbers.seconds("--duration", MAX_DURATION, zero=True),
+        ),
     ] = 10.0,
     write: Annotated[
         Path | None, typer.Option("--write", "-w", help="Keep the live capture in FILE.")
     ] = None,
     max_flows: Annotated[
-        int, typer.Option("--max-flows", help="Flows shown per verdict (the rest counted).")
+        int,
+        typer.Option(
+            "--max-flows",
+            help="Flows shown per verdict (the rest counted).",
+            metavar="N",
+            parser=numbers.integer("--max-flows", 0, numbers.MAX_FLOWS_MAX),
+        ),
     ] = 10,
 ) -> None:
     """Classify each TCP flow from the Cloudflare source range: ok, return-misrouted, ..."""
