@@ -16,11 +16,13 @@ plus meshpath's lines*, so frr-reload's diff touches nothing else.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from meshpath.errors import BadInputError
+from meshpath.values import parse_asn, parse_ifname, parse_peer, parse_peer_asn
 
 PREFIX_LIST: Final = "MESHPATH-CF"
 RMAP_OUT: Final = "MESHPATH-OUT"
@@ -86,13 +88,54 @@ def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
     return frozenset(keys)
 
 
+# What FRR reads in the nexthop place of ``ip route PREFIX NEXTHOP`` instead of an
+# interface, found with staticd 8.4 itself (tests/lab/test_hostile_names.py): its CLI
+# completes keywords from any prefix, case-sensitively ("bl" is blackhole, "N" is Null0),
+# and staticd takes every name starting with "null0" in any case as Null0 and refuses
+# "blackhole" and "reject" in any case.
+_FRR_NEXTHOP_WORDS: Final = ("blackhole", "reject", "Null0")
+
+
+def frr_ifname_problem(name: str) -> str | None:
+    """Why FRR would not read ``name`` as an interface in a static route, or None."""
+    folded = name.lower()
+    if any(word.startswith(name) for word in _FRR_NEXTHOP_WORDS) or folded.startswith("null0"):
+        return "FRR reads it as a blackhole/reject/Null0 nexthop keyword"
+    if folded in ("blackhole", "reject"):
+        return "FRR refuses it as an interface name (a nexthop keyword)"
+    if "." in name and set(name) <= set("0123456789."):
+        return "FRR reads it as a gateway address, not an interface"
+    return None
+
+
+def frr_ifname(name: str, what: str = "tunnel interface") -> str:
+    """``name`` as FRR's static-route nexthop interface; BadInputError when the kernel
+    or FRR cannot take it exactly (FRR splits words on blanks only, which no interface
+    name holds, so every other name is one literal word)."""
+    ifname = parse_ifname(name, what)
+    problem = frr_ifname_problem(ifname)
+    if problem is not None:
+        raise BadInputError(f"{what} {name!r}: {problem}; rename the interface")
+    return ifname
+
+
+def _prefix(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text))
+    except ValueError:
+        raise BadInputError(f"FRR static route {text!r} is not a CIDR prefix") from None
+
+
 def render_intent(intent: FrrIntent) -> list[Block]:
-    """meshpath's own blocks (statics, prefix-list, route-maps, router bgp)."""
-    blocks: list[Block] = [(f"ip route {p} {intent.tunnel}",) for p in intent.statics]
+    """meshpath's own blocks (statics, prefix-list, route-maps, router bgp).
+
+    Every value is parsed before it is written (the intent may come from a journal)."""
+    tunnel = frr_ifname(intent.tunnel)
+    blocks: list[Block] = [(f"ip route {_prefix(p)} {tunnel}",) for p in intent.statics]
     if not intent.bgp:
         return blocks
     blocks += [
-        (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {p}",)
+        (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
         for i, p in enumerate(intent.advertise, start=1)
     ]
     blocks.append(
@@ -101,14 +144,14 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
-    blocks.append((f"router bgp {intent.asn}", *_bgp_lines(intent)))
+    blocks.append((f"router bgp {parse_asn(intent.asn or 0, 'ASN')}", *_bgp_lines(intent)))
     return blocks
 
 
 def _bgp_lines(intent: FrrIntent) -> list[str]:
-    peer = intent.peer
+    peer = parse_peer(intent.peer or "", "BGP peer")
     return [
-        f" neighbor {peer} remote-as {intent.peer_asn}",
+        f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
         " address-family ipv4 unicast",
         f"  redistribute static route-map {RMAP_OUT}",
         f"  neighbor {peer} route-map {RMAP_IN} in",
