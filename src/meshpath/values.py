@@ -58,8 +58,9 @@ def ifname_problem(text: str) -> str | None:
         return "is empty"
     if len(raw) >= IFNAMSIZ:
         return f"is {len(raw)} bytes long; an interface name has at most {IFNAMSIZ - 1}"
-    if text in (".", ".."):
-        return "is not an interface name ('.' and '..' never are)"
+    if text in (".", "..", "all", "default"):
+        # '.', '..': dev_valid_name; 'all', 'default': taken by net.ipv{4,6}.conf (EINVAL)
+        return "is not an interface name the kernel allows"
     bad = sorted({chr(b) for b in raw if b in _KERNEL_SPACE or b in b"/:\0%"})
     if bad:
         # '%' is the kernel's name template (eth%d): no interface ever holds one.

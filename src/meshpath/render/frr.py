@@ -28,6 +28,9 @@ PREFIX_LIST: Final = "MESHPATH-CF"
 RMAP_OUT: Final = "MESHPATH-OUT"
 RMAP_IN: Final = "MESHPATH-IN"
 _NOISE: Final = ("Building configuration", "Current configuration", "end")
+# FRR splits config into lines on '\n' and words on these; str.splitlines()/strip() would
+# also cut at characters an interface name may hold (\x1c-\x1f, \x85, \u2028).
+_BLANKS: Final = " \t\r"
 
 Block = tuple[str, ...]  # header line, then its indented body (``exit`` not kept)
 
@@ -53,9 +56,9 @@ class FrrIntent:
 def parse_blocks(text: str) -> list[Block]:
     """Split FRR config text into top-level blocks; ``!``, ``exit`` and banners dropped."""
     blocks: list[list[str]] = []
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        stripped = line.strip()
+    for raw in text.split("\n"):
+        line = raw.rstrip(_BLANKS)
+        stripped = line.strip(_BLANKS)
         if not stripped or stripped.startswith("!") or stripped.startswith(_NOISE):
             continue
         if line[0] != " ":
@@ -71,11 +74,11 @@ def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
     """Every configured line with its context path (what frr-reload compares)."""
     keys: set[tuple[str, ...]] = set()
     for block in blocks:
-        header = block[0].strip()
+        header = block[0].strip(_BLANKS)
         keys.add((header,))
         sub: str | None = None
         for line in block[1:]:
-            s = line.strip()
+            s = line.strip(_BLANKS)
             if s.startswith("address-family"):
                 sub = s
                 keys.add((header, s))
@@ -103,9 +106,19 @@ def frr_ifname_problem(name: str) -> str | None:
         return "FRR reads it as a blackhole/reject/Null0 nexthop keyword"
     if folded in ("blackhole", "reject"):
         return "FRR refuses it as an interface name (a nexthop keyword)"
-    if "." in name and set(name) <= set("0123456789."):
+    if _is_ipv4(name):
         return "FRR reads it as a gateway address, not an interface"
     return None
+
+
+def _is_ipv4(name: str) -> bool:
+    """What FRR's A.B.C.D token takes (inet_pton: four decimal octets, no leading zeros;
+    "1.2.3" and "01.2.3.4" stay interface names)."""
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def frr_ifname(name: str, what: str = "tunnel interface") -> str:
@@ -178,7 +191,7 @@ def _owned_top(line: str, intent: FrrIntent, statics: Sequence[str]) -> bool:
 
 
 def _owned_bgp_line(line: str, intent: FrrIntent) -> bool:
-    s = line.strip()
+    s = line.strip(_BLANKS)
     if s == f"redistribute static route-map {RMAP_OUT}":
         return True
     return intent.peer is not None and s.startswith(f"neighbor {intent.peer} ")
@@ -226,13 +239,13 @@ def _splice_bgp(user: Block, mine: Block) -> Block:
     af = [ln for ln in mine[1:] if ln.startswith("  ")]
     body = list(user[1:])
     af_at = next(
-        (i for i, ln in enumerate(body) if ln.strip() == "address-family ipv4 unicast"), None
+        (i for i, ln in enumerate(body) if ln.strip(_BLANKS) == "address-family ipv4 unicast"), None
     )
     if af_at is None:
         body += [" address-family ipv4 unicast", *af, " exit-address-family"]
     else:
         end = next(
-            (i for i in range(af_at, len(body)) if body[i].strip() == "exit-address-family"),
+            (i for i in range(af_at, len(body)) if body[i].strip(_BLANKS) == "exit-address-family"),
             len(body),
         )
         body[end:end] = af
