@@ -25,6 +25,7 @@ ACCEPTED: Final[tuple[str, ...]] = (
     "a\\*",  # nft: '\*' at the end drops every backslash
     "--help",  # an option to every tool that takes it as argv
     "-a;$'{}#=@~!\\é",  # 15 bytes of most classes at once
+    '-a;${}#=@~!\\"é',  # and without the ' that FRR's staticd dies on
     "abcdefghijklmno",  # 15 bytes: the longest name
     "éééééééa",  # 15 bytes of UTF-8
     "ünï-cödé",
@@ -73,3 +74,38 @@ REFUSED: Final[tuple[str, ...]] = (
 # What the collector makes of a name that is not UTF-8 (decoded with replacement) and what
 # os.fsdecode makes of one (a surrogate): meshpath cannot name either exactly.
 UNREPRESENTABLE: Final[tuple[str, ...]] = ("a\ufffdb", "a\udcffb")
+# One or two of each class for the namespace test, which spends about two seconds a name
+# (MESHPATH_HOSTILE_NAMES=all runs it over every name of ACCEPTED).
+LAB_SAMPLE: Final[tuple[str, ...]] = (
+    'x"accept#',
+    "x;accept",
+    'a"b',
+    "a'b",
+    "a;b",
+    "a$b",
+    "a#b",
+    "a\\b",
+    "a*b",
+    "a?b",
+    "ab*",
+    "ab\\",
+    "ab?",
+    "-ab",
+    "#ab",
+    "!ab",
+    "*",
+    "a\\*",
+    "--help",
+    "-a;$'{}#=@~!\\é",
+    '-a;${}#=@~!\\"é',
+    "abcdefghijklmno",
+    "éééééééa",
+    "a\x01b",
+    "a\u2028b",
+    "N",
+    "n",
+    "null0x",
+    "Reject",
+    "1.2.3.4",
+    "1.2.3",
+)

@@ -25,7 +25,7 @@ from meshpath.state import NftState, Snapshot
 from meshpath.values import parse_ifname
 from tests.builders import broken_connector
 from tests.fix_builders import with_frr
-from tests.hostile_names import ACCEPTED, REFUSED, UNREPRESENTABLE
+from tests.hostile_names import ACCEPTED, LAB_SAMPLE, REFUSED, UNREPRESENTABLE
 
 SRC = "100.64.0.0/12"
 USER_FRR = "frr version 8.4.4\nhostname conn\n!\nip route 198.51.100.0/24 CloudflareWARP\n!\nend\n"
@@ -76,6 +76,7 @@ def listing(*rules: list[dict[str, Any]]) -> dict[str, Any]:
 # -- the kernel's rules ----------------------------------------------------------------
 def test_hostile_name_lists_are_distinct_and_sized_as_the_kernel_counts() -> None:
     assert len(set(ACCEPTED)) == len(ACCEPTED)
+    assert set(LAB_SAMPLE) <= set(ACCEPTED)
     assert all(1 <= len(n.encode()) <= 15 for n in ACCEPTED)
 
 
@@ -178,10 +179,10 @@ def test_frr_renders_exactly_the_name_or_refuses_it(name: str) -> None:
 
 
 def test_frr_keywords_and_addresses_are_refused_as_the_tunnel() -> None:
-    for name in ("bl", "re", "N", "Null0", "null0x", "Reject", "1.2.3.4"):
+    for name in ("bl", "re", "N", "Null0", "null0x", "Reject", "1.2.3.4", "a'b", "ab?"):
         with pytest.raises(BadInputError, match="rename the interface"):
             frr.frr_ifname(name)
-    for name in ("n", "BLACK", "blackholes", "1.2.3", "01.2.3.4", "tag", "10"):
+    for name in ("n", "BLACK", "blackholes", "1.2.3", "01.2.3.4", "tag", "10", "a?b", 'a"b'):
         assert frr.frr_ifname(name) == name
 
 

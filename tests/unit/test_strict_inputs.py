@@ -141,8 +141,9 @@ def test_asdot_is_an_asn(
 def test_bad_peer_asn_is_refused(
     snap_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    arabic = "\u0666\u0665\u0660\u0660\u0660"  # 65000 in Arabic-Indic digits
     argv = ["fix", "--mode", "bgp", "--snapshot", str(snap_file), "--root", str(tmp_path),
-            "--peer", "10.0.1.1", "--asn", "65001", "--peer-asn", "\u0666\u0665\u0660\u0660\u0660"]  # fmt: skip
+            "--peer", "10.0.1.1", "--asn", "65001", "--peer-asn", arabic]  # fmt: skip
     one_line_exit_2(capsys, argv, "--peer-asn")
 
 

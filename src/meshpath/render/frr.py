@@ -100,7 +100,7 @@ _FRR_NEXTHOP_WORDS: Final = ("blackhole", "reject", "Null0")
 
 
 def frr_ifname_problem(name: str) -> str | None:
-    """Why FRR would not read ``name`` as an interface in a static route, or None."""
+    """Why FRR would not take ``name`` as the interface of a static route, or None."""
     folded = name.lower()
     if any(word.startswith(name) for word in _FRR_NEXTHOP_WORDS) or folded.startswith("null0"):
         return "FRR reads it as a blackhole/reject/Null0 nexthop keyword"
@@ -108,6 +108,14 @@ def frr_ifname_problem(name: str) -> str | None:
         return "FRR refuses it as an interface name (a nexthop keyword)"
     if _is_ipv4(name):
         return "FRR reads it as a gateway address, not an interface"
+    if "'" in name:
+        # staticd puts the name into a YANG path quoted with ' and dies on the parse error.
+        return "FRR 8.4's staticd crashes on a \"'\" in an interface name"
+    if name.endswith("?"):
+        return "vtysh reads a trailing '?' as a request for help"
+    if any(c.isspace() for c in name):
+        # frr-reload.py compresses blanks with Python's str.split(): "a\u2028b" becomes "a b".
+        return "frr-reload.py reads a character in it as a blank"
     return None
 
 
