@@ -86,9 +86,15 @@ def parse_asn(text: str | int, what: str = "--asn") -> int:
     value = text if isinstance(text, int) else _asn_text(text)
     if value is None or not 1 <= value <= ASN_MAX:
         raise BadInputError(
-            f"{what} {text!r}: an AS number is 1..{ASN_MAX} (asdot like 1.10 also works)"
+            f"{what} {_shown(text)}: an AS number is 1..{ASN_MAX} (asdot like 1.10 also works)"
         )
     return value
+
+
+def _shown(value: str | int) -> str:
+    """A value as typed when that is safe on one line, else quoted with its escapes."""
+    text = str(value)
+    return text if text and text.isprintable() and " " not in text else repr(text)
 
 
 def _asn_text(text: str) -> int | None:
