@@ -21,6 +21,7 @@ from typing import Any, Final
 from meshpath.errors import ConfigError
 from meshpath.fsafe import read_bounded
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges, parse_override_flag
+from meshpath.values import ifname_problem
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/meshpath/meshpath.toml")
 DEFAULT_TUNNEL: Final = "CloudflareWARP"
@@ -54,6 +55,9 @@ def load_settings(path: Path | None, range_flags: Sequence[str] = ()) -> Setting
         source = f"{source} + --range flags"
     ranges = DEFAULT_RANGES.with_overrides(overrides) if overrides else DEFAULT_RANGES
     tunnel = _text(connector.get("tunnel_interface", DEFAULT_TUNNEL), "tunnel_interface", chosen)
+    problem = ifname_problem(tunnel)
+    if problem is not None:
+        raise ConfigError(f"config file {chosen}: tunnel_interface {tunnel!r} {problem}")
     return Settings(ranges=ranges, tunnel_interface=tunnel, source=source)
 
 

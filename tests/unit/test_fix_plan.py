@@ -25,7 +25,7 @@ from meshpath.render import nft as nft_render
 from meshpath.render import systemd
 from meshpath.state import FrrState, NftState
 from meshpath.state.model import PROTO_FRR_STATIC
-from tests.builders import broken_connector
+from tests.builders import broken_connector, link
 from tests.fix_builders import (
     bgp_fixed,
     data_text,
@@ -73,7 +73,9 @@ def test_nat_inverse_deletes_an_absent_table_and_the_route() -> None:
 def test_nat_inverse_restores_a_previous_table_exactly() -> None:
     old = nat_ruleset()
     snap = broken_connector(nft=NftState(available=True, ruleset=old))
-    plan = plan_fix(snap, S, "nat", FixOptions(lan_if="CloudflareWARP"))
+    # A second LAN interface makes the recorded table (out eth0) differ from the plan's.
+    snap = msgspec.structs.replace(snap, links=(*snap.links, link(4, "eth1", "veth")))
+    plan = plan_fix(snap, S, "nat", FixOptions(lan_if="eth1"))
     step = plan.steps[0]
     assert step.check == "table inet meshpath differs"
     assert isinstance(step.inverse, NftFile) and step.inverse.json

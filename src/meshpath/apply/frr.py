@@ -13,6 +13,7 @@ from typing import Any, Final
 from meshpath.errors import EnvironmentProblem
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
+from meshpath.values import parse_peer
 
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
 # Tests point this at a failing script to inject a fault into the reload step.
@@ -92,7 +93,10 @@ class Frr:
         return str(state) if state is not None else None
 
     def advertised(self, peer: str) -> frozenset[str]:
-        data = self.show_json(f"show ip bgp neighbors {peer} advertised-routes json")
+        # The peer may come from a journal: parsed again before it reaches ``vtysh -c``
+        # (which runs each line of a command as its own command).
+        address = parse_peer(peer, "BGP peer")
+        data = self.show_json(f"show ip bgp neighbors {address} advertised-routes json")
         return frozenset(data.get("advertisedRoutes", {}) or {})
 
     def wait(

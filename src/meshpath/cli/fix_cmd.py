@@ -16,11 +16,12 @@ from rich.text import Text
 from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
-from meshpath.checks.targets import parse_target
+from meshpath.checks.targets import DEFAULT_PORT
 from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context, error_console
 from meshpath.cli.lab_cmd import instance_option
 from meshpath.collect import collect_snapshot
+from meshpath.collect.netns import netns_path
 from meshpath.config import Settings
 from meshpath.errors import EXIT_ENVIRONMENT, BadInputError, MeshpathError, PrivilegeError
 from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
@@ -31,6 +32,7 @@ from meshpath.fix.verify import VerifyCheck
 from meshpath.runner import SubprocessRunner
 from meshpath.sim import simulate_flow
 from meshpath.state import TABLE_MAIN, Snapshot, codec
+from meshpath.values import parse_asn, parse_hostport, parse_peer
 
 NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Act inside this network namespace.")]
 RootOpt = Annotated[
@@ -83,13 +85,7 @@ def fix(
     ] = False,
     peer: Annotated[str | None, typer.Option("--peer", help="BGP peer address.")] = None,
     asn: Annotated[
-        int | None,
-        typer.Option(
-            "--asn",
-            help="This connector's AS number.",
-            metavar="N",
-            parser=numbers.integer("--asn", 1, validate.ASN_MAX, "an AS number"),
-        ),
+        str | None, typer.Option("--asn", help="This connector's AS number (65001 or 1.10).")
     ] = None,
     peer_asn: Annotated[
         str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
@@ -118,6 +114,8 @@ def fix(
     """Show (or --apply) the fix for the return path: nat, route or bgp."""
     actx = app_context(ctx)
     states = state_dir_of(root, state_dir)
+    if netns is not None:
+        netns_path(netns)  # a namespace that does not exist is bad input, for every action
     if rollback or resume:
         require_root("meshpath fix --rollback/--resume")
         open_ = jr.interrupted(states) if resume and states.exists() else None
@@ -135,7 +133,7 @@ def fix(
         lan_if=lan_if,
         also_device_range=also_device_range,
         peer=peer,
-        asn=asn,
+        asn=parse_asn(asn) if asn is not None else None,
         peer_asn=peer_asn,
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
@@ -390,8 +388,8 @@ def prediction(
 
 def _target(snap: Snapshot, lan_if: str, target: str | None) -> tuple[str | None, int]:
     if target is not None:
-        parsed = parse_target(target)
-        return parsed.address, parsed.port
+        parsed = parse_hostport(target, "--target", default_port=DEFAULT_PORT)
+        return str(parsed.address), parsed.port
     for route in snap.routes_in(TABLE_MAIN):
         if route.dst == "0.0.0.0/0" and route.dev == lan_if and route.gateway:
             return route.gateway, 443
@@ -477,17 +475,18 @@ def verify_cmd(
 def _expectation(
     settings: Settings, states: Path, netns: str | None, mode: str | None, peer: str | None
 ) -> Expect:
+    address = parse_peer(peer, "--peer") if peer is not None else None  # it reaches vtysh
     if mode is None:
         journal = jr.last_applied(states, netns) if states.exists() else None
         if journal is None:
             raise BadInputError("no applied meshpath fix found for this host; pass --mode")
         expect = journal.plan.expect
     elif mode in MODES:
-        expect = expect_for(mode, settings, peer)  # type: ignore[arg-type]
+        expect = expect_for(mode, settings, address)  # type: ignore[arg-type]
     else:
         raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
-    if peer is not None:
-        expect = msgspec.structs.replace(expect, peer=peer, advertised=expect.ranges)
+    if address is not None:
+        expect = msgspec.structs.replace(expect, peer=address, advertised=expect.ranges)
     return expect
 
 

@@ -77,7 +77,7 @@ def trace(
 ) -> None:
     """Classify each TCP flow from the Cloudflare source range: ok, return-misrouted, ..."""
     actx = app_context(ctx)
-    goal = parse_target(target) if target else None
+    goal = parse_target(target) if target is not None else None
     if live == (capture_file is not None):
         raise BadInputError("give a capture FILE or --live (not both, not neither)")
     names = _names(snapshot, netns, live)

@@ -113,6 +113,11 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True):
     nat: bool | None  # NAT present (True), absent (False), not judged (None)
     peer: str | None = None
     advertised: tuple[str, ...] = ()
+    # nat mode: the exact masquerades (LAN interface, sources) verify looks for; empty in
+    # journals written before they were recorded (verify then accepts any exact
+    # meshpath masquerade of the ranges).
+    lan_if: str | None = None
+    nat_sources: tuple[str, ...] = ()
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):

@@ -86,6 +86,7 @@ def tunnel_has_v6(snapshot: Snapshot, tunnel: str) -> bool:
 
 # -- nat -------------------------------------------------------------------------------
 def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]) -> Plan:
+    nft_render.nft_ifname(lan, "LAN interface")  # refuse a name nft cannot match exactly
     sources = [r for r in ranges if r in (ranges[0],) or r.version == 6]
     want = frozenset(nft_render.Masquerade(lan, str(r)) for r in sources)
     steps: list[Step] = []
@@ -100,7 +101,14 @@ def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]
         "NAT hides the Worker's address from the service; prefer --mode route or bgp.",
         "the route is what brings the de-NATed reply back into the tunnel (NAT alone does not).",
     )
-    expect = Expect(tunnel=tunnel, ranges=_names(ranges), route_proto=PROTO_MESHPATH, nat=True)
+    expect = Expect(
+        tunnel=tunnel,
+        ranges=_names(ranges),
+        route_proto=PROTO_MESHPATH,
+        nat=True,
+        lan_if=lan,
+        nat_sources=_names(sources),
+    )
     return Plan(
         mode="nat",
         steps=(*steps, *routes),
@@ -176,6 +184,7 @@ def _route_plan(
 ) -> Plan:
     prefixes = tuple(str(r) for r in ranges)
     if frr_has_staticd(snap):
+        frr_render.frr_ifname(tunnel, "tunnel interface")
         intent = _intent(snap, tunnel, prefixes)
         step = _frr_step(
             snap, intent, "FRR staticd owns the routes (persistent, re-added on link up)"
@@ -305,6 +314,7 @@ def _bgp_plan(
     snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
 ) -> Plan:
     v4 = tuple(str(r) for r in ranges if r.version == 4)
+    frr_render.frr_ifname(tunnel, "tunnel interface")
     peer = validate.check_peer(options.peer, ranges)
     blocks = frr_render.parse_blocks(snap.frr.running_config or "")
     intent = _intent(
