@@ -25,6 +25,7 @@ from meshpath.cli import (
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    watch_cmd,
 )
 from meshpath.cli.context import AppContext, error_console
 from meshpath.config import load_settings
@@ -69,7 +70,16 @@ def _root(
     ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd):
+for _module in (
+    snapshot_cmd,
+    ranges_cmd,
+    lab_cmd,
+    trace_cmd,
+    sim_cmd,
+    doctor_cmd,
+    fix_cmd,
+    watch_cmd,
+):
     _module.register(app)
 
 
