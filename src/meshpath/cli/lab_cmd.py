@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from meshpath.cli.context import AppContext, app_context
+from meshpath.errors import BadInputError
 from meshpath.lab import (
     FIXES,
     SCENARIO_NAMES,
@@ -26,7 +27,9 @@ from meshpath.lab import (
 from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
 from meshpath.lab.state import RUN_ROOT, known_instances, read_state
+from meshpath.lab.watch import WATCH_LISTEN, Watch
 from meshpath.runner import netns_argv
+from meshpath.watch.metrics import TEXTFILE_NAME
 
 lab_app = typer.Typer(
     help="A network-namespace lab of the whole Worker -> Mesh -> Connector -> LAN path.",
@@ -51,10 +54,16 @@ def up(
     no_fix: Annotated[
         bool, typer.Option("--no-fix", help="Leave out the scenario's fix step.")
     ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Run meshpath watch in the connector namespace.")
+    ] = False,
+    heal: Annotated[bool, typer.Option("--heal", help="With --watch: run the keeper.")] = False,
 ) -> None:
     """Bring a lab up for SCENARIO (with its fix step) and leave it running."""
     actx = app_context(ctx)
     scn = get_scenario(scenario)
+    if heal and not watch:
+        raise BadInputError("--heal runs the keeper of meshpath watch: add --watch")
     with terminate_as_interrupt():
         lab = Lab.create(instance)
         try:
@@ -63,12 +72,35 @@ def up(
                 if scn.fix and not no_fix:
                     FIXES[scn.fix](lab)
                     lab.mark_fixed(scn.fix)
+                watcher = Watch.start(lab, heal=heal) if watch else None
         except BaseException:
             lab.down()
             raise
         lab.detach()
     status = lab.status()
-    actx.emit(status, format_status([status]))
+    if watcher is None:
+        actx.emit(status, format_status([status]))
+        return
+    where = _watch_info(lab, watcher)
+    actx.emit({**status, "watch": where}, Group(format_status([status]), format_watch(where)))
+
+
+def _watch_info(lab: Lab, watcher: Watch) -> dict[str, str]:
+    return {
+        "namespace": lab.ns("conn"),
+        "metrics": f"http://{WATCH_LISTEN}/metrics (inside {lab.ns('conn')} only)",
+        "textfile": str(watcher.textfile / TEXTFILE_NAME),
+        "log": str(watcher.log),
+    }
+
+
+def format_watch(where: dict[str, str]) -> Text:
+    return Text(
+        f"meshpath watch runs in {where['namespace']}: metrics {where['metrics']}; "
+        f"textfile {where['textfile']}; log {where['log']}\n"
+        f'  meshpath lab exec conn -- python3 -c "import urllib.request as u; '
+        f"print(u.urlopen('http://{WATCH_LISTEN}/metrics').read().decode())\""
+    )
 
 
 @lab_app.command("status")
@@ -170,7 +202,8 @@ def format_result(result: ScenarioResult) -> RenderableType:
     t = result.timings
     head = Text.from_markup(
         f"[bold]{result.name}[/bold] {verdict}  (setup {t['setup']}s, fix {t['fix']}s, "
-        f"call {t['observe']}s)"
+        + (f"drill {t['drill']}s, " if "drill" in t else "")
+        + f"call {t['observe']}s)"
     )
     return Group(head, table)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from meshpath.lab.capture import Packet
 from meshpath.lab.core import Lab
+from meshpath.lab.drift import DRILLS
 from meshpath.lab.fixes import FIXES, FixStep
 from meshpath.lab.scenarios import (
     Check,
@@ -90,12 +91,15 @@ def run_scenario(
         fixes[scn.fix](lab)
         lab.mark_fixed(scn.fix)
     t2 = time.monotonic()
-    obs = observe(lab, scn)
+    drilled = DRILLS[scn.drill](lab) if scn.drill is not None else ()
     t3 = time.monotonic()
-    timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": t3 - t2}
+    obs = observe(lab, scn)
+    timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": time.monotonic() - t3}
+    if scn.drill is not None:
+        timings["drill"] = t3 - t2
     return ScenarioResult(
         scn.name,
-        evaluate(scn, obs),
+        (*drilled, *evaluate(scn, obs)),
         obs.worker,
         obs.packets or (),
         {k: round(v, 2) for k, v in timings.items()},

@@ -8,6 +8,7 @@ starts with a ``<N>`` syslog priority so ``journalctl -p warning`` finds a broke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final
@@ -79,3 +80,17 @@ def transition(
     if not current.ok and previous.root_cause != current.root_cause:
         return "root_cause_changed", WARNING, {**fields, "was": previous.root_cause}
     return None
+
+
+_TOKEN = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def parse_logfmt(text: str) -> dict[str, str]:
+    """The fields of one :func:`line` (without its ``<N>`` priority prefix)."""
+    text = re.sub(r"^<\d>", "", text.strip())
+    out = {}
+    for key, raw in _TOKEN.findall(text):
+        if raw.startswith('"'):
+            raw = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], raw[1:-1])
+        out[key] = raw
+    return out

@@ -40,7 +40,7 @@ from meshpath.state import Snapshot
 
 NAT_STEP_KEY: Final = "nft:inet meshpath"
 GUARD_CHECK: Final = "keeper: the healed journal is still the newest applied fix"
-_MASQUERADE = re.compile(r'^\toifname "([^"]+)" ip6? saddr (\S+) masquerade$', re.MULTILINE)
+_MASQUERADE = re.compile(r'^\t\toifname "([^"]+)" ip6? saddr (\S+) masquerade$', re.MULTILINE)
 
 
 # -- what meshpath owns (pure) ---------------------------------------------------------

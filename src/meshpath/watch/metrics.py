@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, generate_latest, write_to_textfile
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from meshpath import __version__
@@ -233,3 +234,15 @@ def serve(listener: Listener, registry: CollectorRegistry) -> ThreadingWSGIServe
     )
     thread.start()
     return httpd
+
+
+Sample = tuple[str, frozenset[tuple[str, str]]]
+
+
+def read_samples(text: str) -> dict[Sample, float]:
+    """Every sample of an exposition (a scrape or a textfile): (name, labels) -> value."""
+    out: dict[Sample, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
