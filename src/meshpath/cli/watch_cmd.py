@@ -16,7 +16,7 @@ from meshpath.checks.targets import Target, parse_target
 from meshpath.cli.context import AppContext, app_context
 from meshpath.cli.fix_cmd import require_root, state_dir_of
 from meshpath.collect.frr import collect_frr
-from meshpath.collect.netns import inside_netns
+from meshpath.collect.netns import inside_netns, netns_path
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
@@ -97,6 +97,8 @@ def watch(
         raise BadInputError(f"--textfile {textfile}: not a directory")
     if snapshot is not None and not once:
         raise BadInputError("--snapshot needs --once (a saved snapshot does not change)")
+    if netns is not None and not install_unit:
+        netns_path(netns)  # exists: a missing namespace is bad input, before anything runs
     if install_unit:
         args = _service_args(netns, listener, targets, heal, textfile, interval, refresh, state_dir)
         return _install(actx, root, args, netns, listener, textfile, state_dir)

@@ -67,6 +67,7 @@ def _sandbox(opts: UnitOptions) -> list[str]:
         "ProtectControlGroups=yes",
         "ProtectClock=yes",
         "ProtectHostname=yes",
+        "ProtectProc=invisible",
         "RestrictRealtime=yes",
         "RestrictSUIDSGID=yes",
         "LockPersonality=yes",
