@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -27,9 +27,10 @@ from meshpath.lab import (
 from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
 from meshpath.lab.state import RUN_ROOT, known_instances, read_state
-from meshpath.lab.watch import WATCH_LISTEN, Watch
 from meshpath.runner import netns_argv
-from meshpath.watch.metrics import TEXTFILE_NAME
+
+if TYPE_CHECKING:
+    from meshpath.lab.watch import Watch
 
 lab_app = typer.Typer(
     help="A network-namespace lab of the whole Worker -> Mesh -> Connector -> LAN path.",
@@ -72,7 +73,7 @@ def up(
                 if scn.fix and not no_fix:
                     FIXES[scn.fix](lab)
                     lab.mark_fixed(scn.fix)
-                watcher = Watch.start(lab, heal=heal) if watch else None
+                watcher = _start_watch(lab, heal) if watch else None
         except BaseException:
             lab.down()
             raise
@@ -85,10 +86,19 @@ def up(
     actx.emit({**status, "watch": where}, Group(format_status([status]), format_watch(where)))
 
 
+def _start_watch(lab: Lab, heal: bool) -> Watch:
+    from meshpath.lab.watch import Watch  # meshpath watch's imports, only when asked for
+
+    return Watch.start(lab, heal=heal)
+
+
 def _watch_info(lab: Lab, watcher: Watch) -> dict[str, str]:
+    from meshpath.lab.watch import WATCH_LISTEN
+    from meshpath.watch.metrics import TEXTFILE_NAME
+
     return {
         "namespace": lab.ns("conn"),
-        "metrics": f"http://{WATCH_LISTEN}/metrics (inside {lab.ns('conn')} only)",
+        "url": f"http://{WATCH_LISTEN}/metrics",
         "textfile": str(watcher.textfile / TEXTFILE_NAME),
         "log": str(watcher.log),
     }
@@ -96,10 +106,10 @@ def _watch_info(lab: Lab, watcher: Watch) -> dict[str, str]:
 
 def format_watch(where: dict[str, str]) -> Text:
     return Text(
-        f"meshpath watch runs in {where['namespace']}: metrics {where['metrics']}; "
-        f"textfile {where['textfile']}; log {where['log']}\n"
+        f"meshpath watch runs in {where['namespace']}: metrics {where['url']} (inside that "
+        f"namespace only); textfile {where['textfile']}; log {where['log']}\n"
         f'  meshpath lab exec conn -- python3 -c "import urllib.request as u; '
-        f"print(u.urlopen('http://{WATCH_LISTEN}/metrics').read().decode())\""
+        f"print(u.urlopen('{where['url']}').read().decode())\""
     )
 
 

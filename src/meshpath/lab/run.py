@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from meshpath.lab.capture import Packet
 from meshpath.lab.core import Lab
-from meshpath.lab.drift import DRILLS
 from meshpath.lab.fixes import FIXES, FixStep
 from meshpath.lab.scenarios import (
     Check,
@@ -91,7 +90,7 @@ def run_scenario(
         fixes[scn.fix](lab)
         lab.mark_fixed(scn.fix)
     t2 = time.monotonic()
-    drilled = DRILLS[scn.drill](lab) if scn.drill is not None else ()
+    drilled = _drill(lab, scn.drill) if scn.drill is not None else ()
     t3 = time.monotonic()
     obs = observe(lab, scn)
     timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": time.monotonic() - t3}
@@ -104,6 +103,14 @@ def run_scenario(
         obs.packets or (),
         {k: round(v, 2) for k, v in timings.items()},
     )
+
+
+def _drill(lab: Lab, name: str) -> tuple[Check, ...]:
+    # Imported here: the drills bring meshpath watch and prometheus_client along, which
+    # every process importing the lab (each Worker call) would otherwise pay for.
+    from meshpath.lab.drift import DRILLS
+
+    return DRILLS[name](lab)
 
 
 def run_many(
