@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from meshpath.watch.evaluate import Evaluation
+if TYPE_CHECKING:
+    from meshpath.watch.evaluate import Evaluation
 
 # sd-daemon(3) priority prefixes.
 ERR: Final = 3
