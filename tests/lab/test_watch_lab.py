@@ -10,6 +10,7 @@ import pytest
 
 from meshpath.lab import FIXES, Lab
 from meshpath.lab.drift import ROUTE, route_present
+from meshpath.lab.procs import frr_pathspace
 from meshpath.lab.warp import WARP_TABLE
 from meshpath.lab.watch import Watch
 from tests.conftest import needs_root
@@ -99,5 +100,26 @@ def test_without_an_applied_fix_the_keeper_only_watches(lab: Lab) -> None:
         assert not has_route(lab, WARP_ROUTE)
         assert watch.value("meshpath_path_ok") == 0.0
         assert watch.value("meshpath_heals_total", kind="route") == 0.0
+    finally:
+        watch.stop()
+
+
+def test_a_bgp_session_going_down_is_seen_by_the_frr_poll(lab: Lab) -> None:
+    lab.setup("bgp")
+    FIXES["bgp"](lab)
+    watch = Watch.start(lab, False, "watch-bgp", "--interval", "0.5")
+    try:
+        peer = {"peer": "10.0.1.1"}
+        assert watch.value("meshpath_bgp_session_established", **peer) == 1.0
+        assert watch.value("meshpath_bgp_advertised_prefixes", **peer) == 2.0
+        router = str(frr_pathspace(lab.ns("router")))
+        argv = ["vtysh", "--vty_socket", router, "-c", "configure terminal"]
+        argv += ["-c", "router bgp 65000", "-c", "neighbor 10.0.1.2 shutdown"]
+        start = time.monotonic()
+        lab.runner.run(argv)
+        took = watch.wait_value("meshpath_bgp_session_established", 0.0, start, 5.0, **peer)
+        assert took is not None and took < 3.0
+        assert (watch.value("meshpath_changes_total", source="frr") or 0) >= 1
+        assert watch.value("meshpath_path_ok") == 0.0  # the LAN lost its return route
     finally:
         watch.stop()

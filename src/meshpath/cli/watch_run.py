@@ -14,16 +14,15 @@ import typer
 from meshpath.checks.targets import Target, parse_target
 from meshpath.cli.context import AppContext, app_context
 from meshpath.cli.fix_cmd import require_root, state_dir_of
-from meshpath.collect.frr import collect_frr
 from meshpath.collect.netns import inside_netns, netns_path
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
 from meshpath.watch import metrics, unit
-from meshpath.watch.evaluate import Evaluator, PeerState, peer_states
+from meshpath.watch.evaluate import Evaluator, PeerState
 from meshpath.watch.keeper import Backoff, Keeper
 from meshpath.watch.loop import LoopOptions, Watcher
-from meshpath.watch.sources import open_sources
+from meshpath.watch.sources import bgp_probe, open_sources
 
 NO_LISTEN = ("", "none")
 
@@ -131,7 +130,7 @@ def _run(
 
 
 def _bgp_probe(evaluator: Evaluator) -> Callable[[], tuple[PeerState, ...]]:
-    return lambda: peer_states(collect_frr(evaluator.runner, evaluator.netns))
+    return lambda: bgp_probe(evaluator.runner, evaluator.netns)
 
 
 def _textfile_writer(

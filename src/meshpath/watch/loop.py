@@ -1,7 +1,7 @@
 """The watch loop (I/O edge): block on the change sockets, debounce, evaluate, heal, publish.
 
     changes (rtnetlink, nftables) ──> debounce (100 ms quiet, 500 ms at most) ──┐
-    FRR poll (every --interval; a changed BGP view counts as a change) ─────────┤
+    FRR poll (every --interval; a BGP view unlike the last poll's is a change) ─┤
     refresh (every --refresh, for what netlink does not announce) ──────────────┴─> evaluate
     evaluate: fresh snapshot -> doctor -> metrics + one log line per state change -> keeper
 
@@ -164,7 +164,6 @@ class Watcher:
         finally:
             self._abortable = False
         self._evaluations += 1
-        self._peers = evaluation.peers
         self._record(evaluation)
         if self._keeper is not None:
             self._keep(snapshot)

@@ -8,6 +8,8 @@ Two netlink sockets, opened inside the watched namespace (they stay bound to it)
 * ``NETLINK_NETFILTER`` joined to ``NFNLGRP_NFTABLES``: every nftables ruleset change (what
   ``nft monitor`` prints), without a subprocess.
 
+FRR announces nothing: :func:`bgp_probe` is the poll's cheap view of its BGP sessions.
+
 The watch loop only needs to know *that* something changed: :meth:`ChangeSocket.drain`
 reads what is queued and counts the messages. When a burst overflows the socket buffer the
 kernel drops the rest and the next read fails with ENOBUFS; that is counted as one change
@@ -17,13 +19,18 @@ and reading goes on (the evaluation re-reads the whole state anyway).
 from __future__ import annotations
 
 import errno
+import json
 import socket
 from collections.abc import Iterable
 from typing import Final
 
+from meshpath.collect.frr import FRR_RUN_DIR, running_daemons, vtysh_argv
 from meshpath.collect.netlink import split_messages
 from meshpath.collect.netns import inside_netns
 from meshpath.errors import EnvironmentProblem, PrivilegeError
+from meshpath.runner import Runner
+from meshpath.state.model import FrrState
+from meshpath.watch.evaluate import PeerState, peer_states
 
 NETLINK_ROUTE: Final = 0
 NETLINK_NETFILTER: Final = 12
@@ -110,3 +117,22 @@ def open_sources(netns: str | None) -> tuple[ChangeSocket, ChangeSocket]:
             route.close()
             raise
     return route, nft
+
+
+def bgp_probe(runner: Runner, netns: str | None) -> tuple[PeerState, ...]:
+    """The BGP sessions as one ``show bgp summary json`` shows them (state and prefixes
+    sent per peer): the FRR poll's cheap view, one vtysh run, none when bgpd is not running.
+
+    The evaluation reads FRR fully (collect_frr); this only detects that something changed.
+    """
+    directory = FRR_RUN_DIR / netns if netns else FRR_RUN_DIR
+    if "bgpd" not in running_daemons(directory):
+        return ()
+    done = runner.run(vtysh_argv(netns, "show bgp summary json"), check=False, timeout=10)
+    try:
+        summary = json.loads(done.stdout) if done.ok else None
+    except ValueError:
+        summary = None
+    if not isinstance(summary, dict):
+        return ()
+    return peer_states(FrrState(available=True, running=True, bgp_summary=summary))
