@@ -3,6 +3,7 @@ snapshots, and Prometheus' own linter (promtool) on the real exposition."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -158,6 +159,15 @@ def test_textfile_is_written_whole(tmp_path: Path) -> None:
     assert path == tmp_path / TEXTFILE_NAME
     assert path.read_text() == text_of(view)
     assert [p.name for p in tmp_path.iterdir()] == [TEXTFILE_NAME]  # no temp file left
+
+
+def test_textfile_is_readable_by_node_exporter_under_a_strict_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)  # the service's UMask
+    try:
+        path = write_textfile(tmp_path, new_registry(lambda: WatchView()))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 PROMTOOL = shutil.which("promtool")

@@ -178,9 +178,11 @@ def exposition(registry: CollectorRegistry) -> bytes:
 
 
 def write_textfile(directory: Path, registry: CollectorRegistry) -> Path:
-    """``DIR/meshpath.prom``, replaced atomically (temp file in DIR, then rename)."""
+    """``DIR/meshpath.prom``, replaced atomically (temp file in DIR, then rename), readable
+    by node_exporter's user also under the service's ``UMask=0077``."""
     path = directory / TEXTFILE_NAME
     write_to_textfile(str(path), registry)
+    path.chmod(0o644)
     return path
 
 
