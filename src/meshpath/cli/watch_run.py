@@ -148,8 +148,11 @@ def _textfile_writer(
 
 
 def _emit(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except OSError:
+        pass  # the reader went away (a restarted journald): keep watching and serving metrics
 
 
 def _service_args(
