@@ -7,6 +7,9 @@ APT_PACKAGES := iproute2 nftables frr tcpdump python3 python3-venv python3-pip m
 # only when `node`/`npm` are missing (NodeSource's nodejs bundles npm and conflicts with
 # Debian's npm package, so dpkg's view is not the test).
 NODE_APT_PACKAGES := nodejs npm
+# promtool (the tests lint meshpath watch's metrics with it) comes in Debian's prometheus
+# package; without its Recommends, which add node_exporter's daemon.
+APT_NO_RECOMMENDS := prometheus
 STAMP := $(VENV)/.installed
 # workerd, pinned by the lockfile that ships in the package, installed with `npm ci` into
 # the venv; meshpath finds it at <sys.prefix>/workerd (see meshpath/lab/worker/runtime.py).
@@ -20,12 +23,15 @@ setup: system node venv
 
 # System packages: installed only when missing, so a second run touches nothing.
 system:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	@missing=""; bare=""; for p in $(APT_PACKAGES) $(APT_NO_RECOMMENDS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" && continue; \
+	  case " $(APT_NO_RECOMMENDS) " in *" $$p "*) bare="$$bare $$p";; *) missing="$$missing $$p";; esac; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	if [ -n "$$missing$$bare" ]; then \
+	  echo "installing:$$missing$$bare"; \
+	  apt-get update -qq || exit 1; \
+	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; fi; \
+	  if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$bare || exit 1; fi; \
 	fi
 
 node:

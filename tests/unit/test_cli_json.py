@@ -39,6 +39,7 @@ COMMAND_SCHEMAS = {
     "lab call": "lab-call",
     "worker check": "worker-check",
     "explain": "explain|explain-list",
+    "watch": "watch-evaluation|watch-unit|watch-event",
 }
 
 
@@ -187,3 +188,25 @@ def test_explain_validates(capsys: pytest.CaptureFixture[str]) -> None:
         code, one = _run(capsys, "explain", entry["error"], "--json")
         assert code == 0
         assert_schema(one)
+
+
+@pytest.mark.parametrize("snap", ["broken.json", "bgp.json", "tailscale52.json"])
+def test_watch_once_validates(snap: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "watch", "--once", "--snapshot", str(SNAPSHOTS / snap), "--json")
+    assert code in (0, 1) and doc["ok"] is (code == 0)
+    assert_schema(doc)
+
+
+def test_watch_unit_and_event_lines_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from meshpath.watch import events
+
+    code, doc = _run(capsys, "watch", "--install-unit", "--root", str(tmp_path), "--json")
+    assert code == 0 and doc["changed"] is True
+    assert_schema(doc)
+    fields = {"finding": "MP101", "verdict": "PATH BROKEN: ...", "targets_broken": None}
+    line = events.line("path_broken", 0.0, fields, as_json=True)
+    event = json.loads(line)
+    assert "targets_broken" not in event  # unknown values are left out, as in logfmt
+    assert_schema(event)

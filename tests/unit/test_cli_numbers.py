@@ -68,6 +68,9 @@ def argv_for(flag: str, value: str, tmp_path: Path) -> list[str]:
         "--asn": [*bgp, "--asn", value],
         "--duration": ["trace", "--live", "--duration", value],
         "--max-flows": ["trace", str(capture), "--max-flows", value],
+        "--interval": ["watch", "--once", "--snapshot", str(snap), "--interval", value],
+        "--refresh": ["watch", "--once", "--snapshot", str(snap), "--refresh", value],
+        "--heal-calm": ["watch", "--once", "--snapshot", str(snap), "--heal-calm", value],
     }
     return table[flag]
 

@@ -36,6 +36,8 @@ DEFAULT_STATE_DIR: Final = Path("/var/lib/meshpath")
 StepState = Literal["pending", "running", "done", "undone", "failed"]
 Status = Literal["in-progress", "applied", "failed", "rolling-back", "rolled-back"]
 OPEN_STATUSES: Final = ("in-progress", "rolling-back")
+# Steps of a keeper's re-assertion (``meshpath watch --heal``) carry this key prefix.
+HEAL_KEY_PREFIX: Final = "heal:"
 
 
 # A journal holds a plan and a few probe outputs (each <= 8000 characters): far below this.
@@ -170,11 +172,23 @@ def interrupted(state_dir: Path) -> Journal | None:
     return last if last is not None and last.status in OPEN_STATUSES else None
 
 
+def is_heal(journal: Journal) -> bool:
+    """A keeper's re-assertion of what an earlier journal applied (``meshpath watch --heal``)."""
+    return bool(journal.steps) and all(s.key.startswith(HEAL_KEY_PREFIX) for s in journal.steps)
+
+
 def last_applied(state_dir: Path, netns: str | None) -> Journal | None:
-    """The newest applied (or open) journal for ``netns``: what ``--rollback`` undoes."""
+    """The newest applied (or open) journal for ``netns``: what ``--rollback`` undoes.
+
+    A finished heal is skipped: it only put back what the journal it heals applied, and
+    that journal's inverses undo it, so ``--rollback`` undoes the fix itself.
+    """
     for journal in reversed(load_all(state_dir)):
-        if journal.netns == netns and journal.status in ("applied", *OPEN_STATUSES):
-            return journal
+        if journal.netns != netns or journal.status not in ("applied", *OPEN_STATUSES):
+            continue
+        if journal.status == "applied" and is_heal(journal):
+            continue
+        return journal
     return None
 
 

@@ -26,6 +26,7 @@ from meshpath.cli import (
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    watch_cmd,
     worker_cmd,
 )
 from meshpath.cli.argv import hoist_global_options
@@ -94,6 +95,7 @@ _COMMANDS = (
     fix_cmd,
     worker_cmd,
     explain_cmd,
+    watch_cmd,
 )
 for _module in _COMMANDS:
     _module.register(app)

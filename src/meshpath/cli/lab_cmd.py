@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -37,6 +37,9 @@ from meshpath.lab.worker.app import (
 )
 from meshpath.lab.worker.user import user_app
 from meshpath.runner import netns_argv
+
+if TYPE_CHECKING:
+    from meshpath.lab.watch import Watch
 
 lab_app = typer.Typer(
     help="A network-namespace lab of the whole Worker -> Mesh -> Connector -> LAN path.",
@@ -82,10 +85,16 @@ def up(
             "vpc_networks binding is the lab's Mesh.",
         ),
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Run meshpath watch in the connector namespace.")
+    ] = False,
+    heal: Annotated[bool, typer.Option("--heal", help="With --watch: run the keeper.")] = False,
 ) -> None:
     """Bring a lab up for SCENARIO (with its fix step) and leave it running."""
     actx = app_context(ctx)
     scn = get_scenario(scenario)
+    if heal and not watch:
+        raise BadInputError("--heal runs the keeper of meshpath watch: add --watch")
     app = user_app(worker) if worker is not None else None  # bad input fails before building
     with terminate_as_interrupt():
         lab = Lab.create(instance, run_root=RUN_ROOT)
@@ -96,14 +105,44 @@ def up(
                 if scn.fix and not no_fix:
                     FIXES[scn.fix](lab)
                     lab.mark_fixed(scn.fix)
+                watcher = _start_watch(lab, heal) if watch else None
         except BaseException:
             lab.down()
             raise
         lab.detach()
     status = lab.status()
     status["worker"] = _worker_info(lab)
-    actx.emit(
-        status, Group(format_status([status]), _format_worker(status["worker"])), schema="lab-up"
+    human: list[RenderableType] = [format_status([status]), _format_worker(status["worker"])]
+    if watcher is not None:
+        status["watch"] = _watch_info(lab, watcher)
+        human.append(format_watch(status["watch"]))
+    actx.emit(status, Group(*human), schema="lab-up")
+
+
+def _start_watch(lab: Lab, heal: bool) -> Watch:
+    from meshpath.lab.watch import Watch  # meshpath watch's imports, only when asked for
+
+    return Watch.start(lab, heal=heal)
+
+
+def _watch_info(lab: Lab, watcher: Watch) -> dict[str, str]:
+    from meshpath.lab.watch import WATCH_LISTEN
+    from meshpath.watch.metrics import TEXTFILE_NAME
+
+    return {
+        "namespace": lab.ns("conn"),
+        "url": f"http://{WATCH_LISTEN}/metrics",
+        "textfile": str(watcher.textfile / TEXTFILE_NAME),
+        "log": str(watcher.log),
+    }
+
+
+def format_watch(where: dict[str, str]) -> Text:
+    return Text(
+        f"meshpath watch runs in {where['namespace']}: metrics {where['url']} (inside that "
+        f"namespace only); textfile {where['textfile']}; log {where['log']}\n"
+        f'  meshpath lab exec conn -- python3 -c "import urllib.request as u; '
+        f"print(u.urlopen('{where['url']}').read().decode())\""
     )
 
 
@@ -276,7 +315,8 @@ def format_result(result: ScenarioResult) -> RenderableType:
     t = result.timings
     head = Text.from_markup(
         f"[bold]{result.name}[/bold] {verdict}  (setup {t['setup']}s, fix {t['fix']}s, "
-        f"call {t['observe']}s)"
+        + (f"drill {t['drill']}s, " if "drill" in t else "")
+        + f"call {t['observe']}s)"
     )
     return Group(head, table)
 

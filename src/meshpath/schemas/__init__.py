@@ -35,6 +35,9 @@ VERSIONS: Final = {
     "worker-check": 1,
     "explain": 1,
     "explain-list": 1,
+    "watch-unit": 1,
+    "watch-evaluation": 1,
+    "watch-event": 1,
 }
 
 
