@@ -3,29 +3,61 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := iproute2 nftables frr tcpdump python3 python3-venv python3-pip make
+# The lab's Worker runtime: Debian's Node.js and npm install the pinned workerd. Installed
+# only when `node`/`npm` are missing (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package, so dpkg's view is not the test).
+NODE_APT_PACKAGES := nodejs npm
+# promtool (the tests lint meshpath watch's metrics with it) comes in Debian's prometheus
+# package; without its Recommends, which add node_exporter's daemon.
+APT_NO_RECOMMENDS := prometheus
 STAMP := $(VENV)/.installed
+# workerd, pinned by the lockfile that ships in the package, installed with `npm ci` into
+# the venv; meshpath finds it at <sys.prefix>/workerd (see meshpath/lab/worker/runtime.py).
+WORKERD_SRC := src/meshpath/lab/worker
+WORKERD_DIR := $(VENV)/workerd
+WORKERD_STAMP := $(WORKERD_DIR)/.installed
 
-.PHONY: setup system venv test lint typecheck unit root-tests demo bench clean
+.PHONY: setup system node venv workerd test lint typecheck unit root-tests demo bench clean dist
 
-setup: system venv
+setup: system node venv
 
 # System packages: installed only when missing, so a second run touches nothing.
 system:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	@missing=""; bare=""; for p in $(APT_PACKAGES) $(APT_NO_RECOMMENDS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" && continue; \
+	  case " $(APT_NO_RECOMMENDS) " in *" $$p "*) bare="$$bare $$p";; *) missing="$$missing $$p";; esac; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	if [ -n "$$missing$$bare" ]; then \
+	  echo "installing:$$missing$$bare"; \
+	  apt-get update -qq || exit 1; \
+	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || exit 1; fi; \
+	  if [ -n "$$bare" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$bare || exit 1; fi; \
 	fi
 
-venv: $(STAMP)
+node:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing: $(NODE_APT_PACKAGES)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_APT_PACKAGES); \
+	fi
+
+venv: $(STAMP) workerd
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+workerd: $(WORKERD_STAMP)
+
+# npm ci: exactly the lockfile's versions; no install scripts (the platform package
+# already holds the binary). Re-run only when the lockfile changes.
+$(WORKERD_STAMP): $(WORKERD_SRC)/package.json $(WORKERD_SRC)/package-lock.json | $(STAMP)
+	@command -v npm >/dev/null || { echo "npm not found: run 'make setup' (installs $(NODE_APT_PACKAGES))"; exit 1; }
+	@mkdir -p $(WORKERD_DIR)
+	cp $(WORKERD_SRC)/package.json $(WORKERD_SRC)/package-lock.json $(WORKERD_DIR)/
+	cd $(WORKERD_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
@@ -49,5 +81,9 @@ SIZES ?= 10000,100000,1000000
 bench: setup
 	$(PY) bench/collect.py --sizes $(SIZES)
 
+# A wheel of this checkout in ./dist (offline: the venv's setuptools); `pipx install dist/*.whl`.
+dist: venv
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any, Final
 
 from meshpath.errors import ConfigError
+from meshpath.fsafe import read_bounded
 from meshpath.nesting import too_deep
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges, parse_override_flag
+from meshpath.values import ifname_problem
 
 DEFAULT_CONFIG_PATH: Final = Path("/etc/meshpath/meshpath.toml")
 DEFAULT_TUNNEL: Final = "CloudflareWARP"
+CONFIG_LIMIT: Final = 4 << 20  # a real config is a few hundred bytes
 MAX_NESTING: Final = 16  # meshpath.toml nests two levels ([ranges], [connector])
 
 
@@ -54,20 +57,25 @@ def load_settings(path: Path | None, range_flags: Sequence[str] = ()) -> Setting
         source = f"{source} + --range flags"
     ranges = DEFAULT_RANGES.with_overrides(overrides) if overrides else DEFAULT_RANGES
     tunnel = _text(connector.get("tunnel_interface", DEFAULT_TUNNEL), "tunnel_interface", chosen)
+    problem = ifname_problem(tunnel)
+    if problem is not None:
+        raise ConfigError(f"config file {chosen}: tunnel_interface {tunnel!r} {problem}")
     return Settings(ranges=ranges, tunnel_interface=tunnel, source=source)
 
 
 def _read_toml(path: Path) -> Mapping[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = fh.read()
-        if too_deep(data, MAX_NESTING, "toml"):
-            # tomllib recurses per level: refuse before it overflows the stack.
-            raise ConfigError(f"config file {path}: nested deeper than {MAX_NESTING} levels")
-        return tomllib.loads(data.decode("utf-8"))
+        data = read_bounded(path, CONFIG_LIMIT)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist") from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror})") from exc
+    if too_deep(data, MAX_NESTING, "toml"):
+        # tomllib recurses per level: refuse before it overflows the stack.
+        raise ConfigError(f"config file {path}: nested deeper than {MAX_NESTING} levels")
+    try:
+        return tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 

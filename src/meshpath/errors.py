@@ -6,7 +6,8 @@
     │   ├── RangeError                an invalid or overlapping CIDR / range override
     │   ├── ConfigError               a bad meshpath.toml
     │   ├── NetnsError                a named network namespace does not exist
-    │   └── CaptureError              a pcap/pcapng/tcpdump-text capture meshpath cannot read
+    │   ├── CaptureError              a pcap/pcapng/tcpdump-text capture meshpath cannot read
+    │   └── WorkerConfigError         a wrangler config (or Worker dir) meshpath cannot read
     └── EnvironmentProblem   (exit 3) the host cannot do what was asked
         ├── MissingToolError          a required program (nft, vtysh, FRR) is absent
         ├── PrivilegeError            not root / no CAP_NET_ADMIN
@@ -53,6 +54,10 @@ class ConfigError(BadInputError):
 
 class CaptureError(BadInputError):
     """A packet capture is unreadable: wrong magic, truncated header, corrupt record."""
+
+
+class WorkerConfigError(BadInputError):
+    """A Worker's wrangler config is missing, unreadable, malformed or of the wrong shape."""
 
 
 class EnvironmentProblem(MeshpathError):

@@ -11,6 +11,7 @@ from meshpath.lab import Lab
 from tests.conftest import needs_root
 from tests.data.snapshots.record import prepare
 from tests.doctor_expectations import EXPECT
+from tests.schema_check import assert_schema
 
 pytestmark = [needs_root, pytest.mark.lab]
 
@@ -20,6 +21,7 @@ def test_doctor_live(lab: Lab, name: str, capsys: pytest.CaptureFixture[str]) ->
     prepare(lab, name)
     code = main(["--json", "doctor", "--netns", lab.ns("conn"), "--target", "10.0.1.50:3000"])
     report = json.loads(capsys.readouterr().out)
+    assert_schema(report)
     verdict, root, must = EXPECT[name]
     assert report["verdict"].startswith(verdict), report
     assert report["root_cause"] == root

@@ -30,6 +30,7 @@ from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import LAN_ADDR, WORKER_SOURCE
 from meshpath.runner import Completed, SubprocessRunner
 from tests.conftest import needs_root
+from tests.schema_check import assert_schema
 
 pytestmark = [needs_root, pytest.mark.lab, pytest.mark.root]
 LATE = "203.0.113.0/24"
@@ -68,6 +69,8 @@ def mp(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, An
         data = json.loads(done.stdout) if done.stdout.strip() else None
     except json.JSONDecodeError:
         data = None
+    if data is not None:
+        assert_schema(data)  # every --json document matches its published schema
     return done.returncode, data, done.stderr
 
 

@@ -19,6 +19,7 @@ from meshpath.lab.core import LabConfigError
 from meshpath.lab.state import RUN_ROOT, read_state
 from meshpath.lab.topology import WORKER_SOURCE
 from tests.conftest import needs_root, sh
+from tests.schema_check import assert_schema
 
 pytestmark = [needs_root, pytest.mark.lab, pytest.mark.root]
 
@@ -169,17 +170,33 @@ def test_cli_up_status_exec_down(capsys: pytest.CaptureFixture[str]) -> None:
     try:
         assert main(["--json", "lab", "up", "route", "--instance", instance]) == 0
         up = json.loads(capsys.readouterr().out)
+        assert_schema(up)
         assert up["owner_pid"] is None and up["fixed"] == "route"
-        assert main(["--json", "lab", "status", "--instance", instance]) == 0
-        status = json.loads(capsys.readouterr().out)["labs"][0]
+        assert main(["lab", "status", "--instance", instance, "--json"]) == 0
+        labs = json.loads(capsys.readouterr().out)
+        assert_schema(labs)
+        status = labs["labs"][0]
         assert status["namespaces"][f"mplab-{instance}-edge"]  # tunnel + worker run there
         argv = ["lab", "exec", "--instance", instance, "conn", "--", "ip", "-j", "route"]
         assert main(argv) == 0
         assert main(["lab", "exec", "--instance", instance, "conn", "--", "false"]) == 1
+        capsys.readouterr()
+        assert (
+            main(
+                ["--json", "lab", "exec", "--instance", instance, "conn", "--", "ip", "-j", "link"]
+            )
+            == 0
+        )
+        ran = json.loads(capsys.readouterr().out)
+        assert_schema(ran)
+        assert ran["returncode"] == 0 and "CloudflareWARP" in ran["stdout"]
         survivor = Lab.attach(instance)
         assert survivor.worker_call().seen_source == WORKER_SOURCE
     finally:
-        assert main(["lab", "down", "--instance", instance]) == 0
+        assert main(["lab", "down", "--instance", instance, "--json"]) == 0
+    down = json.loads(capsys.readouterr().out)
+    assert_schema(down)
+    assert instance in down["removed"]
     assert leftovers(instance) == []
 
 

@@ -1,7 +1,7 @@
 """The simulator's verdict on the lab's real connector agrees with what the Worker sees.
 
 For each scenario the lab builds the connector for real (kernel, nft); the snapshot is
-collected from it and ``simulate_flow`` predicts the round trip; the Worker emulator then
+collected from it and ``simulate_flow`` predicts the round trip; the Worker (in workerd) then
 makes the call through the real tunnel. Delivered must mean HTTP 200, and the source the
 simulator says the LAN sees must be the one the service logged.
 """

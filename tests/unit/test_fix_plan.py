@@ -20,12 +20,12 @@ from meshpath.fix import (
     WriteFile,
     plan_fix,
 )
-from meshpath.fix.model import Plan
+from meshpath.fix.model import FileState, Plan
 from meshpath.render import nft as nft_render
 from meshpath.render import systemd
 from meshpath.state import FrrState, NftState
 from meshpath.state.model import PROTO_FRR_STATIC
-from tests.builders import broken_connector
+from tests.builders import broken_connector, link
 from tests.fix_builders import (
     bgp_fixed,
     data_text,
@@ -73,7 +73,9 @@ def test_nat_inverse_deletes_an_absent_table_and_the_route() -> None:
 def test_nat_inverse_restores_a_previous_table_exactly() -> None:
     old = nat_ruleset()
     snap = broken_connector(nft=NftState(available=True, ruleset=old))
-    plan = plan_fix(snap, S, "nat", FixOptions(lan_if="CloudflareWARP"))
+    # A second LAN interface makes the recorded table (out eth0) differ from the plan's.
+    snap = msgspec.structs.replace(snap, links=(*snap.links, link(4, "eth1", "veth")))
+    plan = plan_fix(snap, S, "nat", FixOptions(lan_if="eth1"))
     step = plan.steps[0]
     assert step.check == "table inet meshpath differs"
     assert isinstance(step.inverse, NftFile) and step.inverse.json
@@ -122,10 +124,13 @@ def test_route_with_networkd_writes_a_dropin_instead() -> None:
 def test_route_without_frr_is_idempotent_given_the_files() -> None:
     specs = [systemd.RouteSpec("100.64.0.0/12", "CloudflareWARP", PROTO_MESHPATH, 64)]
     unit, link = systemd.unit_path("CloudflareWARP")
-    files = {unit: systemd.render_unit(specs), link: f"-> /{unit}"}
+    files = {
+        unit: FileState(data=systemd.render_unit(specs).encode()),
+        link: FileState(link=f"/{unit}"),
+    }
     snap = with_routes(broken_connector(), meshpath_route())
     assert plan_fix(snap, S, "route", FixOptions(existing_files=files)).empty
-    changed = {**files, unit: "edited by hand\n"}
+    changed = {**files, unit: FileState(data=b"edited by hand\n")}
     plan = plan_fix(snap, S, "route", FixOptions(existing_files=changed))
     assert [s.key for s in plan.steps] == [f"file:{unit}"]
     assert isinstance(plan.steps[0].inverse, WriteFile)

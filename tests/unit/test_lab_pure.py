@@ -9,6 +9,7 @@ import pytest
 from meshpath.errors import BadInputError
 from meshpath.lab import FIXES, SCENARIOS, frr, topology, warp
 from meshpath.lab.capture import Hop, match_sequence, parse_line, parse_lines
+from meshpath.lab.drift import DRILLS
 from meshpath.lab.scenarios import (
     REPORT_TRACE,
     Observation,
@@ -81,9 +82,11 @@ def test_scenarios_are_complete() -> None:
         "bgp",
         "nat-only",
         "tailscale-overlap",
+        "drift",
     ]
     for s in SCENARIOS:
         assert s.fix is None or s.fix in FIXES, s.name
+        assert s.drill is None or s.drill in DRILLS, s.name
     assert get_scenario("nat-only").expect.status == 500
     assert get_scenario("route").expect.seen_source == topology.WORKER_SOURCE
     assert get_scenario("nat").expect.seen_source == topology.LAN_ADDR["conn"]

@@ -38,7 +38,7 @@ def test_route_get_human_looks_like_ip_route_get(
 
 def test_flow_misrouted_exits_1(snap_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--json", "flow", "10.0.1.50:3000", "--snapshot", str(snap_file)]) == 1
-    (result,) = json.loads(capsys.readouterr().out)
+    (result,) = json.loads(capsys.readouterr().out)["flows"]
     assert result["outcome"] == "misrouted" and result["reply"]["egress"] == "eth0"
 
 

@@ -1,7 +1,7 @@
 """Real captures recorded with tcpdump -i any in namespaces (tests/data/trace/record.py).
 
 ``<scenario>.pcap``: the minimal three-namespace connector (tests/trace_netlab.py);
-``lab-<scenario>.pcap``: the lab proper (tun relay, Worker emulator, FRR), each scenario
+``lab-<scenario>.pcap``: the lab proper (tun relay, Worker, FRR), each scenario
 with its fix step applied, captured by the lab itself on the connector.
 """
 

@@ -6,6 +6,14 @@
     rollback()    the newest applied (or interrupted) journal's inverses, in reverse
     resume()      an interrupted journal's remaining steps (steps are idempotent)
 
+Undo is idempotent and resumable: each inverse step is journaled "undone" once done,
+and an inverse whose effect is already there counts as done, checked against the state
+(a route meshpath would delete is looked up first: WARP recreating the tunnel flushes
+it), so a rollback killed at any point, or one that finds the host changed, finishes
+when run again. A rollback never depends on the journal: on a full or read-only disk
+it still runs (nft undo files go through stdin) and the result says the journal could
+not be updated (exit 3).
+
 Results are :class:`ApplyResult` values (nornir-like: changed, failed, error), the same
 shape for a dry run, an apply, a rollback and "nothing to do".
 """
@@ -17,11 +25,12 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from meshpath.apply import files
 from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
-from meshpath.errors import EnvironmentProblem, MeshpathError
+from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.fix.model import (
     Action,
     FrrReload,
@@ -33,10 +42,16 @@ from meshpath.fix.model import (
     WaitBgp,
     WriteFile,
 )
+from meshpath.fsafe import atomic_write, ensure_dir
+from meshpath.render.systemd import RouteSpec, route_listed
 from meshpath.runner import Runner
 
 # Fault injection for tests: SIGKILL this process right after step N (1-based) is done.
 KILL_AFTER_ENV: Final = "MESHPATH_TEST_KILL_AFTER_STEP"
+# ... and right after the undo of step N acted, before the journal records it.
+KILL_IN_UNDO_ENV: Final = "MESHPATH_TEST_KILL_IN_UNDO"
+# Journal states whose step may have changed the host (and so get undone).
+UNDOABLE: Final = ("done", "running", "failed")
 
 CheckFn = Callable[[], tuple[bool, str]]
 
@@ -49,10 +64,12 @@ class ApplyResult:
     failed_step: str | None = None
     error: str | None = None
     undone: tuple[str, ...] = ()
+    journal_error: str | None = None  # the journal could not be updated (disk full...)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("applied", "nothing-to-do", "rolled-back") and self.error is None
+        done = self.status in ("applied", "nothing-to-do", "rolled-back")
+        return done and self.error is None and self.journal_error is None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -62,6 +79,7 @@ class ApplyResult:
             "failed_step": self.failed_step,
             "error": self.error,
             "undone": list(self.undone),
+            "journal_error": self.journal_error,
         }
 
 
@@ -78,35 +96,64 @@ class Applier:
     checks: Mapping[str, CheckFn] = field(default_factory=dict)
     post_check: CheckFn | None = None
     on_event: Callable[[str], None] = lambda _msg: None
+    # The first journal write that failed in this run (the result reports it).
+    _journal_trouble: str | None = field(default=None, init=False, repr=False)
 
     # -- entry points ---------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyResult:
         with jr.locked(self.state_dir):
-            self._refuse_interrupted()
-            if plan.empty:
-                return ApplyResult("nothing-to-do", None)
-            journal = jr.new_journal(self.state_dir, plan, self.netns, self.root)
-            path = jr.write(self.state_dir, journal)
-            return self._run(journal, path, start=0)
+            return self.apply_locked(plan)
+
+    def apply_locked(self, plan: Plan) -> ApplyResult:
+        """:meth:`apply` for a caller that already holds ``jr.locked(state_dir)``: the CLI
+        takes the lock before it collects and plans, so two runs never plan the same
+        change from the same host state."""
+        self._journal_trouble = None
+        self._refuse_interrupted()
+        if plan.empty:
+            return ApplyResult("nothing-to-do", None)
+        journal = jr.new_journal(self.state_dir, plan, self.netns, self.root)
+        path = self._save(journal)  # no journal, no change: this one must succeed
+        return self._run(journal, path, start=0)
 
     def resume(self) -> ApplyResult:
         with jr.locked(self.state_dir):
+            self._journal_trouble = None
             journal = jr.interrupted(self.state_dir)
             if journal is None:
                 raise EnvironmentProblem("no interrupted meshpath fix to resume")
             if journal.status == "rolling-back":
                 return self._rollback(journal)
             path = jr.path_of(self.state_dir, journal)
-            start = next((i for i, s in enumerate(journal.steps) if s.state != "done"), 0)
+            steps = journal.steps
+            start = next((i for i, s in enumerate(steps) if s.state != "done"), len(steps))
             self.on_event(f"resuming journal {path} at step {start + 1}")
             return self._run(journal, path, start=start)
 
     def rollback(self) -> ApplyResult:
         with jr.locked(self.state_dir):
+            self._journal_trouble = None
             journal = jr.last_applied(self.state_dir, self.netns)
             if journal is None:
                 return ApplyResult("nothing-to-do", None, error=None)
             return self._rollback(journal)
+
+    # -- the journal ------------------------------------------------------------------
+    def _save(self, journal: jr.Journal) -> Path:
+        """Write the journal; a JournalError (exit 3) when the disk refuses."""
+        try:
+            return jr.write(self.state_dir, journal)
+        except OSError as exc:
+            where = jr.path_of(self.state_dir, journal)
+            raise jr.JournalError(f"cannot write journal {where}: {exc}") from exc
+
+    def _save_if_possible(self, journal: jr.Journal) -> None:
+        """Journal what a rollback did without depending on it: a full disk is often why
+        the rollback runs. The first failure is kept for the result."""
+        try:
+            self._save(journal)
+        except jr.JournalError as exc:
+            self._journal_trouble = self._journal_trouble or str(exc)
 
     # -- applying -------------------------------------------------------------------
     def _refuse_interrupted(self) -> None:
@@ -123,54 +170,61 @@ class Applier:
         try:
             for step in journal.plan.steps[start:]:
                 self._preflight(step.action, journal.seq)
-        except MeshpathError as exc:
-            journal = journal.with_status("failed", f"check before apply: {exc}")
-            jr.write(self.state_dir, journal)
-            return ApplyResult("failed", path, failed_step=None, error=str(exc))
+        except (MeshpathError, OSError) as exc:
+            self._save_if_possible(journal.with_status("failed", f"check before apply: {exc}"))
+            return self._result("failed", path, error=str(exc))
         index = start
         try:
             for index in range(start, len(journal.steps)):
-                journal = self._begin(journal, index)
+                running = self._begin(journal, index)
+                self._save(running)  # journaled before acting: failing here changed nothing
+                journal = running
                 journal = self._finish(journal, index)
-                self._maybe_die(index)
+                self._save(journal)
+                self._maybe_die(KILL_AFTER_ENV, index)
             index = len(journal.steps)
             self._post_check()
         # Any failure once the first change is made must roll back: a bug or an OSError in a
         # step or check is no reason to leave the host half-changed (Ctrl-C, a
         # BaseException, leaves the journal in-progress for --resume/--rollback instead).
         except Exception as exc:  # noqa: BLE001
-            self.on_event(f"failed: {exc}; rolling back")
-            if index < len(journal.steps) and journal.steps[index].state == "running":
-                journal = journal.with_step(index, state="failed", error=str(exc))
-            jr.write(self.state_dir, journal.with_status("in-progress", str(exc)))
-            undone = self._rollback(journal.with_status("in-progress", str(exc)))
-            failed = journal.steps[index].key if index < len(journal.steps) else "post-check"
-            status = "failed" if undone.ok else "rollback-failed"
-            return ApplyResult(
-                status, path, failed_step=failed, error=str(exc), undone=undone.undone
-            )
-        journal = journal.with_status("applied")
-        jr.write(self.state_dir, journal)
+            return self._abort(journal, path, index, exc)
+        self._save_if_possible(journal.with_status("applied"))
         changed = tuple(s.description for s in journal.plan.steps)
-        return ApplyResult("applied", path, changed=changed)
+        return self._result("applied", path, changed=changed)
+
+    def _abort(self, journal: jr.Journal, path: Path, index: int, exc: Exception) -> ApplyResult:
+        """Roll back after a failure at step ``index`` (len(steps): the post-check)."""
+        self.on_event(f"failed: {exc}; rolling back")
+        if index < len(journal.steps) and journal.steps[index].state == "running":
+            journal = journal.with_step(index, state="failed", error=str(exc))
+        journal = journal.with_status("in-progress", str(exc))
+        self._save_if_possible(journal)  # best effort: the rollback runs either way
+        undone = self._rollback(journal)
+        failed = journal.steps[index].key if index < len(journal.steps) else "post-check"
+        if undone.status == "rolled-back":
+            return self._result(
+                "failed", path, failed_step=failed, error=str(exc), undone=undone.undone
+            )
+        error = f"{exc}; then undoing {undone.failed_step} failed: {undone.error}"
+        return self._result("rollback-failed", path, failed_step=failed, error=error)
+
+    def _result(self, status: str, path: Path | None, **rest: Any) -> ApplyResult:
+        return ApplyResult(status, path, journal_error=self._journal_trouble, **rest)
 
     def _begin(self, journal: jr.Journal, index: int) -> jr.Journal:
-        """Journal the step as running (with its probe's "before") before acting."""
+        """The step as running (with its probe's "before"), to journal before acting."""
         step = journal.plan.steps[index]
         self.on_event(f"step {index + 1}/{len(journal.steps)}: {step.description}")
-        journal = journal.with_step(index, state="running", before=self._probe(step.probe))
-        jr.write(self.state_dir, journal)
-        return journal
+        return journal.with_step(index, state="running", before=self._probe(step.probe))
 
     def _finish(self, journal: jr.Journal, index: int) -> jr.Journal:
         step = journal.plan.steps[index]
         note = self._act(step.action, journal.seq, index)
-        journal = journal.with_step(index, state="done", after=self._probe(step.probe) or note)
-        jr.write(self.state_dir, journal)
-        return journal
+        return journal.with_step(index, state="done", after=self._probe(step.probe) or note)
 
-    def _maybe_die(self, index: int) -> None:
-        if os.environ.get(KILL_AFTER_ENV) == str(index + 1):
+    def _maybe_die(self, env: str, index: int) -> None:
+        if os.environ.get(env) == str(index + 1):
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _post_check(self) -> None:
@@ -191,8 +245,11 @@ class Applier:
     # -- actions --------------------------------------------------------------------
     def _scratch(self, seq: int, name: str, text: str) -> Path:
         path = self.state_dir / "work" / f"{seq:06d}-{name}"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_text(text)
+        try:  # never through a planted symlink, never into a linked work dir
+            ensure_dir(path.parent, 0o700)
+            atomic_write(path, text.encode(), mode=0o600)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {path}: {exc.strerror}") from exc
         return path
 
     def _preflight(self, action: Action, seq: int) -> None:
@@ -219,13 +276,15 @@ class Applier:
 
     def _act(self, action: Action, seq: int, index: int) -> str | None:
         if isinstance(action, Run):
-            self.runner.run(action.argv)
-        elif isinstance(action, NftFile):
+            return self._run_argv(action.argv)
+        if isinstance(action, NftFile):
             self.runner.run(self._nft_argv(action, seq, f"step{index}"))
-        elif isinstance(action, WriteFile | RemoveFile):
-            self._file(action)
+        elif isinstance(action, WriteFile):
+            files.write(self.root, action)
+        elif isinstance(action, RemoveFile):
+            return files.remove(self.root, action)
         elif isinstance(action, FrrReload):
-            self._frr(action, seq, index)
+            return self._frr(action, seq, index)
         elif isinstance(action, WaitBgp):
             return Frr(self.runner, self.netns).wait(action.peer, action.prefixes, action.timeout)
         elif isinstance(action, PostCheck):
@@ -241,57 +300,84 @@ class Applier:
             raise StepFailed(f"{name}: {detail}")
         return detail
 
-    def _frr(self, action: FrrReload, seq: int, index: int) -> None:
+    def _run_argv(self, argv: tuple[str, ...]) -> str | None:
+        """Run ``argv``. Deleting one of meshpath's routes that is already gone is done,
+        checked with ``ip route show`` (before, and again if the delete fails), not
+        guessed from an error message."""
+        parsed = RouteSpec.from_argv(argv)
+        spec = parsed[1] if parsed is not None and parsed[0] == "del" else None
+        if spec is not None and not self._route_present(spec):
+            return "already absent"
+        try:
+            self.runner.run(argv)
+        except CommandError:
+            if spec is not None and not self._route_present(spec):
+                return "already absent"
+            raise
+        return None
+
+    def _route_present(self, spec: RouteSpec) -> bool:
+        """Whether the kernel has ``spec``'s route; True when it cannot tell (the delete
+        then runs and reports its own error)."""
+        done = self.runner.run(spec.show_argv(), check=False)
+        if not done.ok:
+            return True
+        try:
+            return route_listed(done.stdout, spec)
+        except ValueError:
+            return True
+
+    def _frr(self, action: FrrReload, seq: int, index: int) -> str | None:
         frr = Frr(self.runner, self.netns)
+        if action.remove and not frr.has_owned(action.intent):
+            return "already absent"  # nothing of meshpath's left in FRR's running config
         conf = self._scratch(
             seq, f"frr-step{index}.conf", frr.desired(action.intent, action.remove)
         )
         frr.check(conf)
         frr.reload(conf)
         frr.confirm(action.intent, action.remove)
+        return None
 
-    def _file(self, action: WriteFile | RemoveFile) -> None:
-        target = self.root / action.path
-        if isinstance(action, RemoveFile):
-            target.unlink(missing_ok=True)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.meshpath-tmp")
-        tmp.unlink(missing_ok=True)
-        if action.link is not None:
-            tmp.symlink_to(action.link)
+    def _undo(self, action: Action, seq: int, index: int) -> None:
+        """An inverse action; nft's goes through stdin so that a full disk (no room for
+        a scratch file) cannot stop the rollback."""
+        if isinstance(action, NftFile):
+            argv = ["nft", *(["-j"] if action.json else []), "-f", "-"]
+            self.runner.run(argv, input_text=action.text)
         else:
-            tmp.write_text(action.content)
-            tmp.chmod(action.mode)
-        os.replace(tmp, target)
+            self._act(action, seq, 1000 + index)
 
     # -- rolling back ---------------------------------------------------------------
     def _rollback(self, journal: jr.Journal) -> ApplyResult:
+        """Undo the journal's changed steps in reverse, journaling each one once done;
+        resumable: steps already "undone" are skipped when it runs again."""
         path = jr.path_of(self.state_dir, journal)
         journal = journal.with_status("rolling-back", journal.error)
-        jr.write(self.state_dir, journal)
+        self._save_if_possible(journal)
         undone: list[str] = []
         for index in reversed(range(len(journal.steps))):
             record = journal.steps[index]
             step = journal.plan.steps[index]
-            if record.state not in ("done", "running", "failed") or step.inverse is None:
+            if record.state not in UNDOABLE or step.inverse is None:
                 continue
             self.on_event(f"undo step {index + 1}: {step.description}")
             try:
-                self._act(step.inverse, journal.seq, 1000 + index)
-            except MeshpathError as exc:
+                self._undo(step.inverse, journal.seq, index)
+            except (MeshpathError, OSError) as exc:
                 if record.state == "done":
                     journal = journal.with_status("rolling-back", f"undo {step.key}: {exc}")
-                    jr.write(self.state_dir, journal)
-                    return ApplyResult(
+                    self._save_if_possible(journal)
+                    return self._result(
                         "rollback-failed", path, failed_step=step.key, error=str(exc)
                     )
                 # A step that never finished may have changed nothing: nothing to undo.
+            self._maybe_die(KILL_IN_UNDO_ENV, index)
             journal = journal.with_step(index, state="undone")
-            jr.write(self.state_dir, journal)
+            self._save_if_possible(journal)
             undone.append(step.description)
-        jr.write(self.state_dir, journal.with_status("rolled-back", journal.error))
-        return ApplyResult("rolled-back", path, undone=tuple(undone))
+        self._save_if_possible(journal.with_status("rolled-back", journal.error))
+        return self._result("rolled-back", path, undone=tuple(undone))
 
 
 def describe_journal(journal: jr.Journal) -> dict[str, object]:

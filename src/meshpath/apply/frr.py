@@ -13,6 +13,7 @@ from typing import Any, Final
 from meshpath.errors import EnvironmentProblem
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
+from meshpath.values import parse_peer
 
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
 # Tests point this at a failing script to inject a fault into the reload step.
@@ -32,6 +33,13 @@ def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
     tool = os.environ.get(FRR_RELOAD_ENV, FRR_RELOAD)
     space = ["--pathspace", netns] if netns else []
     return [tool, verb, *space, "--stdout", str(conf)]
+
+
+def owned_lines(running: str, intent: frr_render.FrrIntent) -> set[tuple[str, ...]]:
+    """The line keys of ``running`` that stripping meshpath's ``intent`` would remove."""
+    blocks = frr_render.parse_blocks(running)
+    kept = frr_render.strip_owned(blocks, intent, intent.owned_statics)
+    return set(frr_render.line_keys(blocks) - frr_render.line_keys(kept))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +77,15 @@ class Frr:
     def confirm(self, intent: frr_render.FrrIntent, remove: bool) -> None:
         running = self.running_config()
         if remove:
-            blocks = frr_render.parse_blocks(running)
-            left = frr_render.line_keys(blocks) - frr_render.line_keys(
-                frr_render.strip_owned(blocks, intent, intent.owned_statics)
-            )
+            left = owned_lines(running, intent)
             if left:
                 raise StepFailed(f"FRR still has meshpath's lines after reload: {sorted(left)[:3]}")
         elif not frr_render.is_applied(running, intent):
             raise StepFailed("frr-reload.py finished but meshpath's lines are not all running")
+
+    def has_owned(self, intent: frr_render.FrrIntent) -> bool:
+        """Whether FRR's running config still holds any of meshpath's lines for ``intent``."""
+        return bool(owned_lines(self.running_config(), intent))
 
     def peer_state(self, peer: str) -> str | None:
         data = self.show_json("show bgp summary json")
@@ -84,7 +93,10 @@ class Frr:
         return str(state) if state is not None else None
 
     def advertised(self, peer: str) -> frozenset[str]:
-        data = self.show_json(f"show ip bgp neighbors {peer} advertised-routes json")
+        # The peer may come from a journal: parsed again before it reaches ``vtysh -c``
+        # (which runs each line of a command as its own command).
+        address = parse_peer(peer, "BGP peer")
+        data = self.show_json(f"show ip bgp neighbors {address} advertised-routes json")
         return frozenset(data.get("advertisedRoutes", {}) or {})
 
     def wait(

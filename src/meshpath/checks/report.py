@@ -29,6 +29,8 @@ ROOT_CAUSE_ORDER = (
     "MP162",
     "MP163",
 )
+# The same text a Workers developer gets from the error itself (meshpath.worker.explain).
+EXPLAIN_HANDSHAKE = 'meshpath explain "handshake timeout"'
 RETURN_PATH_CAUSES = frozenset(
     {"MP101", "MP103", "MP170", "MP151", "MP160", "MP161", "MP162", "MP163"}
 )
@@ -73,7 +75,9 @@ class Report:
     def explanation(self) -> str | None:
         """Why Workers see `handshake timeout`, when the cause is the return path."""
         cause = self.root_cause
-        return HANDSHAKE if cause is not None and cause.id in RETURN_PATH_CAUSES else None
+        if cause is None or cause.id not in RETURN_PATH_CAUSES:
+            return None
+        return f"{HANDSHAKE} More: {EXPLAIN_HANDSHAKE}"
 
     def as_dict(self) -> dict[str, object]:
         cause = self.root_cause

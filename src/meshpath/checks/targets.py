@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from meshpath.errors import BadInputError
 from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.values import parse_hostport
 
 DEFAULT_PORT = 80
 
@@ -22,21 +22,9 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """`10.0.1.50:3000` or `10.0.1.50` (port 80); `[2001:db8::5]:443` for IPv6."""
-    host, port_text = text, str(DEFAULT_PORT)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest.removeprefix(":") or port_text
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    try:
-        address = ipaddress.ip_address(host)
-        port = int(port_text)
-    except ValueError as exc:
-        raise BadInputError(f"target {text!r}: expected IP:PORT, e.g. 10.0.1.50:3000") from exc
-    if not 0 < port < 65536:
-        raise BadInputError(f"target {text!r}: port must be 1-65535")
-    return Target(str(address), port)
+    """``10.0.1.50:3000`` or ``10.0.1.50`` (port 80); ``[2001:db8::5]:443`` for IPv6."""
+    parsed = parse_hostport(text, "target", default_port=DEFAULT_PORT)
+    return Target(str(parsed.address), parsed.port)
 
 
 def default_targets(snapshot: Snapshot, tunnel: str) -> tuple[Target, ...]:

@@ -19,14 +19,18 @@ import typer
 from meshpath import __version__
 from meshpath.cli import (
     doctor_cmd,
+    explain_cmd,
     fix_cmd,
     lab_cmd,
     ranges_cmd,
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    watch_cmd,
+    worker_cmd,
 )
-from meshpath.cli.context import AppContext, error_console
+from meshpath.cli.argv import hoist_global_options
+from meshpath.cli.context import AppContext, configure_logging, error_console
 from meshpath.config import load_settings
 from meshpath.errors import EXIT_BAD_INPUT, MeshpathError
 
@@ -35,7 +39,8 @@ app = typer.Typer(
     help="Make Worker -> Cloudflare Mesh -> WARP Connector -> private network work, and prove it.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion for bash, zsh, fish (README "Shell completion").
+    add_completion=True,
 )
 
 
@@ -60,23 +65,46 @@ def _root(
         list[str] | None,
         typer.Option("--range", help="Override a Cloudflare range: KEY=CIDR (repeatable)."),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only results and errors: no progress.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv).")
+    ] = 0,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    """Global options may also follow the subcommand: `meshpath doctor --json`."""
+    verbosity = -1 if quiet else verbose
+    configure_logging(verbosity)
     settings = load_settings(config, range_override or ())
-    ctx.obj = AppContext(settings=settings, json_output=json_output, debug=debug)
+    ctx.obj = AppContext(
+        settings=settings, json_output=json_output, debug=debug, verbosity=verbosity
+    )
 
 
-for _module in (snapshot_cmd, ranges_cmd, lab_cmd, trace_cmd, sim_cmd, doctor_cmd, fix_cmd):
+_COMMANDS = (
+    snapshot_cmd,
+    ranges_cmd,
+    lab_cmd,
+    trace_cmd,
+    sim_cmd,
+    doctor_cmd,
+    fix_cmd,
+    worker_cmd,
+    explain_cmd,
+    watch_cmd,
+)
+for _module in _COMMANDS:
     _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; map meshpath errors to one line on stderr and an exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="meshpath", standalone_mode=False)

@@ -48,13 +48,16 @@ def doctor(
     if snapshot is not None and netns is not None:
         raise BadInputError("--snapshot and --netns exclude each other")
     targets = tuple(parse_target(t) for t in target or ())
-    snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
+    with actx.progress("collecting the host's network state"):
+        snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
     live = None
     if snapshot is None:  # live: hold the model to the kernel's own answers
         runner = SubprocessRunner(netns=netns)
         live = partial(cross_check, runner)
     report = diagnose(snap, actx.settings, targets, worker_ip, kernel_check=live)
-    actx.emit(report.as_dict(), format_report(report, where=netns or snap.hostname))
+    actx.emit(
+        report.as_dict(), format_report(report, where=netns or snap.hostname), schema="doctor"
+    )
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
 

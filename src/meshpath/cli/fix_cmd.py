@@ -13,23 +13,26 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from meshpath.apply import Applier, ApplyResult
+from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
-from meshpath.checks.targets import parse_target
-from meshpath.cli.context import AppContext, app_context
+from meshpath.checks.targets import DEFAULT_PORT
+from meshpath.cli import numbers
+from meshpath.cli.context import AppContext, app_context, error_console
+from meshpath.cli.lab_cmd import instance_option
 from meshpath.collect import collect_snapshot
+from meshpath.collect.netns import netns_path
 from meshpath.config import Settings
-from meshpath.errors import BadInputError, MeshpathError, PrivilegeError
+from meshpath.errors import EXIT_ENVIRONMENT, BadInputError, MeshpathError, PrivilegeError
 from meshpath.fix import MODES, Expect, FixOptions, Plan, plan_fix, validate
 from meshpath.fix.model import WriteFile
 from meshpath.fix.plan import expect_for
 from meshpath.fix.predict import predict
 from meshpath.fix.verify import VerifyCheck
-from meshpath.render import systemd
 from meshpath.runner import SubprocessRunner
 from meshpath.sim import simulate_flow
 from meshpath.state import TABLE_MAIN, Snapshot, codec
+from meshpath.values import parse_asn, parse_hostport, parse_peer
 
 NetnsOpt = Annotated[str | None, typer.Option("--netns", help="Act inside this network namespace.")]
 RootOpt = Annotated[
@@ -41,7 +44,11 @@ StateOpt = Annotated[
 ]
 LabOpt = Annotated[
     str | None,
-    typer.Option("--lab-worker", help="Lab instance: also check a Worker round trip."),
+    typer.Option(
+        "--lab-worker",
+        callback=instance_option,
+        help="Lab instance: also check a Worker round trip.",
+    ),
 ]
 
 
@@ -77,14 +84,24 @@ def fix(
         bool, typer.Option("--also-device-range", help="Also route device_v4.")
     ] = False,
     peer: Annotated[str | None, typer.Option("--peer", help="BGP peer address.")] = None,
-    asn: Annotated[int | None, typer.Option("--asn", help="This connector's AS number.")] = None,
+    asn: Annotated[
+        str | None, typer.Option("--asn", help="This connector's AS number (65001 or 1.10).")
+    ] = None,
     peer_asn: Annotated[
         str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
     ] = "external",
     replace_nat: Annotated[
         bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
     ] = False,
-    bgp_timeout: Annotated[float, typer.Option("--bgp-timeout", help="Seconds.")] = 30.0,
+    bgp_timeout: Annotated[
+        float,
+        typer.Option(
+            "--bgp-timeout",
+            help=f"Seconds (0 < N <= {numbers.BGP_TIMEOUT_MAX:g}).",
+            metavar="SECONDS",
+            parser=numbers.seconds("--bgp-timeout", numbers.BGP_TIMEOUT_MAX),
+        ),
+    ] = 30.0,
     lab_worker: LabOpt = None,
     snapshot_file: Annotated[
         Path | None, typer.Option("--snapshot", help="Plan from a saved snapshot (no apply).")
@@ -97,6 +114,8 @@ def fix(
     """Show (or --apply) the fix for the return path: nat, route or bgp."""
     actx = app_context(ctx)
     states = state_dir_of(root, state_dir)
+    if netns is not None:
+        netns_path(netns)  # a namespace that does not exist is bad input, for every action
     if rollback or resume:
         require_root("meshpath fix --rollback/--resume")
         open_ = jr.interrupted(states) if resume and states.exists() else None
@@ -110,31 +129,68 @@ def fix(
         require_root("meshpath fix --apply")
     if snapshot_file is not None and apply:
         raise BadInputError("--snapshot plans from a file; it cannot be combined with --apply")
-    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns=netns)
     options = FixOptions(
         lan_if=lan_if,
         also_device_range=also_device_range,
         peer=peer,
-        asn=asn,
+        asn=parse_asn(asn) if asn is not None else None,
         peer_asn=peer_asn,
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
         post_checks=_check_names(lab_worker),
-        networkd_file=_networkd_file(root, actx.settings.tunnel_interface),
-        existing_files=_existing_files(root, actx.settings.tunnel_interface),
     )
-    plan = plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
-    interrupted = jr.interrupted(states) if states.exists() else None
-    lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
-    forecast = prediction(snap, plan, lan, target, actx.settings)
     if not apply:
-        _emit_plan(actx, plan, interrupted, forecast=forecast)
+        snap, plan = _make_plan(actx, mode, options, netns, root, snapshot_file)
+        forecast = _forecast(actx, snap, plan, lan_if, target)
+        _emit_plan(actx, plan, _interrupted(states), forecast=forecast)
         return 0
-    _refuse_host_files_for_netns(plan, netns, root)
-    _emit_plan(actx, plan, interrupted, quiet=actx.json_output, forecast=forecast)
-    applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
-    applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
-    return _emit_result(actx, applier.apply(plan), plan)
+    # Plan under the lock: a second run cannot plan the change this one is making, it
+    # fails at once (LockHeld) or, once this one is done, plans from what it left.
+    with jr.locked(states):
+        snap, plan = _make_plan(actx, mode, options, netns, root, snapshot_file)
+        _refuse_host_files_for_netns(plan, netns, root)
+        forecast = _forecast(actx, snap, plan, lan_if, target)
+        _emit_plan(actx, plan, _interrupted(states), quiet=actx.json_output, forecast=forecast)
+        applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
+        lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
+        applier.checks = {**applier.checks, **_sim_checks(actx.settings, netns, lan, target)}
+        result = applier.apply_locked(plan)
+    return _emit_result(actx, result, plan)
+
+
+def _make_plan(
+    actx: AppContext,
+    mode: str,
+    options: FixOptions,
+    netns: str | None,
+    root: Path,
+    snapshot_file: Path | None,
+) -> tuple[Snapshot, Plan]:
+    """Collect (or load) the host state and plan from it; route mode also reads what its
+    persistence files hold now, so the plan's undo can put them back exactly."""
+    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns=netns)
+    if mode == "route":
+        links = [link.name for link in snap.links]
+        host = files.host_files(root, actx.settings.tunnel_interface, links)
+        options = msgspec.structs.replace(
+            options,
+            networkd_file=host.networkd_file,
+            existing_files=host.existing,
+            absent_dirs=host.absent_dirs,
+            notes=host.notes,
+        )
+    return snap, plan_fix(snap, actx.settings, mode, options)  # type: ignore[arg-type]
+
+
+def _interrupted(states: Path) -> jr.Journal | None:
+    return jr.interrupted(states) if states.exists() else None
+
+
+def _forecast(
+    actx: AppContext, snap: Snapshot, plan: Plan, lan_if: str | None, target: str | None
+) -> str | None:
+    lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
+    return prediction(snap, plan, lan, target, actx.settings)
 
 
 def _refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
@@ -190,7 +246,6 @@ def _applier(
         checks[LAB_CHECK] = lambda: trip(expect)
     if expect is not None:
         post = _post_check(runner, netns, expect, trip)
-    say = (lambda _m: None) if actx.json_output else (lambda m: actx.console.print(m, markup=False))
     return Applier(
         runner=runner,
         state_dir=states,
@@ -198,7 +253,7 @@ def _applier(
         netns=netns,
         checks=checks,
         post_check=post,
-        on_event=say,
+        on_event=actx.say,  # progress lines (waiting for BGP, ...); none with --json or -q
     )
 
 
@@ -236,33 +291,6 @@ def lab_round_trip(instance: str) -> RoundTrip:
         return True, detail
 
     return trip
-
-
-def _networkd_file(root: Path, tunnel: str) -> str | None:
-    directory = root / "etc/systemd/network"
-    if not directory.is_dir():
-        return None
-    for path in sorted(directory.glob("*.network")):
-        if f"Name={tunnel}" in path.read_text(errors="replace").replace(" ", ""):
-            return path.name
-    return None
-
-
-def _existing_files(root: Path, tunnel: str) -> dict[str, str]:
-    """What the persistence files meshpath may write hold now (``-> target`` for links)."""
-    unit, link = systemd.unit_path(tunnel)
-    paths = [unit, link]
-    net = _networkd_file(root, tunnel)
-    if net:
-        paths.append(systemd.dropin_path(net))
-    out = {}
-    for rel in paths:
-        path = root / rel
-        if path.is_symlink():
-            out[rel] = f"-> {os.readlink(path)}"
-        elif path.is_file():
-            out[rel] = path.read_text()
-    return out
 
 
 # -- output ----------------------------------------------------------------------------
@@ -334,7 +362,7 @@ def _emit_plan(
             "interrupted": interrupted.seq if interrupted else None,
             "prediction": forecast,
         }
-        actx.emit(data)
+        actx.emit(data, schema="fix-plan")
         return
     actx.console.print(format_plan(plan, interrupted))
     if forecast:
@@ -360,8 +388,8 @@ def prediction(
 
 def _target(snap: Snapshot, lan_if: str, target: str | None) -> tuple[str | None, int]:
     if target is not None:
-        parsed = parse_target(target)
-        return parsed.address, parsed.port
+        parsed = parse_hostport(target, "--target", default_port=DEFAULT_PORT)
+        return str(parsed.address), parsed.port
     for route in snap.routes_in(TABLE_MAIN):
         if route.dst == "0.0.0.0/0" and route.dev == lan_if and route.gateway:
             return route.gateway, 443
@@ -372,11 +400,18 @@ def _emit_result(
     actx: AppContext, result: ApplyResult, plan: Plan | None = None, rollback: bool = False
 ) -> int:
     code = {"applied": 0, "nothing-to-do": 0, "rolled-back": 0, "failed": 1}.get(result.status, 3)
+    if result.journal_error is not None:
+        code = EXIT_ENVIRONMENT
+        error_console().print(
+            f"meshpath: error: {result.journal_error}; {_journal_advice(result)}",
+            markup=False,
+            highlight=False,
+        )
     if actx.json_output:
         data: dict[str, Any] = {"result": result.to_dict()}
         if plan is not None:
             data["plan"] = plan_dict(plan)
-        actx.emit(data)
+        actx.emit(data, schema="fix-result")
         return code
     if result.status == "nothing-to-do":
         what = "no applied meshpath fix to roll back" if rollback else "the fix is already in place"
@@ -396,6 +431,18 @@ def _emit_result(
     else:
         actx.console.print(f"{result.status}; journal {result.journal}", markup=False)
     return code
+
+
+def _journal_advice(result: ApplyResult) -> str:
+    """What to do when the host changed as reported but its journal could not say so."""
+    if result.status == "applied":
+        return "the fix is applied; run 'meshpath fix --resume' once the state dir is writable"
+    if result.status in ("failed", "rolled-back"):
+        return (
+            "the host was rolled back; run 'meshpath fix --rollback' once the state directory "
+            "is writable (it finds nothing left to undo)"
+        )
+    return "run 'meshpath fix --rollback' once the state directory is writable"
 
 
 # -- verify ----------------------------------------------------------------------------
@@ -421,24 +468,25 @@ def verify_cmd(
         "expect": msgspec.to_builtins(expect),
         "checks": [c.to_dict() for c in checks],
     }
-    actx.emit(data, format_checks(checks, ok))
+    actx.emit(data, format_checks(checks, ok), schema="verify")
     return 0 if ok else 1
 
 
 def _expectation(
     settings: Settings, states: Path, netns: str | None, mode: str | None, peer: str | None
 ) -> Expect:
+    address = parse_peer(peer, "--peer") if peer is not None else None  # it reaches vtysh
     if mode is None:
         journal = jr.last_applied(states, netns) if states.exists() else None
         if journal is None:
             raise BadInputError("no applied meshpath fix found for this host; pass --mode")
         expect = journal.plan.expect
     elif mode in MODES:
-        expect = expect_for(mode, settings, peer)  # type: ignore[arg-type]
+        expect = expect_for(mode, settings, address)  # type: ignore[arg-type]
     else:
         raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
-    if peer is not None:
-        expect = msgspec.structs.replace(expect, peer=peer, advertised=expect.ranges)
+    if address is not None:
+        expect = msgspec.structs.replace(expect, peer=address, advertised=expect.ranges)
     return expect
 
 

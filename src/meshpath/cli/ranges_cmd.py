@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 def ranges(ctx: typer.Context) -> None:
     """Show Cloudflare's reserved ranges (with overrides) and who else uses that space."""
     actx = app_context(ctx)
-    actx.emit(ranges_data(actx.settings), format_ranges(actx.settings))
+    actx.emit(ranges_data(actx.settings), format_ranges(actx.settings), schema="ranges")
 
 
 def ranges_data(settings: Settings) -> dict[str, object]:

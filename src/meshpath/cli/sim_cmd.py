@@ -19,6 +19,7 @@ from meshpath.sim.fib import table_name
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
 from meshpath.sim.values import Step
 from meshpath.state import Snapshot, codec
+from meshpath.values import IfName, parse_hostport, parse_ifname, parse_u32
 
 route_app = typer.Typer(
     help="Routing decisions as the kernel would take them (with every step).",
@@ -55,13 +56,7 @@ def load_snapshot(snapshot: Path | None, netns: str | None) -> Snapshot:
 
 
 def _mark(text: str) -> int:
-    try:
-        mark = int(text, 0)
-    except ValueError:
-        raise BadInputError(f"--mark {text!r}: expected a number like 0x100cf") from None
-    if not 0 <= mark < 2**32:
-        raise BadInputError(f"--mark {text!r}: a fwmark is 32 bits (0 to 0xffffffff)")
-    return mark
+    return parse_u32(text, "--mark")
 
 
 @route_app.command("get")
@@ -80,7 +75,7 @@ def route_get_cmd(
     actx = app_context(ctx)
     packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
     decision = route_get(load_snapshot(snapshot, netns), packet)
-    actx.emit(msgspec.to_builtins(decision), format_decision(decision))
+    actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
 
 
 def ip_route_line(d: Decision) -> str:
@@ -122,15 +117,19 @@ def format_decision(d: Decision) -> Group:
 
 
 def _target(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    try:
-        ipaddress.IPv4Address(host)
-        value = int(port)
-    except ValueError:
-        raise BadInputError(f"target {text!r}: expected IPV4:PORT, e.g. 10.0.1.50:3000") from None
-    if not sep or not 0 < value < 65536:
-        raise BadInputError(f"target {text!r}: expected IPV4:PORT, e.g. 10.0.1.50:3000")
-    return host, value
+    parsed = parse_hostport(text, "target")
+    if parsed.address.version != 4:
+        raise BadInputError(f"target {text!r}: flow simulates IPv4 (the Worker source is IPv4)")
+    return str(parsed.address), parsed.port
+
+
+def _tunnel(snap: Snapshot, name: str) -> IfName:
+    """The tunnel the Worker's SYN comes in on: a name that exists in the snapshot."""
+    tunnel = parse_ifname(name, "--tunnel")
+    if snap.link(tunnel) is None:
+        known = ", ".join(repr(link.name) for link in snap.links) or "none"
+        raise BadInputError(f"--tunnel {name!r} does not exist (interfaces: {known})")
+    return tunnel
 
 
 def flow(
@@ -156,10 +155,10 @@ def flow(
         else str(next(source.hosts()))
     )
     snap = load_snapshot(snapshot, netns)
-    tun = tunnel or actx.settings.tunnel_interface
+    tun = _tunnel(snap, tunnel) if tunnel is not None else actx.settings.tunnel_interface
     results = [simulate_flow(snap, worker, host, port, tunnel=tun) for host, port in parsed]
-    data: list[Any] = [msgspec.to_builtins(r) for r in results]
-    actx.emit(data, Group(*(format_flow(r) for r in results)))
+    data = {"flows": [msgspec.to_builtins(r) for r in results]}
+    actx.emit(data, Group(*(format_flow(r) for r in results)), schema="flow")
     if any(r.outcome != DELIVERED for r in results):
         raise typer.Exit(EXIT_FINDINGS)
 

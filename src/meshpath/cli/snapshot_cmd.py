@@ -38,11 +38,12 @@ def snapshot(
     actx = app_context(ctx)
     if input_file is not None and netns is not None:
         raise BadInputError("--input and --netns exclude each other: a saved snapshot was taken")
-    snap = (
-        codec.load(input_file)
-        if input_file is not None
-        else collect_snapshot(netns=netns, frr_vty_dir=frr_vty_dir)
-    )
+    with actx.progress("collecting links, addresses, routes, rules, nftables, FRR"):
+        snap = (
+            codec.load(input_file)
+            if input_file is not None
+            else collect_snapshot(netns=netns, frr_vty_dir=frr_vty_dir)
+        )
     if output is not None:
         codec.save(snap, output)
     if actx.json_output:
@@ -50,7 +51,7 @@ def snapshot(
         return
     actx.console.print(format_summary(snap))
     if output is not None:
-        actx.console.print(f"saved to {output}")
+        actx.say(f"saved to {output}")
 
 
 def format_summary(snap: Snapshot) -> Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -11,14 +10,16 @@ from typing import Annotated
 
 import typer
 
+from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect.netns import netns_path
 from meshpath.errors import EXIT_FINDINGS, BadInputError
+from meshpath.fsafe import remove_inside
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
 from meshpath.trace.analyse import parse_target
 from meshpath.trace.files import trace_file
-from meshpath.trace.live import capture, link_names
+from meshpath.trace.live import MAX_DURATION, capture, link_names
 from meshpath.trace.model import Endpoint, TraceReport
 from meshpath.trace.render import format_report, report_data
 
@@ -51,18 +52,32 @@ def trace(
         typer.Option("--netns", help="Capture in / name interfaces from this namespace."),
     ] = None,
     duration: Annotated[
-        float, typer.Option("--duration", help="Seconds to capture with --live.")
+        float,
+        typer.Option(
+            "--duration",
+            help="Seconds to capture with --live.",
+            metavar="SECONDS",
+            # 0 parses: `trace FILE --live --duration 0` is a usage error first; a live
+            # capture refuses 0 seconds itself (trace.live.capture_argv).
+            parser=numbers.seconds("--duration", MAX_DURATION, zero=True),
+        ),
     ] = 10.0,
     write: Annotated[
         Path | None, typer.Option("--write", "-w", help="Keep the live capture in FILE.")
     ] = None,
     max_flows: Annotated[
-        int, typer.Option("--max-flows", help="Flows shown per verdict (the rest counted).")
+        int,
+        typer.Option(
+            "--max-flows",
+            help="Flows shown per verdict (the rest counted).",
+            metavar="N",
+            parser=numbers.integer("--max-flows", 0, numbers.MAX_FLOWS_MAX),
+        ),
     ] = 10,
 ) -> None:
     """Classify each TCP flow from the Cloudflare source range: ok, return-misrouted, ..."""
     actx = app_context(ctx)
-    goal = parse_target(target) if target else None
+    goal = parse_target(target) if target is not None else None
     if live == (capture_file is not None):
         raise BadInputError("give a capture FILE or --live (not both, not neither)")
     names = _names(snapshot, netns, live)
@@ -106,10 +121,10 @@ def _live(
         capture(SubprocessRunner(netns=netns), path, duration, goal)
         return read(path)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_inside(workdir.parent, workdir.name)
 
 
 def _emit(actx: AppContext, report: TraceReport) -> None:
     ranges = actx.settings.ranges
     ranges_text = ", ".join(str(net) for net in ranges.source_ranges())
-    actx.emit(report_data(report, ranges_text), format_report(report, ranges_text))
+    actx.emit(report_data(report, ranges_text), format_report(report, ranges_text), schema="trace")

@@ -7,6 +7,7 @@ as running when its ``<daemon>.vty`` socket accepts a connection (what vtysh its
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 from meshpath.errors import MeshpathError
 from meshpath.runner import Runner
 from meshpath.state.model import FrrState
+from meshpath.values import ifname_problem
 
 FRR_RUN_DIR = Path("/var/run/frr")
 
@@ -122,12 +124,25 @@ def bgp_peers(summary: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(peers)) if isinstance(peers, dict) else ()
 
 
+def _one_word(peer: str) -> bool:
+    """A peer key vtysh can take as one word of a command: an IP address (no zone) or, for
+    an unnumbered session, an interface name (never holds blanks or newlines)."""
+    try:
+        ipaddress.ip_address(peer)
+    except ValueError:
+        return ifname_problem(peer) is None
+    return "%" not in peer
+
+
 def _advertised(
     runner: Runner, argv: Callable[[str], list[str]], summary: dict[str, Any], errors: list[str]
 ) -> dict[str, Any]:
     """What each peer is sent: the doctor checks exactly the Cloudflare ranges go out."""
     out: dict[str, Any] = {}
     for peer in bgp_peers(summary):
+        if not _one_word(peer):
+            errors.append(f"BGP peer {peer!r}: not an address or interface; not queried")
+            continue
         command = f"show ip bgp neighbors {peer} advertised-routes json"
         out[peer] = _json(runner, argv, command, errors)
     return out

@@ -53,7 +53,7 @@ def parse_route_get(argv: list[str], returncode: int, stdout: str, stderr: str) 
         text = stderr.strip().removeprefix("RTNETLINK answers: ")
         return KernelAnswer(tuple(argv), error=_ERRORS.get(text, text or "error"), raw=stderr)
     try:
-        entry = json.loads(stdout)[0]
+        entry = json.loads(stdout, strict=False)[0]  # names may hold control characters
     except (ValueError, IndexError, KeyError):
         return KernelAnswer(tuple(argv), error="unparsable", raw=stdout)
     kind = entry.get("type", "unicast")

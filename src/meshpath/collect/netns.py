@@ -15,18 +15,37 @@ from pathlib import Path
 from typing import Final
 
 from meshpath.errors import EnvironmentProblem, NetnsError, PrivilegeError
+from meshpath.fsafe import component_problem
 
 CLONE_NEWNET: Final = 0x40000000
 NETNS_DIR: Final = Path("/run/netns")
 
 
+def check_netns_name(name: str) -> str:
+    """``name`` if ``ip netns`` could name a namespace so; NetnsError (exit 2) otherwise.
+
+    ``ip netns`` keeps NAME as the file /run/netns/NAME, and iproute2 refuses a name that
+    is not one path component (empty, '.', '..', a '/', over NAME_MAX = 255 bytes); a NUL
+    cannot be passed to the kernel at all.
+    """
+    problem = component_problem(name)
+    if problem is not None:
+        shown = repr(name[:40]) + ("..." if len(name) > 40 else "")
+        raise NetnsError(f"invalid network namespace name {shown}: it {problem}")
+    return name
+
+
 def netns_path(name: str) -> Path:
     """Where ``ip netns`` keeps the named namespace; NetnsError when it does not exist."""
-    if not name or "/" in name or name in (".", ".."):
-        raise NetnsError(f"invalid network namespace name {name!r}")
-    path = NETNS_DIR / name
-    if not path.exists():
-        raise NetnsError(f"network namespace {name!r} not found (no {path}); see 'ip netns list'")
+    path = NETNS_DIR / check_netns_name(name)
+    try:
+        path.stat()
+    except FileNotFoundError as exc:
+        raise NetnsError(
+            f"network namespace {name!r} not found (no {path}); see 'ip netns list'"
+        ) from exc
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot look at {path} ({exc.strerror})") from exc
     return path
 
 

@@ -45,16 +45,27 @@ class NftFile(_Action, frozen=True, tag="nft"):
 
 class WriteFile(_Action, frozen=True, tag="write"):
     """Write ``content`` to ``path`` (relative to ``--root``) atomically; ``link`` makes a
-    symlink at ``path`` pointing to ``link`` instead."""
+    symlink at ``path`` pointing to ``link`` instead.
+
+    An undo that puts a user's file back uses ``data`` (the exact bytes, when they are
+    not UTF-8 text) and ``owner`` (uid, gid), so the file returns byte for byte, with its
+    mode and owner.
+    """
 
     path: str
     content: str = ""
     mode: int = 0o644
     link: str | None = None
+    data: bytes | None = None
+    owner: tuple[int, int] | None = None
 
 
 class RemoveFile(_Action, frozen=True, tag="remove"):
+    """Remove the file (or symlink) at ``path``, then ``dirs`` (deepest first): the
+    directories meshpath created for it, each only while it is empty."""
+
     path: str
+    dirs: tuple[str, ...] = ()
 
 
 class FrrReload(_Action, frozen=True, tag="frr"):
@@ -102,6 +113,11 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True):
     nat: bool | None  # NAT present (True), absent (False), not judged (None)
     peer: str | None = None
     advertised: tuple[str, ...] = ()
+    # nat mode: the exact masquerades (LAN interface, sources) verify looks for; empty in
+    # journals written before they were recorded (verify then accepts any exact
+    # meshpath masquerade of the ranges).
+    lan_if: str | None = None
+    nat_sources: tuple[str, ...] = ()
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +132,17 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
         return not any(s.inverse is not None for s in self.steps)
 
 
+class FileState(msgspec.Struct, frozen=True, kw_only=True):
+    """A persistence path as found before the fix: a regular file's bytes, mode and
+    owner, or a symlink's target (``link``)."""
+
+    data: bytes = b""
+    mode: int = 0o644
+    link: str | None = None
+    uid: int = 0
+    gid: int = 0
+
+
 class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Everything a plan depends on besides the snapshot and the settings."""
 
@@ -127,5 +154,7 @@ class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     replace_nat: bool = False
     bgp_timeout: float = 30.0
     post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)
-    networkd_file: str | None = None  # a .network file matching the tunnel, if any
-    existing_files: dict[str, str] = msgspec.field(default_factory=dict)  # rel path -> text
+    networkd_file: str | None = None  # the .network file systemd-networkd applies to the tunnel
+    existing_files: dict[str, FileState] = msgspec.field(default_factory=dict)  # by rel path
+    absent_dirs: tuple[str, ...] = ()  # directories (rel to root) that do not exist yet
+    notes: tuple[str, ...] = ()  # what gathering these options found worth saying

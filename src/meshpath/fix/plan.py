@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from meshpath.config import Settings
 from meshpath.fix import validate
@@ -19,6 +20,7 @@ from meshpath.fix.model import (
     METRIC_MESHPATH,
     PROTO_MESHPATH,
     Expect,
+    FileState,
     FixOptions,
     FrrReload,
     Mode,
@@ -84,6 +86,7 @@ def tunnel_has_v6(snapshot: Snapshot, tunnel: str) -> bool:
 
 # -- nat -------------------------------------------------------------------------------
 def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]) -> Plan:
+    nft_render.nft_ifname(lan, "LAN interface")  # refuse a name nft cannot match exactly
     sources = [r for r in ranges if r in (ranges[0],) or r.version == 6]
     want = frozenset(nft_render.Masquerade(lan, str(r)) for r in sources)
     steps: list[Step] = []
@@ -98,7 +101,14 @@ def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]
         "NAT hides the Worker's address from the service; prefer --mode route or bgp.",
         "the route is what brings the de-NATed reply back into the tunnel (NAT alone does not).",
     )
-    expect = Expect(tunnel=tunnel, ranges=_names(ranges), route_proto=PROTO_MESHPATH, nat=True)
+    expect = Expect(
+        tunnel=tunnel,
+        ranges=_names(ranges),
+        route_proto=PROTO_MESHPATH,
+        nat=True,
+        lan_if=lan,
+        nat_sources=_names(sources),
+    )
     return Plan(
         mode="nat",
         steps=(*steps, *routes),
@@ -174,6 +184,7 @@ def _route_plan(
 ) -> Plan:
     prefixes = tuple(str(r) for r in ranges)
     if frr_has_staticd(snap):
+        frr_render.frr_ifname(tunnel, "tunnel interface")
         intent = _intent(snap, tunnel, prefixes)
         step = _frr_step(
             snap, intent, "FRR staticd owns the routes (persistent, re-added on link up)"
@@ -199,7 +210,7 @@ def _route_plan(
         steps=(*steps, *files),
         expect=Expect(tunnel=tunnel, ranges=prefixes, route_proto=PROTO_MESHPATH, nat=None),
         already=(*already, *present),
-        notes=(note,),
+        notes=(note, *options.notes),
     )
 
 
@@ -213,29 +224,60 @@ def _persist_steps(
         unit, link = systemd.unit_path(specs[0].dev)
         wanted = [(unit, systemd.render_unit(specs), None), (link, "", f"/{unit}")]
     steps, already = [], []
+    absent = set(options.absent_dirs)
     for path, content, target in wanted:
         current = options.existing_files.get(path)
-        if current == (f"-> {target}" if target else content):
+        if _same_file(current, content, target):
             already.append(f"file /{path}")
             continue
-        steps.append(_file_step(path, content, target, current))
+        created = _created_dirs(path, absent)
+        absent -= set(created)  # made by this step: a later step finds them
+        steps.append(_file_step(path, content, target, current, created))
     return steps, already
 
 
-def _file_step(path: str, content: str, target: str | None, current: str | None) -> Step:
-    if current is None or current.startswith("-> "):
-        undo: WriteFile | RemoveFile = RemoveFile(path=path)
-    else:
-        undo = WriteFile(path=path, content=current)
+def _same_file(current: FileState | None, content: str, target: str | None) -> bool:
+    if current is None:
+        return False
+    if target is not None:
+        return current.link == target
+    return current.link is None and current.data == content.encode()
+
+
+def _created_dirs(path: str, absent: set[str]) -> tuple[str, ...]:
+    """The parents of ``path`` that writing it creates, deepest first: the undo removes
+    exactly these (when empty), never a directory that was there before."""
+    parents = [str(p) for p in PurePosixPath(path).parents if str(p) != "."]
+    return tuple(p for p in parents if p in absent)
+
+
+def _file_step(
+    path: str, content: str, target: str | None, current: FileState | None, dirs: tuple[str, ...]
+) -> Step:
     return Step(
         key=f"file:{path}",
         description=f"{'link' if target else 'write'} /{path}"
         + (f" -> {target}" if target else ""),
         action=WriteFile(path=path, content=content, link=target),
-        inverse=undo,
+        inverse=_restore(path, current, dirs),
         check="file absent" if current is None else "file differs",
         detail=content,
     )
+
+
+def _restore(path: str, before: FileState | None, dirs: tuple[str, ...]) -> WriteFile | RemoveFile:
+    """The undo of writing ``path``: remove it (and the directories made for it), or put
+    the user's file or symlink back exactly: bytes, mode, owner, symlink-ness."""
+    if before is None:
+        return RemoveFile(path=path, dirs=dirs)
+    owner = (before.uid, before.gid)
+    if before.link is not None:
+        return WriteFile(path=path, link=before.link, owner=owner)
+    try:
+        text, data = before.data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, data = "", before.data
+    return WriteFile(path=path, content=text, data=data, mode=before.mode, owner=owner)
 
 
 # -- FRR -------------------------------------------------------------------------------
@@ -272,6 +314,7 @@ def _bgp_plan(
     snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
 ) -> Plan:
     v4 = tuple(str(r) for r in ranges if r.version == 4)
+    frr_render.frr_ifname(tunnel, "tunnel interface")
     peer = validate.check_peer(options.peer, ranges)
     blocks = frr_render.parse_blocks(snap.frr.running_config or "")
     intent = _intent(

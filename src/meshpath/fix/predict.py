@@ -25,7 +25,8 @@ def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
     )
     nft = snapshot.nft
     if expect.nat is True:
-        nft = _with_nat(nft, [nft_render.Masquerade(lan_if, r) for r in expect.ranges[:1]])
+        sources = expect.nat_sources or expect.ranges[:1]
+        nft = _with_nat(nft, [nft_render.Masquerade(lan_if, r) for r in sources])
     elif expect.nat is False:
         nft = _with_nat(nft, [])
     return msgspec.structs.replace(snapshot, routes=routes, nft=nft)
@@ -70,14 +71,6 @@ def _nat_items(rules: list[nft_render.Masquerade]) -> list[dict[str, Any]]:
         {"chain": chain},
     ]
     for rule in rules:
-        net = ipaddress.ip_network(rule.source)
-        expr = [
-            {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": rule.oifname}},
-            {"match": {"op": "==",
-                       "left": {"payload": {"protocol": rule.family, "field": "saddr"}},
-                       "right": {"prefix": {"addr": str(net.network_address),
-                                            "len": net.prefixlen}}}},
-            {"masquerade": None},
-        ]  # fmt: skip
+        expr = nft_render.rule_expr(rule)
         items.append({"rule": {**where, "chain": "postrouting", "expr": expr}})
     return items

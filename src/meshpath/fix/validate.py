@@ -9,55 +9,58 @@ from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError
 from meshpath.fix.model import FixOptions, Mode
 from meshpath.ranges import IPNetwork
 from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.values import IfName, parse_asn, parse_ifname, parse_peer, parse_peer_asn
 
-ASN_MAX = 4_294_967_295
 
-
-def require_link(snap: Snapshot, name: str, what: str) -> None:
-    if snap.link(name) is None:
-        known = ", ".join(link.name for link in snap.links) or "none"
+def require_link(snap: Snapshot, name: str, what: str) -> IfName:
+    ifname = parse_ifname(name, f"{what} interface")
+    if snap.link(ifname) is None:
+        known = ", ".join(repr(link.name) for link in snap.links) or "none"
         raise BadInputError(f"{what} interface {name!r} does not exist (interfaces: {known})")
+    return ifname
 
 
-def lan_interface(snap: Snapshot, tunnel: str, given: str | None) -> str:
-    """``--lan-if``, else the device of the main table's IPv4 default route."""
+def lan_interface(snap: Snapshot, tunnel: str, given: str | None) -> IfName:
+    """``--lan-if``, else the device of the main table's IPv4 default route; never the
+    tunnel nor a loopback (NAT or routes "to the LAN" there would loop into the tunnel
+    or go nowhere)."""
     if given is not None:
-        require_link(snap, given, "LAN")
-        return given
+        lan = require_link(snap, given, "LAN")
+    else:
+        lan = _default_route_dev(snap, tunnel)
+    link = snap.link(lan)
+    if lan == tunnel:
+        raise BadInputError(f"LAN interface {lan!r} is the tunnel; give the LAN side (--lan-if)")
+    if lan == "lo" or (link is not None and "LOOPBACK" in link.flags):
+        raise BadInputError(f"LAN interface {lan!r} is a loopback; give the LAN side (--lan-if)")
+    return lan
+
+
+def _default_route_dev(snap: Snapshot, tunnel: str) -> IfName:
     for route in snap.routes_in(TABLE_MAIN):
         if route.family == 4 and route.dst == "0.0.0.0/0" and route.dev and route.dev != tunnel:
-            return route.dev
+            return parse_ifname(route.dev, "LAN interface (of the default route)")
     raise BadInputError("cannot tell the LAN interface (no IPv4 default route): pass --lan-if")
 
 
 def check_asn(asn: int | None) -> int:
     if asn is None:
         raise BadInputError("bgp mode needs --asn N (the connector's AS number)")
-    if not 1 <= asn <= ASN_MAX:
-        raise BadInputError(f"--asn {asn}: an AS number is 1..{ASN_MAX}")
-    return asn
+    return parse_asn(asn, "--asn")
 
 
 def check_peer_asn(text: str) -> str:
-    if text in ("external", "internal"):
-        return text
-    if not text.isdigit() or not 1 <= int(text) <= ASN_MAX:
-        raise BadInputError(f"--peer-asn {text!r}: expected 1..{ASN_MAX}, external or internal")
-    return str(int(text))
+    return parse_peer_asn(text, "--peer-asn")
 
 
 def check_peer(peer: str | None, ranges: Sequence[IPNetwork]) -> str:
     if peer is None:
         raise BadInputError("bgp mode needs --peer IP (the LAN router to peer with)")
-    try:
-        ip = ipaddress.ip_address(peer)
-    except ValueError as exc:
-        raise BadInputError(f"--peer {peer!r} is not an IP address") from exc
-    if ip.version != 4 or ip.is_unspecified or ip.is_multicast or ip.is_loopback:
-        raise BadInputError(f"--peer {peer}: expected a unicast IPv4 address on the LAN")
+    address = parse_peer(peer, "--peer")
+    ip = ipaddress.IPv4Address(address)
     if any(ip in net for net in ranges if net.version == 4):
         raise BadInputError(f"--peer {peer} lies inside a range meshpath routes to the tunnel")
-    return str(ip)
+    return address
 
 
 def check_no_lan_overlap(snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork]) -> None:

@@ -47,13 +47,35 @@ def _flags(flags: Iterable[str]) -> str:
 
 
 def nft_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
+    """meshpath's table holds exactly the expected masquerades (or none, when NAT must be
+    gone). Rules are compared by their whole ``nft -j`` expressions (see
+    :func:`meshpath.render.nft.masquerades_in`), never by a substring of their text."""
     if expect.nat is None:
         return []
-    have = nft_render.masquerades_in(snap.nft.ruleset)
-    present = bool(have)
-    shown = ", ".join(f"{m.source} out {m.oifname}" for m in sorted(have or ())) or "none"
-    want = "present" if expect.nat else "absent"
-    return [VerifyCheck("nft", "meshpath NAT", present == expect.nat, f"{shown}; want {want}")]
+    have = nft_render.masquerades_in(snap.nft.ruleset) or frozenset()
+    shown = ", ".join(_masq_text(m) for m in sorted(have)) or "none"
+    if not expect.nat:
+        return [VerifyCheck("nft", "meshpath NAT", not have, f"{shown}; want absent")]
+    want = expected_masquerades(expect)
+    if want is not None:
+        wanted = ", ".join(_masq_text(m) for m in sorted(want))
+        return [VerifyCheck("nft", "meshpath NAT", have == want, f"{shown}; want {wanted}")]
+    # A journal from before the exact masquerades were recorded: every rule must be an
+    # exact meshpath masquerade of one of the ranges.
+    ok = bool(have) and all(m.source in expect.ranges for m in have)
+    return [VerifyCheck("nft", "meshpath NAT", ok, f"{shown}; want present")]
+
+
+def expected_masquerades(expect: Expect) -> frozenset[nft_render.Masquerade] | None:
+    if expect.lan_if is None or not expect.nat_sources:
+        return None
+    return frozenset(nft_render.Masquerade(expect.lan_if, s) for s in expect.nat_sources)
+
+
+def _masq_text(m: nft_render.Masquerade) -> str:
+    if m.oifname == "?":
+        return f"a rule meshpath did not write ({m.source})"
+    return f"{m.source} out {m.oifname!r}"
 
 
 def frr_static_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:

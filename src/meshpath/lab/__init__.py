@@ -1,9 +1,11 @@
 """The meshpath lab: Worker -> Mesh -> WARP Connector -> LAN in network namespaces.
 
-Everything is real (kernel forwarding, nftables, FRR, tcpdump); only Cloudflare's side is
-emulated by small processes: :mod:`~meshpath.lab.tunnel` (the WARP session, a tun in each
-of edge and conn), :mod:`~meshpath.lab.worker` (a Worker calling ``env.MESH.fetch``) and
-:mod:`~meshpath.lab.service` (the private HTTP service that logs client addresses).
+Everything is real (kernel forwarding, nftables, FRR, tcpdump, and Cloudflare's Workers
+runtime workerd running the Worker); only Cloudflare's network is emulated by small
+processes: :mod:`~meshpath.lab.tunnel` (the WARP session, a tun in each of edge and conn),
+:mod:`~meshpath.lab.meshedge` (Mesh's edge behind the Worker's ``env.MESH`` binding, see
+:mod:`meshpath.lab.worker`) and :mod:`~meshpath.lab.service` (the private HTTP service that
+logs client addresses).
 Topology in :mod:`~meshpath.lab.topology`; scenarios in :mod:`~meshpath.lab.scenarios`.
 
 Public API (for tests and other commands)::
@@ -11,11 +13,14 @@ Public API (for tests and other commands)::
     from meshpath.lab import Lab, run_scenario
 
     with Lab.create(instance=None) as lab:      # root + tools checked; torn down on exit
-        lab.connect_timeout = 2.5               # Worker's SYN-ACK wait (set before setup)
+        lab.connect_timeout = 2.5               # Mesh's SYN-ACK wait (set before setup)
         lab.setup("broken")                     # any scenario name (or a Scenario); rebuilds
         lab.ns("conn")                          # -> "mplab-<id>-conn"
         lab.exec("conn", ["ip", "route"])       # -> runner.Completed (check=False)
+        lab.user_worker = user_app(Path("dir"))  # also run a user's Worker (before setup)
         r = lab.worker_call("/mesh/")           # -> WorkerResult(status, body, seen_source)
+        lab.worker_call("/", user=True)         # the user's Worker (on 8788)
+        lab.worker_log(user=False)              # workerd's log: ["handler failed: Error: ..."]
         cap = lab.capture("conn", lab.worker_call)   # -> CaptureResult(packets, text, pcap, value)
         lab.service_log()                       # -> [{"client": ip, "port", "path", "time"}]
         lab.http_get("svc", "http://100.64.0.5:3000/")   # any GET from inside a node

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,8 +18,10 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
-from meshpath.lab import frr, topology, warp
+from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
+from meshpath.lab import client, frr, topology, warp
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
     LabTimeout,
@@ -34,18 +36,29 @@ from meshpath.lab.procs import (
 from meshpath.lab.scenarios import Scenario, WorkerResult, get_scenario
 from meshpath.lab.state import (
     RUN_ROOT,
+    LabRootError,
     LabState,
+    check_run_root,
     is_stale,
     known_instances,
     new_state,
     pid_alive,
     read_state,
+    run_dir,
     write_state,
 )
+from meshpath.lab.topology import check_instance
+from meshpath.lab.worker.app import (
+    WorkerApp,
+    start_edge,
+    worker_address,
+    worker_listens,
+    worker_log_lines,
+)
+from meshpath.lab.worker.runtime import find_workerd
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
 
 T = TypeVar("T")
-_INSTANCE = re.compile(r"^[a-z0-9]{1,8}$")
 REQUIRED_TOOLS = ("ip", "nft", "tcpdump", "sysctl", "vtysh")
 FRR_BINARIES = tuple(f"/usr/lib/frr/{d}" for d in frr.DAEMONS)
 
@@ -62,12 +75,7 @@ def preflight() -> None:
             raise MissingToolError(binary, "install FRR (apt-get install frr)")
     if not os.path.exists("/dev/net/tun"):
         raise MissingToolError("/dev/net/tun", "the kernel's tun driver is needed")
-
-
-def check_instance(instance: str) -> str:
-    if not _INSTANCE.match(instance):
-        raise BadInputError(f"lab instance {instance!r} must be 1-8 characters of [a-z0-9]")
-    return instance
+    find_workerd()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +89,29 @@ class CaptureResult(Generic[T]):
 
 
 def remove_lab(instance: str, run_root: Path = RUN_ROOT) -> None:
-    """Kill every process in lab ``instance``'s namespaces, delete them, drop its run dir."""
+    """Kill every process in lab ``instance``'s namespaces, delete them, drop its run dir.
+
+    ``instance`` must be a valid id (BadInputError otherwise, before anything happens);
+    only ``run_root/instance`` is removed, never through a symlink (LabRootError).
+    """
+    check_instance(instance)
     namespaces = lab_namespaces(instance)
     kill_in_namespaces(namespaces)
     delete_namespaces(namespaces)
-    shutil.rmtree(run_root / instance, ignore_errors=True)
+    remove_run_dir(run_root, instance)
+
+
+def remove_run_dir(run_root: Path, instance: str, keep: tuple[str, ...] | None = None) -> None:
+    """Remove lab ``instance``'s run dir (or, with ``keep``, every entry but those)."""
+    try:
+        if not check_run_root(run_root):
+            return
+        if keep is None:
+            remove_inside(run_root, check_instance(instance))
+        else:
+            clear_inside(run_root, check_instance(instance), keep=keep)
+    except OSError as exc:
+        raise LabRootError(f"lab: not removing {exc.filename}: {exc.strerror}") from exc
 
 
 def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list[str]:
@@ -93,6 +119,7 @@ def clean_leftovers(run_root: Path = RUN_ROOT, everything: bool = False) -> list
 
     Labs owned by a live process (another test run, ``lab run``) are never touched.
     """
+    check_run_root(run_root)  # a linked or foreign run root is an error, not "no labs"
     instances = {i for ns in lab_namespaces() if (i := topology.instance_of(ns)) is not None}
     instances |= known_instances(run_root)
     removed = []
@@ -114,8 +141,11 @@ class Lab:
         self.run_dir = run_root / instance
         self.runner = SubprocessRunner()
         self.scenario: Scenario | None = None
-        # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
+        # How long Mesh waits for a SYN-ACK before the Worker sees "handshake timeout".
         self.connect_timeout = 2.5
+        self.response_timeout = 5.0  # ... and for the response, once connected
+        # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
+        self.user_worker: WorkerApp | None = None
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -127,13 +157,15 @@ class Lab:
 
         Checks root and tools first and removes leftovers of killed runs.
         """
+        if instance is not None:
+            check_instance(instance)  # bad input first, before any environment check
         preflight()
         clean_leftovers(run_root)
-        name = check_instance(instance) if instance else _free_instance(run_root)
+        name = instance if instance is not None else _free_instance(run_root)
         owner = (read_state(run_root, name) or new_state(run_root, name, None)).owner_pid
         if owner is not None and owner != os.getpid() and pid_alive(owner):
             raise BadInputError(f"lab instance {name!r} is in use by pid {owner}")
-        if lab_namespaces(name) or (run_root / name).exists():
+        if lab_namespaces(name) or os.path.lexists(run_root / name):
             remove_lab(name, run_root)
         lab = cls(name, run_root)
         lab._save(new_state(run_root, name, os.getpid()))
@@ -148,7 +180,7 @@ class Lab:
                 what = "no lab is running" if not found else f"several labs: {', '.join(found)}"
                 raise BadInputError(f"{what}; pass --instance (start one with 'meshpath lab up')")
             instance = found[0]
-        if read_state(run_root, instance) is None:
+        if read_state(run_root, check_instance(instance)) is None:
             raise BadInputError(f"no lab instance {instance!r} (see 'meshpath lab status')")
         lab = cls(instance, run_root)
         name = lab._state.scenario
@@ -177,24 +209,20 @@ class Lab:
     def down(self) -> None:
         """Stop every process, delete every namespace and the run dir. Idempotent."""
         self._clear()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+        remove_run_dir(self.run_root, self.instance)
 
     def _clear(self) -> None:
         """Stop processes, delete namespaces and every run file except the state file
         (which keeps the lab marked as owned while it is rebuilt)."""
-        namespaces = sorted(set(self._state.namespaces) | set(lab_namespaces(self.instance)))
+        # The state file lists namespaces; only this lab's own names count (a state file
+        # is data: a name in it must never become a path outside the lab).
+        recorded = {n for n in self._state.namespaces if topology.instance_of(n) == self.instance}
+        namespaces = sorted(recorded | set(lab_namespaces(self.instance)))
         kill_in_namespaces(namespaces, self._children)
         delete_namespaces(namespaces)
         self._children.clear()
         self._named.clear()
-        if self.run_dir.is_dir():
-            for entry in self.run_dir.iterdir():
-                if entry.name == "state.json":
-                    continue
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+        remove_run_dir(self.run_root, self.instance, keep=("state.json",))
 
     def state(self) -> LabState:
         return self._state
@@ -238,8 +266,7 @@ class Lab:
         """Build the lab for ``scenario`` from scratch (an existing build is torn down)."""
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self._clear()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.run_dir.chmod(0o755)
+        run_dir(self.run_root, self.instance)
         nodes = topology.nodes_for(scn.tailnet)
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
@@ -302,11 +329,7 @@ class Lab:
             "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
         )
         ready.append(svc_ready)
-        worker_ready = self.run_dir / "worker.ready"
-        argv = [*py, "meshpath.lab.worker", "serve", "--ready", str(worker_ready)]
-        argv += ["--connect-timeout", str(self.connect_timeout)]
-        self._spawn("worker", "edge", argv)
-        ready.append(worker_ready)
+        ready.append(start_edge(self))
         if scn.tailnet:
             ts_ready = self.run_dir / "tailnet.ready"
             argv = [*py, "meshpath.lab.service", "--bind", topology.TAILNET_NODE, "--name", "ts"]
@@ -316,6 +339,20 @@ class Lab:
         for path in ready:
             wait_for(path.stem, self._ready_probe(path), 10.0)
         self._raise_if_died()
+        wait_for("workerd", self._worker_answers, 10.0)
+        self._raise_if_died()
+
+    def _worker_answers(self) -> bool:
+        """Each workerd accepts connections on its address in edge (or something died)."""
+        if self._any_died():
+            return True
+        with inside_netns(self.ns("edge")):
+            try:
+                for address in worker_listens(self):
+                    socket.create_connection(address, timeout=0.2).close()
+            except OSError:
+                return False
+        return True
 
     def _ready_probe(self, path: Path) -> Callable[[], bool]:
         return lambda: path.exists() or self._any_died()
@@ -327,7 +364,7 @@ class Lab:
         for name, child in self._named.items():
             if child.poll() is not None:
                 log = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
-                last = log.splitlines()[-1] if log else "no output"
+                last = _last_message(log) if log else "no output"
                 raise LabTimeout(f"lab: {name} exited ({child.returncode}): {last}")
 
     # -- FRR --------------------------------------------------------------------------
@@ -337,13 +374,11 @@ class Lab:
     def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
         """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""
         d = self._frr_dir(node)
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.chown(d, "frr", "frr")
-        d.chmod(0o755)
+        # The dir belongs to the frr user: never follow a link planted in it (as root).
+        ensure_dir(d, 0o755, owner=("frr", "frr"))
         for daemon, text in frr.render_all(cfg, str(d / "frr.log")).items():
             conf = d / f"{daemon}.conf"
-            conf.write_text(text)
-            conf.chmod(0o644)
+            atomic_write(conf, text.encode(), mode=0o644)
             self.check_frr_config(node, daemon, conf)
             self.exec(node, frr.daemon_argv(daemon, str(conf), str(d)), check=True)
         wait_for(f"FRR in {node}", lambda: self._frr_answers(node), 10.0)
@@ -402,21 +437,22 @@ class Lab:
         return frozenset(out)
 
     # -- observing --------------------------------------------------------------------
-    def worker_call(self, path: str = "/mesh/", timeout: float = 15.0) -> WorkerResult:
-        """Call the Worker emulator (inside edge) like ``curl https://<worker>/<path>``."""
-        host, port = topology.WORKER_LISTEN
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", f"http://{host}:{port}{path}"]
-        done = self.exec(
-            "edge", [*argv, "--timeout", str(timeout)], check=True, timeout=timeout + 5
-        )
-        data = json.loads(done.stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+    def worker_call(
+        self, path: str = "/mesh/", timeout: float = 15.0, *, user: bool = False
+    ) -> WorkerResult:
+        """Call the Worker in workerd (inside edge) like ``curl https://<worker>/<path>``;
+        ``user``: the user's Worker (``lab up --worker``) instead of the lab's."""
+        return self.http_get("edge", f"http://{worker_address(user)}{path}", timeout)
 
     def http_get(self, node: str, url: str, timeout: float = 5.0) -> WorkerResult:
         """An HTTP GET from inside ``node`` (any URL); same shape as :meth:`worker_call`."""
-        argv = [sys.executable, "-m", "meshpath.lab.worker", "get", url, "--timeout", str(timeout)]
-        data = json.loads(self.exec(node, argv, check=True, timeout=timeout + 5).stdout)
-        return WorkerResult(int(data["status"]), str(data["body"]), _client_of(str(data["body"])))
+        with inside_netns(self.ns(node)):
+            status, body = client.get(url, timeout)
+        return WorkerResult(status, body, _client_of(body))
+
+    def worker_log(self, *, user: bool = False) -> list[str]:
+        """workerd's log of the Worker, like ``wrangler tail``: ``handler failed: ...``."""
+        return worker_log_lines(self.run_dir, user)
 
     def service_log(self) -> list[dict[str, Any]]:
         """One entry per request the service received: client, port, path, time."""
@@ -525,6 +561,16 @@ def _settle(path: Path, quiet: float = 0.15, limit: float = 1.0) -> None:
         elif time.monotonic() - since >= quiet:
             return
         time.sleep(0.02)
+
+
+def _last_message(log: str) -> str:
+    """The last message of a log: its last line, with the indented lines before it folded
+    in (workerd: 'Uncaught Error: No such module "hono". | imported from "index.js"')."""
+    lines = log.splitlines()
+    start = len(lines) - 1
+    while start > 0 and lines[start][:1].isspace():
+        start -= 1
+    return " | ".join(ln.strip() for ln in lines[start:])
 
 
 def _prefix(dst: str) -> str:

@@ -65,15 +65,17 @@ def _failing_call(lab: Lab) -> DemoStep:
         "conn", ["ip", "route", "get", WORKER_SOURCE, "from", SERVICE_IP, "iif", "eth0"]
     )
     m = match_sequence(REPORT_TRACE, cap.packets)
+    tail = [ln for ln in lab.worker_log() if "handler failed" in ln]
     lines = (
         f"Worker /mesh/ -> {r.status} {r.body}",
+        f"wrangler tail (workerd's log): {tail[-1] if tail else '(nothing logged)'}",
         f"service log: {len(lab.service_log())} requests",
         "tcpdump -i any on conn:",
         *(f"  {p.describe()}" for p in cap.packets),
         f"kernel on conn: ip route get {WORKER_SOURCE} from {SERVICE_IP} iif eth0",
         f"  {verdict.stdout.strip().splitlines()[0] if verdict.stdout.strip() else verdict.stderr}",
     )
-    ok = r.status == 500 and m.ok
+    ok = r.status == 500 and m.ok and bool(tail) and tail[-1].endswith("Error: handshake timeout")
     return DemoStep("the failure: handshake timeout, the report's trace", ok, lines)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from meshpath.errors import EnvironmentProblem
+from meshpath.fsafe import remove_inside
 from meshpath.lab.topology import instance_of
 from meshpath.runner import SubprocessRunner, netns_argv
 
@@ -128,7 +128,16 @@ def kill_in_namespaces(
 
 
 def delete_namespaces(namespaces: Iterable[str]) -> None:
-    """Delete the namespaces and the FRR pathspace each one had."""
+    """Delete the lab namespaces and the FRR pathspace each one had.
+
+    Only lab namespace names (``mplab-<valid id>-<node>``) are touched, and the pathspace
+    is removed inside FRR_RUN_DIR only (a name is never a path: see fsafe.remove_inside).
+    """
     for ns in namespaces:
+        if instance_of(ns) is None:
+            raise EnvironmentProblem(f"lab: {ns!r} is not a lab namespace name; not deleting it")
         _RUN.run(["ip", "netns", "del", ns], check=False)
-        shutil.rmtree(frr_pathspace(ns), ignore_errors=True)
+        try:
+            remove_inside(FRR_RUN_DIR, ns)
+        except OSError as exc:
+            raise EnvironmentProblem(f"lab: not removing {exc.filename}: {exc.strerror}") from exc

@@ -90,16 +90,27 @@ def run_scenario(
         fixes[scn.fix](lab)
         lab.mark_fixed(scn.fix)
     t2 = time.monotonic()
-    obs = observe(lab, scn)
+    drilled = _drill(lab, scn.drill) if scn.drill is not None else ()
     t3 = time.monotonic()
-    timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": t3 - t2}
+    obs = observe(lab, scn)
+    timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": time.monotonic() - t3}
+    if scn.drill is not None:
+        timings["drill"] = t3 - t2
     return ScenarioResult(
         scn.name,
-        evaluate(scn, obs),
+        (*drilled, *evaluate(scn, obs)),
         obs.worker,
         obs.packets or (),
         {k: round(v, 2) for k, v in timings.items()},
     )
+
+
+def _drill(lab: Lab, name: str) -> tuple[Check, ...]:
+    # Imported here: the drills bring meshpath watch and prometheus_client along, which
+    # every process importing the lab (each Worker call) would otherwise pay for.
+    from meshpath.lab.drift import DRILLS
+
+    return DRILLS[name](lab)
 
 
 def run_many(

@@ -52,11 +52,12 @@ class Scenario:
     fix: str | None
     expect: Expectation
     tailnet: bool = False
+    drill: str | None = None  # a procedure run after the fix step (lab.drift.DRILLS)
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerResult:
-    """What the Worker emulator answered, and the source the service saw (if any)."""
+    """What the Worker (in workerd) answered, and the source the service saw (if any)."""
 
     status: int
     body: str
@@ -199,6 +200,15 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
             tailnet_answers=True,
         ),
         tailnet=True,
+    ),
+    Scenario(
+        "drift",
+        "the route fix, then the route vanishes (as on a WARP reconnect): meshpath watch "
+        "sees it within 1 s; without --heal it stays broken, with --heal it comes back",
+        "broken",
+        "route",
+        Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL),
+        drill="drift",
     ),
 )
 SCENARIO_NAMES: Final[tuple[str, ...]] = tuple(s.name for s in SCENARIOS)

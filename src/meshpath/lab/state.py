@@ -7,18 +7,29 @@ namespace is created, so a run killed at any point leaves a state file (or at wo
 A lab is *owned* while ``owner_pid`` names a live process (a test, ``lab run``, a
 half-finished ``lab up``); ``lab up`` detaches its lab (owner None) once it is ready.
 Leftovers are labs whose owner died, and namespaces with no state file at all.
+
+The run root is removed from by root: it must be a real directory (not a symlink) that
+only its owner (this user) can write, and an instance is only ever a valid instance id
+(:func:`meshpath.lab.topology.check_instance`), so a run dir is always one level inside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
+from meshpath.errors import EnvironmentProblem
+from meshpath.fsafe import atomic_write, ensure_dir, read_bounded
+from meshpath.lab.topology import check_instance, valid_instance
+
 RUN_ROOT: Final = Path("/run/meshpath-lab")
+STATE_LIMIT: Final = 1 << 20  # a state file is a few hundred bytes
 
 
 class LabState(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,18 +47,68 @@ def state_path(run_root: Path, instance: str) -> Path:
     return run_root / instance / "state.json"
 
 
+class LabRootError(EnvironmentProblem):
+    """The lab's run root (or a run dir in it) is not a directory the lab can trust."""
+
+
+def check_run_root(run_root: Path, *, create: bool = False) -> bool:
+    """Whether ``run_root`` exists (made when ``create``); LabRootError when it is a
+    symlink, not a directory, someone else's, or writable by others: a lab removes
+    directories in it as root, so it must be the lab's own."""
+    if create:
+        run_root.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(run_root, 0o755)
+    try:
+        st = os.lstat(run_root)
+    except FileNotFoundError:
+        return False
+    problem = _root_problem(st)
+    if problem is not None:
+        raise LabRootError(f"lab run root {run_root} {problem}; remove it or fix it")
+    return True
+
+
+def _root_problem(st: os.stat_result) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to this user"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "is writable by other users"
+    return None
+
+
+def run_dir(run_root: Path, instance: str) -> Path:
+    """Lab ``instance``'s run directory, made (mode 0755) if needed; LabRootError when it
+    or the run root cannot be trusted (a symlink, a file)."""
+    check_run_root(run_root, create=True)
+    path = run_root / check_instance(instance)
+    try:
+        ensure_dir(path, 0o755)
+    except OSError as exc:
+        raise LabRootError(f"lab run dir {path}: {exc.strerror}") from exc
+    return path
+
+
 def write_state(run_root: Path, state: LabState) -> None:
-    path = state_path(run_root, state.instance)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(msgspec.json.encode(state))
-    os.replace(tmp, path)
+    path = run_dir(run_root, state.instance) / "state.json"
+    try:
+        atomic_write(path, msgspec.json.encode(state), mode=0o644)
+    except OSError as exc:
+        raise LabRootError(f"lab state {path}: {exc.strerror}") from exc
 
 
 def read_state(run_root: Path, instance: str) -> LabState | None:
+    """The state of lab ``instance``; None when there is none that can be read (absent,
+    malformed, not a regular file, a symlink): such a lab counts as a leftover."""
+    path = state_path(run_root, check_instance(instance))
     try:
-        return msgspec.json.decode(state_path(run_root, instance).read_bytes(), type=LabState)
-    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        data = read_bounded(path, STATE_LIMIT, follow=False)
+        return msgspec.json.decode(data, type=LabState)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
@@ -78,6 +139,15 @@ def is_stale(state: LabState | None) -> bool:
 
 
 def known_instances(run_root: Path) -> set[str]:
-    if not run_root.is_dir():
+    """Instances with a state file: only valid ids of real directories in the run root.
+
+    Only reads, so it does not insist on the run root's owner (``lab status`` works for
+    any user); whatever removes checks the run root first (:func:`check_run_root`).
+    """
+    if run_root.is_symlink() or not run_root.is_dir():
         return set()
-    return {p.parent.name for p in run_root.glob("*/state.json")}
+    return {
+        p.name
+        for p in run_root.iterdir()
+        if valid_instance(p.name) and not p.is_symlink() and (p / "state.json").is_file()
+    }

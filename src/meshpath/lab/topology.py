@@ -13,10 +13,16 @@ with another lab's (only namespace names do, and those are prefixed per instance
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
+from meshpath.errors import BadInputError
+
 NS_PREFIX: Final = "mplab-"
+# A lab instance id is part of every namespace name and the name of its run directory:
+# short lowercase letters and digits only, so it can be neither a path nor a '-' split.
+INSTANCE: Final = re.compile(r"[a-z0-9]{1,8}")
 NODES: Final[tuple[str, ...]] = ("lan", "edge", "conn", "router", "svc", "ts")
 HOSTS: Final[tuple[str, ...]] = ("conn", "router", "svc", "ts")
 
@@ -27,7 +33,9 @@ LAN_IF: Final = "eth0"
 BRIDGE: Final = "br0"
 
 WORKER_SOURCE: Final = "100.64.12.189"
-WORKER_LISTEN: Final = ("127.0.0.1", 8787)
+WORKER_LISTEN: Final = ("127.0.0.1", 8787)  # workerd with the lab's Worker, inside edge
+USER_WORKER_LISTEN: Final = ("127.0.0.1", 8788)  # workerd with a user's Worker (--worker)
+MESH_EDGE_LISTEN: Final = ("127.0.0.1", 8790)  # the Mesh edge the binding calls, inside edge
 CONN_DEVICE_IP: Final = "100.96.0.5"
 SERVICE_IP: Final = "10.0.1.50"
 SERVICE_PORT: Final = 3000
@@ -46,18 +54,34 @@ LAN_ADDR: Final[dict[str, str]] = {
 ASN: Final[dict[str, int]] = {"router": 65000, "conn": 65001, "ts": 65002}
 
 
+def valid_instance(instance: str) -> bool:
+    return INSTANCE.fullmatch(instance) is not None
+
+
+def check_instance(instance: str) -> str:
+    """``instance`` if it is a valid lab instance id; BadInputError (exit 2) naming it."""
+    if not valid_instance(instance):
+        shown = repr(instance[:40]) + ("..." if len(instance) > 40 else "")
+        raise BadInputError(f"lab instance {shown} must be 1-8 characters of [a-z0-9]")
+    return instance
+
+
 def ns_name(instance: str, node: str) -> str:
     """The namespace of ``node`` in lab ``instance`` (``mplab-<instance>-<node>``)."""
     return f"{NS_PREFIX}{instance}-{node}"
 
 
 def instance_of(namespace: str) -> str | None:
-    """The instance id of a lab namespace name, or None if it is not one of ours."""
+    """The instance id of a lab namespace name, or None if it is not one of ours.
+
+    ``mplab-..-conn`` is a valid namespace name anyone can create: only a valid instance
+    id counts, so such a name never becomes a path to remove.
+    """
     if not namespace.startswith(NS_PREFIX):
         return None
     rest = namespace[len(NS_PREFIX) :]
     instance, sep, node = rest.rpartition("-")
-    return instance if sep and instance and node in NODES else None
+    return instance if sep and valid_instance(instance) and node in NODES else None
 
 
 def nodes_for(tailnet: bool) -> tuple[str, ...]:

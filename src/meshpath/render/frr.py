@@ -16,16 +16,21 @@ plus meshpath's lines*, so frr-reload's diff touches nothing else.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 from meshpath.errors import BadInputError
+from meshpath.values import parse_asn, parse_ifname, parse_peer, parse_peer_asn
 
 PREFIX_LIST: Final = "MESHPATH-CF"
 RMAP_OUT: Final = "MESHPATH-OUT"
 RMAP_IN: Final = "MESHPATH-IN"
 _NOISE: Final = ("Building configuration", "Current configuration", "end")
+# FRR splits config into lines on '\n' and words on these; str.splitlines()/strip() would
+# also cut at characters an interface name may hold (\x1c-\x1f, \x85, \u2028).
+_BLANKS: Final = " \t\r"
 
 Block = tuple[str, ...]  # header line, then its indented body (``exit`` not kept)
 
@@ -51,9 +56,9 @@ class FrrIntent:
 def parse_blocks(text: str) -> list[Block]:
     """Split FRR config text into top-level blocks; ``!``, ``exit`` and banners dropped."""
     blocks: list[list[str]] = []
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        stripped = line.strip()
+    for raw in text.split("\n"):
+        line = raw.rstrip(_BLANKS)
+        stripped = line.strip(_BLANKS)
         if not stripped or stripped.startswith("!") or stripped.startswith(_NOISE):
             continue
         if line[0] != " ":
@@ -69,11 +74,11 @@ def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
     """Every configured line with its context path (what frr-reload compares)."""
     keys: set[tuple[str, ...]] = set()
     for block in blocks:
-        header = block[0].strip()
+        header = block[0].strip(_BLANKS)
         keys.add((header,))
         sub: str | None = None
         for line in block[1:]:
-            s = line.strip()
+            s = line.strip(_BLANKS)
             if s.startswith("address-family"):
                 sub = s
                 keys.add((header, s))
@@ -86,13 +91,72 @@ def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
     return frozenset(keys)
 
 
+# What FRR reads in the nexthop place of ``ip route PREFIX NEXTHOP`` instead of an
+# interface, found with staticd 8.4 itself (tests/lab/test_hostile_names.py): its CLI
+# completes keywords from any prefix, case-sensitively ("bl" is blackhole, "N" is Null0),
+# and staticd takes every name starting with "null0" in any case as Null0 and refuses
+# "blackhole" and "reject" in any case.
+_FRR_NEXTHOP_WORDS: Final = ("blackhole", "reject", "Null0")
+
+
+def frr_ifname_problem(name: str) -> str | None:
+    """Why FRR would not take ``name`` as the interface of a static route, or None."""
+    folded = name.lower()
+    if any(word.startswith(name) for word in _FRR_NEXTHOP_WORDS) or folded.startswith("null0"):
+        return "FRR reads it as a blackhole/reject/Null0 nexthop keyword"
+    if folded in ("blackhole", "reject"):
+        return "FRR refuses it as an interface name (a nexthop keyword)"
+    if _is_ipv4(name):
+        return "FRR reads it as a gateway address, not an interface"
+    if "'" in name:
+        # staticd puts the name into a YANG path quoted with ' and dies on the parse error.
+        return "FRR 8.4's staticd crashes on a \"'\" in an interface name"
+    if name.endswith("?"):
+        return "vtysh reads a trailing '?' as a request for help"
+    if any(c.isspace() for c in name):
+        # frr-reload.py compresses blanks with Python's str.split(): "a\u2028b" becomes "a b".
+        return "frr-reload.py reads a character in it as a blank"
+    return None
+
+
+def _is_ipv4(name: str) -> bool:
+    """What FRR's A.B.C.D token takes (inet_pton: four decimal octets, no leading zeros;
+    "1.2.3" and "01.2.3.4" stay interface names)."""
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def frr_ifname(name: str, what: str = "tunnel interface") -> str:
+    """``name`` as FRR's static-route nexthop interface; BadInputError when the kernel
+    or FRR cannot take it exactly (FRR splits words on blanks only, which no interface
+    name holds, so every other name is one literal word)."""
+    ifname = parse_ifname(name, what)
+    problem = frr_ifname_problem(ifname)
+    if problem is not None:
+        raise BadInputError(f"{what} {name!r}: {problem}; rename the interface")
+    return ifname
+
+
+def _prefix(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text))
+    except ValueError:
+        raise BadInputError(f"FRR static route {text!r} is not a CIDR prefix") from None
+
+
 def render_intent(intent: FrrIntent) -> list[Block]:
-    """meshpath's own blocks (statics, prefix-list, route-maps, router bgp)."""
-    blocks: list[Block] = [(f"ip route {p} {intent.tunnel}",) for p in intent.statics]
+    """meshpath's own blocks (statics, prefix-list, route-maps, router bgp).
+
+    Every value is parsed before it is written (the intent may come from a journal)."""
+    tunnel = frr_ifname(intent.tunnel)
+    blocks: list[Block] = [(f"ip route {_prefix(p)} {tunnel}",) for p in intent.statics]
     if not intent.bgp:
         return blocks
     blocks += [
-        (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {p}",)
+        (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
         for i, p in enumerate(intent.advertise, start=1)
     ]
     blocks.append(
@@ -101,14 +165,14 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
-    blocks.append((f"router bgp {intent.asn}", *_bgp_lines(intent)))
+    blocks.append((f"router bgp {parse_asn(intent.asn or 0, 'ASN')}", *_bgp_lines(intent)))
     return blocks
 
 
 def _bgp_lines(intent: FrrIntent) -> list[str]:
-    peer = intent.peer
+    peer = parse_peer(intent.peer or "", "BGP peer")
     return [
-        f" neighbor {peer} remote-as {intent.peer_asn}",
+        f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
         " address-family ipv4 unicast",
         f"  redistribute static route-map {RMAP_OUT}",
         f"  neighbor {peer} route-map {RMAP_IN} in",
@@ -135,7 +199,7 @@ def _owned_top(line: str, intent: FrrIntent, statics: Sequence[str]) -> bool:
 
 
 def _owned_bgp_line(line: str, intent: FrrIntent) -> bool:
-    s = line.strip()
+    s = line.strip(_BLANKS)
     if s == f"redistribute static route-map {RMAP_OUT}":
         return True
     return intent.peer is not None and s.startswith(f"neighbor {intent.peer} ")
@@ -183,13 +247,13 @@ def _splice_bgp(user: Block, mine: Block) -> Block:
     af = [ln for ln in mine[1:] if ln.startswith("  ")]
     body = list(user[1:])
     af_at = next(
-        (i for i, ln in enumerate(body) if ln.strip() == "address-family ipv4 unicast"), None
+        (i for i, ln in enumerate(body) if ln.strip(_BLANKS) == "address-family ipv4 unicast"), None
     )
     if af_at is None:
         body += [" address-family ipv4 unicast", *af, " exit-address-family"]
     else:
         end = next(
-            (i for i in range(af_at, len(body)) if body[i].strip() == "exit-address-family"),
+            (i for i in range(af_at, len(body)) if body[i].strip(_BLANKS) == "exit-address-family"),
             len(body),
         )
         body[end:end] = af

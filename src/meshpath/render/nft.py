@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from meshpath.errors import BadInputError
+from meshpath.values import parse_ifname
+
 TABLE_FAMILY: Final = "inet"
 TABLE_NAME: Final = "meshpath"
 CHAIN_NAME: Final = "postrouting"
@@ -30,6 +33,48 @@ class Masquerade:
         return "ip6" if ipaddress.ip_network(self.source).version == 6 else "ip"
 
 
+def nft_ifname(name: str, what: str = "interface") -> str:
+    """``name`` as the body of an nft quoted string matching exactly that interface.
+
+    It is also how ``nft -j list`` shows the name back. nft's scanner reads a quoted string
+    as ``"[^"]*"``, without escapes, so a name with '"' cannot be written at all. A
+    trailing '*' makes the string a prefix wildcard (``"eth*"``); ``\\*`` at the end is a
+    literal star, but then nft drops every backslash in the string (``xstrunescape``),
+    so a name ending in '*' must hold no other backslash. Elsewhere backslashes and every
+    other character the kernel allows are taken literally (checked with ``nft -c`` and
+    the kernel's own comparison in tests/lab/test_hostile_names.py).
+    """
+    ifname = parse_ifname(name, what)
+    if '"' in ifname:
+        raise BadInputError(
+            f"{what} {name!r}: nft cannot quote '\"' in an interface name; rename the interface"
+        )
+    if not ifname.endswith("*"):
+        return ifname
+    if "\\" in ifname:
+        raise BadInputError(
+            f"{what} {name!r}: nft cannot match a name ending in '*' that also holds '\\'; "
+            "rename the interface"
+        )
+    return ifname[:-1] + "\\*"
+
+
+def rule_expr(rule: Masquerade) -> list[dict[str, Any]]:
+    """The rule's expressions exactly as ``nft -j list ruleset`` shows what
+    :func:`render_nat_table` wrote (nft 1.0: a full-length prefix is a plain address)."""
+    net = ipaddress.ip_network(rule.source)
+    saddr: Any = str(net.network_address)
+    if net.prefixlen != net.max_prefixlen:
+        saddr = {"prefix": {"addr": saddr, "len": net.prefixlen}}
+    return [
+        {"match": {"op": "==", "left": {"meta": {"key": "oifname"}},
+                   "right": nft_ifname(rule.oifname)}},
+        {"match": {"op": "==", "left": {"payload": {"protocol": rule.family, "field": "saddr"}},
+                   "right": saddr}},
+        {"masquerade": None},
+    ]  # fmt: skip
+
+
 def render_nat_table(rules: Iterable[Masquerade]) -> str:
     """The table body: one nat postrouting chain with the given masquerades, sorted."""
     lines = [
@@ -38,7 +83,8 @@ def render_nat_table(rules: Iterable[Masquerade]) -> str:
         "\t\ttype nat hook postrouting priority srcnat; policy accept;",
     ]
     for rule in sorted(set(rules)):
-        lines.append(f'\t\toifname "{rule.oifname}" {rule.family} saddr {rule.source} masquerade')
+        oif, src = nft_ifname(rule.oifname), ipaddress.ip_network(rule.source)
+        lines.append(f'\t\toifname "{oif}" {rule.family} saddr {src} masquerade')
     lines += ["\t}", "}"]
     return "\n".join(lines) + "\n"
 
@@ -93,8 +139,10 @@ def _in_table(item: Mapping[str, Any]) -> bool:
 def masquerades_in(ruleset: Mapping[str, Any] | None) -> frozenset[Masquerade] | None:
     """meshpath's masquerade rules as ``nft -j list ruleset`` shows them; None: no table.
 
-    Only rules of the exact shape meshpath writes are recognised; any other rule in the
-    table makes the set differ from the desired one, so the table is rewritten.
+    A rule counts only when its expressions are exactly those :func:`rule_expr` expects
+    for the interface and source it names: a wildcard name, an extra statement or a
+    missing masquerade make it ``Masquerade("?", "unrecognised:HANDLE")``, so the set
+    differs from any desired one (the plan rewrites the table, verify fails).
     """
     items = [i for i in (ruleset or {}).get("nftables", []) if isinstance(i, dict)]
     if not any(_in_table(i) and "table" in i for i in items):
@@ -103,34 +151,39 @@ def masquerades_in(ruleset: Mapping[str, Any] | None) -> frozenset[Masquerade] |
     for item in items:
         rule = item.get("rule")
         if isinstance(rule, dict) and _in_table(item):
-            parsed = _parse_masquerade(rule.get("expr", []))
+            parsed = _parse_masquerade(rule.get("expr"))
             found.add(parsed if parsed else Masquerade("?", f"unrecognised:{rule.get('handle')}"))
     return frozenset(found)
 
 
-def _parse_masquerade(expr: list[Any]) -> Masquerade | None:
-    oif: str | None = None
-    src: str | None = None
-    masq = False
-    for e in expr:
-        if not isinstance(e, dict):
+def _parse_masquerade(expr: Any) -> Masquerade | None:
+    """The one Masquerade whose exact expressions ``expr`` are, if any."""
+    if not isinstance(expr, list) or len(expr) != 3:
+        return None
+    try:
+        oif = _literal_ifname(expr[0]["match"]["right"])
+        src = _prefix(expr[1]["match"]["right"])
+        if oif is None or src is None:
             return None
-        if "masquerade" in e:
-            masq = True
-        match = e.get("match")
-        if isinstance(match, dict) and match.get("op") == "==":
-            left, right = match.get("left", {}), match.get("right")
-            if left.get("meta", {}).get("key") == "oifname":
-                oif = str(right)
-            elif left.get("payload", {}).get("field") == "saddr":
-                src = _prefix(right)
-    return Masquerade(oif, src) if masq and oif and src else None
+        candidate = Masquerade(oif, src)
+        return candidate if rule_expr(candidate) == expr else None
+    except (KeyError, TypeError, ValueError, BadInputError):
+        return None
+
+
+def _literal_ifname(right: Any) -> str | None:
+    """The interface an nft ``oifname`` string matches exactly; None for a wildcard."""
+    if not isinstance(right, str):
+        return None
+    if right.endswith("\\*"):
+        return right[:-2] + "*"
+    return None if right.endswith("*") else right
 
 
 def _prefix(right: Any) -> str | None:
     if isinstance(right, dict) and "prefix" in right:
         p = right["prefix"]
-        return f"{p['addr']}/{p['len']}"
+        return str(ipaddress.ip_network(f"{p['addr']}/{p['len']}"))
     if isinstance(right, str):
         return str(ipaddress.ip_network(right))
     return None

@@ -13,7 +13,6 @@ Anything this model cannot evaluate (an expression it does not know, a verdict m
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -299,11 +298,21 @@ def _element_matches(value: Any, elem: Any) -> bool:
         if elem in PROTO_NAMES:
             return PROTO_NAMES[elem] == value
         raise _Unknown(f"value {elem!r} for a number")
-    if isinstance(value, str) and isinstance(elem, str) and elem.endswith("*"):
-        return fnmatch.fnmatchcase(value, elem)
+    if isinstance(value, str) and isinstance(elem, str):
+        return _string_matches(value, elem)
     if isinstance(elem, dict):
         raise _Unknown(f"element {next(iter(elem))!r} not modelled")
     return bool(value == elem)
+
+
+def _string_matches(value: str, elem: str) -> bool:
+    """nft's string match as ``nft -j`` lists it: a trailing ``*`` is a prefix match
+    (``"eth*"``), a trailing ``\\*`` a literal star; nothing else is a wildcard."""
+    if elem.endswith("\\*"):
+        return value == elem[:-2] + "*"
+    if elem.endswith("*"):
+        return value.startswith(elem[:-1])
+    return value == elem
 
 
 def _addr_matches(addr: int, elem: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from meshpath.errors import BadInputError, SnapshotError
+from meshpath.fsafe import atomic_write, read_bounded
 from meshpath.nesting import too_deep
 from meshpath.state.model import SCHEMA_VERSION, Snapshot
 from meshpath.state.validate import check_snapshot
@@ -21,6 +22,10 @@ from meshpath.state.validate import check_snapshot
 # A collected snapshot nests about ten levels (nft expressions); a thousand overflow the
 # decoder's recursion.
 MAX_NESTING: Final = 64
+
+# A snapshot of a host with 1M routes is ~305 MiB as `snapshot -o` writes it (measured,
+# pretty-printed); 1 GiB leaves room for a full IPv4+IPv6 table and stops /dev/zero.
+SNAPSHOT_LIMIT: Final = 1 << 30
 
 
 class _Version(msgspec.Struct):
@@ -62,22 +67,19 @@ def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
 
 
 def load(path: Path) -> Snapshot:
-    """Read a snapshot file."""
+    """Read a snapshot file (a regular file of at most SNAPSHOT_LIMIT bytes)."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, SNAPSHOT_LIMIT)
     except OSError as exc:
         raise SnapshotError(f"snapshot {path}: cannot read ({exc.strerror})") from exc
     return loads(data, source=f"snapshot {path}")
 
 
 def save(snapshot: Snapshot, path: Path) -> None:
-    """Write a snapshot atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write a snapshot atomically; a symlink, device, FIFO or directory is refused."""
     try:
-        tmp.write_bytes(dumps(snapshot, indent=2) + b"\n")
-        tmp.replace(path)
+        atomic_write(path, dumps(snapshot, indent=2) + b"\n")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BadInputError(f"cannot write snapshot {path}: {exc.strerror}") from exc
 
 

@@ -6,30 +6,22 @@ Pure: the caller hands over the bytes (an ``mmap`` for files of any size, see
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 
-from meshpath.errors import BadInputError, CaptureError
+from meshpath.errors import CaptureError
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges
 from meshpath.trace.container import CaptureInfo, sniff_format, walk
 from meshpath.trace.decode import IDB_BASE, Buffer, Decoder
 from meshpath.trace.flows import Tracker
 from meshpath.trace.model import NO_SYN, Endpoint, TraceReport
 from meshpath.trace.text import iter_lines, looks_like_text, parse_text
+from meshpath.values import parse_hostport
 
 
 def parse_target(text: str) -> Endpoint:
     """``IP:PORT`` or ``[IPv6]:PORT`` into an Endpoint; BadInputError otherwise."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    try:
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("port")
-        return Endpoint(ipaddress.ip_address(host).packed, int(port))
-    except ValueError as exc:
-        raise BadInputError(
-            f"--target {text!r}: expected IP:PORT, e.g. 10.0.1.50:3000 or [fd00::50]:443"
-        ) from exc
+    parsed = parse_hostport(text, "--target")
+    return Endpoint(parsed.address.packed, parsed.port)
 
 
 def analyse(

@@ -8,7 +8,7 @@ connector (veth "tunnel"); tcpdump -i any -y LINUX_SLL2 runs in the connector wh
 Worker-like request is made. Writes ``<scenario>.pcap`` here and the connector's
 ifindex -> name map in ``names.json``.
 
-``--lab``: the real lab (:mod:`meshpath.lab`: tun tunnel relay, Worker emulator, FRR)
+``--lab``: the real lab (:mod:`meshpath.lab`: tun tunnel relay, Worker in workerd, FRR)
 runs each scenario with its fix step; its own capture on the connector (tcpdump -i any,
 Linux cooked v1: direction and hardware type, no interface index) is copied to
 ``lab-<scenario>.pcap``.

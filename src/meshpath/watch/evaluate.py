@@ -1,0 +1,192 @@
+"""One evaluation of the path: the doctor's core on a fresh snapshot, summarised for metrics.
+
+:func:`summarise` is pure (snapshot + report -> :class:`Evaluation`); :class:`Evaluator` is
+the edge that collects the snapshot and asks the kernel the doctor's cross-check questions,
+exactly as ``meshpath doctor --netns N`` does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+from meshpath.checks.diagnose import diagnose
+from meshpath.checks.report import Report
+from meshpath.checks.targets import Target
+from meshpath.collect import collect_snapshot
+from meshpath.collect.kernel_route import cross_check
+from meshpath.config import Settings
+from meshpath.render.nft import masquerades_in
+from meshpath.runner import Runner
+from meshpath.sim import Packet, route_get
+from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state.model import FrrState
+
+# The ranges a connector must route back into the tunnel (sources) or reach (devices).
+RANGE_KEYS: Final = ("source_v4", "device_v4", "source_v6", "device_v6")
+DEFAULT_ROUTES: Final = frozenset({"0.0.0.0/0", "::/0"})
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """One Worker target's simulated (and kernel-checked) flow."""
+
+    target: str
+    ok: bool
+    status: str  # delivered, misrouted, dropped, unknown
+    reply_device: str | None  # where the reply leaves the connector
+
+
+@dataclass(frozen=True, slots=True)
+class FindingState:
+    id: str
+    severity: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class RangeState:
+    """Where this host routes a Cloudflare range (its first address, as the kernel would)."""
+
+    key: str
+    cidr: str
+    present: bool  # a route more specific than a default route matches the range
+    device: str | None  # the egress device, None when the lookup fails
+
+
+@dataclass(frozen=True, slots=True)
+class PeerState:
+    peer: str
+    state: str
+    advertised: int | None  # prefixes sent to the peer; None when FRR did not say
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one evaluation found: the verdict and everything the metrics expose."""
+
+    ok: bool
+    verdict: str
+    root_cause: str | None
+    targets: tuple[TargetState, ...]
+    findings: tuple[FindingState, ...]
+    ranges: tuple[RangeState, ...]
+    peers: tuple[PeerState, ...]
+    nat_present: bool
+    finished_at: float  # wall clock, seconds since the epoch
+    duration: float  # seconds
+
+
+def summarise(
+    snapshot: Snapshot, report: Report, settings: Settings, finished_at: float, duration: float
+) -> Evaluation:
+    """The metrics' view of one doctor report on ``snapshot``."""
+    cause = report.root_cause
+    return Evaluation(
+        ok=report.ok,
+        verdict=report.verdict,
+        root_cause=cause.id if cause is not None else None,
+        targets=tuple(TargetState(str(f.target), f.ok, f.status, f.egress) for f in report.flows),
+        findings=tuple(FindingState(f.id, str(f.severity), f.title) for f in report.findings),
+        ranges=range_states(snapshot, settings),
+        peers=peer_states(snapshot.frr),
+        nat_present=bool(masquerades_in(snapshot.nft.ruleset)),
+        finished_at=finished_at,
+        duration=duration,
+    )
+
+
+def range_states(snapshot: Snapshot, settings: Settings) -> tuple[RangeState, ...]:
+    """Each Cloudflare range's route for the range's first address: the kernel model's
+    lookup for IPv4, the main table's longest prefix for IPv6 (the model is IPv4-only)."""
+    out = []
+    for key in RANGE_KEYS:
+        net = getattr(settings.ranges, key)
+        probe = settings.ranges.worker_probe() if key == "source_v4" else _first_host(net)
+        route, device = (
+            _lookup_v4(snapshot, probe) if net.version == 4 else _lookup_v6(snapshot, probe)
+        )
+        present = route is not None and route not in DEFAULT_ROUTES
+        out.append(RangeState(key, str(net), present, device))
+    return tuple(out)
+
+
+def _first_host(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    return str(net.network_address + 1)
+
+
+def _lookup_v4(snapshot: Snapshot, address: str) -> tuple[str | None, str | None]:
+    decision = route_get(snapshot, Packet(dst=address), trace=False)
+    return (decision.route, decision.dev) if decision.ok else (None, None)
+
+
+def _lookup_v6(snapshot: Snapshot, address: str) -> tuple[str | None, str | None]:
+    ip = ipaddress.IPv6Address(address)
+    best: tuple[int, str, str | None] | None = None
+    for route in snapshot.routes_in(TABLE_MAIN):
+        if route.family != 6 or route.type != "unicast":
+            continue
+        net = ipaddress.ip_network(route.dst, strict=False)
+        if ip in net and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, str(net), route.dev)
+    return (best[1], best[2]) if best is not None else (None, None)
+
+
+def peer_states(frr: FrrState) -> tuple[PeerState, ...]:
+    """BGP sessions (IPv4 unicast) and what each peer is sent, from FRR's JSON."""
+    summary = frr.bgp_summary or {}
+    unicast = summary.get("ipv4Unicast")
+    peers = unicast.get("peers") if isinstance(unicast, Mapping) else None
+    if not isinstance(peers, Mapping):
+        return ()
+    advertised = frr.bgp_advertised or {}
+    return tuple(
+        PeerState(peer, _state(info), _advertised(advertised.get(peer), info))
+        for peer, info in sorted(peers.items())
+    )
+
+
+def _state(info: Any) -> str:
+    state = info.get("state") if isinstance(info, Mapping) else None
+    return str(state) if state else "unknown"
+
+
+def _advertised(routes: Any, info: Any) -> int | None:
+    """The advertised-routes table when FRR gave it, else the summary's pfxSnt."""
+    if isinstance(routes, Mapping) and isinstance(routes.get("advertisedRoutes"), Mapping):
+        return len(routes["advertisedRoutes"])
+    sent = info.get("pfxSnt") if isinstance(info, Mapping) else None
+    return sent if isinstance(sent, int) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluator:
+    """Collect a snapshot of ``netns`` (or the host) and run the doctor on it."""
+
+    settings: Settings
+    runner: Runner
+    netns: str | None = None
+    targets: tuple[Target, ...] = ()
+
+    def __call__(self) -> tuple[Snapshot, Evaluation]:
+        start = time.monotonic()
+        snapshot = collect_snapshot(netns=self.netns, runner=self.runner)
+        report = diagnose(
+            snapshot,
+            self.settings,
+            self.targets,
+            kernel_check=partial(cross_check, self.runner),
+        )
+        duration = time.monotonic() - start
+        return snapshot, summarise(snapshot, report, self.settings, time.time(), duration)
+
+    def offline(self, snapshot: Snapshot) -> Evaluation:
+        """The same evaluation of a saved snapshot (no kernel to ask)."""
+        start = time.monotonic()
+        report = diagnose(snapshot, self.settings, self.targets)
+        duration = time.monotonic() - start
+        return summarise(snapshot, report, self.settings, time.time(), duration)
