@@ -24,7 +24,7 @@ from meshpath.cli import main
 
 SNAPSHOTS = Path(__file__).parent.parent / "data" / "snapshots"
 DOCS = {p.stem: json.loads(p.read_text()) for p in sorted(SNAPSHOTS.glob("*.json"))}
-EXAMPLES = int(os.environ.get("MESHPATH_SNAPSHOT_FUZZ", "60"))
+EXAMPLES = int(os.environ.get("MESHPATH_SNAPSHOT_FUZZ", "40"))
 # Raw JSON kept from nft/FRR: any JSON value is well-typed there (dict[str, Any]).
 FREE_FORM = frozenset({"ruleset", "ip_route", "bgp_summary", "bgp_advertised"})
 
