@@ -123,20 +123,35 @@ def too_big(what: str | Path, limit: int) -> OSError:
 def read_bounded(path: Path, limit: int, *, follow: bool = True) -> bytes:
     """The contents of the regular file ``path``; OSError (EFBIG) above ``limit`` bytes."""
     with os.fdopen(open_regular(path, follow=follow), "rb") as fh:
-        if os.fstat(fh.fileno()).st_size > limit:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
             raise too_big(path, limit)
-        data = fh.read(limit + 1)  # the file may grow after fstat
-    if len(data) > limit:
-        raise too_big(path, limit)
-    return data
+        return _read_at_most(fh, limit, str(path), expect=size)  # it may grow after fstat
 
 
 def read_stream(stream: BinaryIO, limit: int, name: str = "<stdin>") -> bytes:
     """Read a stream (standard input) to its end, but never more than ``limit`` bytes."""
-    data = stream.read(limit + 1)
-    if len(data) > limit:
+    return _read_at_most(stream, limit, name)
+
+
+_CHUNK: Final = 1 << 20
+
+
+def _read_at_most(stream: BinaryIO, limit: int, name: str, expect: int = 0) -> bytes:
+    """The stream to its end, EFBIG past ``limit``. ``read(limit + 1)`` would allocate the
+    whole limit (a GiB) for every small file, which fails under ``ulimit -v`` or strict
+    overcommit: read the size the file said it had, then chunks."""
+    parts = [stream.read(expect + 1)] if expect else []
+    total = len(parts[0]) if parts else 0
+    while total <= limit:
+        chunk = stream.read(min(_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    if total > limit:
         raise too_big(name, limit)
-    return data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _size_text(n: int) -> str:

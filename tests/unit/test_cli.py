@@ -81,7 +81,7 @@ def test_out_of_range_mark_exit_2(mark: str, capsys: pytest.CaptureFixture[str])
     ("argv", "needle"),
     [
         (["no-such-command"], "No such command 'no-such-command'. (see 'meshpath --help')"),
-        (["fix", "--asn", "abc"], "'abc' is not a valid integer. (see 'meshpath fix --help')"),
+        (["doctor", "--target"], "Option '--target' requires an argument."),
         (["route", "get"], "Missing argument 'DST'. (see 'meshpath route get --help')"),
         (["doctor", "--nosuch"], "No such option: --nosuch"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import resource
 import stat
 import time
 from pathlib import Path
@@ -288,3 +289,26 @@ def test_clear_inside_keeps_named_entries(tmp_path: Path) -> None:
         fsafe.clear_inside(root, "ab12", keep=("state.json",))
     assert _intact(victim)
     fsafe.clear_inside(root, "missing")  # nothing there: nothing to do
+
+
+def test_reads_do_not_allocate_the_whole_limit(tmp_path: Path) -> None:
+    # read(limit + 1) asked for 1 GiB per snapshot load: MemoryError under `ulimit -v`
+    # (found by tests/unit/test_fuzz_cli.py, which bounds each case's memory).
+    path = tmp_path / "small"
+    path.write_bytes(b"x" * 1000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + (256 << 20), hard))
+    try:
+        assert fsafe.read_bounded(path, 1 << 30) == b"x" * 1000
+        with path.open("rb") as fh:
+            assert fsafe.read_stream(fh, 1 << 30) == b"x" * 1000
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_read_stream_stops_past_the_limit_in_chunks() -> None:
+    stream = io.BytesIO(b"y" * (3 << 20))
+    with pytest.raises(OSError, match="larger than the limit"):
+        fsafe.read_stream(stream, (2 << 20) + 5)
+    assert fsafe.read_stream(io.BytesIO(b"y" * (3 << 20)), 3 << 20) == b"y" * (3 << 20)
