@@ -248,7 +248,7 @@ def readme_section(results: list[Result], seconds: float, jobs: int, when: str) 
         "Right answer: exit 2 or 3 with one line on stderr, within the 8 s timeout (`ok`: a "
         "result, exit 0/1, for the few inputs that are odd but readable, e.g. a pcapng time "
         "past year 9999). `tests/unit/test_fuzz_cli.py` runs a sample of 193 in the suite "
-        "(in-process, same guard, about 5 s)."
+        "(in-process, same guard; 5 s on a quiet machine, 25 s at load 9)."
     )
     head = [README_START, "## fuzz (CLI)", textwrap.fill(intro, 95), ""]
     run = f"Last run ({when}, 2-core VM shared with other jobs; {seconds:.0f} s, {jobs} at a time):"

@@ -68,6 +68,14 @@ def ifname_problem(text: str) -> str | None:
     return None
 
 
+def given(text: str | None, what: str) -> str | None:
+    """An optional value: None when the option was left out. An empty one is refused: it
+    would read as "left out" and quietly give the default instead."""
+    if text is not None and not text.strip():
+        raise BadInputError(f"{what} {text!r} is empty: give a value or leave {what} out")
+    return text
+
+
 def parse_ifname(text: str, what: str = "interface") -> IfName:
     """``text`` as an :data:`IfName`; BadInputError naming ``what`` otherwise."""
     problem = ifname_problem(text)

@@ -8,9 +8,9 @@ the defects fixed with this test (meaningless snapshots, deep JSON/TOML, capture
 values broke the renderer, usage errors on several lines). Each runs under the guard that
 blocks any change to the host, with a timer and a memory limit.
 
-KNOWN_FAILING lists, by id, the sampled cases that other parts of issue 10 fix (the
-owner's item in the comment); they are skipped with that reason, not run. Empty it as
-those land.
+KNOWN_FAILING lists, by id, sampled cases that another branch is still to fix (with the
+issue item), skipped with that reason rather than run; it is empty since main (items 1-11,
+13, 15, 17, 18) was merged into this branch.
 """
 
 from __future__ import annotations
@@ -33,56 +33,7 @@ from tests.fuzz_cases import Case, Guard, assert_safe, catalogue, make_inputs
 SECONDS = 5.0
 MEMORY = 1 << 30
 
-KNOWN_FAILING: dict[str, str] = {
-    # item 13: reads without a size limit; a FIFO blocks
-    "doctor/--snapshot/devzero": "item 13",
-    "trace-snapshot/--snapshot/devzero": "item 13",
-    "trace/FILE/fifo": "item 13",
-    "trace/stdin/devzero": "item 13",
-    "ranges/--config/devzero": "item 13",
-    # item 15: a 300-character name ends in ENAMETOOLONG
-    "doctor/--netns/long300": "item 15",
-    "lab-exec/--instance/long300": "item 15",
-    # item 17: snapshot -o ''
-    "snapshot/-o/empty": "item 17",
-    # item 3: --bgp-timeout nan/inf/negative accepted; an unreadable journal is a traceback
-    "fix-bgp/--bgp-timeout/negative": "item 3",
-    "fix-bgp/--bgp-timeout/nan": "item 3",
-    "fix-bgp/--bgp-timeout/inf": "item 3",
-    "fix-nat/--state-dir/garbage-journal": "item 3",
-    "verify/--state-dir/garbage-journal": "item 3",
-    # item 1: lab instance names are not validated before the lab acts
-    "lab-up/--instance/empty": "item 1",
-    "lab-run/--instance/empty": "item 1",
-    "lab-demo/--instance/empty": "item 1",
-    "lab-down/--instance/empty": "item 1",
-    "lab-down/--instance/traversal": "item 1",
-    "lab-status/--instance/empty": "item 1",
-    "lab-status/--instance/traversal": "item 1",
-    # item 7: -o onto a symlink replaces it
-    "snapshot/-o/symlink-loop": "item 7",
-    # item 18: accepted but should be refused
-    "fix-rollback/--netns/empty": "item 18",
-    "fix-rollback/--netns/nosuch": "item 18",
-    "flow/--tunnel/empty": "item 18",
-    "flow/--tunnel/absent": "item 18",
-    "route-get/--iif/empty": "item 18",
-    "route-get/--from/empty": "item 18",
-    "doctor/--worker-ip/empty": "item 18",
-    "doctor/--target/space-port": "item 18",
-    "trace/--target/empty": "item 18",
-    "doctor/--target/fullwidth-port": "item 18",
-    "doctor/--target/bracket-v4": "item 18",
-    "fix-nat/--target/space-port": "item 18",
-    "fix-nat/--target/open-bracket": "item 18",
-    "flow/TARGET/space-port": "item 18",
-    "route-get/--mark/underscore": "item 18",
-    "route-get/--mark/arabic-digits": "item 18",
-    "fix-nat/--lan-if/loopback": "item 18",
-    "fix-nat/--lan-if/tunnel": "item 18",
-    "flow/--worker-ip/empty": "item 18",
-    "trace/--max-flows/negative": "item 18",
-}
+KNOWN_FAILING: dict[str, str] = {}  # id -> the issue-10 item that fixes it elsewhere
 
 # One case of each class that fails elsewhere today, so the sample holds them to the bar
 # once their fixes land (first/last values alone would miss most of them).

@@ -21,6 +21,7 @@ from meshpath.collect.kernel_route import cross_check
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
+from meshpath.values import given
 
 
 def register(app: typer.Typer) -> None:
@@ -48,13 +49,14 @@ def doctor(
     if snapshot is not None and netns is not None:
         raise BadInputError("--snapshot and --netns exclude each other")
     targets = tuple(parse_target(t) for t in target or ())
+    worker = given(worker_ip, "--worker-ip")
     with actx.progress("collecting the host's network state"):
         snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
     live = None
     if snapshot is None:  # live: hold the model to the kernel's own answers
         runner = SubprocessRunner(netns=netns)
         live = partial(cross_check, runner)
-    report = diagnose(snap, actx.settings, targets, worker_ip, kernel_check=live)
+    report = diagnose(snap, actx.settings, targets, worker, kernel_check=live)
     actx.emit(
         report.as_dict(), format_report(report, where=netns or snap.hostname), schema="doctor"
     )

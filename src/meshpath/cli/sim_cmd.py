@@ -19,7 +19,7 @@ from meshpath.sim.fib import table_name
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
 from meshpath.sim.values import Step
 from meshpath.state import Snapshot, codec
-from meshpath.values import IfName, parse_hostport, parse_ifname, parse_u32
+from meshpath.values import IfName, given, parse_hostport, parse_ifname, parse_u32
 
 route_app = typer.Typer(
     help="Routing decisions as the kernel would take them (with every step).",
@@ -73,7 +73,7 @@ def route_get_cmd(
 ) -> None:
     """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
     actx = app_context(ctx)
-    packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
+    packet = Packet(dst=dst, src=given(src, "--from"), iif=given(iif, "--iif"), mark=_mark(mark))
     decision = route_get(load_snapshot(snapshot, netns), packet)
     actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
 
@@ -149,7 +149,7 @@ def flow(
     actx = app_context(ctx)
     parsed = [_target(t) for t in targets]
     source = actx.settings.ranges.source_v4
-    worker = worker_ip or (
+    worker = given(worker_ip, "--worker-ip") or (
         FIELD_REPORT_WORKER
         if ipaddress.IPv4Address(FIELD_REPORT_WORKER) in source
         else str(next(source.hosts()))
