@@ -141,3 +141,62 @@ def _mode(via_tunnel: int, v4: Sequence[Segment]) -> str:
 
 def cover_for(view: SplitView, key: str) -> RangeCover | None:
     return next((c for c in view.ranges if c.key == key), None)
+
+
+# -- the documented remedy, computed ---------------------------------------------------
+def entry_network(value: str) -> IPNetwork | None:
+    """The network a Split Tunnels entry names, or None for a host entry."""
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _minus(net: IPNetwork, hole: IPNetwork) -> list[IPNetwork]:
+    if net.version != hole.version or not net.overlaps(hole):
+        return [net]
+    if net.subnet_of(hole):  # type: ignore[arg-type]
+        return []
+    return sorted(net.address_exclude(hole))  # type: ignore[arg-type]
+
+
+def carve(entries: Sequence[str], needed: Sequence[IPNetwork]) -> tuple[list[str], list[str]]:
+    """The Exclude-mode edit that lets ``needed`` through: (entries to delete, pieces to
+    add back). Each exclude entry overlapping a needed range is deleted and what it held
+    outside the needed ranges is added back, as the Reserved IPs page shows (delete
+    100.64.0.0/10, add back 100.80.0.0/12 and 100.112.0.0/12):
+    https://developers.cloudflare.com/cloudflare-one/networks/routes/reserved-ips/#exclude-mode-default
+    """
+    deletes: list[str] = []
+    adds: list[str] = []
+    for value in entries:
+        net = entry_network(value)
+        if net is None or not any(net.overlaps(n) for n in needed if n.version == net.version):
+            continue
+        deletes.append(value)
+        pieces = [net]
+        for hole in needed:
+            pieces = [p for piece in pieces for p in _minus(piece, hole)]
+        adds.extend(_collapsed(pieces))
+    return deletes, adds
+
+
+def _collapsed(pieces: Sequence[IPNetwork]) -> list[str]:
+    v4 = [p for p in pieces if isinstance(p, ipaddress.IPv4Network)]
+    v6 = [p for p in pieces if isinstance(p, ipaddress.IPv6Network)]
+    return [str(n) for n in ipaddress.collapse_addresses(v4)] + [
+        str(n) for n in ipaddress.collapse_addresses(v6)
+    ]
+
+
+def missing_includes(entries: Sequence[str], needed: Sequence[IPNetwork]) -> list[str]:
+    """The needed ranges that the Include list does not fully cover (to be added)."""
+    nets = [n for n in (entry_network(e) for e in entries) if n is not None]
+    out = []
+    for want in needed:
+        left = [want]
+        for net in nets:
+            left = [p for piece in left for p in _minus(piece, net)]
+        if left:
+            out.append(str(want))
+    return out
