@@ -22,7 +22,8 @@ PROTO_MESHPATH: Final = 232
 # ``ip route replace`` of ours never replaces a route someone else added.
 METRIC_MESHPATH: Final = 64
 
-Mode = Literal["nat", "route", "bgp"]
+Mode = Literal["nat", "route", "bgp", "profile"]
+# The host-side modes (plan_fix); "profile" edits the device profile (fix/profile.py).
 MODES: Final = ("nat", "route", "bgp")
 
 
@@ -80,7 +81,34 @@ class PostCheck(_Action, frozen=True, tag="check"):
     name: str
 
 
-Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck
+class ProfileEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One Split Tunnels entry of a device profile, as Cloudflare's API holds it
+    (``address`` or ``host``, and an optional ``description``)."""
+
+    address: str | None = None
+    host: str | None = None
+    description: str | None = None
+
+    @property
+    def value(self) -> str:
+        return self.address or self.host or ""
+
+
+class ProfileUpdate(_Action, frozen=True, tag="profile"):
+    """Set a device profile's Split Tunnels list (``PUT .../devices/policy[/ID]/exclude`` or
+    ``include``) through Cloudflare's API. ``before`` is what the list held when the plan
+    was made: the apply refuses to overwrite a list someone changed since. The API token
+    is never part of an action (it comes from ``CLOUDFLARE_API_TOKEN`` when it runs)."""
+
+    account_id: str
+    policy_id: str | None  # None: the default profile
+    mode: str  # exclude / include
+    entries: tuple[ProfileEntry, ...]
+    before: tuple[ProfileEntry, ...] | None = None
+    api_base: str | None = None  # None: Cloudflare's API
+
+
+Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck | ProfileUpdate
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,6 +130,7 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True):
     nat: bool | None  # NAT present (True), absent (False), not judged (None)
     peer: str | None = None
     advertised: tuple[str, ...] = ()
+    warp_covers: tuple[str, ...] = ()  # ranges WARP's table 65743 must route via the tunnel
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
