@@ -10,7 +10,7 @@ import pytest
 from meshpath.apply import Applier, InterruptedRun, LockHeld, locked
 from meshpath.apply import journal as jr
 from meshpath.fix.model import Expect, Plan, PostCheck, RemoveFile, Run, Step, WriteFile
-from meshpath.runner import RecordedRunner
+from meshpath.runner import Completed, RecordedRunner
 
 EXPECT = Expect(tunnel="CloudflareWARP", ranges=("100.64.0.0/12",), route_proto=232, nat=None)
 
@@ -155,3 +155,28 @@ def test_file_steps_write_under_root_and_their_inverse_removes(tmp_path: Path) -
     assert (root / "etc/x/wants/unit").readlink() == Path("/etc/x/unit")
     assert applier.rollback().status == "rolled-back"
     assert not (root / "etc/x/unit").exists() and not (root / "etc/x/wants/unit").is_symlink()
+
+
+def test_rollback_of_a_route_warp_already_took_away(tmp_path: Path) -> None:
+    """A WARP reconnect deletes CloudflareWARP and every route on it: undoing meshpath's
+    route then finds it gone, which is what undoing wanted (the lab's reconnect scenario
+    found `--rollback` failing there)."""
+    gone = "RTNETLINK answers: No such process\n"
+    step = Step(
+        key="route:100.64.0.0/12",
+        description="route",
+        action=Run(argv=("ip", "route", "replace", "x")),
+        inverse=Run(argv=("ip", "route", "del", "x"), absent_ok=True),
+        check="no route",
+    )
+    runner = RecordedRunner()
+    runner.answer(["ip", "route", "replace", "x"])
+    runner.answers["ip route del x"] = Completed(("ip", "route", "del", "x"), 2, "", gone)
+    applier = Applier(runner, tmp_path)
+    assert applier.apply(make_plan(step)).status == "applied"
+    result = applier.rollback()
+    assert result.status == "rolled-back" and result.ok
+    strict = Step(key="s", description="s", action=Run(argv=("ip", "route", "replace", "x")),
+                  inverse=Run(argv=("ip", "route", "del", "x")), check="c")  # fmt: skip
+    assert applier.apply(make_plan(strict)).status == "applied"
+    assert applier.rollback().status == "rollback-failed"  # without absent_ok: still strict

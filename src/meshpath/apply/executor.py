@@ -22,7 +22,7 @@ from typing import Final
 from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
-from meshpath.errors import EnvironmentProblem, MeshpathError
+from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.fix.model import (
     Action,
     FrrReload,
@@ -41,6 +41,8 @@ from meshpath.runner import Runner
 KILL_AFTER_ENV: Final = "MESHPATH_TEST_KILL_AFTER_STEP"
 
 CheckFn = Callable[[], tuple[bool, str]]
+# What `ip route del` says when the route (or its device) is already gone.
+ABSENT: Final = ("No such process", "Cannot find device")
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +227,8 @@ class Applier:
 
     def _act(self, action: Action, seq: int, index: int) -> str | None:
         if isinstance(action, Run):
-            self.runner.run(action.argv)
-        elif isinstance(action, NftFile):
+            return self._run_argv(action)
+        if isinstance(action, NftFile):
             self.runner.run(self._nft_argv(action, seq, f"step{index}"))
         elif isinstance(action, WriteFile | RemoveFile):
             self._file(action)
@@ -239,6 +241,17 @@ class Applier:
         elif isinstance(action, ProfileUpdate):
             return self._profile(action)
         return None
+
+    def _run_argv(self, action: Run) -> str | None:
+        if not action.absent_ok:
+            self.runner.run(action.argv)
+            return None
+        done = self.runner.run(action.argv, check=False)
+        if done.ok:
+            return None
+        if any(text in done.stderr for text in ABSENT):
+            return f"already absent ({done.stderr.strip()})"
+        raise CommandError(done.argv, done.returncode, done.stderr)
 
     def _profile_unchanged(self, action: ProfileUpdate) -> None:
         """Refuse to overwrite a list that changed since the plan was read."""

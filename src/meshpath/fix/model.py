@@ -32,9 +32,12 @@ class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
 
 class Run(_Action, frozen=True, tag="run"):
-    """Run an argv (through the Runner; inside ``--netns`` when given)."""
+    """Run an argv (through the Runner; inside ``--netns`` when given). ``absent_ok``: a
+    deletion whose object is already gone counts as done (a route on a device WARP
+    re-created is gone with the old device)."""
 
     argv: tuple[str, ...]
+    absent_ok: bool = False
 
 
 class NftFile(_Action, frozen=True, tag="nft"):

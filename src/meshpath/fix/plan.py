@@ -156,7 +156,7 @@ def _kernel_route_steps(
                 key=f"route:{spec.dst}",
                 description=f"route {spec.dst} via {tunnel} (main table, proto {spec.proto})",
                 action=Run(argv=spec.argv("replace")),
-                inverse=Run(argv=spec.argv("del")),
+                inverse=Run(argv=spec.argv("del"), absent_ok=True),
                 check=f"no route {spec.dst} dev {tunnel} proto {spec.proto} in table main",
                 probe=("ip", "route", "show", spec.dst, "table", "main"),
             )
