@@ -81,6 +81,8 @@ def test_scenarios_are_complete() -> None:
         "bgp",
         "nat-only",
         "tailscale-overlap",
+        "profile",
+        "reconnect",
     ]
     for s in SCENARIOS:
         assert s.fix is None or s.fix in FIXES, s.name

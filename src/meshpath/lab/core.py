@@ -31,7 +31,7 @@ from meshpath.lab.procs import (
     spawn,
     wait_for,
 )
-from meshpath.lab.scenarios import Scenario, WorkerResult, get_scenario
+from meshpath.lab.scenarios import ReconnectResult, Scenario, WorkerResult, get_scenario
 from meshpath.lab.state import (
     RUN_ROOT,
     LabState,
@@ -117,6 +117,7 @@ class Lab:
         self.scenario: Scenario | None = None
         # How long the Worker emulator waits for a SYN-ACK before "handshake timeout".
         self.connect_timeout = 2.5
+        self.reconnects: list[ReconnectResult] = []  # filled by the reconnect scenario
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -245,6 +246,7 @@ class Lab:
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
         self.scenario = scn
+        self.reconnects = []
         for name in names:
             self.runner.run(["ip", "netns", "add", name])
         for node in nodes:
@@ -288,10 +290,13 @@ class Lab:
         for host in hosts:
             self.ip_batch(host, topology.host_batch(host))
         self.ip_batch("edge", topology.edge_batch())
+        via = topology.LAN_ADDR["conn"]
         if scn.lan == "broken":
             # Cloudflare's docs advise LAN hosts to route the CGNAT range to the connector.
-            via = topology.LAN_ADDR["conn"]
             self.ip_batch("svc", f"route add {topology.CGNAT} via {via} dev eth0\n")
+        elif scn.lan == "router":
+            # The Mesh Routes page's return route, on the LAN router (svc's gateway).
+            self.ip_batch("router", f"route add {topology.SOURCE_RANGE} via {via} dev eth0\n")
 
     # -- WARP: the Cloudflare API emulator (edge) and the WARP emulator (conn) ---------
     def _start_warp(self) -> None:
@@ -317,7 +322,7 @@ class Lab:
         bin_dir = self.run_dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         stand_in = bin_dir / "warp-cli"
-        stand_in.write_text(warpcli.script(sys.executable, self.warp_file))
+        stand_in.write_text(warpcli.script(Path(f"{self.warp_file}.d")))
         stand_in.chmod(0o755)
 
     @property
@@ -533,6 +538,12 @@ class Lab:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def clear_service_log(self) -> None:
+        """Forget what the service logged so far (it appends, so truncating is safe)."""
+        path = self.run_dir / "service.log"
+        if path.exists():
+            path.write_text("")
 
     def tunnel_status(self) -> dict[str, Any]:
         """The tunnel emulator's counters: edge_to_conn, conn_to_edge, dropped, paused."""

@@ -1,10 +1,14 @@
-"""The lab's ``warp-cli`` stand-in: answers from the WARP emulator's status file.
+"""The lab's ``warp-cli`` stand-in: answers from the WARP emulator's state.
 
-The lab writes a ``warp-cli`` script into ``<run dir>/bin`` that runs this module with the
-status file; with that directory first on PATH, ``meshpath snapshot --netns <conn>``
-collects the lab exactly as it collects a real host. Formats are warp-cli's own (see
-``tests/data/warp/SOURCES``): ``status``, ``settings``, ``tunnel ip list``,
-``registration show`` and ``--version``; ``--accept-tos`` is accepted anywhere.
+The WARP emulator renders every answer (:func:`answers`) into a directory whenever its
+state changes; the lab writes a ``warp-cli`` shell script into ``<run dir>/bin`` that
+prints the right one (:func:`script`: a ``cat``, so a snapshot's five warp-cli calls cost
+milliseconds, not five Python start-ups). With that directory first on PATH,
+``meshpath snapshot --netns <conn>`` collects the lab exactly as it collects a real host.
+Formats are warp-cli's own (see ``tests/data/warp/SOURCES``): ``status``, ``settings``,
+``tunnel ip list``, ``registration show`` and ``--version``; ``--accept-tos`` is accepted
+anywhere. ``python -m meshpath.lab.warpcli --status FILE ARGS`` answers from the JSON state
+directly (for tests and by hand).
 """
 
 from __future__ import annotations
@@ -74,9 +78,43 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def script(python: str, status: Path) -> str:
-    """The ``warp-cli`` wrapper the lab puts on the connector's PATH."""
-    return f'#!/bin/sh\nexec {python} -m meshpath.lab.warpcli --status {status} "$@"\n'
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "status": ("status",),
+    "settings": ("settings",),
+    "tunnel-ip-list": ("tunnel", "ip", "list"),
+    "registration-show": ("registration", "show"),
+    "version": ("--version",),
+}
+
+
+def answers(state: dict[str, Any]) -> dict[str, str]:
+    """file name -> warp-cli's output, for every command the stand-in answers."""
+    return {name: render(state, list(words))[1] for name, words in COMMANDS.items()}
+
+
+def write_answers(state: dict[str, Any], directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in answers(state).items():
+        tmp = directory / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(directory / name)
+
+
+def script(directory: Path) -> str:
+    """The ``warp-cli`` shell script the lab puts on the connector's PATH."""
+    cases = "\n".join(
+        f'  "{" ".join(words)}") exec cat {directory / name} ;;' for name, words in COMMANDS.items()
+    )
+    return (
+        "#!/bin/sh\n"
+        "# meshpath lab: warp-cli stand-in (answers rendered by the WARP emulator)\n"
+        'args=""\n'
+        'for a in "$@"; do [ "$a" = "--accept-tos" ] || args="${args:+$args }$a"; done\n'
+        'case "$args" in\n'
+        f"{cases}\n"
+        "  *) echo \"error: unrecognized subcommand '$args'\" >&2; exit 2 ;;\n"
+        "esac\n"
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ Run inside the conn namespace as ``python -m meshpath.lab.warpd --status FILE ..
   65743 (routes added and removed by difference, so a kept route never disappears), the
   two rules and the ``inet cloudflare-warp`` table (:mod:`meshpath.lab.warp`);
 * it writes its state (status, mode, entries, the ifindex it installed for, a generation
-  counter) to ``--status`` atomically; the lab's ``warp-cli`` stand-in
-  (:mod:`meshpath.lab.warpcli`) answers from that file.
+  counter) to ``--status`` atomically, and the lab's ``warp-cli`` stand-in's answers
+  (:mod:`meshpath.lab.warpcli`) into ``--status``.d/.
 
 Until the first fetch succeeds it uses the cached profile it was started with
 (``--exclude``), as a real client starts from its cached policy.
@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from meshpath.lab import warp
+from meshpath.lab import warp, warpcli
 from meshpath.lab.topology import TUN_CONN
 from meshpath.lab.tunnel import in_netns
 
@@ -78,6 +78,7 @@ class Warpd:
         self.profile = Profile("exclude", [{"address": a} for a in args.exclude])
         self.state = WarpStatus(pid=os.getpid(), account=args.account, policy=args.policy)
         self.installed: tuple[str, list[str], int] | None = None
+        self.written: dict[str, Any] | None = None
         self.running = True
 
     # -- the API ----------------------------------------------------------------------
@@ -154,9 +155,15 @@ class Warpd:
 
     def write_status(self) -> None:
         path = Path(self.args.status)
+        data = asdict(self.state)
+        if data == self.written:
+            return
+        # The stand-in's answers first, then the state that others poll for.
+        warpcli.write_answers(data, Path(f"{path}.d"))
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self.state)))
+        tmp.write_text(json.dumps(data))
         os.replace(tmp, path)
+        self.written = data
 
     def stop(self, _signum: int, _frame: FrameType | None) -> None:
         self.running = False
