@@ -494,7 +494,7 @@ def _expectation(
     elif mode in MODES:
         expect = expect_for(mode, settings, peer)  # type: ignore[arg-type]
     else:
-        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}, profile")
     if peer is not None:
         expect = msgspec.structs.replace(expect, peer=peer, advertised=expect.ranges)
     return expect

@@ -253,8 +253,9 @@ class Lab:
             self._sysctls(node)
         self._start_tunnel()
         self._wire(scn, nodes)
-        self._start_warp()
+        self._start_warp()  # started first, waited for last: the start-ups overlap
         self._start_apps(scn)
+        self._wait_warp()
         self._start_frr_base(scn)
         self._save(self._replace(pids={k: c.pid for k, c in self._named.items()}))
 
@@ -300,30 +301,34 @@ class Lab:
 
     # -- WARP: the Cloudflare API emulator (edge) and the WARP emulator (conn) ---------
     def _start_warp(self) -> None:
-        """cfapi in edge serving the lab's profile; warpd in conn installing from it; the
-        warp-cli stand-in under ``<run dir>/bin``. Returns once WARP's state is in."""
+        """cfapi in edge serving the lab's profile; warpd in conn installing from it (first
+        from its cached profile, as a client starts); the warp-cli stand-in under
+        ``<run dir>/bin``. Does not wait: :meth:`_wait_warp` does."""
         token = secrets.token_hex(16)
         token_file = self.run_dir / "cf-token"
         token_file.touch(mode=0o600)
         token_file.write_text(token)
         excludes = [{"address": a} for a in warp.LAB_EXCLUDES]
         cfapi.write_state(self.cfapi_state, cfapi.new_state(LAB_ACCOUNT, {token: "edit"}, excludes))
-        ready = self.run_dir / "cfapi.ready"
         py = [sys.executable, "-m"]
         argv = [*py, "meshpath.lab.cfapi", "--state", str(self.cfapi_state)]
-        self._spawn("cfapi", "edge", [*argv, "--port", str(CF_API_PORT), "--ready", str(ready)])
-        wait_for("cfapi", self._ready_probe(ready), 10.0)
+        ready = ["--port", str(CF_API_PORT), "--ready", str(self.run_dir / "cfapi.ready")]
+        self._spawn("cfapi", "edge", [*argv, *ready])
         argv = [*py, "meshpath.lab.warpd", "--api", f"http://127.0.0.1:{CF_API_PORT}/client/v4"]
         argv += ["--api-ns", self.ns("edge"), "--account", LAB_ACCOUNT]
         argv += ["--token-file", str(token_file), "--status", str(self.warp_file)]
         self._spawn("warpd", "conn", argv)
-        wait_for("WARP emulator", lambda: self._warp_installed(0) or self._any_died(), 10.0)
-        self._raise_if_died()
         bin_dir = self.run_dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         stand_in = bin_dir / "warp-cli"
         stand_in.write_text(warpcli.script(Path(f"{self.warp_file}.d")))
         stand_in.chmod(0o755)
+
+    def _wait_warp(self) -> None:
+        """Until the API answers and WARP has installed the profile it fetched from it."""
+        wait_for("cfapi", self._ready_probe(self.run_dir / "cfapi.ready"), 10.0)
+        wait_for("WARP emulator", lambda: self._warp_installed(0) or self._any_died(), 10.0)
+        self._raise_if_died()
 
     @property
     def cfapi_state(self) -> Path:

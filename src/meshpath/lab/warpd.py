@@ -171,7 +171,8 @@ class Warpd:
     def loop(self) -> None:
         while self.running:
             self.step()
-            time.sleep(self.args.interval)
+            # Until the API first answers, retry quickly: the lab waits for that fetch.
+            time.sleep(self.args.interval if self.state.fetch_ok else 0.05)
 
 
 def main(argv: list[str] | None = None) -> int:
