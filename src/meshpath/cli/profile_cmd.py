@@ -106,7 +106,7 @@ def raise_api_refusal(result: ApplyResult) -> None:
     """The API refused the write itself (401/403/5xx, malformed, timeout): nothing changed,
     so it is an environment error like a refused read (exit 3), not a failed fix (exit 1)."""
     error = result.error or ""
-    if result.status == "failed" and result.failed_step and error.startswith("Cloudflare API"):
+    if result.status == "failed" and error.startswith("Cloudflare API"):
         raise ProfileApiError(f"{error}; nothing changed")
 
 
