@@ -123,3 +123,12 @@ def test_good_options_pass() -> None:
     assert check_account(ACCOUNT) == ACCOUNT
     assert check_policy(None) is None and check_policy("f1c9e2d0-aa11") == "f1c9e2d0-aa11"
     assert check_api_base("http://203.0.113.10:8443/client/v4")
+
+
+def test_profile_options_with_another_mode_are_bad_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from meshpath.cli import main
+
+    code = main(["fix", "--mode", "nat", "--account-id", ACCOUNT, "--snapshot", "/nonexistent"])
+    assert code == 2 and "only apply to --mode profile" in capsys.readouterr().err

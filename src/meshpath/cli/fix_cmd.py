@@ -125,6 +125,8 @@ def fix(
         return _emit_result(actx, result, rollback=rollback)
     if mode not in MODES:
         raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}, profile")
+    if account_id or policy or api_base:
+        raise BadInputError("--account-id/--policy/--api-base only apply to --mode profile")
     if apply:
         require_root("meshpath fix --apply")
     if snapshot_file is not None and apply:
