@@ -83,6 +83,8 @@ def test_scenarios_are_complete() -> None:
         "nat-only",
         "tailscale-overlap",
         "drift",
+        "profile",
+        "reconnect",
     ]
     for s in SCENARIOS:
         assert s.fix is None or s.fix in FIXES, s.name

@@ -44,6 +44,11 @@ LAN_PREFIX: Final = "10.0.1.0/24"
 SOURCE_RANGE: Final = "100.64.0.0/12"
 DEVICE_RANGE: Final = "100.96.0.0/12"
 CGNAT: Final = "100.64.0.0/10"
+# Cloudflare's API as the lab emulates it (lab/cfapi.py): on edge's loopback, at a
+# documentation address (TEST-NET-3) the connector reaches through the tunnel.
+CF_API_IP: Final = "203.0.113.10"
+CF_API_PORT: Final = 8443
+LAB_ACCOUNT: Final = "6d1ab0c3e5f74a2b9c8d0e1f2a3b4c5d"
 
 LAN_ADDR: Final[dict[str, str]] = {
     "router": "10.0.1.1",
@@ -123,6 +128,7 @@ def edge_batch() -> str:
     """Cloudflare's side: the Worker source on the tun, the LAN and device range through it."""
     return (
         "link set lo up\n"
+        f"addr add {CF_API_IP}/32 dev lo\n"
         f"addr add {WORKER_SOURCE}/32 dev {TUN_EDGE}\n"
         f"route add {LAN_PREFIX} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
         f"route add {DEVICE_RANGE} dev {TUN_EDGE} src {WORKER_SOURCE}\n"

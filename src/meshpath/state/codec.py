@@ -13,7 +13,7 @@ import msgspec
 
 from meshpath.errors import BadInputError, SnapshotError
 from meshpath.fsafe import atomic_write, read_bounded
-from meshpath.state.model import SCHEMA_VERSION, Snapshot
+from meshpath.state.model import MIN_SCHEMA_VERSION, SCHEMA_VERSION, Snapshot
 
 # A snapshot of a host with 1M routes is ~305 MiB as `snapshot -o` writes it (measured,
 # pretty-printed); 1 GiB leaves room for a full IPv4+IPv6 table and stops /dev/zero.
@@ -43,7 +43,7 @@ def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
         raise SnapshotError(f"{source}: {_field_message(exc)}") from exc
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"{source}: not valid JSON ({exc})") from exc
-    if version != SCHEMA_VERSION:
+    if not MIN_SCHEMA_VERSION <= version <= SCHEMA_VERSION:
         newer = "newer" if version > SCHEMA_VERSION else "older"
         raise SnapshotError(
             f"{source}: schema_version {version} is {newer} than this meshpath understands "
