@@ -27,7 +27,8 @@ def test_standby_prepends_its_as_path_in_meshpaths_route_map() -> None:
     action = _frr_action(msgspec.structs.replace(BGP, role="standby"))
     assert action.intent.role == "standby"
     text = frr.render_blocks(frr.render_intent(action.intent))
-    assert f"route-map MESHPATH-OUT permit 10\n match ip address prefix-list MESHPATH-CF\n{PREPEND}\n" in text
+    head = "route-map MESHPATH-OUT permit 10\n match ip address prefix-list MESHPATH-CF\n"
+    assert f"{head}{PREPEND}\n" in text
 
 
 def test_a_fixed_primary_is_already_done_and_standby_on_it_replaces_the_route_map() -> None:

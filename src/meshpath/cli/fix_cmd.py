@@ -92,9 +92,7 @@ def fix(
     ] = "external",
     role: Annotated[
         str | None,
-        typer.Option(
-            "--role", help="bgp: primary or standby (the standby prepends its AS path)."
-        ),
+        typer.Option("--role", help="bgp: primary or standby (the standby prepends its AS path)."),
     ] = None,
     bfd: Annotated[
         bool, typer.Option("--bfd", help="bgp: BFD on the session (bfdd must run).")
