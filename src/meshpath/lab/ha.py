@@ -25,14 +25,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from meshpath.errors import EnvironmentProblem
 from meshpath.lab import frr, topology
 from meshpath.lab.fixes import LabFixError, fix_root
-from meshpath.lab.procs import frr_pathspace, wait_for
+from meshpath.lab.procs import wait_for
 from meshpath.lab.scenarios import Check
 from meshpath.lab.topology import (
     ASN,
@@ -256,34 +255,3 @@ def _carried(lab: Lab, node: str) -> int:
     except (OSError, ValueError):
         return 0
     return int(data.get("edge_to_conn", 0))
-
-
-# -- failover measurement (bench/ha.py) -------------------------------------------------
-def kill_bgpd(lab: Lab, node: str) -> Callable[[], None]:
-    """SIGKILL ``node``'s bgpd; returns how to start it again."""
-    rundir = frr_pathspace(lab.ns(node))
-    pid = int((rundir / "bgpd.pid").read_text().strip())
-    os.kill(pid, signal.SIGKILL)
-    conf = str(rundir / "bgpd.conf.running")
-
-    def restart() -> None:
-        # The running config (with meshpath's lines) saved before the kill.
-        lab.exec(node, frr.daemon_argv("bgpd", conf, str(rundir)), check=True)
-
-    return restart
-
-
-def save_bgpd(lab: Lab, node: str) -> None:
-    """Write bgpd's running config where :func:`kill_bgpd`'s restart reads it."""
-    rundir = frr_pathspace(lab.ns(node))
-    text = lab.vtysh(node, "show running-config bgpd")
-    lines = [ln for ln in text.splitlines() if not ln.startswith(("Building", "Current", "end"))]
-    (rundir / "bgpd.conf.running").write_text("\n".join(lines) + "\n")
-
-
-def link_down(lab: Lab, node: str, up: bool = False) -> None:
-    lab.exec(node, ["ip", "link", "set", topology.LAN_IF, "up" if up else "down"], check=True)
-
-
-class HaError(EnvironmentProblem):
-    """A step of the ha lab failed."""
