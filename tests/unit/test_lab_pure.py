@@ -85,6 +85,8 @@ def test_scenarios_are_complete() -> None:
         "drift",
         "profile",
         "reconnect",
+        "ha",
+        "ha-equal",
     ]
     for s in SCENARIOS:
         assert s.fix is None or s.fix in FIXES, s.name

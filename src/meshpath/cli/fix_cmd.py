@@ -90,6 +90,13 @@ def fix(
     peer_asn: Annotated[
         str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
     ] = "external",
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="bgp: primary or standby (the standby prepends its AS path)."),
+    ] = None,
+    bfd: Annotated[
+        bool, typer.Option("--bfd", help="bgp: BFD on the session (bfdd must run).")
+    ] = False,
     replace_nat: Annotated[
         bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
     ] = False,
@@ -167,6 +174,8 @@ def fix(
         peer=peer,
         asn=parse_asn(asn) if asn is not None else None,
         peer_asn=peer_asn,
+        role=role,
+        bfd=bfd,
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
         post_checks=_check_names(lab_worker),

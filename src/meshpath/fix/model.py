@@ -182,6 +182,10 @@ class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     peer: str | None = None
     asn: int | None = None
     peer_asn: str = "external"
+    # Active/standby connectors of one Mesh node (HA replicas): the standby prepends its
+    # AS path so the LAN sends replies to the primary, the replica Cloudflare keeps active.
+    role: str | None = None  # None: no preference set (what a single connector needs)
+    bfd: bool = False  # BFD on the session: the LAN drops a dead primary in < 1 s
     replace_nat: bool = False
     bgp_timeout: float = 30.0
     post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)

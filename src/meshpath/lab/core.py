@@ -268,7 +268,7 @@ class Lab:
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self._clear()
         run_dir(self.run_root, self.instance)
-        nodes = topology.nodes_for(scn.tailnet)
+        nodes = topology.nodes_for(scn.tailnet, scn.ha)
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
         self.scenario = scn
@@ -288,6 +288,11 @@ class Lab:
     def _sysctls(self, node: str) -> None:
         pairs = [f"{k}={v}" for k, v in topology.sysctls_for(node).items()]
         self.exec(node, ["sysctl", "-q", "-w", *pairs], check=True)
+
+    def spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in ``node`` as the lab's process ``name`` (log: <run dir>/NAME.log);
+        stopped with the lab."""
+        return self._spawn(name, node, argv)
 
     def _spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         child = spawn(self.ns(node), argv, self.run_dir / f"{name}.log")
@@ -519,7 +524,7 @@ class Lab:
         return done.ok and done.stdout.strip().startswith("{")
 
     def _start_frr_base(self, scn: Scenario) -> None:
-        self.start_frr("router", frr.router_config(scn.tailnet))
+        self.start_frr("router", frr.router_config(scn.tailnet, scn.ha))
         if scn.tailnet:
             self.start_frr("ts", frr.tailnet_config())
             node = f"{topology.TAILNET_NODE}/32"

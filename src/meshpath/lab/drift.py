@@ -117,4 +117,11 @@ def drill_drift(lab: Lab) -> tuple[Check, ...]:
     return (*watch_only(lab), *with_keeper(lab))
 
 
-DRILLS: Final[Mapping[str, Drill]] = {"drift": drill_drift}
+def drill_ha(lab: Lab) -> tuple[Check, ...]:
+    """The ha scenario's failover drill (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    return ha.drill(lab)
+
+
+DRILLS: Final[Mapping[str, Drill]] = {"drift": drill_drift, "ha": drill_ha}

@@ -163,6 +163,20 @@ def fix_reconnect(lab: Lab) -> None:
     lab.clear_service_log()  # the scenario's own call is judged on its own
 
 
+def fix_ha(lab: Lab) -> None:
+    """Two connectors, primary and standby (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    ha.fix_ha(lab)
+
+
+def fix_ha_equal(lab: Lab) -> None:
+    """Two connectors without a role, the standby's path the router's older (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    ha.fix_ha_equal(lab)
+
+
 FIXES: Final[Mapping[str, FixStep]] = {
     "nat": fix_nat,
     "nat-only": fix_nat_only,
@@ -170,4 +184,6 @@ FIXES: Final[Mapping[str, FixStep]] = {
     "bgp": fix_bgp,
     "profile": fix_profile,
     "reconnect": fix_reconnect,
+    "ha": fix_ha,
+    "ha-equal": fix_ha_equal,
 }

@@ -58,6 +58,7 @@ class Scenario:
     expect: Expectation
     tailnet: bool = False
     drill: str | None = None  # a procedure run after the fix step (lab.drift.DRILLS)
+    ha: bool = False  # a second connector, connb (lab/ha.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,10 +254,48 @@ SCENARIOS = (
         Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL, survival=SURVIVAL),
     ),
 )
+# Two connectors, replicas of one Mesh node (lab/ha.py): Cloudflare keeps one active.
+SCENARIOS = (
+    *SCENARIOS,
+    Scenario(
+        "ha",
+        "two connectors on the LAN, each with its own session; bgp fix with --role primary "
+        "on conn and --role standby on connb; the primary's session killed and restored",
+        "gateway",
+        "ha",
+        Expectation(
+            200,
+            None,
+            WORKER_SOURCE,
+            trace=REPLY_VIA_TUNNEL,
+            bgp_from_conn=BGP_RANGES,
+            router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
+        ),
+        drill="ha",
+        ha=True,
+    ),
+    Scenario(
+        "ha-equal",
+        "both connectors fixed without a role (equal preference), the standby first: the "
+        "router sends replies to connb, whose session does not carry conn's flows",
+        "gateway",
+        "ha-equal",
+        Expectation(
+            500,
+            HANDSHAKE_TIMEOUT,
+            None,
+            trace=REPORT_TRACE[:2],
+            trace_absent=(_synack(LAN_IF, "In"),),
+            router_via=((WORKER_SOURCE, LAN_ADDR["connb"]),),
+        ),
+        ha=True,
+    ),
+)
 SCENARIO_NAMES: Final[tuple[str, ...]] = tuple(s.name for s in SCENARIOS)
 # `lab run all` runs every scenario but these: reconnect re-applies all four fixes (bgp's
 # alone takes ~9 s), which would take `all` past its 60 s budget; run it by name.
-NOT_IN_ALL: Final = frozenset({"reconnect"})
+# ha and ha-equal build a second connector and fix both (~20 s): by name too.
+NOT_IN_ALL: Final = frozenset({"reconnect", "ha", "ha-equal"})
 ALL_NAMES: Final[tuple[str, ...]] = tuple(n for n in SCENARIO_NAMES if n not in NOT_IN_ALL)
 
 
