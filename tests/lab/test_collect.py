@@ -20,7 +20,16 @@ import pytest
 
 from meshpath.cli import main
 from meshpath.collect import collect_snapshot
-from meshpath.state import BaseChain, Ipv4Conf, PortRange, Route, Rule, Snapshot, codec
+from meshpath.state import (
+    SCHEMA_VERSION,
+    BaseChain,
+    Ipv4Conf,
+    PortRange,
+    Route,
+    Rule,
+    Snapshot,
+    codec,
+)
 from tests import iproute_json, snapshot_keys
 from tests.conftest import needs_root, sh
 
@@ -70,7 +79,7 @@ def _batch(ns: str, text: str) -> None:
 
 def test_collects_the_connector_exactly(connector: str) -> None:
     snap = collect_snapshot(netns=connector)
-    assert snap.netns == connector and snap.schema_version == 1
+    assert snap.netns == connector and snap.schema_version == SCHEMA_VERSION
     tun = snap.link("CloudflareWARP")
     assert tun is not None
     assert (tun.kind, tun.mtu, tun.carrier, tun.operstate) == ("tun", 1280, False, "DOWN")

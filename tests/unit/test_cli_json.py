@@ -37,6 +37,8 @@ COMMAND_SCHEMAS = {
     "lab down": "lab-down",
     "lab demo": "lab-demo",
     "lab call": "lab-call",
+    "lab warp reconnect": "lab-warp-reconnect",
+    "lab warp status": "lab-warp-status",
     "worker check": "worker-check",
     "explain": "explain|explain-list",
     "watch": "watch-evaluation|watch-unit|watch-event",

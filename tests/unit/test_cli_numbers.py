@@ -63,11 +63,14 @@ def argv_for(flag: str, value: str, tmp_path: Path) -> list[str]:
     capture = tmp_path / "x.pcap"
     capture.write_bytes(b"")
     bgp = ["fix", "--mode", "bgp", "--snapshot", str(snap), "--peer", "10.0.1.1"]
+    profile = ["fix", "--mode", "profile", "--snapshot", str(snap)]
     table = {
         "--bgp-timeout": [*bgp, "--asn", "65001", "--bgp-timeout", value],
         "--asn": [*bgp, "--asn", value],
         "--duration": ["trace", "--live", "--duration", value],
         "--max-flows": ["trace", str(capture), "--max-flows", value],
+        "--api-timeout": [*profile, "--api-timeout", value],
+        "--wait-warp": [*profile, "--wait-warp", value],
         "--interval": ["watch", "--once", "--snapshot", str(snap), "--interval", value],
         "--refresh": ["watch", "--once", "--snapshot", str(snap), "--refresh", value],
         "--heal-calm": ["watch", "--once", "--snapshot", str(snap), "--heal-calm", value],

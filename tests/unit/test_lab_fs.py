@@ -249,7 +249,8 @@ def test_the_sweep_finds_every_instance_option() -> None:
     lab = {
         (f"lab {c}", "--instance") for c in ("up", "status", "exec", "run", "down", "demo", "call")
     }
-    assert found == lab | {("fix", "--lab-worker"), ("verify", "--lab-worker")}
+    warp = {(f"lab warp {c}", "--instance") for c in ("reconnect", "status")}
+    assert found == lab | warp | {("fix", "--lab-worker"), ("verify", "--lab-worker")}
 
 
 @pytest.mark.parametrize(("path", "option"), _instance_options())

@@ -83,6 +83,10 @@ def test_scenarios_are_complete() -> None:
         "nat-only",
         "tailscale-overlap",
         "drift",
+        "profile",
+        "reconnect",
+        "ha",
+        "ha-equal",
     ]
     for s in SCENARIOS:
         assert s.fix is None or s.fix in FIXES, s.name

@@ -100,7 +100,9 @@ def test_the_field_reports_connector_is_broken_by_mp101() -> None:
     info = {"target": "10.0.1.50:3000", "status": "misrouted", "reply_device": "eth0"}
     assert sample(text, "meshpath_target_info", **info) == 1.0
     assert sample(text, "meshpath_finding_active", id="MP101", severity="error") == 1.0
-    assert sample(text, "meshpath_findings", severity="error") == 1.0
+    # and why the route is missing: the Split Tunnels keep the source range out (MP104)
+    assert sample(text, "meshpath_finding_active", id="MP104", severity="error") == 1.0
+    assert sample(text, "meshpath_findings", severity="error") == 2.0
     source = {"range": "source_v4", "cidr": "100.64.0.0/12"}
     assert sample(text, "meshpath_range_route_present", **source) == 0.0
     assert sample(text, "meshpath_range_egress_info", device="eth0", **source) == 1.0

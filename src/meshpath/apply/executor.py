@@ -30,6 +30,7 @@ from typing import Any, Final
 from meshpath.apply import files
 from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
+from meshpath.apply.profile import ApiFactory, sdk_api
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.fix.model import (
     Action,
@@ -37,6 +38,7 @@ from meshpath.fix.model import (
     NftFile,
     Plan,
     PostCheck,
+    ProfileUpdate,
     RemoveFile,
     Run,
     WaitBgp,
@@ -54,6 +56,7 @@ KILL_IN_UNDO_ENV: Final = "MESHPATH_TEST_KILL_IN_UNDO"
 UNDOABLE: Final = ("done", "running", "failed")
 
 CheckFn = Callable[[], tuple[bool, str]]
+# What `ip route del` says when the route (or its device) is already gone.
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ class Applier:
     on_event: Callable[[str], None] = lambda _msg: None
     # The first journal write that failed in this run (the result reports it).
     _journal_trouble: str | None = field(default=None, init=False, repr=False)
+    # Cloudflare's API for ProfileUpdate steps: (api_base, netns) -> ProfileApi
+    profile_api: ApiFactory = sdk_api
 
     # -- entry points ---------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyResult:
@@ -262,6 +267,8 @@ class Applier:
             frr.check(conf)
         elif isinstance(action, PostCheck) and action.name not in self.checks:
             raise EnvironmentProblem(f"check {action.name!r} is not available in this run")
+        elif isinstance(action, ProfileUpdate) and action.before is not None:
+            self._profile_unchanged(action)
 
     def _nft_argv(self, action: NftFile, seq: int, name: str, check: bool = False) -> list[str]:
         suffix = "json" if action.json else "nft"
@@ -289,7 +296,25 @@ class Applier:
             return Frr(self.runner, self.netns).wait(action.peer, action.prefixes, action.timeout)
         elif isinstance(action, PostCheck):
             return self._named_check(action.name)
+        elif isinstance(action, ProfileUpdate):
+            return self._profile(action)
         return None
+
+    def _profile_unchanged(self, action: ProfileUpdate) -> None:
+        """Refuse to overwrite a list that changed since the plan was read."""
+        api = self.profile_api(action.api_base, self.netns)
+        now = api.read(action.account_id, action.policy_id)
+        if (now.mode, now.entries) != (action.mode, action.before):
+            raise StepFailed(
+                "the profile's Split Tunnels changed since the plan was made; plan again"
+            )
+
+    def _profile(self, action: ProfileUpdate) -> str:
+        api = self.profile_api(action.api_base, self.netns)
+        got = api.write(action.account_id, action.policy_id, action.mode, action.entries)
+        if got != action.entries:
+            raise StepFailed(f"the API holds {len(got)} entries after the update, not the plan's")
+        return f"{action.mode} list: {len(got)} entries ({', '.join(e.value for e in got)})"
 
     def _named_check(self, name: str) -> str:
         check = self.checks.get(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from meshpath.checks import warp
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.targets import Target
@@ -66,7 +67,7 @@ HANDSHAKE = (
 def route_fix_commands(ctx: CheckContext) -> tuple[str, ...]:
     source = ctx.settings.ranges.source_v4
     return (
-        "meshpath fix --mode route          # persistent (FRR staticd or a systemd unit)",
+        "meshpath fix --mode route          # host-side, persistent (FRR staticd or a unit)",
         f"ip route add {source} dev {ctx.tunnel}   # immediate, lost on reboot",
     )
 
@@ -83,20 +84,39 @@ def flow_findings(ctx: CheckContext, flow: PathOutcome) -> Iterator[Finding]:
 
 
 def _misrouted(ctx: CheckContext, flow: PathOutcome, evidence: tuple[str, ...]) -> Finding:
+    """MP101, saying which root cause it is: the device profile's Split Tunnels (WARP's
+    table leaves the range out) or the host (WARP's table is not what misroutes it)."""
     source = ctx.settings.ranges.source_v4
+    egress = flow.egress or "another interface"
+    ex = warp.exclusion(ctx, "source_v4")
+    story = (
+        f"Workers reach {flow.target} from {flow.worker_ip}. The service answers, but this "
+        f"host sends the answer out {flow.egress} (its default route) instead of back into "
+        f"{ctx.tunnel}, and the LAN gateway drops it. "
+    )
+    if ex is None:
+        title = f"no route for the Cloudflare source range {source} via {ctx.tunnel}: "
+        title += f"replies to Workers leave by {egress} (a host-side routing problem)"
+        why = story + "WARP's Split Tunnels are not what leaves it out here. " + HANDSHAKE
+        fixes, mode = route_fix_commands(ctx), "route"
+    else:
+        title = f"no route for the Cloudflare source range {source} via {ctx.tunnel}: the "
+        title += f"Split Tunnels keep it out ({ex.entry}), so replies to Workers leave by {egress}"
+        why = (
+            story + "Root cause: the device profile's Split Tunnels; the supported fix is "
+            f"to {ex.profile_edit()}. " + warp.HOST_WARNING + ". " + HANDSHAKE
+        )
+        evidence = (*evidence, *ex.evidence)
+        fixes = (*warp.profile_fix_commands(ex), *route_fix_commands(ctx))
+        mode = "profile"
     return Finding(
         "MP101",
         Severity.ERROR,
-        f"no route for the Cloudflare source range {source} via {ctx.tunnel}: "
-        f"replies to Workers leave by {flow.egress or 'another interface'}",
+        title,
         evidence=evidence,
-        why=(
-            f"Workers reach {flow.target} from {flow.worker_ip}. The service answers, but this "
-            f"host sends the answer out {flow.egress} (its default route) instead of back into "
-            f"{ctx.tunnel}, and the LAN gateway drops it. " + HANDSHAKE
-        ),
-        fix_mode="route",
-        fix_commands=route_fix_commands(ctx),
+        why=why,
+        fix_mode=mode,
+        fix_commands=fixes,
         target=str(flow.target),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshpath.checks import frr, host, overlap
+from meshpath.checks import frr, host, overlap, warp
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.flows import check_device_range
@@ -106,6 +106,8 @@ def build_report(
         *(f for check in host.CHECKS for f in check(ctx)),
         *(f for check in overlap.CHECKS for f in check(ctx)),
         *(f for check in frr.CHECKS for f in check(ctx)),
+        *warp.check_split_tunnels(ctx, flows),
+        *(f for check in warp.CHECKS for f in check(ctx)),
         *check_device_range(ctx),
         *check_lan_return(ctx, has_nat=bool(overlap.nat_rules(ctx))),
     ]

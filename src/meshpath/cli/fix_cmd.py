@@ -17,7 +17,7 @@ from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
 from meshpath.apply.verify import RoundTrip, verify
 from meshpath.checks.targets import DEFAULT_PORT
-from meshpath.cli import numbers
+from meshpath.cli import numbers, profile_cmd
 from meshpath.cli.context import AppContext, app_context, error_console
 from meshpath.cli.lab_cmd import instance_option
 from meshpath.collect import collect_snapshot
@@ -90,6 +90,13 @@ def fix(
     peer_asn: Annotated[
         str, typer.Option("--peer-asn", help="Peer AS number, external or internal.")
     ] = "external",
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="bgp: primary or standby (the standby prepends its AS path)."),
+    ] = None,
+    bfd: Annotated[
+        bool, typer.Option("--bfd", help="bgp: BFD on the session (bfdd must run).")
+    ] = False,
     replace_nat: Annotated[
         bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
     ] = False,
@@ -110,12 +117,42 @@ def fix(
         str | None,
         typer.Option("--target", help="LAN service IP:PORT for the simulator's prediction."),
     ] = None,
+    account_id: Annotated[
+        str | None, typer.Option("--account-id", help="profile: the Cloudflare account id.")
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", help="profile: device profile id (default: Default).")
+    ] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="profile: API base URL (the lab's emulator).")
+    ] = None,
+    api_timeout: Annotated[
+        float,
+        typer.Option(
+            "--api-timeout",
+            help="profile: seconds per API request.",
+            metavar="S",
+            parser=numbers.seconds("--api-timeout", numbers.API_TIMEOUT_MAX),
+        ),
+    ] = 15.0,
+    wait_warp: Annotated[
+        float,
+        typer.Option(
+            "--wait-warp",
+            help="profile: wait so long for WARP's table.",
+            metavar="S",
+            parser=numbers.seconds("--wait-warp", numbers.API_TIMEOUT_MAX, zero=True),
+        ),
+    ] = 0.0,
 ) -> int:
-    """Show (or --apply) the fix for the return path: nat, route or bgp."""
+    """Show (or --apply) the fix for the return path: nat, route, bgp, or profile."""
     actx = app_context(ctx)
     states = state_dir_of(root, state_dir)
     if netns is not None:
         netns_path(netns)  # a namespace that does not exist is bad input, for every action
+    if mode == "profile" and not (rollback or resume):
+        opts = profile_cmd.ProfileOptions(account_id, policy, api_base, api_timeout, wait_warp)
+        return _fix_profile(actx, opts, apply, netns, root, states, lab_worker, snapshot_file)
     if rollback or resume:
         require_root("meshpath fix --rollback/--resume")
         open_ = jr.interrupted(states) if resume and states.exists() else None
@@ -124,7 +161,9 @@ def fix(
         result = applier.rollback() if rollback else applier.resume()
         return _emit_result(actx, result, rollback=rollback)
     if mode not in MODES:
-        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}, profile")
+    if account_id or policy or api_base:
+        raise BadInputError("--account-id/--policy/--api-base only apply to --mode profile")
     if apply:
         require_root("meshpath fix --apply")
     if snapshot_file is not None and apply:
@@ -135,6 +174,8 @@ def fix(
         peer=peer,
         asn=parse_asn(asn) if asn is not None else None,
         peer_asn=peer_asn,
+        role=role,
+        bfd=bfd,
         replace_nat=replace_nat,
         bgp_timeout=bgp_timeout,
         post_checks=_check_names(lab_worker),
@@ -191,6 +232,36 @@ def _forecast(
 ) -> str | None:
     lan = validate.lan_interface(snap, actx.settings.tunnel_interface, lan_if)
     return prediction(snap, plan, lan, target, actx.settings)
+
+
+def _fix_profile(
+    actx: AppContext,
+    opts: profile_cmd.ProfileOptions,
+    apply: bool,
+    netns: str | None,
+    root: Path,
+    states: Path,
+    lab_worker: str | None,
+    snapshot_file: Path | None,
+) -> int:
+    """--mode profile: plan from the API's list, apply through the same Applier."""
+    opts = profile_cmd.check_options(opts)
+    if apply:
+        require_root("meshpath fix --apply")
+        if snapshot_file is not None:
+            raise BadInputError("--snapshot plans from a file; it cannot be combined with --apply")
+    plan, api = profile_cmd.make_plan(actx, opts, netns, snapshot_file)
+    interrupted = profile_cmd.interrupted(states)
+    if not apply:
+        _emit_plan(actx, plan, interrupted)
+        return 0
+    _emit_plan(actx, plan, interrupted, quiet=actx.json_output)
+    applier = _applier(actx, states, root, netns, lab_worker, plan.expect)
+    trip = lab_round_trip(lab_worker) if lab_worker else None
+    applier.post_check = profile_cmd.wait_for_warp(netns, plan.expect, opts.wait_warp, trip)
+    result = profile_cmd.prepare(applier, api, opts).apply(plan)
+    profile_cmd.raise_api_refusal(result)
+    return _emit_result(actx, result, plan)
 
 
 def _refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
@@ -344,6 +415,10 @@ def _describe(action: Any) -> str:
         return f"{what}; vtysh -C -f FILE; frr-reload.py --test, then --reload FILE"
     if kind == "WaitBgp":
         return f"poll show bgp summary / advertised-routes for {action.peer}"
+    if kind == "ProfileUpdate":
+        policy = f"/{action.policy_id}" if action.policy_id else ""
+        where = f"/accounts/{action.account_id}/devices/policy{policy}/{action.mode}"
+        return f"PUT {action.api_base or 'Cloudflare API'}{where} ({len(action.entries)} entries)"
     return f"check {action.name}"
 
 
@@ -481,10 +556,15 @@ def _expectation(
         if journal is None:
             raise BadInputError("no applied meshpath fix found for this host; pass --mode")
         expect = journal.plan.expect
+    elif mode == "profile":
+        ranges = (str(settings.ranges.source_v4), str(settings.ranges.device_v4))
+        expect = Expect(
+            tunnel=settings.tunnel_interface, ranges=(), route_proto=0, nat=None, warp_covers=ranges
+        )
     elif mode in MODES:
         expect = expect_for(mode, settings, address)  # type: ignore[arg-type]
     else:
-        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise BadInputError(f"--mode {mode!r}: expected one of {', '.join(MODES)}, profile")
     if address is not None:
         expect = msgspec.structs.replace(expect, peer=address, advertised=expect.ranges)
     return expect

@@ -27,6 +27,7 @@ from meshpath.lab import (
 )
 from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
+from meshpath.lab.scenarios import ALL_NAMES
 from meshpath.lab.state import RUN_ROOT, known_instances, read_state
 from meshpath.lab.topology import check_instance
 from meshpath.lab.worker.app import (
@@ -63,8 +64,41 @@ Instance = Annotated[
 ]
 
 
+warp_app = typer.Typer(help="The lab's WARP client (the emulator on the connector).")
+lab_app.add_typer(warp_app, name="warp")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(lab_app, name="lab")
+
+
+@warp_app.command("reconnect")
+def warp_reconnect(ctx: typer.Context, instance: Instance = None) -> None:
+    """Delete and re-create CloudflareWARP, as a WARP reconnect does; WARP re-installs its
+    state on the new device (routes that others put on the old one are gone)."""
+    actx = app_context(ctx)
+    preflight()
+    lab = Lab.attach(instance, run_root=RUN_ROOT)
+    before = lab.warp_status().get("ifindex")
+    seconds = lab.warp_reconnect()
+    after = lab.warp_status()
+    data = {"seconds": round(seconds, 3), "ifindex_before": before, "ifindex": after.get("ifindex")}
+    text = f"CloudflareWARP re-created (ifindex {before} -> {after.get('ifindex')}); WARP's"
+    actx.emit(data, Text(f"{text} state back after {seconds:.2f}s"), schema="lab-warp-reconnect")
+
+
+@warp_app.command("status")
+def warp_status(ctx: typer.Context, instance: Instance = None) -> None:
+    """The WARP emulator's state: status, Split Tunnels mode and list, device, generation."""
+    actx = app_context(ctx)
+    lab = Lab.attach(instance, run_root=RUN_ROOT)
+    state = lab.warp_status()
+    entries = ", ".join(e.get("address") or e.get("host", "") for e in state.get("entries", []))
+    line = (
+        f"{state.get('status')}; {state.get('mode')} mode: {entries}; "
+        f"ifindex {state.get('ifindex')}, generation {state.get('generation')}"
+    )
+    actx.emit(state, Text(line), schema="lab-warp-status")
 
 
 @lab_app.command("up")
@@ -218,9 +252,13 @@ def exec_(
     preflight()
     lab = Lab.attach(instance, run_root=RUN_ROOT)
     argv = netns_argv(lab.ns(node), command)
+    # On the connector, WARP's warp-cli stand-in is on PATH (as on a real connector).
+    env = lab.meshpath_env() if node == "conn" else None
     if not actx.json_output:
-        raise typer.Exit(subprocess.call(argv))  # noqa: S603 - argv list
-    done = subprocess.run(argv, capture_output=True, text=True, errors="replace", check=False)  # noqa: S603
+        raise typer.Exit(subprocess.call(argv, env=env))  # noqa: S603 - argv list
+    done = subprocess.run(  # noqa: S603 - argv list
+        argv, capture_output=True, text=True, errors="replace", check=False, env=env
+    )
     data = {
         "node": node,
         "namespace": lab.ns(node),
@@ -239,9 +277,11 @@ def run(
     scenario: Annotated[str, typer.Argument(help=f"'all' or one of: {', '.join(SCENARIO_NAMES)}.")],
     instance: Instance = None,
 ) -> None:
-    """Run scenarios in a fresh lab and check each expected outcome (exit 1 on a failure)."""
+    """Run scenarios in a fresh lab and check each expected outcome (exit 1 on a failure).
+
+    'all' is every scenario but reconnect (run it by name: it re-applies all four fixes)."""
     actx = app_context(ctx)
-    names = list(SCENARIO_NAMES) if scenario == "all" else [get_scenario(scenario).name]
+    names = list(ALL_NAMES) if scenario == "all" else [get_scenario(scenario).name]
 
     def show(result: ScenarioResult) -> None:
         if not actx.json_output:

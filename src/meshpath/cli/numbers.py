@@ -22,6 +22,8 @@ _FLOAT: Final = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 
 # Seconds meshpath waits for a BGP session; FRR's connect-retry is 120 s, an hour is ample.
 BGP_TIMEOUT_MAX: Final = 3600.0
+# One request to Cloudflare's API, or waiting for WARP to apply a profile: minutes at most.
+API_TIMEOUT_MAX: Final = 600.0
 # meshpath watch's poll, refresh and calm periods: a day is the longest that makes sense.
 WATCH_SECONDS_MAX: Final = 86400.0
 # Flows shown per verdict by ``trace`` (the rest are counted).

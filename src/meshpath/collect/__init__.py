@@ -13,7 +13,10 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
+
 from meshpath.collect.frr import collect_frr
+from meshpath.collect.host import processes_in_netns, read_persisted_sysctls
 from meshpath.collect.kernel import KernelState, read_kernel
 from meshpath.collect.netlink import RtnlSocket
 from meshpath.collect.netns import inside_netns
@@ -21,8 +24,11 @@ from meshpath.collect.nft import collect_nft
 from meshpath.collect.rtnl_parse import NetlinkError
 from meshpath.collect.sysctl import read_sysctls
 from meshpath.collect.warp import collect_warp
+from meshpath.config import DEFAULT_TUNNEL
+from meshpath.ranges import DEFAULT_RANGES
 from meshpath.runner import Runner, SubprocessRunner
 from meshpath.state import SCHEMA_VERSION, Snapshot, Sysctls
+from meshpath.state.split import infer_split, split_ranges
 
 __all__ = ["NetlinkError", "collect_kernel", "collect_snapshot"]
 
@@ -53,7 +59,7 @@ def collect_snapshot(
     taken_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     kernel, sysctls = collect_kernel(netns)
     run = runner if runner is not None else SubprocessRunner(netns=netns)
-    return Snapshot(
+    snap = Snapshot(
         schema_version=SCHEMA_VERSION,
         taken_at=taken_at,
         hostname=socket.gethostname(),
@@ -68,4 +74,8 @@ def collect_snapshot(
         frr=collect_frr(run, netns, frr_vty_dir),
         warp=collect_warp(run),
         tools={tool: run.has(tool) for tool in TOOLS},
+        persisted_sysctls=read_persisted_sysctls(),
+        processes=processes_in_netns(netns),
     )
+    split = infer_split(snap, DEFAULT_TUNNEL, split_ranges(DEFAULT_RANGES))
+    return msgspec.structs.replace(snap, warp_split=split)

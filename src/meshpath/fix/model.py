@@ -22,7 +22,8 @@ PROTO_MESHPATH: Final = 232
 # ``ip route replace`` of ours never replaces a route someone else added.
 METRIC_MESHPATH: Final = 64
 
-Mode = Literal["nat", "route", "bgp"]
+Mode = Literal["nat", "route", "bgp", "profile"]
+# The host-side modes (plan_fix); "profile" edits the device profile (fix/profile.py).
 MODES: Final = ("nat", "route", "bgp")
 
 
@@ -31,7 +32,9 @@ class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
 
 
 class Run(_Action, frozen=True, tag="run"):
-    """Run an argv (through the Runner; inside ``--netns`` when given)."""
+    """Run an argv (through the Runner; inside ``--netns`` when given). Deleting one of
+    meshpath's routes that is already gone (WARP re-created its device) counts as done: the
+    executor checks the kernel before and after (Executor._run_argv)."""
 
     argv: tuple[str, ...]
 
@@ -91,7 +94,34 @@ class PostCheck(_Action, frozen=True, tag="check"):
     name: str
 
 
-Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck
+class ProfileEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One Split Tunnels entry of a device profile, as Cloudflare's API holds it
+    (``address`` or ``host``, and an optional ``description``)."""
+
+    address: str | None = None
+    host: str | None = None
+    description: str | None = None
+
+    @property
+    def value(self) -> str:
+        return self.address or self.host or ""
+
+
+class ProfileUpdate(_Action, frozen=True, tag="profile"):
+    """Set a device profile's Split Tunnels list (``PUT .../devices/policy[/ID]/exclude`` or
+    ``include``) through Cloudflare's API. ``before`` is what the list held when the plan
+    was made: the apply refuses to overwrite a list someone changed since. The API token
+    is never part of an action (it comes from ``CLOUDFLARE_API_TOKEN`` when it runs)."""
+
+    account_id: str
+    policy_id: str | None  # None: the default profile
+    mode: str  # exclude / include
+    entries: tuple[ProfileEntry, ...]
+    before: tuple[ProfileEntry, ...] | None = None
+    api_base: str | None = None  # None: Cloudflare's API
+
+
+Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck | ProfileUpdate
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +148,7 @@ class Expect(msgspec.Struct, frozen=True, kw_only=True):
     # meshpath masquerade of the ranges).
     lan_if: str | None = None
     nat_sources: tuple[str, ...] = ()
+    warp_covers: tuple[str, ...] = ()  # ranges WARP's table 65743 must route via the tunnel
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,6 +182,10 @@ class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     peer: str | None = None
     asn: int | None = None
     peer_asn: str = "external"
+    # Active/standby connectors of one Mesh node (HA replicas): the standby prepends its
+    # AS path so the LAN sends replies to the primary, the replica Cloudflare keeps active.
+    role: str | None = None  # None: no preference set (what a single connector needs)
+    bfd: bool = False  # BFD on the session: the LAN drops a dead primary in < 1 s
     replace_nat: bool = False
     bgp_timeout: float = 30.0
     post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)

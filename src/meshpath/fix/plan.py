@@ -326,6 +326,8 @@ def _bgp_plan(
         peer=peer,
         peer_asn=validate.check_peer_asn(options.peer_asn),
         bgp_created=frr_render.bgp_asn_of(blocks) is None,
+        role=validate.check_role(options.role),
+        bfd=options.bfd,
     )
     steps: list[Step] = []
     already: list[str] = []

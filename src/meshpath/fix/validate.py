@@ -49,6 +49,16 @@ def check_asn(asn: int | None) -> int:
     return parse_asn(asn, "--asn")
 
 
+ROLES = ("primary", "standby")
+
+
+def check_role(role: str | None) -> str | None:
+    """``--role``: primary or standby (or not given: no preference)."""
+    if role is not None and role not in ROLES:
+        raise BadInputError(f"--role {role[:40]!r}: expected primary or standby")
+    return role
+
+
 def check_peer_asn(text: str) -> str:
     return parse_peer_asn(text, "--peer-asn")
 
@@ -90,9 +100,13 @@ def check_frr(snap: Snapshot, mode: Mode) -> None:
 
 
 def check_options(snap: Snapshot, mode: Mode, options: FixOptions) -> None:
-    if mode != "bgp" and (options.peer or options.asn is not None or options.replace_nat):
-        raise BadInputError(f"--peer/--asn/--replace-nat only apply to --mode bgp, not {mode}")
+    bgp_only = options.peer or options.asn is not None or options.replace_nat
+    if mode != "bgp" and (bgp_only or options.role is not None or options.bfd):
+        raise BadInputError(
+            f"--peer/--asn/--replace-nat/--role/--bfd only apply to --mode bgp, not {mode}"
+        )
     if mode == "bgp":
+        check_role(options.role)
         check_asn(options.asn)
         check_peer_asn(options.peer_asn)
         check_peer(options.peer, ())

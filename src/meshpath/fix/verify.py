@@ -7,6 +7,7 @@ what was seen and what was wanted.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from meshpath.fix.model import Expect
 from meshpath.render import nft as nft_render
 from meshpath.state import TABLE_MAIN, Snapshot
 from meshpath.state.model import PROTO_FRR_STATIC
+from meshpath.state.split import infer_split
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,25 @@ def bgp_checks(
     return out
 
 
+def warp_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
+    """WARP's table 65743 routes each range via the tunnel (the profile fix's effect)."""
+    if not expect.warp_covers:
+        return []
+    ranges = {r: ipaddress.ip_network(r) for r in expect.warp_covers}
+    view = infer_split(snap, expect.tunnel, ranges)
+    return [
+        VerifyCheck(
+            "kernel",
+            f"table 65743 {c.range}",
+            c.cover == "full",
+            f"{c.cover} via {expect.tunnel}"
+            + (f" (gap {', '.join(c.gap)})" if c.gap else "")
+            + f"; WARP's table looks like {view.mode} mode",
+        )
+        for c in view.ranges
+    ]
+
+
 def judge(
     snap: Snapshot,
     expect: Expect,
@@ -118,6 +139,7 @@ def judge(
         *frr_static_checks(snap, expect),
         *bgp_checks(snap, expect, advertised),
         *kernel_checks(snap, expect),
+        *warp_checks(snap, expect),
         *nft_checks(snap, expect),
     ]
     if round_trip is not None:

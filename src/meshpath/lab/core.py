@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar, overload
 from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
-from meshpath.lab import client, frr, topology, warp
+from meshpath.lab import cfapi, client, frr, topology, warp, warpcli
 from meshpath.lab.capture import Packet, parse_lines
 from meshpath.lab.procs import (
     LabTimeout,
@@ -33,7 +33,7 @@ from meshpath.lab.procs import (
     spawn,
     wait_for,
 )
-from meshpath.lab.scenarios import Scenario, WorkerResult, get_scenario
+from meshpath.lab.scenarios import ReconnectResult, Scenario, WorkerResult, get_scenario
 from meshpath.lab.state import (
     RUN_ROOT,
     LabRootError,
@@ -47,7 +47,7 @@ from meshpath.lab.state import (
     run_dir,
     write_state,
 )
-from meshpath.lab.topology import check_instance
+from meshpath.lab.topology import CF_API_IP, CF_API_PORT, LAB_ACCOUNT, check_instance
 from meshpath.lab.worker.app import (
     WorkerApp,
     start_edge,
@@ -146,6 +146,7 @@ class Lab:
         self.response_timeout = 5.0  # ... and for the response, once connected
         # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
         self.user_worker: WorkerApp | None = None
+        self.reconnects: list[ReconnectResult] = []  # filled by the reconnect scenario
         self._children: list[subprocess.Popen[bytes]] = []
         self._named: dict[str, subprocess.Popen[bytes]] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
@@ -267,23 +268,31 @@ class Lab:
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
         self._clear()
         run_dir(self.run_root, self.instance)
-        nodes = topology.nodes_for(scn.tailnet)
+        nodes = topology.nodes_for(scn.tailnet, scn.ha)
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
         self.scenario = scn
+        self.reconnects = []
         for name in names:
             self.runner.run(["ip", "netns", "add", name])
         for node in nodes:
             self._sysctls(node)
         self._start_tunnel()
         self._wire(scn, nodes)
+        self._start_warp()  # started first, waited for last: the start-ups overlap
         self._start_apps(scn)
+        self._wait_warp()
         self._start_frr_base(scn)
         self._save(self._replace(pids={k: c.pid for k, c in self._named.items()}))
 
     def _sysctls(self, node: str) -> None:
         pairs = [f"{k}={v}" for k, v in topology.sysctls_for(node).items()]
         self.exec(node, ["sysctl", "-q", "-w", *pairs], check=True)
+
+    def spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in ``node`` as the lab's process ``name`` (log: <run dir>/NAME.log);
+        stopped with the lab."""
+        return self._spawn(name, node, argv)
 
     def _spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         child = spawn(self.ns(node), argv, self.run_dir / f"{name}.log")
@@ -313,12 +322,126 @@ class Lab:
         for host in hosts:
             self.ip_batch(host, topology.host_batch(host))
         self.ip_batch("edge", topology.edge_batch())
-        self.ip_batch("conn", warp.route_batch())
-        self.nft("conn", warp.nft_ruleset())
+        via = topology.LAN_ADDR["conn"]
         if scn.lan == "broken":
             # Cloudflare's docs advise LAN hosts to route the CGNAT range to the connector.
-            via = topology.LAN_ADDR["conn"]
             self.ip_batch("svc", f"route add {topology.CGNAT} via {via} dev eth0\n")
+        elif scn.lan == "router":
+            # The Mesh Routes page's return route, on the LAN router (svc's gateway).
+            self.ip_batch("router", f"route add {topology.SOURCE_RANGE} via {via} dev eth0\n")
+
+    # -- WARP: the Cloudflare API emulator (edge) and the WARP emulator (conn) ---------
+    def _start_warp(self) -> None:
+        """cfapi in edge serving the lab's profile; warpd in conn installing from it (first
+        from its cached profile, as a client starts); the warp-cli stand-in under
+        ``<run dir>/bin``. Does not wait: :meth:`_wait_warp` does."""
+        token = secrets.token_hex(16)
+        token_file = self.run_dir / "cf-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(token)
+        excludes = [{"address": a} for a in warp.LAB_EXCLUDES]
+        cfapi.write_state(self.cfapi_state, cfapi.new_state(LAB_ACCOUNT, {token: "edit"}, excludes))
+        py = [sys.executable, "-m"]
+        argv = [*py, "meshpath.lab.cfapi", "--state", str(self.cfapi_state)]
+        ready = ["--port", str(CF_API_PORT), "--ready", str(self.run_dir / "cfapi.ready")]
+        self._spawn("cfapi", "edge", [*argv, *ready])
+        argv = [*py, "meshpath.lab.warpd", "--api", f"http://127.0.0.1:{CF_API_PORT}/client/v4"]
+        argv += ["--api-ns", self.ns("edge"), "--account", LAB_ACCOUNT]
+        argv += ["--token-file", str(token_file), "--status", str(self.warp_file)]
+        self._spawn("warpd", "conn", argv)
+        bin_dir = self.run_dir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        stand_in = bin_dir / "warp-cli"
+        stand_in.write_text(warpcli.script(Path(f"{self.warp_file}.d")))
+        stand_in.chmod(0o755)
+
+    def _wait_warp(self) -> None:
+        """Until the API answers and WARP has installed the profile it fetched from it."""
+        wait_for("cfapi", self._ready_probe(self.run_dir / "cfapi.ready"), 10.0)
+        wait_for("WARP emulator", lambda: self._warp_installed(0) or self._any_died(), 10.0)
+        self._raise_if_died()
+
+    @property
+    def cfapi_state(self) -> Path:
+        return self.run_dir / "cfapi.json"
+
+    @property
+    def warp_file(self) -> Path:
+        return self.run_dir / "warp.json"
+
+    @property
+    def api_base(self) -> str:
+        """Cloudflare's API as the connector reaches it (``fix --api-base``)."""
+        return f"http://{CF_API_IP}:{CF_API_PORT}/client/v4"
+
+    @property
+    def account(self) -> str:
+        return LAB_ACCOUNT
+
+    def api_token(self) -> str:
+        return (self.run_dir / "cf-token").read_text().strip()
+
+    def meshpath_env(self, token: bool = False) -> dict[str, str]:
+        """The environment of a command on the connector: the warp-cli stand-in on PATH,
+        and with ``token`` the lab's API token (CLOUDFLARE_API_TOKEN)."""
+        env = dict(os.environ)
+        env["PATH"] = f"{self.run_dir / 'bin'}:{env.get('PATH', '/usr/sbin:/usr/bin')}"
+        if token:
+            env["CLOUDFLARE_API_TOKEN"] = self.api_token()
+        return env
+
+    def warp_status(self) -> dict[str, Any]:
+        """The WARP emulator's state: status, mode, entries, ifindex, generation."""
+        try:
+            data: dict[str, Any] = json.loads(self.warp_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data
+
+    def _warp_installed(self, after: int) -> bool:
+        state = self.warp_status()
+        return bool(state.get("fetch_ok")) and int(state.get("generation", 0)) > after
+
+    def set_profile(
+        self, exclude: list[str] | None = None, include: list[str] | None = None
+    ) -> None:
+        """Change the lab's default device profile (as an admin in the dashboard would)."""
+        data = cfapi.read_state(self.cfapi_state)
+        lists = data["profiles"][cfapi.DEFAULT]
+        lists["exclude"] = [{"address": a} for a in exclude or []]
+        lists["include"] = [{"address": a} for a in include or []]
+        cfapi.write_state(self.cfapi_state, data)
+
+    def profile(self) -> dict[str, list[str]]:
+        lists = cfapi.read_state(self.cfapi_state)["profiles"][cfapi.DEFAULT]
+        return {k: [e.get("address") or e.get("host") for e in v] for k, v in lists.items()}
+
+    def wait_warp(self, generation: int, timeout: float = 5.0) -> float:
+        """Wait until WARP installed a generation newer than ``generation``; seconds taken."""
+        start = time.monotonic()
+        wait_for("WARP to re-install", lambda: self._warp_installed(generation), timeout)
+        return time.monotonic() - start
+
+    def warp_reconnect(self, timeout: float = 10.0) -> float:
+        """A WARP reconnect: ``CloudflareWARP`` deleted and created again (the tunnel
+        emulator reopens its tun), then WARP re-installs its state on the new device.
+        Returns the seconds until WARP's state was back."""
+        before = self.warp_status()
+        tunnel = self.tunnel_status()
+        start = time.monotonic()
+        os.kill(int(tunnel["pid"]), signal.SIGHUP)
+        count = int(tunnel.get("reconnects", 0))
+        wait_for("tun re-created", lambda: self.tunnel_status()["reconnects"] > count, timeout)
+        old_index = before.get("ifindex")
+        wait_for(
+            "WARP state on the new device",
+            lambda: (
+                self._warp_installed(int(before.get("generation", 0)))
+                and self.warp_status().get("ifindex") != old_index
+            ),
+            timeout,
+        )
+        return time.monotonic() - start
 
     def _start_apps(self, scn: Scenario) -> None:
         py = [sys.executable, "-m"]
@@ -401,7 +524,7 @@ class Lab:
         return done.ok and done.stdout.strip().startswith("{")
 
     def _start_frr_base(self, scn: Scenario) -> None:
-        self.start_frr("router", frr.router_config(scn.tailnet))
+        self.start_frr("router", frr.router_config(scn.tailnet, scn.ha))
         if scn.tailnet:
             self.start_frr("ts", frr.tailnet_config())
             node = f"{topology.TAILNET_NODE}/32"
@@ -460,6 +583,12 @@ class Lab:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def clear_service_log(self) -> None:
+        """Forget what the service logged so far (it appends, so truncating is safe)."""
+        path = self.run_dir / "service.log"
+        if path.exists():
+            path.write_text("")
 
     def tunnel_status(self) -> dict[str, Any]:
         """The tunnel emulator's counters: edge_to_conn, conn_to_edge, dropped, paused."""

@@ -96,6 +96,12 @@ def with_keeper(lab: Lab) -> list[Check]:
         worker = lab.worker_call()
         took = time.monotonic() - start if worker.status == 200 else None
         checks.append(_timed("keeper: worker 200 again", took, HEAL, f"worker {worker.status}"))
+        # The route is back before the keeper's journal is written (fsynced) and its line
+        # logged: wait for the line rather than assume it is there once the Worker answers.
+        deadline = time.monotonic() + 2.0
+        while not watch.events("heal") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watch.wait_value("meshpath_heals_total", 1.0, time.monotonic(), 1.0, kind="route")
         heals = watch.events("heal")
         routes = watch.value("meshpath_heals_total", kind="route")
         detail = heals[-1].get("what", "") if heals else "no heal line"
@@ -111,4 +117,11 @@ def drill_drift(lab: Lab) -> tuple[Check, ...]:
     return (*watch_only(lab), *with_keeper(lab))
 
 
-DRILLS: Final[Mapping[str, Drill]] = {"drift": drill_drift}
+def drill_ha(lab: Lab) -> tuple[Check, ...]:
+    """The ha scenario's failover drill (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    return ha.drill(lab)
+
+
+DRILLS: Final[Mapping[str, Drill]] = {"drift": drill_drift, "ha": drill_ha}

@@ -1,10 +1,12 @@
 """The fix steps of the lab's scenarios.
 
 Each step is a plain function ``(lab) -> None`` registered in :data:`FIXES` by name. The
-``nat``, ``route`` and ``bgp`` steps run the real thing, ``meshpath fix --mode M --apply``
-against the connector namespace (``--netns``; persistence files and the journal under the
-lab's run dir, never the host's /etc or /var/lib), and then ``meshpath verify`` with a
-Worker round trip; a non-zero exit of either raises :class:`LabFixError` with its output.
+``nat``, ``route``, ``bgp`` and ``profile`` steps run the real thing, ``meshpath fix --mode M
+--apply`` against the connector namespace (``profile`` against the lab's Cloudflare API
+emulator, with the lab's token in ``CLOUDFLARE_API_TOKEN``; ``--netns``; persistence files and
+the journal under the lab's run dir, never the host's /etc or /var/lib), and then
+``meshpath verify`` with a Worker round trip; a non-zero exit of either raises
+:class:`LabFixError` with its output.
 ``nat-only`` stays hand-written: it is the field report's incomplete fix, which meshpath
 never applies.
 """
@@ -61,13 +63,14 @@ def meshpath_argv(lab: Lab, *args: str) -> list[str]:
 def run_meshpath(
     lab: Lab, args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 90.0
 ) -> subprocess.CompletedProcess[str]:
-    """Run the meshpath CLI against the connector; returns the finished process."""
+    """Run the meshpath CLI against the connector (the warp-cli stand-in on PATH, the lab's
+    API token in the environment); returns the finished process."""
     return subprocess.run(  # noqa: S603 - argv list
         meshpath_argv(lab, *args),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=dict(env) if env is not None else None,
+        env=dict(env) if env is not None else lab.meshpath_env(token=True),
         check=False,
     )
 
@@ -120,9 +123,67 @@ def fix_bgp(lab: Lab, timeout: float = 20.0) -> None:
     )
 
 
+def profile_args(lab: Lab) -> tuple[str, ...]:
+    return ("--account-id", lab.account, "--api-base", lab.api_base, "--wait-warp", "5")
+
+
+def fix_profile(lab: Lab) -> None:
+    """The supported fix: first the default profile's failure (a 500), then
+    ``meshpath fix --mode profile`` against the API emulator; WARP re-installs 65743."""
+    before = lab.worker_call()
+    if before.status != 500:
+        raise LabFixError(f"lab: the lab's default profile should give a 500, got {before.status}")
+    meshpath_fix(lab, "profile", *profile_args(lab))
+
+
+def rollback(lab: Lab) -> None:
+    _must(run_meshpath(lab, ["fix", "--rollback"]), "meshpath fix --rollback")
+
+
+def fix_reconnect(lab: Lab) -> None:
+    """Each fix in turn: apply (with its verify round trip), WARP reconnect, a Worker call,
+    rollback; bgp last and kept for the scenario's final call. Results in lab.reconnects."""
+    from meshpath.lab.scenarios import ReconnectResult
+
+    steps: tuple[tuple[str, FixStep], ...] = (
+        ("nat", fix_nat),
+        ("route", fix_route),
+        ("profile", lambda lab: meshpath_fix(lab, "profile", *profile_args(lab))),
+        ("bgp", fix_bgp),
+    )
+    for mode, apply in steps:
+        if mode == "bgp":  # BGP carries the way back now: a kernel static would shadow it
+            lab.ip_batch("router", f"route del {SOURCE_RANGE} via {LAN_ADDR['conn']}\n")
+        apply(lab)
+        seconds = lab.warp_reconnect()
+        after = lab.worker_call()
+        lab.reconnects.append(ReconnectResult(mode, after.status, after.seen_source, seconds))
+        if mode != "bgp":
+            rollback(lab)
+    lab.clear_service_log()  # the scenario's own call is judged on its own
+
+
+def fix_ha(lab: Lab) -> None:
+    """Two connectors, primary and standby (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    ha.fix_ha(lab)
+
+
+def fix_ha_equal(lab: Lab) -> None:
+    """Two connectors without a role, the standby's path the router's older (lab/ha.py)."""
+    from meshpath.lab import ha
+
+    ha.fix_ha_equal(lab)
+
+
 FIXES: Final[Mapping[str, FixStep]] = {
     "nat": fix_nat,
     "nat-only": fix_nat_only,
     "route": fix_route,
     "bgp": fix_bgp,
+    "profile": fix_profile,
+    "reconnect": fix_reconnect,
+    "ha": fix_ha,
+    "ha-equal": fix_ha_equal,
 }

@@ -137,9 +137,12 @@ ALLOW_ALL: Final = RouteMap("ALLOW-ALL")
 DENY_ALL: Final = RouteMap("DENY-ALL", permit=False)
 
 
-def router_config(tailnet: bool) -> FrrConfig:
-    """The LAN router: accepts what its peers advertise, advertises nothing itself."""
+def router_config(tailnet: bool, ha: bool = False) -> FrrConfig:
+    """The LAN router: accepts what its peers advertise, advertises nothing itself
+    (``ha``: the second connector, a replica of the same Mesh node, same AS, is a peer too)."""
     peers = [Neighbor(LAN_ADDR["conn"], ASN["conn"], "ALLOW-ALL", "DENY-ALL")]
+    if ha:
+        peers.append(Neighbor(LAN_ADDR["connb"], ASN["conn"], "ALLOW-ALL", "DENY-ALL"))
     if tailnet:
         peers.append(Neighbor(LAN_ADDR["ts"], ASN["ts"], "ALLOW-ALL", "DENY-ALL"))
     return FrrConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,9 @@ from meshpath.lab.scenarios import (
     evaluate,
     get_scenario,
 )
-from meshpath.lab.topology import LAN_ADDR, SERVICE_PORT, TAILNET_NODE
+from meshpath.lab.topology import LAN_ADDR, SERVICE_PORT, TAILNET_NODE, TUN_CONN
+from meshpath.state import TABLE_WARP, Route
+from meshpath.state.split import cover_of, paint
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
     bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
     statics = lab.frr_statics("conn") if e.conn_statics is not None else None
     via = {dest: lab.route_get("router", dest).get("gateway") for dest, _gw in e.router_via}
+    covers = warp_covers(lab, e.warp_covers) if e.warp_covers else {}
     answer = None
     if e.tailnet_answers:
         got = lab.http_get("svc", f"http://{TAILNET_NODE}:{SERVICE_PORT}/")
@@ -67,7 +71,22 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
         conn_statics=statics,
         router_via=via,
         tailnet_answer=answer,
+        warp_covers=covers,
+        reconnects=tuple(lab.reconnects),
     )
+
+
+def warp_covers(lab: Lab, ranges: tuple[str, ...]) -> dict[str, str]:
+    """How conn's table 65743 covers each range (longest-prefix painting, state.split)."""
+    done = lab.exec("conn", ["ip", "-j", "-4", "route", "show", "table", str(TABLE_WARP)])
+    rows = json.loads(done.stdout or "[]") if done.ok else []
+    routes = [
+        Route(table=TABLE_WARP, family=4, dst=r["dst"] if "/" in r["dst"] else f"{r['dst']}/32",
+              type=r.get("type", "unicast"), dev=r.get("dev"))
+        for r in rows
+    ]  # fmt: skip
+    segments = paint(routes, TUN_CONN, 4)
+    return {rng: cover_of(segments, ipaddress.ip_network(rng)) for rng in ranges}
 
 
 def _service_name(body: str) -> str | None:

@@ -25,7 +25,9 @@ from meshpath.lab.topology import (
     WORKER_SOURCE,
 )
 
-LanMode = Literal["broken", "gateway"]
+# broken: svc routes the CGNAT range to conn; gateway: svc knows only its default gateway;
+# router: the router has a static route for the source range via conn (svc's gateway).
+LanMode = Literal["broken", "gateway", "router"]
 HANDSHAKE_TIMEOUT: Final = "handshake timeout"
 
 
@@ -42,6 +44,9 @@ class Expectation:
     conn_statics: frozenset[str] | None = None  # FRR static routes in conn's kernel
     router_via: tuple[tuple[str, str], ...] = ()  # (destination, gateway) on the router
     tailnet_answers: bool = False  # svc reaches the tailnet node and the tailnet answers
+    warp_covers: tuple[str, ...] = ()  # ranges WARP's table 65743 must route via the tunnel
+    # (fix mode, whether a Worker call still gets 200 after a WARP reconnect)
+    survival: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class Scenario:
     expect: Expectation
     tailnet: bool = False
     drill: str | None = None  # a procedure run after the fix step (lab.drift.DRILLS)
+    ha: bool = False  # a second connector, connb (lab/ha.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,20 @@ class WorkerResult:
     status: int
     body: str
     seen_source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectResult:
+    """One fix mode through a WARP reconnect: the Worker's answer afterwards."""
+
+    mode: str
+    status: int
+    seen_source: str | None
+    seconds: float  # until WARP's state was back on the new device
+
+    @property
+    def survived(self) -> bool:
+        return self.status == 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,8 @@ class Observation:
     conn_statics: frozenset[str] | None = None
     router_via: dict[str, str | None] = field(default_factory=dict)
     tailnet_answer: str | None = None
+    warp_covers: dict[str, str] = field(default_factory=dict)  # range -> full/partial/none
+    reconnects: tuple[ReconnectResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +131,7 @@ BGP_RANGES: Final = frozenset({SOURCE_RANGE, DEVICE_RANGE})
 # staticd also holds a canary route: present on conn, it must not reach the router.
 CONN_STATICS: Final = BGP_RANGES | {LEAK_CANARY}
 
-SCENARIOS: Final[tuple[Scenario, ...]] = (
+SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "broken",
         "fresh WARP install; the service routes the CGNAT range to the connector",
@@ -211,7 +233,70 @@ SCENARIOS: Final[tuple[Scenario, ...]] = (
         drill="drift",
     ),
 )
+# What a WARP reconnect leaves of each fix, as measured by the reconnect scenario (README).
+SURVIVAL: Final = (("nat", False), ("route", False), ("profile", True), ("bgp", True))
+SCENARIOS = (
+    *SCENARIOS,
+    Scenario(
+        "profile",
+        "the profile's Split Tunnels exclude the source range (500); meshpath fix --mode "
+        "profile through the API emulator; WARP re-installs 65743; the router routes it back",
+        "router",
+        "profile",
+        Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL, warp_covers=(SOURCE_RANGE,)),
+    ),
+    Scenario(
+        "reconnect",
+        "nat, route, profile and bgp in turn: apply, WARP reconnect (CloudflareWARP "
+        "re-created), call the Worker, roll back; bgp stays for the final call",
+        "router",
+        "reconnect",
+        Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL, survival=SURVIVAL),
+    ),
+)
+# Two connectors, replicas of one Mesh node (lab/ha.py): Cloudflare keeps one active.
+SCENARIOS = (
+    *SCENARIOS,
+    Scenario(
+        "ha",
+        "two connectors on the LAN, each with its own session; bgp fix with --role primary "
+        "on conn and --role standby on connb; the primary's session killed and restored",
+        "gateway",
+        "ha",
+        Expectation(
+            200,
+            None,
+            WORKER_SOURCE,
+            trace=REPLY_VIA_TUNNEL,
+            bgp_from_conn=BGP_RANGES,
+            router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
+        ),
+        drill="ha",
+        ha=True,
+    ),
+    Scenario(
+        "ha-equal",
+        "both connectors fixed without a role (equal preference), the standby first: the "
+        "router sends replies to connb, whose session does not carry conn's flows",
+        "gateway",
+        "ha-equal",
+        Expectation(
+            500,
+            HANDSHAKE_TIMEOUT,
+            None,
+            trace=REPORT_TRACE[:2],
+            trace_absent=(_synack(LAN_IF, "In"),),
+            router_via=((WORKER_SOURCE, LAN_ADDR["connb"]),),
+        ),
+        ha=True,
+    ),
+)
 SCENARIO_NAMES: Final[tuple[str, ...]] = tuple(s.name for s in SCENARIOS)
+# `lab run all` runs every scenario but these: reconnect re-applies all four fixes (bgp's
+# alone takes ~9 s), which would take `all` past its 60 s budget; run it by name.
+# ha and ha-equal build a second connector and fix both (~20 s): by name too.
+NOT_IN_ALL: Final = frozenset({"reconnect", "ha", "ha-equal"})
+ALL_NAMES: Final[tuple[str, ...]] = tuple(n for n in SCENARIO_NAMES if n not in NOT_IN_ALL)
 
 
 def get_scenario(name: str) -> Scenario:
@@ -277,6 +362,24 @@ def _check_routing(e: Expectation, o: Observation) -> list[Check]:
     return checks
 
 
+def _check_warp(e: Expectation, o: Observation) -> list[Check]:
+    checks = []
+    for rng in e.warp_covers:
+        cover = o.warp_covers.get(rng, "not measured")
+        checks.append(Check(f"table 65743 {rng}", cover == "full", f"{cover} via {TUN_CONN}"))
+    seen = {r.mode: r for r in o.reconnects}
+    for mode, survives in e.survival:
+        got = seen.get(mode)
+        if got is None:
+            checks.append(Check(f"reconnect {mode}", False, "not measured"))
+            continue
+        word = "survives" if got.survived else "lost"
+        detail = f"after a reconnect: {got.status} ({word}); documented: "
+        detail += "survives" if survives else "lost"
+        checks.append(Check(f"reconnect {mode}", got.survived == survives, detail))
+    return checks
+
+
 def evaluate(scenario: Scenario, obs: Observation) -> tuple[Check, ...]:
     """Every expectation of ``scenario`` judged against ``obs``."""
     e = scenario.expect
@@ -285,4 +388,5 @@ def evaluate(scenario: Scenario, obs: Observation) -> tuple[Check, ...]:
         _check_service(e, obs),
         *_check_trace(e, obs),
         *_check_routing(e, obs),
+        *_check_warp(e, obs),
     )

@@ -8,7 +8,8 @@ with another lab's (only namespace names do, and those are prefixed per instance
     conn  eth0 10.0.1.2/24  ─┐
     router eth0 10.0.1.1/24 ─┼── lan ns: bridge br0
     svc   eth0 10.0.1.50/24 ─┤
-    ts    eth0 10.0.1.3/24  ─┘  (tailnet router, lo 100.64.0.5/32; overlap scenario only)
+    ts    eth0 10.0.1.3/24  ─┤  (tailnet router, lo 100.64.0.5/32; overlap scenario only)
+    connb eth0 10.0.1.4/24  ─┘  (a second connector, ``ha`` scenarios only: lab/ha.py)
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ NS_PREFIX: Final = "mplab-"
 # A lab instance id is part of every namespace name and the name of its run directory:
 # short lowercase letters and digits only, so it can be neither a path nor a '-' split.
 INSTANCE: Final = re.compile(r"[a-z0-9]{1,8}")
-NODES: Final[tuple[str, ...]] = ("lan", "edge", "conn", "router", "svc", "ts")
-HOSTS: Final[tuple[str, ...]] = ("conn", "router", "svc", "ts")
+NODES: Final[tuple[str, ...]] = ("lan", "edge", "conn", "router", "svc", "ts", "connb")
+HOSTS: Final[tuple[str, ...]] = ("conn", "router", "svc", "ts", "connb")
+CONNECTORS: Final[tuple[str, ...]] = ("conn", "connb")
 
 TUN_EDGE: Final = "cfedge"
 TUN_CONN: Final = "CloudflareWARP"
@@ -44,12 +46,18 @@ LAN_PREFIX: Final = "10.0.1.0/24"
 SOURCE_RANGE: Final = "100.64.0.0/12"
 DEVICE_RANGE: Final = "100.96.0.0/12"
 CGNAT: Final = "100.64.0.0/10"
+# Cloudflare's API as the lab emulates it (lab/cfapi.py): on edge's loopback, at a
+# documentation address (TEST-NET-3) the connector reaches through the tunnel.
+CF_API_IP: Final = "203.0.113.10"
+CF_API_PORT: Final = 8443
+LAB_ACCOUNT: Final = "6d1ab0c3e5f74a2b9c8d0e1f2a3b4c5d"
 
 LAN_ADDR: Final[dict[str, str]] = {
     "router": "10.0.1.1",
     "conn": "10.0.1.2",
     "ts": "10.0.1.3",
     "svc": "10.0.1.50",
+    "connb": "10.0.1.4",
 }
 ASN: Final[dict[str, int]] = {"router": 65000, "conn": 65001, "ts": 65002}
 
@@ -84,9 +92,10 @@ def instance_of(namespace: str) -> str | None:
     return instance if sep and valid_instance(instance) and node in NODES else None
 
 
-def nodes_for(tailnet: bool) -> tuple[str, ...]:
-    """The namespaces a lab needs: the tailnet router only for the overlap scenario."""
-    return tuple(n for n in NODES if tailnet or n != "ts")
+def nodes_for(tailnet: bool, ha: bool = False) -> tuple[str, ...]:
+    """The namespaces a lab needs: the tailnet router only for the overlap scenario, the
+    second connector only for the ``ha`` scenarios."""
+    return tuple(n for n in NODES if (tailnet or n != "ts") and (ha or n != "connb"))
 
 
 def lan_batch(instance: str, hosts: Sequence[str]) -> str:
@@ -110,7 +119,7 @@ def host_batch(host: str) -> str:
     """`ip -batch` text for a LAN host: loopback, eth0 address, default route."""
     addr = LAN_ADDR[host]
     lines = ["link set lo up", f"addr add {addr}/24 dev {LAN_IF}", f"link set {LAN_IF} up"]
-    if host in ("conn", "svc"):
+    if host in ("conn", "svc", "connb"):
         lines.append(f"route add default via {LAN_ADDR['router']} dev {LAN_IF}")
     if host == "conn":
         lines.append(f"addr add {CONN_DEVICE_IP}/32 dev {TUN_CONN}")
@@ -123,6 +132,7 @@ def edge_batch() -> str:
     """Cloudflare's side: the Worker source on the tun, the LAN and device range through it."""
     return (
         "link set lo up\n"
+        f"addr add {CF_API_IP}/32 dev lo\n"
         f"addr add {WORKER_SOURCE}/32 dev {TUN_EDGE}\n"
         f"route add {LAN_PREFIX} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
         f"route add {DEVICE_RANGE} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
@@ -135,9 +145,9 @@ def sysctls_for(node: str) -> dict[str, str]:
     conn uses loose rp_filter (2), what Ubuntu (systemd) ships on a real connector host.
     """
     values = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
-    if node in ("conn", "router", "ts"):
+    if node in ("conn", "router", "ts", "connb"):
         values["net.ipv4.ip_forward"] = "1"
-    if node == "conn":
+    if node in ("conn", "connb"):
         values["net.ipv4.conf.all.rp_filter"] = "2"
         values["net.ipv4.conf.default.rp_filter"] = "2"
     return values

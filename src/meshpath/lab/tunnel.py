@@ -4,7 +4,9 @@ Run as ``python -m meshpath.lab.tunnel --edge-ns NS --conn-ns NS --status FILE``
 starts it inside the edge namespace so ``ip netns pids`` finds it at teardown). It stands in
 for the WARP session: whatever the edge writes to its tun appears on ``CloudflareWARP`` in
 conn, and back. MTU 1280 like WARP's. ``SIGUSR1`` pauses the relay (packets are read and
-dropped: a tunnel outage), ``SIGUSR2`` resumes, ``SIGTERM`` ends it. Packet counts are
+dropped: a tunnel outage), ``SIGUSR2`` resumes, ``SIGHUP`` is a WARP reconnect (the conn
+tun is closed, so the kernel deletes ``CloudflareWARP`` with every route and address on it,
+and opened again: a new device with a new ifindex), ``SIGTERM`` ends it. Packet counts are
 written to the JSON status file (atomically) whenever they change, at most every 100 ms.
 
 A tun device is created in the network namespace of the thread calling ``TUNSETIFF``, so
@@ -99,26 +101,46 @@ class Status:
     edge_to_conn: int = 0
     conn_to_edge: int = 0
     dropped: int = 0
+    reconnects: int = 0
 
 
 class Relay:
     """Copies packets between two tun fds, counting them; pausable by signals."""
 
-    def __init__(self, edge_fd: int, conn_fd: int, status: Status, path: Path) -> None:
+    def __init__(
+        self, edge_fd: int, conn_fd: int, status: Status, path: Path, conn_ns: str = ""
+    ) -> None:
         self.fds = {edge_fd: conn_fd, conn_fd: edge_fd}
         self.edge_fd = edge_fd
+        self.conn_fd = conn_fd
+        self.conn_ns = conn_ns
         self.status = status
         self.path = path
         self.running = True
         self.dirty = True
+        self.reconnect = False
 
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGUSR1:
             self.status.paused = True
         elif signum == signal.SIGUSR2:
             self.status.paused = False
+        elif signum == signal.SIGHUP:
+            self.reconnect = True
         else:
             self.running = False
+        self.dirty = True
+
+    def reopen_conn(self, poller: select.poll) -> None:
+        """A WARP reconnect: close the conn tun (the kernel deletes the device and all that
+        was on it) and create it again."""
+        poller.unregister(self.conn_fd)
+        os.close(self.conn_fd)
+        self.conn_fd = open_tun(self.conn_ns, self.status.conn, self.status.mtu)
+        self.fds = {self.edge_fd: self.conn_fd, self.conn_fd: self.edge_fd}
+        poller.register(self.conn_fd, select.POLLIN)
+        self.status.reconnects += 1
+        self.reconnect = False
         self.dirty = True
 
     def write_status(self) -> None:
@@ -145,8 +167,11 @@ class Relay:
             poller.register(fd, select.POLLIN)
         last = 0.0
         while self.running:
+            if self.reconnect:
+                self.reopen_conn(poller)
             for fd, _event in poller.poll(100):
-                self.forward(fd)
+                if fd in self.fds:
+                    self.forward(fd)
             now = time.monotonic()
             if self.dirty and (now - last >= 0.1 or not self.running):
                 self.write_status()
@@ -166,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     edge_fd = open_tun(args.edge_ns, args.edge_dev, args.mtu)
     conn_fd = open_tun(args.conn_ns, args.conn_dev, args.mtu)
     status = Status(os.getpid(), args.edge_dev, args.conn_dev, args.mtu, ready=True)
-    relay = Relay(edge_fd, conn_fd, status, args.status)
-    for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT):
+    relay = Relay(edge_fd, conn_fd, status, args.status, args.conn_ns)
+    for sig in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, relay.on_signal)
     relay.write_status()
     relay.run()

@@ -1,18 +1,24 @@
-"""What a fresh WARP Connector install leaves on the host, as text the lab loads into conn.
+"""WARP's state on the connector, as pure data and text: what the lab's WARP emulator
+(:mod:`meshpath.lab.warpd`) installs into conn from the device profile it fetches.
 
-Pure. Modelled on the field report and on the WARP client's documented defaults:
+Modelled on the field report and on the WARP client's documented behaviour:
 
-* a side table (65743) routing "the internet" through ``CloudflareWARP``: the complement of
-  the default split-tunnel exclude list (so it holds no route for the LAN nor for
-  100.64.0.0/10), plus the device range 100.96.0.0/12 the connector needs as a Mesh member;
+* a side table (65743) routing through ``CloudflareWARP`` what the Split Tunnels send to
+  Cloudflare: in Exclude mode the complement of the exclude list, in Include mode the
+  included prefixes (Split Tunnels page,
+  https://developers.cloudflare.com/cloudflare-one/team-and-resources/devices/cloudflare-one-client/configure/route-traffic/split-tunnels/);
 * ``ip rule`` 32764 ``lookup main suppress_prefixlength 0`` (anything main knows more
   specifically than its default wins, so LAN-bound traffic stays on eth0) and 32765
   ``not fwmark 0x100cf lookup 65743`` (WARP marks its own tunnel packets 0x100cf);
 * an ``inet cloudflare-warp`` nft table whose chains only concern the host's own traffic.
 
-The resulting verdict for a LAN reply to a Worker,
-``ip route get 100.64.12.189 from 10.0.1.50 iif eth0``, is the main table's default route
-out eth0: exactly the field report's trace.
+The lab's profile is Cloudflare's default Exclude list as the Mesh setup wizard leaves it:
+the device range routed through the tunnel ("The Mesh setup wizard updates the default
+profile to route the device IP range through Cloudflare", Split Tunnels page), done the way
+the WARP-to-WARP page's older recipe does it (delete 100.64.0.0/10, re-add 100.64.0.0/11 and
+100.112.0.0/12). That keeps the Cloudflare source range excluded, so a LAN reply to a
+Worker, ``ip route get 100.64.12.189 from 10.0.1.50 iif eth0``, takes the main table's
+default route out eth0: exactly the field report's trace.
 """
 
 from __future__ import annotations
@@ -43,6 +49,14 @@ SPLIT_TUNNEL_EXCLUDES: Final[tuple[str, ...]] = (
 )
 
 
+# What the Mesh wizard / WARP-to-WARP recipe leaves: the device range no longer excluded.
+LAB_EXCLUDES: Final[tuple[str, ...]] = tuple(
+    e
+    for x in SPLIT_TUNNEL_EXCLUDES
+    for e in (("100.64.0.0/11", "100.112.0.0/12") if x == "100.64.0.0/10" else (x,))
+)
+
+
 def _complement(excludes: Iterable[str]) -> list[ipaddress.IPv4Network]:
     """The prefixes of 0.0.0.0/0 not covered by ``excludes`` (minimal cover)."""
     remaining = [ipaddress.IPv4Network("0.0.0.0/0")]
@@ -58,30 +72,66 @@ def _complement(excludes: Iterable[str]) -> list[ipaddress.IPv4Network]:
     return sorted(remaining)
 
 
-def tunnel_prefixes(max_len: int = 9) -> list[ipaddress.IPv4Network]:
-    """Table 65743's destinations: the split-tunnel complement, cut to /``max_len`` pieces.
+def tunnel_prefixes(
+    max_len: int = 9,
+    excludes: Iterable[str] = LAB_EXCLUDES,
+    includes: Iterable[str] | None = None,
+) -> list[ipaddress.IPv4Network]:
+    """Table 65743's IPv4 destinations for a profile: the Include list as given, or the
+    complement of the Exclude list cut to /``max_len`` pieces.
 
     Real installs carry many routes there; cutting the cover keeps the lab's table in the
-    hundreds (fast to load) while keeping every verdict identical.
+    hundreds (fast to load) while keeping every verdict identical. Host entries and IPv6
+    entries of a list have no IPv4 route.
     """
+    if includes is not None:
+        return sorted({n for n in (_v4(e) for e in includes) if n is not None})
+    nets = [n for n in (_v4(e) for e in excludes) if n is not None]
     out: list[ipaddress.IPv4Network] = []
-    for net in _complement(SPLIT_TUNNEL_EXCLUDES):
+    for net in _complement(str(n) for n in ipaddress.collapse_addresses(nets)):
         out.extend(net.subnets(new_prefix=max_len) if net.prefixlen < max_len else [net])
-    out.append(ipaddress.IPv4Network(DEVICE_RANGE))
     return out
 
 
+def _v4(entry: str) -> ipaddress.IPv4Network | None:
+    try:
+        net = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv4Network) else None
+
+
+def route_diff(current: Iterable[str], desired: Iterable[ipaddress.IPv4Network]) -> str:
+    """`ip -batch` text taking table 65743 from ``current`` to ``desired`` without a moment
+    in which a kept route is missing (``replace`` what stays, ``del`` what goes)."""
+    want = {str(n) for n in desired}
+    have = set(current)
+    lines = [f"route del {d} table {WARP_TABLE}" for d in sorted(have - want)]
+    lines += [f"route replace {d} dev {TUN_CONN} table {WARP_TABLE}" for d in sorted(want - have)]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def route_batch(max_len: int = 9) -> str:
-    """`ip -batch` text: table 65743 and the two WARP rules."""
+    """`ip -batch` text: table 65743 (the lab's profile) and the two WARP rules."""
     lines = [f"route add {n} dev {TUN_CONN} table {WARP_TABLE}" for n in tunnel_prefixes(max_len)]
-    lines.append(f"rule add pref {RULE_PREFS[0]} lookup main suppress_prefixlength 0")
-    lines.append(f"rule add pref {RULE_PREFS[1]} not fwmark {WARP_FWMARK:#x} lookup {WARP_TABLE}")
+    lines.append(rule_lines()[0])
+    lines.append(rule_lines()[1])
     return "\n".join(lines) + "\n"
+
+
+def rule_lines() -> tuple[str, str]:
+    """The two WARP rules as `ip -batch` lines."""
+    return (
+        f"rule add pref {RULE_PREFS[0]} lookup main suppress_prefixlength 0",
+        f"rule add pref {RULE_PREFS[1]} not fwmark {WARP_FWMARK:#x} lookup {WARP_TABLE}",
+    )
 
 
 def nft_ruleset() -> str:
     """The ``inet cloudflare-warp`` table: filters for the connector's own traffic only."""
-    return f"""table inet cloudflare-warp {{
+    return f"""table inet cloudflare-warp {{}}
+delete table inet cloudflare-warp
+table inet cloudflare-warp {{
   chain input {{
     type filter hook input priority filter; policy accept;
     iifname "lo" accept;

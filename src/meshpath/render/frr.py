@@ -8,6 +8,10 @@ meshpath owns, and only ever adds or removes:
 * inside ``router bgp ASN``: the lines naming its peer and ``redistribute static
   route-map MESHPATH-OUT`` (the whole block only when meshpath created it).
 
+A standby connector (``role="standby"``, one of several HA replicas of a Mesh node) sets
+``set as-path prepend`` in ``MESHPATH-OUT``: the LAN then prefers the primary's routes and
+uses the standby's only when the primary's are withdrawn. ``bfd`` adds ``neighbor PEER bfd``.
+
 Everything else in the running config is the user's and is carried over verbatim: the
 desired config handed to ``frr-reload.py --reload`` is *running minus meshpath's lines
 plus meshpath's lines*, so frr-reload's diff touches nothing else.
@@ -27,6 +31,9 @@ from meshpath.values import parse_asn, parse_ifname, parse_peer, parse_peer_asn
 PREFIX_LIST: Final = "MESHPATH-CF"
 RMAP_OUT: Final = "MESHPATH-OUT"
 RMAP_IN: Final = "MESHPATH-IN"
+# How often a standby prepends its own AS: longer than any primary's path the LAN may hear
+# (one AS), with room for a primary that prepends once itself.
+STANDBY_PREPEND: Final = 3
 _NOISE: Final = ("Building configuration", "Current configuration", "end")
 # FRR splits config into lines on '\n' and words on these; str.splitlines()/strip() would
 # also cut at characters an interface name may hold (\x1c-\x1f, \x85, \u2028).
@@ -46,6 +53,8 @@ class FrrIntent:
     peer: str | None = None
     peer_asn: str = "external"  # a number, "external" or "internal"
     bgp_created: bool = False  # meshpath creates ``router bgp`` (removes it on rollback)
+    role: str | None = None  # "standby": prepend the AS path; "primary"/None: nothing
+    bfd: bool = False  # ``neighbor PEER bfd`` (bfdd must run)
     owned_statics: tuple[str, ...] = field(default=())  # statics meshpath added itself
 
     @property
@@ -159,9 +168,7 @@ def render_intent(intent: FrrIntent) -> list[Block]:
         (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
         for i, p in enumerate(intent.advertise, start=1)
     ]
-    blocks.append(
-        (f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}")
-    )
+    blocks.append(_route_map_out(intent))
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
@@ -169,10 +176,23 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     return blocks
 
 
+def _route_map_out(intent: FrrIntent) -> Block:
+    """``MESHPATH-OUT``: exactly the prefix-list; a standby also lengthens its AS path."""
+    lines = [f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}"]
+    if intent.role == "standby":
+        asn = str(parse_asn(intent.asn or 0, "ASN"))
+        lines.append(f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}")
+    elif intent.role not in (None, "primary"):
+        raise BadInputError(f"role {intent.role!r}: expected primary or standby")
+    return tuple(lines)
+
+
 def _bgp_lines(intent: FrrIntent) -> list[str]:
     peer = parse_peer(intent.peer or "", "BGP peer")
+    bfd = [f" neighbor {peer} bfd"] if intent.bfd else []
     return [
         f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
+        *bfd,
         " address-family ipv4 unicast",
         f"  redistribute static route-map {RMAP_OUT}",
         f"  neighbor {peer} route-map {RMAP_IN} in",

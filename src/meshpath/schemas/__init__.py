@@ -35,6 +35,8 @@ VERSIONS: Final = {
     "worker-check": 1,
     "explain": 1,
     "explain-list": 1,
+    "lab-warp-reconnect": 1,
+    "lab-warp-status": 1,
     "watch-unit": 1,
     "watch-evaluation": 1,
     "watch-event": 1,

@@ -2,6 +2,7 @@
 
 from meshpath.state.codec import dumps, load, loads, save
 from meshpath.state.model import (
+    MIN_SCHEMA_VERSION,
     SCHEMA_VERSION,
     TABLE_DEFAULT,
     TABLE_LOCAL,
@@ -16,15 +17,20 @@ from meshpath.state.model import (
     Link,
     Nexthop,
     NftState,
+    PersistedSysctl,
     PortRange,
+    RangeCover,
     Route,
     Rule,
     Snapshot,
+    SplitEntry,
+    SplitView,
     Sysctls,
     WarpState,
 )
 
 __all__ = [
+    "MIN_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "TABLE_DEFAULT",
     "TABLE_LOCAL",
@@ -39,10 +45,14 @@ __all__ = [
     "Link",
     "Nexthop",
     "NftState",
+    "PersistedSysctl",
     "PortRange",
+    "RangeCover",
     "Route",
     "Rule",
     "Snapshot",
+    "SplitEntry",
+    "SplitView",
     "Sysctls",
     "WarpState",
     "dumps",

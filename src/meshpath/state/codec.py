@@ -16,7 +16,7 @@ import msgspec
 from meshpath.errors import BadInputError, SnapshotError
 from meshpath.fsafe import atomic_write, read_bounded
 from meshpath.nesting import too_deep
-from meshpath.state.model import SCHEMA_VERSION, Snapshot
+from meshpath.state.model import MIN_SCHEMA_VERSION, SCHEMA_VERSION, Snapshot
 from meshpath.state.validate import check_snapshot
 
 # A collected snapshot nests about ten levels (nft expressions); a thousand overflow the
@@ -53,7 +53,7 @@ def loads(data: bytes | str, *, source: str = "snapshot") -> Snapshot:
         raise SnapshotError(f"{source}: {_field_message(exc)}") from exc
     except msgspec.DecodeError as exc:
         raise SnapshotError(f"{source}: not valid JSON ({exc})") from exc
-    if version != SCHEMA_VERSION:
+    if not MIN_SCHEMA_VERSION <= version <= SCHEMA_VERSION:
         newer = "newer" if version > SCHEMA_VERSION else "older"
         raise SnapshotError(
             f"{source}: schema_version {version} is {newer} than this meshpath understands "

@@ -6,6 +6,9 @@ Field values follow the kernel's own vocabulary (numbers where the kernel has nu
 table ids, protocols, scopes) so that the simulator never has to guess a name's meaning.
 
 The JSON form is versioned by ``schema_version``; see :mod:`meshpath.state.codec`.
+Version 2 added WARP's split-tunnel view (:class:`WarpState` fields, :class:`SplitView`),
+the forwarding sysctls persisted on disk and the processes in the namespace; a version-1
+snapshot still loads (those parts are then None: not collected, so never judged).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from typing import Any, Final
 
 import msgspec
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+# The oldest schema this meshpath still reads (every later field has a default).
+MIN_SCHEMA_VERSION: Final = 1
 
 # Well-known routing table ids (include/uapi/linux/rtnetlink.h) and WARP's / Tailscale's.
 TABLE_DEFAULT: Final = 253
@@ -226,14 +231,51 @@ class FrrState(_Frozen, frozen=True):
     error: str | None = None
 
 
+class SplitEntry(_Frozen, frozen=True, gc=False):
+    """One Split Tunnels entry as the client lists it: an address (CIDR) or a host."""
+
+    value: str
+    note: str | None = None  # e.g. "CLI exclude", "zoom": the client's annotation
+
+
 class WarpState(_Frozen, frozen=True):
-    """What ``warp-cli`` reports, when it is installed."""
+    """What ``warp-cli`` reports, when it is installed (schema 2 added the split tunnels,
+    the registration and the version)."""
 
     available: bool
     status: str | None = None
     mode: str | None = None
     raw: str | None = None
     error: str | None = None
+    split_mode: str | None = None  # "exclude" / "include", as the client lists them
+    split_entries: tuple[SplitEntry, ...] | None = None  # None: not listed
+    registration: str | None = None  # "connector", "device", "missing", or None (unknown)
+    version: str | None = None
+
+
+class RangeCover(_Frozen, frozen=True, gc=False):
+    """How table 65743 treats one Cloudflare range (see :mod:`meshpath.state.split`)."""
+
+    key: str  # source_v4, device_v4, source_v6, device_v6
+    range: str
+    cover: str  # "full", "partial", "none"
+    gap: tuple[str, ...] = ()  # the uncovered space around the range, as CIDRs
+
+
+class SplitView(_Frozen, frozen=True):
+    """What WARP's table 65743 says about the Split Tunnels, inferred (no warp-cli needed)."""
+
+    table_routes: int  # routes via the tunnel in table 65743 (both families)
+    mode: str  # "exclude", "include", "empty" (no table 65743 routes via the tunnel)
+    ranges: tuple[RangeCover, ...] = ()
+
+
+class PersistedSysctl(_Frozen, frozen=True, gc=False):
+    """A forwarding sysctl set in a file that is applied at boot (``/etc/sysctl.d`` ...)."""
+
+    file: str
+    key: str
+    value: str
 
 
 class Snapshot(_Frozen, frozen=True):
@@ -253,6 +295,10 @@ class Snapshot(_Frozen, frozen=True):
     frr: FrrState
     warp: WarpState
     tools: dict[str, bool] = msgspec.field(default_factory=dict)  # program -> present
+    # schema 2 (None in a version-1 snapshot: not collected, never judged)
+    warp_split: SplitView | None = None
+    persisted_sysctls: tuple[PersistedSysctl, ...] | None = None
+    processes: tuple[str, ...] | None = None  # process names (comm) in this namespace
 
     def link(self, name: str) -> Link | None:
         return next((link for link in self.links if link.name == name), None)

@@ -1,0 +1,105 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: meshpath maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: meshpath_facts
+short_description: The doctor's verdict on a WARP Connector host, as facts
+version_added: "0.1.0"
+description:
+  - Runs C(meshpath doctor) on the managed host and sets the fact C(meshpath) with the
+    verdict, the root cause, the findings and a summary of the Worker flows it simulated.
+  - Never changes the host.
+options:
+  targets:
+    description: LAN services to simulate a Worker's flow to (C(IP:PORT)); default, one per LAN subnet.
+    type: list
+    elements: str
+    default: []
+  netns:
+    description: Act inside this network namespace of the managed host.
+    type: str
+  root:
+    description: Unused by the doctor; accepted so the modules share their connection options.
+    type: path
+  executable:
+    description: The meshpath executable (a name on E(PATH) or a path).
+    type: path
+    default: meshpath
+requirements:
+  - meshpath on the managed host, run as root
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  facts:
+    support: full
+author:
+  - meshpath maintainers
+"""
+
+EXAMPLES = r"""
+- name: Read the doctor's verdict
+  meshpath.connector.meshpath_facts:
+
+- name: Broken connectors
+  ansible.builtin.debug:
+    msg: "{{ inventory_hostname }}: {{ ansible_facts.meshpath.root_cause }}"
+  when: not ansible_facts.meshpath.ok
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts under C(meshpath).
+  returned: always
+  type: complex
+  contains:
+    meshpath:
+      description: The doctor's verdict, root cause, finding ids and flows.
+      type: dict
+      returned: always
+      sample: {"ok": false, "verdict": "PATH BROKEN", "root_cause": "...", "finding_ids": ["MP101"]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.meshpath.connector.plugins.module_utils.meshpath import (
+    COMMON_ARGS,
+    EXIT_FINDINGS,
+    run_json,
+)
+
+
+def summary(doc):
+    findings = doc.get("findings", [])
+    return dict(
+        ok=bool(doc["ok"]),
+        verdict=doc["verdict"],
+        root_cause=doc.get("root_cause"),
+        explanation=doc.get("explanation"),
+        finding_ids=sorted(set(f["id"] for f in findings)),
+        findings=findings,
+        flows=doc.get("flows", []),
+    )
+
+
+def main():
+    argument_spec = dict(targets=dict(type="list", elements="str", default=[]))
+    argument_spec.update(COMMON_ARGS)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    args = ["doctor"]
+    for target in module.params["targets"]:
+        args += ["--target", target]
+    module.params["root"] = None  # doctor takes no --root
+    _rc, doc, _err = run_json(module, "doctor", args, ok_codes=(0, EXIT_FINDINGS))
+    module.exit_json(changed=False, ansible_facts=dict(meshpath=summary(doc)))
+
+
+if __name__ == "__main__":
+    main()
