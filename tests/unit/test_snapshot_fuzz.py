@@ -17,13 +17,42 @@ import os
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshpath.cli import main
+from meshpath.state import PersistedSysctl, RangeCover, SplitEntry, SplitView, codec
 
 SNAPSHOTS = Path(__file__).parent.parent / "data" / "snapshots"
+
+
+def _schema2(name: str) -> dict[str, Any]:
+    """A recorded (schema 1) snapshot with schema 2's parts filled in: the client's Split
+    Tunnels list, WARP's table as a SplitView, persisted sysctls, processes."""
+    snap = codec.load(SNAPSHOTS / f"{name}.json")
+    entries = tuple(SplitEntry(value=v) for v in ("10.0.0.0/8", "100.64.0.0/10", "x.example"))
+    warp = msgspec.structs.replace(
+        snap.warp, available=True, status="Connected", split_mode="exclude",
+        split_entries=entries, registration="connector", version="2025.1",
+    )  # fmt: skip
+    view = SplitView(
+        table_routes=3, mode="exclude",
+        ranges=(RangeCover(key="source_v4", range="100.64.0.0/12", cover="none",
+                           gap=("100.64.0.0/10",)),),
+    )  # fmt: skip
+    persisted = (PersistedSysctl(file="/etc/sysctl.d/99.conf", key="net.ipv4.ip_forward",
+                                 value="1"),)  # fmt: skip
+    snap = msgspec.structs.replace(
+        snap, schema_version=2, warp=warp, warp_split=view, persisted_sysctls=persisted,
+        processes=("cloudflared", "warp-svc"),
+    )  # fmt: skip
+    doc: dict[str, Any] = json.loads(codec.dumps(snap))
+    return doc
+
+
 DOCS = {p.stem: json.loads(p.read_text()) for p in sorted(SNAPSHOTS.glob("*.json"))}
+DOCS |= {f"{name}-v2": _schema2(name) for name in ("broken", "nat", "bgp")}
 EXAMPLES = int(os.environ.get("MESHPATH_SNAPSHOT_FUZZ", "40"))
 # Raw JSON kept from nft/FRR: any JSON value is well-typed there (dict[str, Any]).
 FREE_FORM = frozenset({"ruleset", "ip_route", "bgp_summary", "bgp_advertised"})
