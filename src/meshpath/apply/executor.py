@@ -32,6 +32,7 @@ from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
+from meshpath.errors import InterruptedRun as InterruptedRun  # re-exported: its old home
 from meshpath.fix.model import (
     Action,
     FrrReload,
@@ -84,10 +85,6 @@ class ApplyResult:
             "undone": list(self.undone),
             "journal_error": self.journal_error,
         }
-
-
-class InterruptedRun(EnvironmentProblem):
-    """An earlier run was killed mid-apply; the user must resume or roll back."""
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import StepFailed as StepFailed  # re-exported: its old home
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
 from meshpath.values import parse_peer
@@ -18,10 +18,6 @@ from meshpath.values import parse_peer
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
 # Tests point this at a failing script to inject a fault into the reload step.
 FRR_RELOAD_ENV: Final = "MESHPATH_FRR_RELOAD"
-
-
-class StepFailed(EnvironmentProblem):
-    """A step ran but its effect is not there (or a wait timed out)."""
 
 
 def vtysh(netns: str | None, *args: str) -> list[str]:

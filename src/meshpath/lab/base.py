@@ -13,9 +13,9 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from meshpath.errors import BadInputError
+from meshpath.errors import BadInputError, LabTimeout
 from meshpath.lab import topology
-from meshpath.lab.procs import LabTimeout, spawn
+from meshpath.lab.procs import spawn
 from meshpath.lab.scenarios import ReconnectResult, Scenario
 from meshpath.lab.state import RUN_ROOT, new_state, read_state
 from meshpath.lab.topology import check_instance

@@ -13,11 +13,11 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from meshpath.errors import BadInputError, MissingToolError, PrivilegeError
+from meshpath.errors import BadInputError, LabConfigError, MissingToolError, PrivilegeError
 from meshpath.fsafe import clear_inside, remove_inside
 from meshpath.lab import frr, topology
 from meshpath.lab.apps import Apps
-from meshpath.lab.frr_nodes import FrrNodes, LabConfigError
+from meshpath.lab.frr_nodes import FrrNodes
 from meshpath.lab.procs import (
     delete_namespaces,
     kill_in_namespaces,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import LabConfigError as LabConfigError  # re-exported: its old home
 from meshpath.fsafe import atomic_write, ensure_dir
 from meshpath.lab import frr, topology
 from meshpath.lab.base import LabBase
@@ -90,10 +90,6 @@ class FrrNodes(LabBase):
             if any(p.get("peerId") == peer for p in paths):
                 out.add(prefix)
         return frozenset(out)
-
-
-class LabConfigError(EnvironmentProblem):
-    """A rendered lab configuration was rejected by the real tool."""
 
 
 def _prefix(dst: str) -> str:

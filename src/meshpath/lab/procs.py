@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from meshpath.errors import EnvironmentProblem
+from meshpath.errors import LabTimeout as LabTimeout  # re-exported: its old home
 from meshpath.fsafe import remove_inside
 from meshpath.lab.topology import instance_of
 from meshpath.runner import SubprocessRunner, netns_argv
@@ -32,10 +33,6 @@ FRR_RUN_DIR = Path("/var/run/frr")
 
 def frr_pathspace(ns: str) -> Path:
     return FRR_RUN_DIR / ns
-
-
-class LabTimeout(EnvironmentProblem):
-    """Something in the lab did not become ready in time."""
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.05) -> T:

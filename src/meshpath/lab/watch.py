@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from meshpath.errors import LabTimeout
 from meshpath.lab.fixes import fix_root
-from meshpath.lab.procs import LabTimeout, wait_for
+from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import SERVICE_IP, SERVICE_PORT
 from meshpath.watch.events import parse_logfmt
 from meshpath.watch.metrics import TEXTFILE_NAME, read_samples
