@@ -8,8 +8,7 @@ the field report's misrouted return; then how far the SYN itself got.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from meshpath.trace.flowstate import FlowState
 from meshpath.trace.model import (
     ICMP_UNREACHABLE,
     NO_REPLY,
@@ -21,9 +20,6 @@ from meshpath.trace.model import (
     FlowResult,
     Timing,
 )
-
-if TYPE_CHECKING:
-    from meshpath.trace.flows import FlowState
 
 
 def classify(flow: FlowState) -> FlowResult:
