@@ -44,7 +44,7 @@ leaves is found by the ``mplab-`` namespace prefix and removed by the next ``Lab
 
 from __future__ import annotations
 
-from meshpath.lab.capture import Hop, Packet, match_sequence, parse_lines
+from meshpath.lab.capture import Hop, match_sequence, parse_lines
 from meshpath.lab.core import CaptureResult, Lab, clean_leftovers, preflight, remove_lab
 from meshpath.lab.fixes import FIXES, FixStep
 from meshpath.lab.run import ScenarioResult, run_many, run_scenario
@@ -56,6 +56,7 @@ from meshpath.lab.scenarios import (
     WorkerResult,
     get_scenario,
 )
+from meshpath.trace.packet import Packet  # the one Packet; a capture holds Sightings of it
 
 __all__ = [
     "FIXES",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
 from meshpath.lab.base import LabBase
-from meshpath.lab.capture import Packet, parse_lines
+from meshpath.lab.capture import Sighting, parse_lines
 from meshpath.lab.procs import wait_for
 from meshpath.runner import Completed, netns_argv
 
@@ -23,7 +23,7 @@ T = TypeVar("T")
 class CaptureResult(Generic[T]):
     """A capture taken around a call: parsed TCP packets, tcpdump's text, the pcap file."""
 
-    packets: tuple[Packet, ...]
+    packets: tuple[Sighting, ...]
     text: str
     pcap: Path
     value: T

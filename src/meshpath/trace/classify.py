@@ -17,17 +17,17 @@ from meshpath.trace.model import (
     REFUSED,
     REPLY_DROPPED,
     RETURN_MISROUTED,
-    FlowResult,
+    FlowVerdict,
     Timing,
 )
 
 
-def classify(flow: FlowState) -> FlowResult:
+def classify(flow: FlowState) -> FlowVerdict:
     """The verdict for one flow plus its counts, timing and evidence."""
     counts = flow.counts
     syn_sightings = counts["syn.in"]
     nat = flow.lan is not None and flow.lan != flow.client
-    return FlowResult(
+    return FlowVerdict(
         verdict=_verdict(flow),
         client=flow.client,
         server=flow.server,

@@ -24,7 +24,7 @@ from typing import Final
 from meshpath.ranges import CloudflareRanges
 from meshpath.trace.classify import classify
 from meshpath.trace.flowstate import FlowState
-from meshpath.trace.model import Endpoint, FlowResult
+from meshpath.trace.model import Endpoint, FlowVerdict
 from meshpath.trace.packet import (
     ACK,
     FIN,
@@ -81,7 +81,7 @@ class Tracker:
         self.legs: dict[bytes, FlowState] = {}
         self._pending: dict[tuple[bytes, int, int], FlowState] = {}
         self._closed: deque[FlowState] = deque()
-        self.examples: list[FlowResult] = []
+        self.examples: list[FlowVerdict] = []
         self.verdicts: Counter[str] = Counter()
         self.ignored = 0
 
