@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
 from meshpath.values import parse_peer
 
+# Tests inject a failing reload through the Runner (tests/faults.py rewrites this argv[0]).
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
-# Tests point this at a failing script to inject a fault into the reload step.
-FRR_RELOAD_ENV: Final = "MESHPATH_FRR_RELOAD"
 
 
 def vtysh(netns: str | None, *args: str) -> list[str]:
@@ -26,9 +24,8 @@ def vtysh(netns: str | None, *args: str) -> list[str]:
 
 
 def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
-    tool = os.environ.get(FRR_RELOAD_ENV, FRR_RELOAD)
     space = ["--pathspace", netns] if netns else []
-    return [tool, verb, *space, "--stdout", str(conf)]
+    return [FRR_RELOAD, verb, *space, "--stdout", str(conf)]
 
 
 def owned_lines(running: str, intent: frr_render.FrrIntent) -> set[tuple[str, ...]]:
