@@ -9,28 +9,29 @@ cycle (create, setup, down).
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from meshpath.errors import BadInputError, LabTimeout
 from meshpath.lab import topology
-from meshpath.lab.procs import spawn
 from meshpath.lab.scenarios import ReconnectResult, Scenario
 from meshpath.lab.state import RUN_ROOT, new_state, read_state
 from meshpath.lab.topology import check_instance
 from meshpath.lab.worker.app import WorkerApp
-from meshpath.runner import Completed, SubprocessRunner, netns_argv
+from meshpath.runner import Completed, Process, Runner, SubprocessRunner, netns_argv
 
 
 class LabBase:
     """One lab instance's shared parts (see :class:`~meshpath.lab.core.Lab`)."""
 
-    def __init__(self, instance: str, run_root: Path = RUN_ROOT) -> None:
+    def __init__(
+        self, instance: str, run_root: Path = RUN_ROOT, runner: Runner | None = None
+    ) -> None:
         self.instance = check_instance(instance)
         self.run_root = run_root
         self.run_dir = run_root / instance
-        self.runner = SubprocessRunner()
+        # Every command and process of the lab goes through it (tests pass a RecordedRunner).
+        self.runner: Runner = runner if runner is not None else SubprocessRunner()
         self.scenario: Scenario | None = None
         # How long Mesh waits for a SYN-ACK before the Worker sees "handshake timeout".
         self.connect_timeout = 2.5
@@ -38,8 +39,8 @@ class LabBase:
         # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
         self.user_worker: WorkerApp | None = None
         self.reconnects: list[ReconnectResult] = []  # filled by the reconnect scenario
-        self._children: list[subprocess.Popen[bytes]] = []
-        self._named: dict[str, subprocess.Popen[bytes]] = {}
+        self._children: list[Process] = []
+        self._named: dict[str, Process] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)
 
     # -- names and commands -----------------------------------------------------------
@@ -62,8 +63,12 @@ class LabBase:
         self.runner.run(netns_argv(self.ns(node), ["nft", "-f", "-"]), input_text=ruleset)
 
     # -- processes --------------------------------------------------------------------
-    def _spawn(self, name: str, node: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        child = spawn(self.ns(node), argv, self.run_dir / f"{name}.log")
+    def _spawn(self, name: str, node: str, argv: Sequence[str]) -> Process:
+        """Start ``argv`` inside ``node`` (output to ``<run dir>/<name>.log``). Every process
+        runs inside a lab namespace, so teardown finds it with ``ip netns pids`` even after
+        this process was killed."""
+        log = self.run_dir / f"{name}.log"
+        child = self.runner.spawn(netns_argv(self.ns(node), argv), stdout=log)
         self._children.append(child)
         self._named[name] = child
         return child

@@ -42,6 +42,7 @@ from meshpath.lab.tcpdump import CaptureResult, Captures
 from meshpath.lab.topology import check_instance
 from meshpath.lab.warp_nodes import WarpNodes
 from meshpath.lab.worker.runtime import find_workerd
+from meshpath.runner import Runner
 
 # Importable from here as before the Lab was split by concern.
 __all__ = [
@@ -131,10 +132,13 @@ class Lab(Apps, FrrNodes, WarpNodes, Captures):
 
     # -- life cycle -------------------------------------------------------------------
     @classmethod
-    def create(cls, instance: str | None = None, *, run_root: Path = RUN_ROOT) -> Lab:
+    def create(
+        cls, instance: str | None = None, *, run_root: Path = RUN_ROOT, runner: Runner | None = None
+    ) -> Lab:
         """A new lab owned by this process (nothing built yet: call :meth:`setup`).
 
-        Checks root and tools first and removes leftovers of killed runs.
+        Checks root and tools first and removes leftovers of killed runs. ``runner`` runs
+        the lab's commands and processes (default: a SubprocessRunner).
         """
         if instance is not None:
             check_instance(instance)  # bad input first, before any environment check
@@ -146,12 +150,14 @@ class Lab(Apps, FrrNodes, WarpNodes, Captures):
             raise BadInputError(f"lab instance {name!r} is in use by pid {owner}")
         if lab_namespaces(name) or os.path.lexists(run_root / name):
             remove_lab(name, run_root)
-        lab = cls(name, run_root)
+        lab = cls(name, run_root, runner)
         lab._save(new_state(run_root, name, os.getpid()))
         return lab
 
     @classmethod
-    def attach(cls, instance: str | None = None, *, run_root: Path = RUN_ROOT) -> Lab:
+    def attach(
+        cls, instance: str | None = None, *, run_root: Path = RUN_ROOT, runner: Runner | None = None
+    ) -> Lab:
         """An existing lab: ``instance``, or the only one there is."""
         if instance is None:
             found = sorted(known_instances(run_root))
@@ -161,7 +167,7 @@ class Lab(Apps, FrrNodes, WarpNodes, Captures):
             instance = found[0]
         if read_state(run_root, check_instance(instance)) is None:
             raise BadInputError(f"no lab instance {instance!r} (see 'meshpath lab status')")
-        lab = cls(instance, run_root)
+        lab = cls(instance, run_root, runner)
         name = lab._state.scenario
         lab.scenario = get_scenario(name) if name else None
         return lab
@@ -179,9 +185,8 @@ class Lab(Apps, FrrNodes, WarpNodes, Captures):
         self._save(self._replace(owner_pid=None))
         for child in self._children:
             # The process now belongs to the lab, not to us: teardown finds it through
-            # `ip netns pids`. Marking it settled stops Popen warning that it still runs.
-            if child.poll() is None:
-                child.returncode = 0
+            # `ip netns pids`.
+            child.disown()
         self._children.clear()
         self._named.clear()
 

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
+from meshpath.errors import LabTimeout
 from meshpath.lab.base import LabBase
 from meshpath.lab.capture import Sighting, parse_lines
 from meshpath.lab.procs import wait_for
@@ -56,13 +56,9 @@ class Captures(LabBase):
         out, err = self.run_dir / f"{name}.txt", self.run_dir / f"{name}.err"
         argv = ["tcpdump", "-i", "any", "-n", "-l", "-U", "--immediate-mode", "-Z", "root"]
         argv += ["--print", "-w", str(pcap)]
-        with out.open("wb") as fo, err.open("wb") as fe:
-            proc = subprocess.Popen(  # noqa: S603 - argv list
-                netns_argv(self.ns(node), [*argv, bpf]),
-                stdout=fo,
-                stderr=fe,
-                start_new_session=True,
-            )
+        out.write_bytes(b"")  # a capture of the same name starts afresh
+        err.write_bytes(b"")
+        proc = self.runner.spawn(netns_argv(self.ns(node), [*argv, bpf]), stdout=out, stderr=err)
         self._children.append(proc)
         try:
             wait_for("tcpdump", lambda: "listening on" in err.read_text() or proc.poll(), 10.0)
@@ -70,7 +66,9 @@ class Captures(LabBase):
         finally:
             _settle(out)
             proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=10)
+            if proc.wait(timeout=10) is None:
+                proc.kill()
+                raise LabTimeout("lab: tcpdump ignored SIGINT for 10s")
         text = out.read_text(errors="replace")
         return CaptureResult(parse_lines(text), text, pcap, value)
 
