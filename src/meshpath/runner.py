@@ -1,17 +1,22 @@
 """The one narrow door between meshpath and external programs.
 
 Every external command is built as an argv list (data first, logged and testable) and run
-through a :class:`Runner`. Collectors, appliers and the lab take a Runner as an argument;
-tests pass a :class:`RecordedRunner` (canned outputs) instead of spawning anything.
-``shell=True`` is never used.
+through a :class:`Runner`: :meth:`~Runner.run` for a command that finishes,
+:meth:`~Runner.spawn` for a long-running one (a daemon, tcpdump, an emulator), which returns
+a :class:`Process` handle (poll, send_signal, terminate, kill, wait). Collectors, appliers
+and the lab take a Runner as an argument; tests pass a :class:`RecordedRunner` (canned
+outputs, :class:`FakeProcess` handles) instead of spawning anything. ``shell=True`` is
+never used.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from meshpath.errors import CommandError, MissingToolError
@@ -31,6 +36,36 @@ class Completed:
         return self.returncode == 0
 
 
+class Process(Protocol):
+    """A long-running process a Runner started (see :meth:`Runner.spawn`)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it ended (negative: killed by that signal), else None."""
+        ...
+
+    def poll(self) -> int | None:
+        """The exit status if it has ended, else None (never blocks)."""
+        ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status; None when it still runs after ``timeout`` seconds."""
+        ...
+
+    def disown(self) -> None:
+        """Stop owning it: it runs on, this process no longer waits for it."""
+        ...
+
+
 class Runner(Protocol):
     """Runs argv lists. ``check=True`` raises :class:`CommandError` on a non-zero exit."""
 
@@ -45,6 +80,14 @@ class Runner(Protocol):
 
     def has(self, program: str) -> bool:
         """Whether ``program`` can be run at all (on PATH or an absolute path)."""
+        ...
+
+    def spawn(
+        self, argv: Sequence[str], *, stdout: Path | None = None, stderr: Path | None = None
+    ) -> Process:
+        """Start ``argv`` and return at once: stdin empty, stdout appended to ``stdout``
+        (discarded when None), stderr appended to ``stderr`` (or to stdout's file when
+        None), in a session of its own so a terminal's Ctrl-C does not reach it."""
         ...
 
 
@@ -91,6 +134,101 @@ class SubprocessRunner:
     def has(self, program: str) -> bool:
         return shutil.which(program) is not None
 
+    def spawn(
+        self, argv: Sequence[str], *, stdout: Path | None = None, stderr: Path | None = None
+    ) -> Process:
+        full = netns_argv(self.netns, argv)
+        out = stdout.open("ab") if stdout is not None else None
+        err = stderr.open("ab") if stderr is not None else None
+        try:
+            popen = subprocess.Popen(  # noqa: S603 - argv list, never a shell
+                full,
+                stdin=subprocess.DEVNULL,
+                stdout=out if out is not None else subprocess.DEVNULL,
+                stderr=err if err is not None else subprocess.STDOUT,
+                env=dict(self.env) if self.env is not None else None,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise MissingToolError(full[0]) from exc
+        finally:  # the child holds its own copies of the descriptors
+            for fh in (out, err):
+                if fh is not None:
+                    fh.close()
+        return SpawnedProcess(popen)
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnedProcess:
+    """A :class:`Process` backed by :class:`subprocess.Popen`."""
+
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def send_signal(self, sig: int) -> None:
+        self.popen.send_signal(sig)
+
+    def terminate(self) -> None:
+        self.popen.terminate()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def disown(self) -> None:
+        # Marking it settled stops Popen warning at exit that the child still runs.
+        if self.popen.poll() is None:
+            self.popen.returncode = 0
+
+
+@dataclass(slots=True)
+class FakeProcess:
+    """A :class:`Process` for tests: runs until ``exit()`` or a signal ends it."""
+
+    argv: tuple[str, ...]
+    pid: int
+    returncode: int | None = None
+    signals: list[int] = field(default_factory=list)
+    disowned: bool = False
+
+    def exit(self, code: int) -> None:
+        self.returncode = code
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        if self.returncode is None:
+            self.returncode = -sig
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+    def disown(self) -> None:
+        self.disowned = True
+
 
 @dataclass(slots=True)
 class RecordedRunner:
@@ -98,6 +236,7 @@ class RecordedRunner:
 
     ``answers`` maps a space-joined argv to a Completed (or to a callable producing one);
     an unknown argv is answered as a missing program (exit 127), never by spawning.
+    :meth:`spawn` records the argv and returns a :class:`FakeProcess` (in ``spawned``).
     """
 
     answers: dict[str, Completed | Callable[[Sequence[str]], Completed]] = field(
@@ -105,6 +244,7 @@ class RecordedRunner:
     )
     programs: frozenset[str] = frozenset()
     calls: list[tuple[str, ...]] = field(default_factory=list)
+    spawned: list[FakeProcess] = field(default_factory=list)
 
     def answer(self, argv: Sequence[str], stdout: str = "", returncode: int = 0) -> None:
         self.answers[" ".join(argv)] = Completed(tuple(argv), returncode, stdout, "")
@@ -131,3 +271,10 @@ class RecordedRunner:
 
     def has(self, program: str) -> bool:
         return program in self.programs
+
+    def spawn(
+        self, argv: Sequence[str], *, stdout: Path | None = None, stderr: Path | None = None
+    ) -> Process:
+        process = FakeProcess(tuple(argv), pid=100_000 + len(self.spawned))
+        self.spawned.append(process)
+        return process

@@ -11,7 +11,6 @@ fully fixed or exactly as before.
 from __future__ import annotations
 
 import errno
-import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -110,8 +109,7 @@ def test_a_rollback_killed_mid_way_finishes_when_run_again(lab: Lab, undo: str) 
     lab.setup("gateway")
     before = conn_state(lab)
     apply_nat(lab)
-    kill = {**os.environ, "MESHPATH_TEST_KILL_IN_UNDO": undo}
-    code, _, _ = mp(lab, "fix", "--rollback", env=kill)
+    code, _, _ = mp(lab, "fix", "--rollback", faults=["--kill-in-undo", undo])
     assert code == -9
     stuck = jr.latest(states(lab))
     assert stuck is not None and stuck.status == "rolling-back"

@@ -25,11 +25,12 @@ from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.fix import FixOptions, plan_fix
 from meshpath.lab import Lab
-from meshpath.lab.fixes import BGP_ARGS, fix_root, run_meshpath, start_conn_frr
+from meshpath.lab.fixes import BGP_ARGS, fix_root, meshpath_argv, run_meshpath, start_conn_frr
 from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import LAN_ADDR, WORKER_SOURCE
 from meshpath.runner import Completed, SubprocessRunner
 from tests.conftest import needs_root
+from tests.faults import run_faulty
 from tests.schema_check import assert_schema
 
 pytestmark = [needs_root, pytest.mark.lab, pytest.mark.root]
@@ -62,9 +63,14 @@ def assert_same(after: dict[str, Any], before: dict[str, Any]) -> None:
     assert after == before
 
 
-def mp(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
-    """Run ``meshpath --json ARGS`` against conn: (exit code, parsed JSON or None, stderr)."""
-    done = run_meshpath(lab, ["--json", *args], env=env)
+def mp(lab: Lab, *args: str, faults: Sequence[str] = ()) -> tuple[int, Any, str]:
+    """Run ``meshpath --json ARGS`` against conn: (exit code, parsed JSON or None, stderr);
+    with ``faults`` through tests/faults.py (e.g. ``["--kill-after-step", "1"]``)."""
+    if faults:
+        argv = meshpath_argv(lab, "--json", *args)
+        done = run_faulty(argv, faults, lab.meshpath_env(token=True))
+    else:
+        done = run_meshpath(lab, ["--json", *args])
     try:
         data = json.loads(done.stdout) if done.stdout.strip() else None
     except json.JSONDecodeError:
@@ -234,8 +240,8 @@ def test_frr_reload_failing_mid_apply_is_rolled_back(lab: Lab, tmp_path: Path) -
         'case "$*" in *--reload*) echo "injected failure" >&2; exit 1;; esac\n'
     )
     script.chmod(0o755)
-    env = {**os.environ, "MESHPATH_FRR_RELOAD": str(script)}
-    code, data, _err = mp(lab, "fix", "--mode", "bgp", *BGP_ARGS, "--apply", env=env)
+    faults = ["--frr-reload", str(script)]
+    code, data, _err = mp(lab, "fix", "--mode", "bgp", *BGP_ARGS, "--apply", faults=faults)
     assert code == 1 and data["result"]["status"] == "failed"
     assert "injected failure" in data["result"]["error"]
     assert_same(conn_state(lab), before)
@@ -246,8 +252,8 @@ def test_frr_reload_failing_mid_apply_is_rolled_back(lab: Lab, tmp_path: Path) -
 def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab) -> None:
     lab.setup("gateway")
     before = conn_state(lab)
-    kill = {**os.environ, "MESHPATH_TEST_KILL_AFTER_STEP": "1"}
-    code, _, _ = mp(lab, "fix", "--mode", "nat", "--apply", env=kill)
+    kill = ["--kill-after-step", "1"]
+    code, _, _ = mp(lab, "fix", "--mode", "nat", "--apply", faults=kill)
     assert code == -9
     code, _, err = mp(lab, "fix", "--mode", "nat", "--apply")
     assert code == 3 and "interrupted after step 1/2" in err and "--resume" in err
@@ -256,7 +262,7 @@ def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab)
     verify_ok(lab)
     assert mp(lab, "fix", "--rollback")[0] == 0
     assert_same(conn_state(lab), before)
-    assert mp(lab, "fix", "--mode", "nat", "--apply", env=kill)[0] == -9
+    assert mp(lab, "fix", "--mode", "nat", "--apply", faults=kill)[0] == -9
     code, data, _ = mp(lab, "fix", "--rollback")
     assert code == 0 and data["result"]["undone"]
     assert_same(conn_state(lab), before)

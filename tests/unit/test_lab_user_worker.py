@@ -92,7 +92,7 @@ def test_stage_never_writes_outside_its_directory(tmp_path: Path) -> None:
 
 
 def test_a_dead_workerd_is_named_by_its_whole_last_message() -> None:
-    from meshpath.lab.core import _last_message
+    from meshpath.lab.base import _last_message
 
     log = (
         "workerd starting\n"

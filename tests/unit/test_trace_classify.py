@@ -189,7 +189,7 @@ def test_public_api_is_pinned() -> None:
     import meshpath.trace as trace
 
     assert sorted(trace.__all__) == sorted(
-        ["VERDICTS", "Endpoint", "FlowResult", "TraceReport", "analyse", "parse_target"]
+        ["VERDICTS", "Endpoint", "FlowVerdict", "TraceReport", "analyse", "parse_target"]
     )
     assert trace.VERDICTS == (
         "ok", "return-misrouted", "reply-dropped", "no-reply", "refused",

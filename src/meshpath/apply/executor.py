@@ -20,8 +20,6 @@ shape for a dry run, an apply, a rollback and "nothing to do".
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
+from meshpath.errors import InterruptedRun as InterruptedRun  # re-exported: its old home
 from meshpath.fix.model import (
     Action,
     FrrReload,
@@ -48,10 +47,13 @@ from meshpath.fsafe import atomic_write, ensure_dir
 from meshpath.render.systemd import RouteSpec, route_listed
 from meshpath.runner import Runner
 
-# Fault injection for tests: SIGKILL this process right after step N (1-based) is done.
-KILL_AFTER_ENV: Final = "MESHPATH_TEST_KILL_AFTER_STEP"
-# ... and right after the undo of step N acted, before the journal records it.
-KILL_IN_UNDO_ENV: Final = "MESHPATH_TEST_KILL_IN_UNDO"
+# The points where a run may stop dead (a crash, a SIGKILL): "step-done" N once step N
+# (1-based) is journaled done; "undo-acted" N once the undo of step N acted, before the
+# journal records it. A run calls its checkpoint there; the crash tests inject one that
+# kills the process (tests/faults.py), production passes none.
+STEP_DONE: Final = "step-done"
+UNDO_ACTED: Final = "undo-acted"
+Checkpoint = Callable[[str, int], None]
 # Journal states whose step may have changed the host (and so get undone).
 UNDOABLE: Final = ("done", "running", "failed")
 
@@ -86,10 +88,6 @@ class ApplyResult:
         }
 
 
-class InterruptedRun(EnvironmentProblem):
-    """An earlier run was killed mid-apply; the user must resume or roll back."""
-
-
 @dataclass
 class Applier:
     runner: Runner
@@ -103,6 +101,8 @@ class Applier:
     _journal_trouble: str | None = field(default=None, init=False, repr=False)
     # Cloudflare's API for ProfileUpdate steps: (api_base, netns) -> ProfileApi
     profile_api: ApiFactory = sdk_api
+    # Called at each point a run may be killed (STEP_DONE, UNDO_ACTED); see above.
+    checkpoint: Checkpoint = lambda _point, _step: None
 
     # -- entry points ---------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyResult:
@@ -186,7 +186,7 @@ class Applier:
                 journal = running
                 journal = self._finish(journal, index)
                 self._save(journal)
-                self._maybe_die(KILL_AFTER_ENV, index)
+                self.checkpoint(STEP_DONE, index + 1)
             index = len(journal.steps)
             self._post_check()
         # Any failure once the first change is made must roll back: a bug or an OSError in a
@@ -227,10 +227,6 @@ class Applier:
         step = journal.plan.steps[index]
         note = self._act(step.action, journal.seq, index)
         return journal.with_step(index, state="done", after=self._probe(step.probe) or note)
-
-    def _maybe_die(self, env: str, index: int) -> None:
-        if os.environ.get(env) == str(index + 1):
-            os.kill(os.getpid(), signal.SIGKILL)
 
     def _post_check(self) -> None:
         if self.post_check is None:
@@ -397,7 +393,7 @@ class Applier:
                         "rollback-failed", path, failed_step=step.key, error=str(exc)
                     )
                 # A step that never finished may have changed nothing: nothing to undo.
-            self._maybe_die(KILL_IN_UNDO_ENV, index)
+            self.checkpoint(UNDO_ACTED, index + 1)
             journal = journal.with_step(index, state="undone")
             self._save_if_possible(journal)
             undone.append(step.description)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import FileRefused as FileRefused  # re-exported: its old home
 from meshpath.fix import networkd
 from meshpath.fix.model import FileState, RemoveFile, WriteFile
 from meshpath.render import systemd
@@ -36,10 +36,6 @@ NETWORK_DIRS: Final = (
     "usr/lib/systemd/network",
     "lib/systemd/network",
 )
-
-
-class FileRefused(EnvironmentProblem):
-    """A persistence path meshpath will not touch (outside the root, not a file)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import StepFailed as StepFailed  # re-exported: its old home
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
 from meshpath.values import parse_peer
 
+# Tests inject a failing reload through the Runner (tests/faults.py rewrites this argv[0]).
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
-# Tests point this at a failing script to inject a fault into the reload step.
-FRR_RELOAD_ENV: Final = "MESHPATH_FRR_RELOAD"
-
-
-class StepFailed(EnvironmentProblem):
-    """A step ran but its effect is not there (or a wait timed out)."""
 
 
 def vtysh(netns: str | None, *args: str) -> list[str]:
@@ -30,9 +24,8 @@ def vtysh(netns: str | None, *args: str) -> list[str]:
 
 
 def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
-    tool = os.environ.get(FRR_RELOAD_ENV, FRR_RELOAD)
     space = ["--pathspace", netns] if netns else []
-    return [tool, verb, *space, "--stdout", str(conf)]
+    return [FRR_RELOAD, verb, *space, "--stdout", str(conf)]
 
 
 def owned_lines(running: str, intent: frr_render.FrrIntent) -> set[tuple[str, ...]]:

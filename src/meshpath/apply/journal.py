@@ -28,7 +28,8 @@ from typing import Final, Literal
 
 import msgspec
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import JournalError as JournalError  # re-exported: its old home
+from meshpath.errors import LockHeld as LockHeld  # re-exported: its old home
 from meshpath.fix.model import Plan
 from meshpath.fsafe import atomic_write, ensure_dir, open_regular
 
@@ -42,14 +43,6 @@ HEAL_KEY_PREFIX: Final = "heal:"
 
 # A journal holds a plan and a few probe outputs (each <= 8000 characters): far below this.
 MAX_JOURNAL_BYTES: Final = 64 * 1024 * 1024
-
-
-class LockHeld(EnvironmentProblem):
-    """Another meshpath fix holds the lock."""
-
-
-class JournalError(EnvironmentProblem):
-    """A journal or the lock under the state directory cannot be read or written."""
 
 
 class StepRecord(msgspec.Struct, frozen=True, kw_only=True):

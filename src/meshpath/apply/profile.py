@@ -26,17 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from meshpath.collect.netns import inside_netns
-from meshpath.errors import EnvironmentProblem, MissingToolError
+from meshpath.errors import MissingToolError
+from meshpath.errors import ProfileApiError as ProfileApiError  # re-exported: its old home
 from meshpath.fix.model import ProfileEntry
 from meshpath.fix.profile import ProfileList
 
 TOKEN_ENV: Final = "CLOUDFLARE_API_TOKEN"
 DEFAULT_API: Final = "https://api.cloudflare.com/client/v4"
 DEFAULT_TIMEOUT: Final = 15.0
-
-
-class ProfileApiError(EnvironmentProblem):
-    """Cloudflare's API refused or could not answer (exit 3, nothing changed by us)."""
 
 
 @dataclass

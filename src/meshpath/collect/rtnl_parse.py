@@ -22,7 +22,7 @@ from typing import Final
 
 import msgspec
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import NetlinkError as NetlinkError  # re-exported: its old home
 from meshpath.state.model import (
     ROUTE_TYPE_NAMES,
     Address,
@@ -116,10 +116,6 @@ ROUTE_FLAG_NAMES: Final = (
     (0x8000, "rt_trap"),
     (0x20000000, "rt_offload_failed"),
 )
-
-
-class NetlinkError(EnvironmentProblem):
-    """The kernel answered a request with an error (or sent something unparseable)."""
 
 
 def netlink_error(buf: bytes, start: int) -> NetlinkError:

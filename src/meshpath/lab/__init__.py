@@ -13,6 +13,7 @@ Public API (for tests and other commands)::
     from meshpath.lab import Lab, run_scenario
 
     with Lab.create(instance=None) as lab:      # root + tools checked; torn down on exit
+        #   (runner=...: the Runner every command and process goes through)
         lab.connect_timeout = 2.5               # Mesh's SYN-ACK wait (set before setup)
         lab.setup("broken")                     # any scenario name (or a Scenario); rebuilds
         lab.ns("conn")                          # -> "mplab-<id>-conn"
@@ -22,6 +23,7 @@ Public API (for tests and other commands)::
         lab.worker_call("/", user=True)         # the user's Worker (on 8788)
         lab.worker_log(user=False)              # workerd's log: ["handler failed: Error: ..."]
         cap = lab.capture("conn", lab.worker_call)   # -> CaptureResult(packets, text, pcap, value)
+        #   packets: Sightings (a trace Packet on a named interface: .iface .direction .flags)
         lab.service_log()                       # -> [{"client": ip, "port", "path", "time"}]
         lab.http_get("svc", "http://100.64.0.5:3000/")   # any GET from inside a node
         lab.route_get("router", "100.64.12.189")  # -> the kernel's `ip -j route get` answer
@@ -44,7 +46,7 @@ leaves is found by the ``mplab-`` namespace prefix and removed by the next ``Lab
 
 from __future__ import annotations
 
-from meshpath.lab.capture import Hop, Packet, match_sequence, parse_lines
+from meshpath.lab.capture import Hop, match_sequence, parse_lines
 from meshpath.lab.core import CaptureResult, Lab, clean_leftovers, preflight, remove_lab
 from meshpath.lab.fixes import FIXES, FixStep
 from meshpath.lab.run import ScenarioResult, run_many, run_scenario
@@ -56,6 +58,7 @@ from meshpath.lab.scenarios import (
     WorkerResult,
     get_scenario,
 )
+from meshpath.trace.packet import Packet  # the one Packet; a capture holds Sightings of it
 
 __all__ = [
     "FIXES",

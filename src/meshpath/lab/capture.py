@@ -7,32 +7,54 @@ The lab asserts traces like the field report's::
 
 as an ordered list of :class:`Hop` patterns that must appear as a subsequence of the
 captured lines (other packets may come in between).
+
+The lines are parsed by :mod:`meshpath.trace.text`, the one tcpdump text parser, into
+the one :class:`~meshpath.trace.packet.Packet`; a :class:`Sighting` is such a packet
+seen on a named interface, its fields as tcpdump prints them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_LINE = re.compile(
-    r"^(?:[\d:.]+\s+)?(?P<iface>\S+)\s+(?P<dir>In|Out|B|M|P)\s+IP\s+"
-    r"(?P<src>\d+\.\d+\.\d+\.\d+)\.(?P<sport>\d+) > "
-    r"(?P<dst>\d+\.\d+\.\d+\.\d+)\.(?P<dport>\d+): (?:Flags )?\[(?P<flags>[^\]]*)\]"
-)
+from meshpath.trace.packet import PKTTYPE_NAMES, PROTO_TCP, Packet, addr_text, flags_text
+from meshpath.trace.text import TextCapture
+from meshpath.trace.text import parse_line as parse_text_line
 
 
 @dataclass(frozen=True, slots=True)
-class Packet:
-    """One TCP packet line of ``tcpdump -i any -n``."""
+class Sighting:
+    """One TCP packet line of ``tcpdump -i any -n``: the packet and the interface name."""
 
+    packet: Packet
     iface: str
-    direction: str
-    src: str
-    sport: int
-    dst: str
-    dport: int
-    flags: str
+
+    @property
+    def direction(self) -> str:
+        """``In``, ``Out`` (or ``B``, ``M``, ``P``) as tcpdump prints the packet type."""
+        return PKTTYPE_NAMES.get(self.packet.pkttype, "?")
+
+    @property
+    def src(self) -> str:
+        return addr_text(self.packet.src)
+
+    @property
+    def sport(self) -> int:
+        return self.packet.sport
+
+    @property
+    def dst(self) -> str:
+        return addr_text(self.packet.dst)
+
+    @property
+    def dport(self) -> int:
+        return self.packet.dport
+
+    @property
+    def flags(self) -> str:
+        """tcpdump's flag letters: ``S``, ``S.``, ``R.``, ``FP.``."""
+        return flags_text(self.packet.flags)
 
     def describe(self) -> str:
         return (
@@ -41,23 +63,16 @@ class Packet:
         )
 
 
-def parse_line(line: str) -> Packet | None:
+def parse_line(line: str) -> Sighting | None:
     """The TCP packet on ``line``, or None for anything else (ICMP, ARP, banners)."""
-    m = _LINE.match(line.strip())
-    if m is None:
+    capture = TextCapture()
+    pkt = parse_text_line(line.strip(), capture)
+    if pkt is None or pkt.proto != PROTO_TCP or pkt.pkttype < 0:
         return None
-    return Packet(
-        iface=m["iface"],
-        direction=m["dir"],
-        src=m["src"],
-        sport=int(m["sport"]),
-        dst=m["dst"],
-        dport=int(m["dport"]),
-        flags=m["flags"],
-    )
+    return Sighting(pkt, capture.names.get(pkt.iface, ""))
 
 
-def parse_lines(text: str) -> tuple[Packet, ...]:
+def parse_lines(text: str) -> tuple[Sighting, ...]:
     return tuple(p for p in map(parse_line, text.splitlines()) if p is not None)
 
 
@@ -71,7 +86,7 @@ class Hop:
     src: str | None = None
     dst: str | None = None
 
-    def matches(self, p: Packet) -> bool:
+    def matches(self, p: Sighting) -> bool:
         return (
             p.iface == self.iface
             and p.direction == self.direction
@@ -101,7 +116,7 @@ class SequenceMatch:
         return None if self.ok else self.expected[self.matched]
 
 
-def match_sequence(expected: Sequence[Hop], packets: Sequence[Packet]) -> SequenceMatch:
+def match_sequence(expected: Sequence[Hop], packets: Sequence[Sighting]) -> SequenceMatch:
     """Find ``expected`` as an ordered subsequence of ``packets`` (greedy, earliest match)."""
     hops = tuple(expected)
     i = 0
@@ -111,6 +126,6 @@ def match_sequence(expected: Sequence[Hop], packets: Sequence[Packet]) -> Sequen
     return SequenceMatch(hops, i)
 
 
-def find(hop: Hop, packets: Sequence[Packet]) -> Packet | None:
+def find(hop: Hop, packets: Sequence[Sighting]) -> Sighting | None:
     """The first packet matching ``hop``, or None."""
     return next((p for p in packets if hop.matches(p)), None)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import LabFixError as LabFixError  # re-exported: its old home
 from meshpath.lab import frr
 from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import ASN, DEVICE_RANGE, LAN_ADDR, LAN_IF, SOURCE_RANGE
@@ -34,10 +34,6 @@ BGP_ARGS: Final = (
     "--peer", LAN_ADDR["router"], "--asn", str(ASN["conn"]),
     "--peer-asn", str(ASN["router"]), "--also-device-range", "--bgp-timeout", "20",
 )  # fmt: skip
-
-
-class LabFixError(EnvironmentProblem):
-    """``meshpath fix`` or ``meshpath verify`` failed inside the lab."""
 
 
 def nat_ruleset() -> str:

@@ -11,16 +11,16 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from meshpath.errors import EnvironmentProblem
+from meshpath.errors import LabTimeout as LabTimeout  # re-exported: its old home
 from meshpath.fsafe import remove_inside
 from meshpath.lab.topology import instance_of
-from meshpath.runner import SubprocessRunner, netns_argv
+from meshpath.runner import Process, SubprocessRunner
 
 T = TypeVar("T")
 _RUN = SubprocessRunner()
@@ -34,10 +34,6 @@ def frr_pathspace(ns: str) -> Path:
     return FRR_RUN_DIR / ns
 
 
-class LabTimeout(EnvironmentProblem):
-    """Something in the lab did not become ready in time."""
-
-
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.05) -> T:
     """Poll ``probe`` until it returns a value (not None/False); LabTimeout naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -48,21 +44,6 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         if time.monotonic() >= deadline:
             raise LabTimeout(f"lab: {what} not ready after {timeout:.0f}s")
         time.sleep(interval)
-
-
-def spawn(netns: str, argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start a long-running process inside ``netns``, output to ``log``, own session.
-
-    Its own session keeps a terminal's Ctrl-C away from it: the lab stops it in order.
-    """
-    with log.open("ab") as fh:
-        return subprocess.Popen(  # noqa: S603 - argv list
-            netns_argv(netns, argv),
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def list_namespaces() -> list[str]:
@@ -96,14 +77,14 @@ def _signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def _reap(children: Iterable[subprocess.Popen[bytes]]) -> None:
+def _reap(children: Iterable[Process]) -> None:
     for child in children:
         child.poll()
 
 
 def kill_in_namespaces(
     namespaces: Sequence[str],
-    children: Sequence[subprocess.Popen[bytes]] = (),
+    children: Sequence[Process] = (),
     grace: float = 2.0,
 ) -> None:
     """SIGTERM every process inside ``namespaces``, SIGKILL what is left after ``grace``."""
@@ -121,9 +102,7 @@ def kill_in_namespaces(
         _signal_all(pids, signal.SIGKILL)
         wait_for("processes to die", lambda: not netns_pids(namespaces) or None, 5.0)
     for child in children:
-        try:
-            child.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
+        if child.wait(timeout=2.0) is None:
             child.kill()
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from meshpath.lab.capture import Packet
+from meshpath.lab.capture import Sighting
 from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES, FixStep
 from meshpath.lab.scenarios import (
@@ -31,7 +31,7 @@ class ScenarioResult:
     name: str
     checks: tuple[Check, ...]
     worker: WorkerResult
-    packets: tuple[Packet, ...]
+    packets: tuple[Sighting, ...]
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

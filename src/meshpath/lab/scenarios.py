@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from meshpath.errors import BadInputError
-from meshpath.lab.capture import Hop, Packet, find, match_sequence
+from meshpath.lab.capture import Hop, Sighting, find, match_sequence
 from meshpath.lab.frr import LEAK_CANARY
 from meshpath.lab.topology import (
     DEVICE_RANGE,
@@ -90,7 +90,7 @@ class Observation:
 
     worker: WorkerResult
     service_sources: tuple[str, ...]
-    packets: tuple[Packet, ...] | None = None
+    packets: tuple[Sighting, ...] | None = None
     bgp_from_conn: frozenset[str] | None = None
     conn_statics: frozenset[str] | None = None
     router_via: dict[str, str | None] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from typing import Final
 
 import msgspec
 
-from meshpath.errors import EnvironmentProblem
+from meshpath.errors import LabRootError as LabRootError  # re-exported: its old home
 from meshpath.fsafe import atomic_write, ensure_dir, read_bounded
 from meshpath.lab.topology import check_instance, valid_instance
 
@@ -45,10 +45,6 @@ class LabState(msgspec.Struct, frozen=True, kw_only=True):
 
 def state_path(run_root: Path, instance: str) -> Path:
     return run_root / instance / "state.json"
-
-
-class LabRootError(EnvironmentProblem):
-    """The lab's run root (or a run dir in it) is not a directory the lab can trust."""
 
 
 def check_run_root(run_root: Path, *, create: bool = False) -> bool:

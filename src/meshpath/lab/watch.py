@@ -9,16 +9,17 @@ inside conn only (127.0.0.1 there is not the host's). Tests and the ``drift`` dr
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from meshpath.errors import LabTimeout
 from meshpath.lab.fixes import fix_root
-from meshpath.lab.procs import LabTimeout, wait_for
+from meshpath.lab.procs import wait_for
 from meshpath.lab.topology import SERVICE_IP, SERVICE_PORT
+from meshpath.runner import Process
 from meshpath.watch.events import parse_logfmt
 from meshpath.watch.metrics import TEXTFILE_NAME, read_samples
 
@@ -40,7 +41,7 @@ class Watch:
     """One ``meshpath watch`` process in the lab's conn namespace."""
 
     name: str
-    child: subprocess.Popen[bytes]
+    child: Process
     textfile: Path  # the directory
     log: Path
 
@@ -96,9 +97,7 @@ class Watch:
         start = time.monotonic()
         if self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)
-            try:
-                self.child.wait(timeout=timeout)
-            except subprocess.TimeoutExpired as exc:
+            if self.child.wait(timeout=timeout) is None:
                 self.child.kill()
-                raise LabTimeout(f"lab: {self.name} ignored SIGTERM for {timeout:.0f}s") from exc
+                raise LabTimeout(f"lab: {self.name} ignored SIGTERM for {timeout:.0f}s")
         return time.monotonic() - start

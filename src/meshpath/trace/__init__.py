@@ -5,6 +5,6 @@ Pure on bytes (parsing and classification); :mod:`meshpath.trace.files` opens fi
 """
 
 from meshpath.trace.analyse import analyse, parse_target
-from meshpath.trace.model import VERDICTS, Endpoint, FlowResult, TraceReport
+from meshpath.trace.model import VERDICTS, Endpoint, FlowVerdict, TraceReport
 
-__all__ = ["VERDICTS", "Endpoint", "FlowResult", "TraceReport", "analyse", "parse_target"]
+__all__ = ["VERDICTS", "Endpoint", "FlowVerdict", "TraceReport", "analyse", "parse_target"]

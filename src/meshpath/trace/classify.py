@@ -8,8 +8,7 @@ the field report's misrouted return; then how far the SYN itself got.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from meshpath.trace.flowstate import FlowState
 from meshpath.trace.model import (
     ICMP_UNREACHABLE,
     NO_REPLY,
@@ -18,20 +17,17 @@ from meshpath.trace.model import (
     REFUSED,
     REPLY_DROPPED,
     RETURN_MISROUTED,
-    FlowResult,
+    FlowVerdict,
     Timing,
 )
 
-if TYPE_CHECKING:
-    from meshpath.trace.flows import FlowState
 
-
-def classify(flow: FlowState) -> FlowResult:
+def classify(flow: FlowState) -> FlowVerdict:
     """The verdict for one flow plus its counts, timing and evidence."""
     counts = flow.counts
     syn_sightings = counts["syn.in"]
     nat = flow.lan is not None and flow.lan != flow.client
-    return FlowResult(
+    return FlowVerdict(
         verdict=_verdict(flow),
         client=flow.client,
         server=flow.server,

@@ -19,12 +19,12 @@ import ipaddress
 import struct
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Final
 
 from meshpath.ranges import CloudflareRanges
 from meshpath.trace.classify import classify
-from meshpath.trace.model import Endpoint, FlowResult
+from meshpath.trace.flowstate import FlowState
+from meshpath.trace.model import Endpoint, FlowVerdict
 from meshpath.trace.packet import (
     ACK,
     FIN,
@@ -60,38 +60,6 @@ class AddressSet:
         return any(s == size and value >> shift == p for s, shift, p in self._nets)
 
 
-@dataclass(slots=True)
-class FlowState:
-    """The mutable record of one connection attempt while the capture is read."""
-
-    client: Endpoint
-    server: Endpoint
-    isn: int
-    tunnel: int
-    first_ns: int
-    lan: Endpoint | None = None
-    lan_iface: int | None = None
-    reply_iface: int | None = None
-    data_packets: int = 0
-    want_ack: bool = True
-    ack_probes: int = 0
-    packets: int = 0
-    evidence: list[Packet] = field(default_factory=list)
-    keys: list[bytes] = field(default_factory=list)
-    sightings: Counter[tuple[bytes, int, int, int, int]] = field(default_factory=Counter)
-    counts: Counter[str] = field(default_factory=Counter)
-    times: dict[str, int] = field(default_factory=dict)
-    rst: Packet | None = None
-    icmp: Packet | None = None
-    closed: bool = False
-
-    def mark(self, event: str, ts: int) -> None:
-        """Count an event and remember when it first and last happened."""
-        self.counts[event] += 1
-        self.times.setdefault(event, ts)
-        self.times[event + ".last"] = ts
-
-
 def flow_key(src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
     """The hot path's key: source, destination, ports (as they sit in the packet)."""
     return src + dst + _PORTS.pack(sport, dport)
@@ -113,7 +81,7 @@ class Tracker:
         self.legs: dict[bytes, FlowState] = {}
         self._pending: dict[tuple[bytes, int, int], FlowState] = {}
         self._closed: deque[FlowState] = deque()
-        self.examples: list[FlowResult] = []
+        self.examples: list[FlowVerdict] = []
         self.verdicts: Counter[str] = Counter()
         self.ignored = 0
 

@@ -45,7 +45,7 @@ class Timing:
 
 
 @dataclass(frozen=True, slots=True)
-class FlowResult:
+class FlowVerdict:
     """One TCP connection attempt from the Cloudflare source range, classified."""
 
     verdict: str
@@ -71,7 +71,7 @@ class TraceReport:
     source: str
     format: str
     packets: int
-    flows: tuple[FlowResult, ...]
+    flows: tuple[FlowVerdict, ...]
     verdict_counts: dict[str, int]
     skipped: dict[str, int]
     target: Endpoint | None

@@ -19,7 +19,7 @@ from meshpath.trace.model import (
     RETURN_MISROUTED,
     VERDICTS,
     Endpoint,
-    FlowResult,
+    FlowVerdict,
     TraceReport,
 )
 from meshpath.trace.packet import addr_text, icmp_text, tcpdump_line
@@ -59,7 +59,7 @@ def iface_label(key: int | None, names: Mapping[int, str]) -> str:
     return f"capture interface #{key - IDB_BASE}"
 
 
-def explain(flow: FlowResult, names: Mapping[int, str]) -> str:
+def explain(flow: FlowVerdict, names: Mapping[int, str]) -> str:
     """One sentence on what went wrong (or right), naming interfaces and addresses."""
     tun = iface_label(flow.tunnel_iface, names)
     lan = iface_label(flow.lan_iface, names)
@@ -84,7 +84,7 @@ def explain(flow: FlowResult, names: Mapping[int, str]) -> str:
     return reasons.get(flow.verdict, flow.verdict)
 
 
-def _icmp_reason(flow: FlowResult) -> str:
+def _icmp_reason(flow: FlowVerdict) -> str:
     icmp = next((p for p in flow.evidence if p.inner is not None), None)
     if icmp is None:
         return "an ICMP error came back"
@@ -114,7 +114,7 @@ def format_report(report: TraceReport, ranges_text: str) -> Text:
     return out
 
 
-def _format_flow(out: Text, flow: FlowResult, names: Mapping[int, str]) -> None:
+def _format_flow(out: Text, flow: FlowVerdict, names: Mapping[int, str]) -> None:
     head = f"flow {endpoint_text(flow.client)} -> {endpoint_text(flow.server)}"
     tunnel = iface_label(flow.tunnel_iface, names)
     out.append(f"{head}  (tunnel side: {tunnel})\n", style="bold")
@@ -129,7 +129,7 @@ def _format_flow(out: Text, flow: FlowResult, names: Mapping[int, str]) -> None:
     out.append("\n")
 
 
-def _stats(flow: FlowResult) -> str:
+def _stats(flow: FlowVerdict) -> str:
     t = flow.timing
     parts = [
         f"retransmissions: SYN {flow.syn_retransmissions}, "
@@ -173,7 +173,7 @@ def report_data(report: TraceReport, ranges_text: str) -> dict[str, Any]:
     }
 
 
-def _flow_data(flow: FlowResult, names: Mapping[int, str]) -> dict[str, Any]:
+def _flow_data(flow: FlowVerdict, names: Mapping[int, str]) -> dict[str, Any]:
     t = flow.timing
     return {
         "verdict": flow.verdict,

@@ -20,7 +20,7 @@ from meshpath.lab.worker.capnp import WorkerSpec
 from meshpath.lab.worker.runtime import LAB_WORKER, find_workerd, serve_argv, stage
 
 if TYPE_CHECKING:
-    from meshpath.lab.core import Lab
+    from meshpath.lab.base import LabBase as Lab
 
 LAB_COMPATIBILITY_DATE: Final = "2026-01-01"
 EDGE_PROCESS: Final = "mesh-edge"

@@ -1,0 +1,59 @@
+"""One name, one meaning: the lab's capture holds the trace's Packet (no second Packet
+class), and the simulator's FlowResult is the only FlowResult (a trace's classified
+connection is a FlowVerdict)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import meshpath
+import meshpath.lab
+import meshpath.trace
+from meshpath.lab.capture import Sighting, parse_line, parse_lines
+from meshpath.trace.packet import SYN, Packet
+
+PACKAGE = Path(meshpath.__file__).parent
+
+
+def class_homes() -> dict[str, set[str]]:
+    homes: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                homes[node.name].add(str(path.relative_to(PACKAGE)))
+    return homes
+
+
+def test_flow_result_is_defined_once() -> None:
+    assert class_homes()["FlowResult"] == {"sim/flow.py"}
+    assert meshpath.trace.FlowVerdict.__module__ == "meshpath.trace.model"
+
+
+def test_packet_is_defined_once_in_lab_and_trace() -> None:
+    homes = {h for h in class_homes()["Packet"] if h.startswith(("lab/", "trace/"))}
+    assert homes == {"trace/packet.py"}
+    assert meshpath.lab.Packet is Packet
+
+
+def test_a_sighting_is_the_trace_packet_on_a_named_interface() -> None:
+    line = (
+        "22:34:00.930967 CloudflareWARP In  IP 100.64.12.189.55063 > 10.0.1.50.3000: "
+        "Flags [S], seq 1350041185, win 64480, options [mss 1240], length 0"
+    )
+    seen = parse_line(line)
+    assert isinstance(seen, Sighting) and isinstance(seen.packet, Packet)
+    assert seen.packet.flags == SYN and seen.packet.seq == 1350041185
+    assert seen.describe() == "CloudflareWARP In 100.64.12.189.55063 > 10.0.1.50.3000 [S]"
+
+
+def test_only_tcp_lines_with_a_direction_are_sightings() -> None:
+    text = (
+        "eth0 Out IP 10.0.1.50.3000 > 100.64.12.189.9025: Flags [R.], seq 1, ack 2, win 0\n"
+        "eth0 In IP 10.0.1.1 > 10.0.1.2: ICMP host 100.64.12.189 unreachable, length 36\n"
+        "IP 10.0.1.50.3000 > 100.64.12.189.9025: Flags [S.], seq 1, ack 2, win 0\n"
+    )
+    assert [s.describe() for s in parse_lines(text)] == [
+        "eth0 Out 10.0.1.50.3000 > 100.64.12.189.9025 [R.]"
+    ]
