@@ -12,12 +12,13 @@ from pathlib import Path
 import typer
 
 from meshpath.checks.targets import Target, parse_target
+from meshpath.cli.common import require_root
 from meshpath.cli.context import AppContext, app_context
-from meshpath.cli.fix_cmd import require_root, state_dir_of
 from meshpath.collect.netns import inside_netns, netns_path
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
+from meshpath.usecase.host import state_dir_of
 from meshpath.watch import metrics, unit
 from meshpath.watch.evaluate import Evaluator, PeerState
 from meshpath.watch.keeper import Backoff, Keeper
