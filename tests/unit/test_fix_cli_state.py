@@ -19,13 +19,13 @@ import pytest
 
 from meshpath.apply import journal as jr
 from meshpath.cli import fix_cmd, main
-from meshpath.usecase import Host
-from meshpath.usecase import fix as use_fix
-from meshpath.usecase.host import state_dir_of
 from meshpath.config import Settings
 from meshpath.fix.model import Plan, Step, WaitBgp
 from meshpath.fix.plan import expect_for
 from meshpath.state import Snapshot, codec
+from meshpath.usecase import Host
+from meshpath.usecase import fix as use_fix
+from meshpath.usecase.host import state_dir_of
 from tests.builders import broken_connector
 from tests.fake_host import FakeHost
 
