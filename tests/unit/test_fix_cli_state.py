@@ -1,8 +1,8 @@
 """`meshpath fix` through the CLI against a fake kernel and a temp root: the state dir and
 the files meshpath touches (issue 10 items 3, 8, 9, 10 and 11).
 
-The CLI's edges are swapped for the test: ``collect_snapshot`` and ``SubprocessRunner``
-for a :class:`FakeHost`, the post-apply verify for a pass; everything else is real.
+The CLI's edges are swapped for the test: the :class:`Host` it acts on (runner and
+collector) for a :class:`FakeHost`, the post-apply verify for a pass; everything else is real.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from meshpath.config import Settings
 from meshpath.fix.model import Plan, Step, WaitBgp
 from meshpath.fix.plan import expect_for
 from meshpath.state import Snapshot, codec
+from meshpath.usecase import Host
+from meshpath.usecase import fix as use_fix
+from meshpath.usecase.host import state_dir_of
 from tests.builders import broken_connector
 from tests.fake_host import FakeHost
 
@@ -33,11 +36,25 @@ WANTS = "etc/systemd/system/sys-subsystem-net-devices-CloudflareWARP.device.want
 @pytest.fixture
 def host(monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     fake = FakeHost()
-    monkeypatch.setattr(fix_cmd, "collect_snapshot", lambda netns=None: fake.snapshot())
-    monkeypatch.setattr(fix_cmd, "SubprocessRunner", lambda netns=None: fake)
-    monkeypatch.setattr(fix_cmd, "_post_check", lambda *_a: lambda: (True, "ok"))
+    use_host(monkeypatch, fake, lambda: fake.snapshot())
+    monkeypatch.setattr(use_fix, "post_check", lambda *_a: lambda: (True, "ok"))
     monkeypatch.setattr(fix_cmd, "require_root", lambda _what: None)
     return fake
+
+
+def use_host(monkeypatch: pytest.MonkeyPatch, fake: FakeHost, collect: Any) -> None:
+    """The CLI acts on ``fake``; ``collect`` makes its snapshots."""
+
+    def host_for(netns: str | None, root: Path, state_dir: Path | None) -> Host:
+        return Host(
+            runner=fake,
+            netns=netns,
+            root=root,
+            state_dir=state_dir_of(root, state_dir),
+            collector=lambda _runner, _netns: collect(),
+        )
+
+    monkeypatch.setattr(fix_cmd, "host_for", host_for)
 
 
 def fix(tmp_path: Path, *args: str) -> list[str]:
@@ -65,7 +82,7 @@ def test_a_run_starting_while_another_plans_fails_fast_and_nothing_is_applied_tw
 ) -> None:
     second: dict[str, Any] = {}
 
-    def collect(netns: str | None = None) -> Snapshot:
+    def collect() -> Snapshot:
         snap = host.snapshot()  # the host as this run sees it...
         if not second:  # ...while a second run starts before this one applies
             second["started"] = True
@@ -73,7 +90,7 @@ def test_a_run_starting_while_another_plans_fails_fast_and_nothing_is_applied_tw
             second["err"] = capsys.readouterr().err
         return snap
 
-    monkeypatch.setattr(fix_cmd, "collect_snapshot", collect)
+    use_host(monkeypatch, host, collect)
     code, data, err = run(capsys, fix(tmp_path, "--mode", "nat", "--apply"))
     assert code == 0 and data["result"]["status"] == "applied", err
     assert second["code"] == 3 and "another meshpath fix is running" in second["err"]

@@ -269,7 +269,7 @@ def test_prediction_after_bgp_replace_nat_drops_the_nat_table() -> None:
 def test_a_namespace_fix_never_writes_the_hosts_etc() -> None:
     from pathlib import Path
 
-    from meshpath.cli.fix_cmd import _refuse_host_files_for_netns
+    from meshpath.usecase.fix import refuse_host_files_for_netns as _refuse_host_files_for_netns
 
     writes = plan_fix(broken_connector(), S, "route", FixOptions())
     with pytest.raises(BadInputError, match="give --root DIR"):

@@ -159,7 +159,7 @@ def test_verify_peer_is_parsed_before_anything_runs(
     def tripwire(*_args: Any, **_kw: Any) -> None:
         raise AssertionError("verify ran with an unparsed peer")
 
-    monkeypatch.setattr("meshpath.cli.fix_cmd.verify", tripwire)
+    monkeypatch.setattr("meshpath.usecase.verify.run", tripwire)
     argv = ["verify", "--mode", "bgp", "--peer", peer, "--root", str(tmp_path)]
     one_line_exit_2(capsys, argv, "--peer")
 

@@ -14,14 +14,15 @@ when run again. A rollback never depends on the journal: on a full or read-only 
 it still runs (nft undo files go through stdin) and the result says the journal could
 not be updated (exit 3).
 
-Results are :class:`ApplyResult` values (nornir-like: changed, failed, error), the same
-shape for a dry run, an apply, a rollback and "nothing to do".
+Results are :class:`ApplyResult` values (nornir-like: per-step changed, diff, failed,
+error; :mod:`meshpath.apply.result`), the same shape for a dry run, an apply, a rollback
+and "nothing to do".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ from meshpath.apply import files
 from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
+from meshpath.apply.result import ALREADY, ApplyResult, ApplyStatus, step_results
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.errors import InterruptedRun as InterruptedRun  # re-exported: its old home
 from meshpath.fix.model import (
@@ -61,33 +63,6 @@ CheckFn = Callable[[], tuple[bool, str]]
 # What `ip route del` says when the route (or its device) is already gone.
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    status: str  # applied, nothing-to-do, rolled-back, failed, rollback-failed
-    journal: Path | None
-    changed: tuple[str, ...] = ()
-    failed_step: str | None = None
-    error: str | None = None
-    undone: tuple[str, ...] = ()
-    journal_error: str | None = None  # the journal could not be updated (disk full...)
-
-    @property
-    def ok(self) -> bool:
-        done = self.status in ("applied", "nothing-to-do", "rolled-back")
-        return done and self.error is None and self.journal_error is None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "status": self.status,
-            "journal": str(self.journal) if self.journal else None,
-            "changed": list(self.changed),
-            "failed_step": self.failed_step,
-            "error": self.error,
-            "undone": list(self.undone),
-            "journal_error": self.journal_error,
-        }
-
-
 @dataclass
 class Applier:
     runner: Runner
@@ -99,6 +74,8 @@ class Applier:
     on_event: Callable[[str], None] = lambda _msg: None
     # The first journal write that failed in this run (the result reports it).
     _journal_trouble: str | None = field(default=None, init=False, repr=False)
+    # What each step's action said in this run (by index), for the per-step results.
+    _notes: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
     # Cloudflare's API for ProfileUpdate steps: (api_base, netns) -> ProfileApi
     profile_api: ApiFactory = sdk_api
     # Called at each point a run may be killed (STEP_DONE, UNDO_ACTED); see above.
@@ -114,6 +91,7 @@ class Applier:
         takes the lock before it collects and plans, so two runs never plan the same
         change from the same host state."""
         self._journal_trouble = None
+        self._notes = {}
         self._refuse_interrupted()
         if plan.empty:
             return ApplyResult("nothing-to-do", None)
@@ -124,6 +102,7 @@ class Applier:
     def resume(self) -> ApplyResult:
         with jr.locked(self.state_dir):
             self._journal_trouble = None
+            self._notes = {}
             journal = jr.interrupted(self.state_dir)
             if journal is None:
                 raise EnvironmentProblem("no interrupted meshpath fix to resume")
@@ -138,6 +117,7 @@ class Applier:
     def rollback(self) -> ApplyResult:
         with jr.locked(self.state_dir):
             self._journal_trouble = None
+            self._notes = {}
             journal = jr.last_applied(self.state_dir, self.netns)
             if journal is None:
                 return ApplyResult("nothing-to-do", None, error=None)
@@ -177,7 +157,7 @@ class Applier:
                 self._preflight(step.action, journal.seq)
         except (MeshpathError, OSError) as exc:
             self._save_if_possible(journal.with_status("failed", f"check before apply: {exc}"))
-            return self._result("failed", path, error=str(exc))
+            return self._result("failed", journal, path, error=str(exc))
         index = start
         try:
             for index in range(start, len(journal.steps)):
@@ -196,7 +176,7 @@ class Applier:
             return self._abort(journal, path, index, exc)
         self._save_if_possible(journal.with_status("applied"))
         changed = tuple(s.description for s in journal.plan.steps)
-        return self._result("applied", path, changed=changed)
+        return self._result("applied", journal, path, changed=changed)
 
     def _abort(self, journal: jr.Journal, path: Path, index: int, exc: Exception) -> ApplyResult:
         """Roll back after a failure at step ``index`` (len(steps): the post-check)."""
@@ -208,14 +188,17 @@ class Applier:
         undone = self._rollback(journal)
         failed = journal.steps[index].key if index < len(journal.steps) else "post-check"
         if undone.status == "rolled-back":
-            return self._result(
-                "failed", path, failed_step=failed, error=str(exc), undone=undone.undone
+            return replace(
+                undone, status="failed", failed_step=failed, error=str(exc), journal=path
             )
         error = f"{exc}; then undoing {undone.failed_step} failed: {undone.error}"
-        return self._result("rollback-failed", path, failed_step=failed, error=error)
+        return replace(undone, status="rollback-failed", failed_step=failed, error=error)
 
-    def _result(self, status: str, path: Path | None, **rest: Any) -> ApplyResult:
-        return ApplyResult(status, path, journal_error=self._journal_trouble, **rest)
+    def _result(
+        self, status: ApplyStatus, journal: jr.Journal, path: Path | None, **rest: Any
+    ) -> ApplyResult:
+        steps = step_results(journal, self._notes)
+        return ApplyResult(status, path, journal_error=self._journal_trouble, steps=steps, **rest)
 
     def _begin(self, journal: jr.Journal, index: int) -> jr.Journal:
         """The step as running (with its probe's "before"), to journal before acting."""
@@ -226,6 +209,7 @@ class Applier:
     def _finish(self, journal: jr.Journal, index: int) -> jr.Journal:
         step = journal.plan.steps[index]
         note = self._act(step.action, journal.seq, index)
+        self._notes[index] = note
         return journal.with_step(index, state="done", after=self._probe(step.probe) or note)
 
     def _post_check(self) -> None:
@@ -328,12 +312,12 @@ class Applier:
         parsed = RouteSpec.from_argv(argv)
         spec = parsed[1] if parsed is not None and parsed[0] == "del" else None
         if spec is not None and not self._route_present(spec):
-            return "already absent"
+            return ALREADY
         try:
             self.runner.run(argv)
         except CommandError:
             if spec is not None and not self._route_present(spec):
-                return "already absent"
+                return ALREADY
             raise
         return None
 
@@ -351,7 +335,7 @@ class Applier:
     def _frr(self, action: FrrReload, seq: int, index: int) -> str | None:
         frr = Frr(self.runner, self.netns)
         if action.remove and not frr.has_owned(action.intent):
-            return "already absent"  # nothing of meshpath's left in FRR's running config
+            return ALREADY  # nothing of meshpath's left in FRR's running config
         conf = self._scratch(
             seq, f"frr-step{index}.conf", frr.desired(action.intent, action.remove)
         )
@@ -390,7 +374,7 @@ class Applier:
                     journal = journal.with_status("rolling-back", f"undo {step.key}: {exc}")
                     self._save_if_possible(journal)
                     return self._result(
-                        "rollback-failed", path, failed_step=step.key, error=str(exc)
+                        "rollback-failed", journal, path, failed_step=step.key, error=str(exc)
                     )
                 # A step that never finished may have changed nothing: nothing to undo.
             self.checkpoint(UNDO_ACTED, index + 1)
@@ -398,7 +382,7 @@ class Applier:
             self._save_if_possible(journal)
             undone.append(step.description)
         self._save_if_possible(journal.with_status("rolled-back", journal.error))
-        return self._result("rolled-back", path, undone=tuple(undone))
+        return self._result("rolled-back", journal, path, undone=tuple(undone))
 
 
 def describe_journal(journal: jr.Journal) -> dict[str, object]:

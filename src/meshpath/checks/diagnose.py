@@ -20,7 +20,7 @@ def context_for(snapshot: Snapshot, settings: Settings) -> CheckContext:
 
 Flows = tuple[PathOutcome, ...]
 # The live edge's second opinion: given the simulated flows, the flows as the kernel answers
-# them where it disagrees, and the disagreements (see collect.kernel_route.cross_check).
+# them where it disagrees, and the disagreements (see checks.kernel.cross_check).
 KernelCheck = Callable[[CheckContext, Flows], tuple[Flows, tuple[Disagreement, ...]]]
 
 

@@ -26,6 +26,7 @@ from meshpath.cli import (
     sim_cmd,
     snapshot_cmd,
     trace_cmd,
+    verify_cmd,
     watch_cmd,
     worker_cmd,
 )
@@ -93,6 +94,7 @@ _COMMANDS = (
     sim_cmd,
     doctor_cmd,
     fix_cmd,
+    verify_cmd,
     worker_cmd,
     explain_cmd,
     watch_cmd,

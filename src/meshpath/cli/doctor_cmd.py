@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -11,16 +10,14 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from meshpath.checks.diagnose import diagnose
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.report import Report
 from meshpath.checks.targets import parse_target
 from meshpath.cli.context import app_context
-from meshpath.collect import collect_snapshot
-from meshpath.collect.kernel_route import cross_check
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
-from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
+from meshpath.usecase import Host
+from meshpath.usecase import doctor as use
 from meshpath.values import given
 
 
@@ -50,13 +47,11 @@ def doctor(
         raise BadInputError("--snapshot and --netns exclude each other")
     targets = tuple(parse_target(t) for t in target or ())
     worker = given(worker_ip, "--worker-ip")
+    saved = codec.load(snapshot) if snapshot is not None else None
+    host = Host.local(netns) if saved is None else None
     with actx.progress("collecting the host's network state"):
-        snap = codec.load(snapshot) if snapshot is not None else collect_snapshot(netns=netns)
-    live = None
-    if snapshot is None:  # live: hold the model to the kernel's own answers
-        runner = SubprocessRunner(netns=netns)
-        live = partial(cross_check, runner)
-    report = diagnose(snap, actx.settings, targets, worker, kernel_check=live)
+        found = use.run(host, actx.settings, targets, worker, saved=saved)
+    snap, report = found.snapshot, found.report
     actx.emit(
         report.as_dict(), format_report(report, where=netns or snap.hostname), schema="doctor"
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import grp
 import os
 import sys
 from collections.abc import Callable
@@ -12,12 +11,13 @@ from pathlib import Path
 import typer
 
 from meshpath.checks.targets import Target, parse_target
+from meshpath.cli.common import require_root
 from meshpath.cli.context import AppContext, app_context
-from meshpath.cli.fix_cmd import require_root, state_dir_of
 from meshpath.collect.netns import inside_netns, netns_path
 from meshpath.errors import EXIT_FINDINGS, EXIT_OK, BadInputError
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
+from meshpath.usecase.host import state_dir_of
 from meshpath.watch import metrics, unit
 from meshpath.watch.evaluate import Evaluator, PeerState
 from meshpath.watch.keeper import Backoff, Keeper
@@ -184,8 +184,8 @@ def _install(
         state_dir=str(o.state_dir.resolve()) if o.state_dir else unit.DEFAULT_STATE_DIR,
         textfile=str(o.textfile.resolve()) if o.textfile else None,
         netns=o.netns,
-        loopback_only=listener is None or _loopback(listener.host),
-        frr_group=_group("frrvty"),
+        loopback_only=listener is None or unit.loopback(listener.host),
+        frr_group=unit.existing_group("frrvty"),
     )
     path, changed = unit.install_unit(o.root, unit.render_unit(options))
     data = {"unit": str(path), "changed": changed}
@@ -193,15 +193,3 @@ def _install(
     how = "systemctl daemon-reload && systemctl enable --now meshpath-watch"
     actx.emit(data, f"{verb} {path}\nthen: {how}", schema="watch-unit")
     return EXIT_OK
-
-
-def _loopback(host: str) -> bool:
-    return host == "::1" or host.startswith("127.")
-
-
-def _group(name: str) -> str | None:
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return None
-    return name

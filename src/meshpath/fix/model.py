@@ -28,7 +28,11 @@ MODES: Final = ("nat", "route", "bgp")
 
 
 class _Action(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
-    """Base of the actions a step performs."""
+    """Base of the actions a step performs; each says what it does (:meth:`describe`)."""
+
+    def describe(self) -> str:
+        """One line for the plan's printout: what this action does."""
+        raise NotImplementedError
 
 
 class Run(_Action, frozen=True, tag="run"):
@@ -38,12 +42,18 @@ class Run(_Action, frozen=True, tag="run"):
 
     argv: tuple[str, ...]
 
+    def describe(self) -> str:
+        return " ".join(self.argv)
+
 
 class NftFile(_Action, frozen=True, tag="nft"):
     """An ``nft -f`` file (``-j`` when ``json``), checked with ``nft -c`` first."""
 
     text: str
     json: bool = False
+
+    def describe(self) -> str:
+        return "nft " + ("-j " if self.json else "") + "-f FILE (checked first with nft -c -f)"
 
 
 class WriteFile(_Action, frozen=True, tag="write"):
@@ -62,6 +72,9 @@ class WriteFile(_Action, frozen=True, tag="write"):
     data: bytes | None = None
     owner: tuple[int, int] | None = None
 
+    def describe(self) -> str:
+        return f"write /{self.path}" + (f" -> {self.link}" if self.link else "")
+
 
 class RemoveFile(_Action, frozen=True, tag="remove"):
     """Remove the file (or symlink) at ``path``, then ``dirs`` (deepest first): the
@@ -70,6 +83,9 @@ class RemoveFile(_Action, frozen=True, tag="remove"):
     path: str
     dirs: tuple[str, ...] = ()
 
+    def describe(self) -> str:
+        return f"remove /{self.path}"
+
 
 class FrrReload(_Action, frozen=True, tag="frr"):
     """Merge (``remove=False``) or strip (``remove=True``) meshpath's FRR lines, with
@@ -77,6 +93,10 @@ class FrrReload(_Action, frozen=True, tag="frr"):
 
     intent: FrrIntent
     remove: bool = False
+
+    def describe(self) -> str:
+        what = "strip meshpath's lines" if self.remove else "merge meshpath's lines"
+        return f"{what}; vtysh -C -f FILE; frr-reload.py --test, then --reload FILE"
 
 
 class WaitBgp(_Action, frozen=True, tag="wait-bgp"):
@@ -87,11 +107,17 @@ class WaitBgp(_Action, frozen=True, tag="wait-bgp"):
     prefixes: tuple[str, ...]
     timeout: float = 30.0
 
+    def describe(self) -> str:
+        return f"poll show bgp summary / advertised-routes for {self.peer}"
+
 
 class PostCheck(_Action, frozen=True, tag="check"):
     """A named check the caller supplies (e.g. a lab Worker round trip); must pass."""
 
     name: str
+
+    def describe(self) -> str:
+        return f"check {self.name}"
 
 
 class ProfileEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -119,6 +145,11 @@ class ProfileUpdate(_Action, frozen=True, tag="profile"):
     entries: tuple[ProfileEntry, ...]
     before: tuple[ProfileEntry, ...] | None = None
     api_base: str | None = None  # None: Cloudflare's API
+
+    def describe(self) -> str:
+        policy = f"/{self.policy_id}" if self.policy_id else ""
+        where = f"/accounts/{self.account_id}/devices/policy{policy}/{self.mode}"
+        return f"PUT {self.api_base or 'Cloudflare API'}{where} ({len(self.entries)} entries)"
 
 
 Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck | ProfileUpdate

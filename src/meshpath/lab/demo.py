@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from meshpath.checks.diagnose import diagnose
 from meshpath.checks.targets import Target
-from meshpath.collect import collect_snapshot
 from meshpath.config import Settings
 from meshpath.lab import frr
 from meshpath.lab.capture import match_sequence
@@ -23,6 +21,7 @@ from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES
 from meshpath.lab.scenarios import REPORT_TRACE
 from meshpath.lab.topology import LAN_ADDR, SERVICE_IP, SERVICE_PORT, WORKER_SOURCE
+from meshpath.usecase import Host, doctor
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +80,8 @@ def _failing_call(lab: Lab) -> DemoStep:
 
 def _diagnose(lab: Lab) -> DemoStep:
     """What `meshpath doctor --netns <conn>` says: the diagnosis that leads to the fix."""
-    snap = collect_snapshot(netns=lab.ns("conn"))
-    report = diagnose(snap, Settings(), (Target(SERVICE_IP, SERVICE_PORT),))
+    host = Host.local(lab.ns("conn"))
+    report = doctor.run(host, Settings(), (Target(SERVICE_IP, SERVICE_PORT),)).report
     cause = report.root_cause
     lines: list[str] = [f"meshpath doctor --netns {lab.ns('conn')} --target {SERVICE_IP}:3000"]
     if cause is not None:

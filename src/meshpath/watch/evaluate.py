@@ -11,20 +11,17 @@ import ipaddress
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final
 
-from meshpath.checks.diagnose import diagnose
 from meshpath.checks.report import Report
 from meshpath.checks.targets import Target
-from meshpath.collect import collect_snapshot
-from meshpath.collect.kernel_route import cross_check
 from meshpath.config import Settings
 from meshpath.render.nft import masquerades_in
 from meshpath.runner import Runner
 from meshpath.sim import Packet, route_get
 from meshpath.state import TABLE_MAIN, Snapshot
 from meshpath.state.model import FrrState
+from meshpath.usecase import Host, doctor
 
 # The ranges a connector must route back into the tunnel (sources) or reach (devices).
 RANGE_KEYS: Final = ("source_v4", "device_v4", "source_v6", "device_v6")
@@ -174,19 +171,15 @@ class Evaluator:
 
     def __call__(self) -> tuple[Snapshot, Evaluation]:
         start = time.monotonic()
-        snapshot = collect_snapshot(netns=self.netns, runner=self.runner)
-        report = diagnose(
-            snapshot,
-            self.settings,
-            self.targets,
-            kernel_check=partial(cross_check, self.runner),
-        )
+        host = Host(runner=self.runner, netns=self.netns)
+        found = doctor.run(host, self.settings, self.targets)
+        snapshot, report = found.snapshot, found.report
         duration = time.monotonic() - start
         return snapshot, summarise(snapshot, report, self.settings, time.time(), duration)
 
     def offline(self, snapshot: Snapshot) -> Evaluation:
         """The same evaluation of a saved snapshot (no kernel to ask)."""
         start = time.monotonic()
-        report = diagnose(snapshot, self.settings, self.targets)
+        report = doctor.run(None, self.settings, self.targets, saved=snapshot).report
         duration = time.monotonic() - start
         return summarise(snapshot, report, self.settings, time.time(), duration)

@@ -14,6 +14,7 @@ read-only (``ProtectSystem=strict``) or hidden.
 
 from __future__ import annotations
 
+import grp
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,3 +153,17 @@ def _write_atomic(path: Path, text: str) -> None:
         os.fsync(fh.fileno())
     tmp.chmod(0o644)
     os.replace(tmp, path)
+
+
+def loopback(host: str) -> bool:
+    """Whether a listen address is the loopback (the unit can then deny other networks)."""
+    return host == "::1" or host.startswith("127.")
+
+
+def existing_group(name: str) -> str | None:
+    """``name`` when the group exists on this host (the unit adds it), else None."""
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return None
+    return name

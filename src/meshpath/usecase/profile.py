@@ -1,7 +1,8 @@
 """`meshpath fix --mode profile`: the device profile's Split Tunnels through Cloudflare's API.
 
-Thin: validates the options, reads the profile (apply/profile.py), plans (fix/profile.py),
-and hands the plan to the same Applier, journal and rollback as every other mode.
+Validates the options, reads the profile (apply/profile.py), plans (fix/profile.py), and
+hands the plan to the same Applier, journal and rollback as every other mode
+(:func:`session`, the profile's :func:`meshpath.usecase.fix.session`).
 """
 
 from __future__ import annotations
@@ -9,19 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from meshpath.apply import Applier, ApplyResult
-from meshpath.apply import journal as jr
 from meshpath.apply.profile import DEFAULT_TIMEOUT, ProfileApi, ProfileApiError, sdk_api
-from meshpath.apply.verify import RoundTrip, verify
-from meshpath.cli.context import AppContext
-from meshpath.collect import collect_snapshot
+from meshpath.config import Settings
 from meshpath.errors import BadInputError
 from meshpath.fix.model import Expect, Plan
 from meshpath.fix.profile import check_account, check_api_base, check_policy, plan_profile
-from meshpath.runner import SubprocessRunner
-from meshpath.state import codec
+from meshpath.state import Snapshot
+from meshpath.usecase import verify
+from meshpath.usecase.fix import Events, FixOutcome, Proposal, interrupted, make_applier
+from meshpath.usecase.host import Host
+from meshpath.usecase.verify import RoundTrip
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +48,42 @@ def check_options(opts: ProfileOptions) -> ProfileOptions:
     )
 
 
+def session(
+    host: Host,
+    settings: Settings,
+    opts: ProfileOptions,
+    *,
+    apply: bool = False,
+    saved: Snapshot | None = None,
+    round_trip: RoundTrip | None = None,
+    show: Callable[[Proposal], None] = lambda _p: None,
+    on_event: Events = lambda _m: None,
+) -> FixOutcome:
+    """Plan from the API's list (a dry run: result "planned"), or plan and apply it."""
+    opts = check_options(opts)
+    if apply and saved is not None:
+        raise BadInputError("--snapshot plans from a file; it cannot be combined with --apply")
+    plan, api = make_plan(host, settings, opts, saved)
+    proposal = Proposal(plan, interrupted(host.state_dir))
+    if not apply:
+        return FixOutcome(proposal, ApplyResult.planned(plan))
+    show(proposal)
+    applier = make_applier(host, plan.expect, round_trip, on_event)
+    applier.post_check = wait_for_warp(host, plan.expect, opts.wait_warp, round_trip)
+    result = prepare(applier, api, opts).apply(plan)
+    raise_api_refusal(result)
+    return FixOutcome(proposal, result)
+
+
 def make_plan(
-    actx: AppContext, opts: ProfileOptions, netns: str | None, snapshot_file: Path | None
+    host: Host, settings: Settings, opts: ProfileOptions, saved: Snapshot | None
 ) -> tuple[Plan, ProfileApi]:
-    snap = codec.load(snapshot_file) if snapshot_file is not None else collect_snapshot(netns)
-    api = sdk_api(opts.api_base, netns, opts.api_timeout)
+    snap = saved if saved is not None else host.snapshot()
+    api = sdk_api(opts.api_base, host.netns, opts.api_timeout)
     current = api.read(str(opts.account_id), opts.policy_id)
     plan = plan_profile(
         snap,
-        actx.settings,
+        settings,
         current,
         account_id=str(opts.account_id),
         policy_id=opts.policy_id,
@@ -77,19 +104,18 @@ def prepare(applier: Applier, api: ProfileApi, opts: ProfileOptions) -> Applier:
 
 
 def wait_for_warp(
-    netns: str | None, expect: Expect, seconds: float, trip: RoundTrip | None
+    host: Host, expect: Expect, seconds: float, trip: RoundTrip | None
 ) -> Callable[[], tuple[bool, str]] | None:
     """The post-check: table 65743 routes the ranges (polled for ``seconds``, as WARP picks
     the profile up when it next fetches it), then the lab's round trip if asked. None when
     not asked to wait: the kernel's side is then `meshpath verify --mode profile`'s job."""
     if seconds <= 0 and trip is None:
         return None
-    runner = SubprocessRunner(netns=netns)
 
     def check() -> tuple[bool, str]:
         deadline = time.monotonic() + seconds
         while True:
-            results = verify(runner, netns, expect)
+            results = verify.run(host, expect)
             bad = [f"{c.name}: {c.detail}" for c in results if not c.ok]
             if not bad or time.monotonic() >= deadline:
                 break
@@ -108,7 +134,3 @@ def raise_api_refusal(result: ApplyResult) -> None:
     error = result.error or ""
     if result.status == "failed" and error.startswith("Cloudflare API"):
         raise ProfileApiError(f"{error}; nothing changed")
-
-
-def interrupted(states: Path) -> jr.Journal | None:
-    return jr.interrupted(states) if states.exists() else None
