@@ -15,9 +15,10 @@ from rich.text import Text
 from meshpath.cli.context import app_context
 from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.sim import Decision, Packet, route_get, simulate_flow
+from meshpath.sim.addr6 import is_v6
 from meshpath.sim.fib import table_name
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
-from meshpath.sim.values import Step
+from meshpath.sim.values import UDP, Step
 from meshpath.state import Snapshot, codec
 from meshpath.values import IfName, parse_hostport, parse_ifname, parse_u32
 
@@ -73,7 +74,9 @@ def route_get_cmd(
 ) -> None:
     """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
     actx = app_context(ctx)
-    packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
+    # `ip -6 route get` sets no protocol unless asked (inet6_rtm_getroute); `ip route get`
+    # assumes UDP (the Packet default).
+    packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark), proto=0 if is_v6(dst) else UDP)
     decision = route_get(load_snapshot(snapshot, netns), packet)
     actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
 
