@@ -4,16 +4,20 @@ packet-too-big, MP127 tunnel MTU) and nft's `fib saddr . iif oif missing drop`."
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from meshpath.checks.diagnose import diagnose
 from meshpath.checks.report import Report
 from meshpath.checks.targets import parse_target
+from meshpath.cli import main
 from meshpath.config import Settings
 from meshpath.sim import simulate_flow
-from meshpath.state import TABLE_MAIN, TABLE_WARP, NftState, Route, Snapshot
+from meshpath.state import TABLE_MAIN, TABLE_WARP, NftState, Route, Snapshot, codec
 from tests.builders import (
     SVC6,
     WORKER6,
@@ -22,6 +26,7 @@ from tests.builders import (
     with_routes,
     with_v6conf,
 )
+from tests.schema_check import assert_schema
 
 TUNNEL = "CloudflareWARP"
 V4_FIX = Route(table=TABLE_MAIN, family=4, dst="100.64.0.0/12", dev=TUNNEL)
@@ -144,3 +149,25 @@ def test_v6_target_in_warp_table_goes_back_through_the_tunnel() -> None:
     )
     flow = simulate_flow(snap, WORKER6, SVC6, 3000)
     assert flow.outcome == "delivered"
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
+    code = main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_route_get_and_flow_take_v6_on_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ds.json"
+    codec.save(dual_stack_connector(), path)
+    get = ["route", "get", WORKER6, "--from", SVC6, "--iif", "eth0", "--snapshot", str(path)]
+    code, doc = _cli(capsys, *get, "--json")
+    assert code == 0 and doc["dev"] == "eth0" and doc["packet"]["proto"] == 0
+    assert_schema(doc)
+    code, doc = _cli(capsys, "flow", f"[{SVC6}]:3000", "10.0.1.50:3000", "--snapshot",
+                     str(path), "--json")  # fmt: skip
+    assert code == 1 and [f["worker_ip"] for f in doc["flows"]] == [WORKER6, "100.64.12.189"]
+    assert_schema(doc)
+    assert main(["flow", f"[{SVC6}]:3000", "--worker-ip", "100.64.12.189", "--snapshot",
+                 str(path)]) == 2  # fmt: skip

@@ -121,8 +121,6 @@ def format_decision(d: Decision) -> Group:
 
 def _target(text: str) -> tuple[str, int]:
     parsed = parse_hostport(text, "target")
-    if parsed.address.version != 4:
-        raise BadInputError(f"target {text!r}: flow simulates IPv4 (the Worker source is IPv4)")
     return str(parsed.address), parsed.port
 
 
@@ -157,9 +155,17 @@ def flow(
         if ipaddress.IPv4Address(FIELD_REPORT_WORKER) in source
         else str(next(source.hosts()))
     )
+    for host, _port in parsed:
+        if worker_ip is not None and (":" in worker_ip) != (":" in host):
+            raise BadInputError(f"--worker-ip {worker_ip} and target {host} differ in family")
+    # A v6 target is reached from the v6 source range (unless --worker-ip says otherwise).
+    worker6 = worker_ip or actx.settings.ranges.worker_probe_v6()
     snap = load_snapshot(snapshot, netns)
     tun = _tunnel(snap, tunnel) if tunnel is not None else actx.settings.tunnel_interface
-    results = [simulate_flow(snap, worker, host, port, tunnel=tun) for host, port in parsed]
+    results = [
+        simulate_flow(snap, worker6 if ":" in host else worker, host, port, tunnel=tun)
+        for host, port in parsed
+    ]
     data = {"flows": [msgspec.to_builtins(r) for r in results]}
     actx.emit(data, Group(*(format_flow(r) for r in results)), schema="flow")
     if any(r.outcome != DELIVERED for r in results):
