@@ -89,10 +89,10 @@ def check_tunnel_mtu6(ctx: CheckContext) -> Iterator[Finding]:
 def check_icmpv6_ptb(ctx: CheckContext) -> Iterator[Finding]:
     """MP126: would nftables drop an ICMPv6 packet-too-big on the Worker's path?"""
     lan = ctx.lan_interfaces[0] if ctx.lan_interfaces else None
-    targets = [
-        t for t in default_targets(ctx.snapshot, ctx.tunnel) if ":" in t.address
-    ]  # fmt: skip
-    if not ctx.snapshot.nft.available or lan is None or not targets or not _has_v6(ctx):
+    if not ctx.snapshot.nft.available or lan is None or not _has_v6(ctx):
+        return  # cheap tests first: the targets walk every route of the table
+    targets = [t for t in default_targets(ctx.snapshot, ctx.tunnel) if ":" in t.address]
+    if not targets:
         return
     ruleset = Ruleset.parse(ctx.snapshot.nft.ruleset)
     target, worker = targets[0].address, ctx.settings.ranges.worker_probe_v6()
