@@ -220,3 +220,66 @@ def masquerade_lan(
         priority=100,
         table="nat",
     )  # fmt: skip
+
+
+# -- IPv6: the same connector, dual-stack -------------------------------------------------
+
+LAN6 = "fd00:1::/64"
+CONN6 = "fd00:1::2"
+SVC6 = "fd00:1::50"
+WORKER6 = "2606:4700:cf1:5000::5"
+
+
+def v6conf(forwarding: int = 1, **kw: int) -> Ipv6Conf:
+    return Ipv6Conf(forwarding=forwarding, **kw)
+
+
+def dual_stack_connector(**changes: Any) -> Snapshot:
+    """:func:`broken_connector` with a ULA LAN (fd00:1::/64) and WARP's v6 side: the device
+    address, table 65743's two halves of the v6 space, WARP's rules for IPv6 too, and no
+    route for the v6 source range via the tunnel (the field report, over IPv6)."""
+    snap = broken_connector()
+    v6_routes = (
+        Route(table=TABLE_MAIN, family=6, dst="::/0", gateway="fd00:1::1", dev="eth0",
+              metric=1024),
+        Route(table=TABLE_MAIN, family=6, dst=LAN6, dev="eth0", protocol=2, metric=256),
+        Route(table=TABLE_MAIN, family=6, dst="2606:4700:cf1:1000::/64", dev="CloudflareWARP",
+              metric=1024),
+        Route(table=TABLE_WARP, family=6, dst="::/1", dev="CloudflareWARP", metric=1024),
+        Route(table=TABLE_WARP, family=6, dst="8000::/1", dev="CloudflareWARP", metric=1024),
+        Route(table=TABLE_WARP, family=6, dst="fd00::/8", type="throw", dev="lo", metric=1024),
+        Route(table=TABLE_WARP, family=6, dst="2606:4700:cf1:5000::/64", type="throw",
+              dev="lo", metric=1024),
+        Route(table=TABLE_LOCAL, family=6, dst="fd00:1::2/128", type="local", dev="eth0",
+              protocol=2),
+        Route(table=TABLE_LOCAL, family=6, dst="2606:4700:cf1:1000::5/128", type="local",
+              dev="CloudflareWARP", protocol=2),
+        Route(table=TABLE_LOCAL, family=6, dst="::1/128", type="local", dev="lo", protocol=2),
+    )  # fmt: skip
+    v6_rules = tuple(
+        msgspec.structs.replace(r, family=6) for r in snap.rules if r.priority != 32767
+    )
+    v6_addrs = (
+        Address(dev="eth0", family=6, local=CONN6, prefixlen=64),
+        Address(dev="CloudflareWARP", family=6, local="2606:4700:cf1:1000::5", prefixlen=128),
+        Address(dev="lo", family=6, local="::1", prefixlen=128, scope=254),
+    )
+    sysctls = msgspec.structs.replace(
+        snap.sysctls,
+        ipv6={name: v6conf() for name in ("all", "default", "eth0", "CloudflareWARP", "lo")},
+    )
+    snap = msgspec.structs.replace(
+        snap,
+        addresses=snap.addresses + v6_addrs,
+        routes=snap.routes + v6_routes,
+        rules=snap.rules + v6_rules,
+        sysctls=sysctls,
+    )
+    return msgspec.structs.replace(snap, **changes) if changes else snap
+
+
+def with_v6conf(snap: Snapshot, dev: str, **values: int) -> Snapshot:
+    """``snap`` with net.ipv6.conf.<dev>.<key>=<value> changed."""
+    ipv6 = dict(snap.sysctls.ipv6)
+    ipv6[dev] = msgspec.structs.replace(ipv6.get(dev, v6conf()), **values)
+    return msgspec.structs.replace(snap, sysctls=msgspec.structs.replace(snap.sysctls, ipv6=ipv6))

@@ -45,6 +45,10 @@ class CloudflareRanges:
     """The Cloudflare ranges in force for one host (defaults unless overridden)."""
 
     source_v4: ipaddress.IPv4Network = ipaddress.IPv4Network("100.64.0.0/12")
+    # The IPv6 rows of Cloudflare's Reserved IPs page (checked 2026: Device IPs
+    # 2606:4700:0cf1:1000::/64, Gateway initial resolved IPs 2606:4700:0cf1:4000::/64,
+    # Cloudflare source IPs 2606:4700:0cf1:5000::/64, each "Configurable: No"):
+    # https://developers.cloudflare.com/cloudflare-one/networks/routes/reserved-ips/
     source_v6: ipaddress.IPv6Network = ipaddress.IPv6Network("2606:4700:cf1:5000::/64")
     device_v4: ipaddress.IPv4Network = ipaddress.IPv4Network("100.96.0.0/12")
     device_v6: ipaddress.IPv6Network = ipaddress.IPv6Network("2606:4700:cf1:1000::/64")
@@ -65,6 +69,15 @@ class CloudflareRanges:
         in the source range in force, else the range's first host."""
         report = ipaddress.IPv4Address("100.64.12.189")
         return str(report if report in self.source_v4 else self.source_v4.network_address + 1)
+
+    def worker_probe_v6(self) -> str:
+        """An IPv6 Worker source to simulate: ``::5`` in the v6 source range (the lab's
+        Mesh edge uses the same address)."""
+        return str(self.source_v6.network_address + 5)
+
+    def source_for(self, address: str) -> IPNetwork:
+        """The source range of ``address``'s family: what replies to it must route back."""
+        return self.source_v6 if ":" in address else self.source_v4
 
     def classify(self, address: str) -> str | None:
         """The key of the Cloudflare range holding ``address``, or None."""

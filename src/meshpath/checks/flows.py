@@ -27,11 +27,25 @@ _DECISION_CAUSES = {
 def simulate_targets(
     ctx: CheckContext, targets: tuple[Target, ...], worker_ip: str | None = None
 ) -> tuple[PathOutcome, ...]:
-    worker = worker_ip or ctx.settings.ranges.worker_probe()
     return tuple(
-        to_outcome(t, simulate_flow(ctx.snapshot, worker, t.address, t.port, tunnel=ctx.tunnel))
+        to_outcome(
+            t,
+            simulate_flow(
+                ctx.snapshot, _worker_for(ctx, t, worker_ip), t.address, t.port, tunnel=ctx.tunnel
+            ),
+        )
         for t in targets
     )
+
+
+def _worker_for(ctx: CheckContext, target: Target, worker_ip: str | None) -> str:
+    """The Worker source for ``target``: the one given when its family matches, else the
+    probe of the target's family (a v6 LAN is reached from the v6 source range)."""
+    v6 = ":" in target.address
+    if worker_ip is not None and (":" in worker_ip) == v6:
+        return worker_ip
+    ranges = ctx.settings.ranges
+    return ranges.worker_probe_v6() if v6 else ranges.worker_probe()
 
 
 def to_outcome(target: Target, flow: FlowResult) -> PathOutcome:
@@ -69,6 +83,8 @@ def _cause(flow: FlowResult, failed: PathResult | None) -> str | None:
         return "unknown"
     decision = failed.decision
     if decision is not None and not decision.ok:
+        if decision.outcome == v.FORWARDING_OFF and ":" in flow.worker_ip:
+            return "forwarding6"  # net.ipv6.conf.all.forwarding, not ip_forward
         return _DECISION_CAUSES.get(decision.outcome, "unknown")
     if failed.status == "local":
         return "unknown"

@@ -64,11 +64,12 @@ HANDSHAKE = (
 )
 
 
-def route_fix_commands(ctx: CheckContext) -> tuple[str, ...]:
-    source = ctx.settings.ranges.source_v4
+def route_fix_commands(ctx: CheckContext, worker_ip: str | None = None) -> tuple[str, ...]:
+    source = ctx.settings.ranges.source_for(worker_ip or ctx.settings.ranges.worker_probe())
+    ip = "ip -6" if source.version == 6 else "ip"
     return (
         "meshpath fix --mode route          # host-side, persistent (FRR staticd or a unit)",
-        f"ip route add {source} dev {ctx.tunnel}   # immediate, lost on reboot",
+        f"{ip} route add {source} dev {ctx.tunnel}   # immediate, lost on reboot",
     )
 
 
@@ -86,9 +87,9 @@ def flow_findings(ctx: CheckContext, flow: PathOutcome) -> Iterator[Finding]:
 def _misrouted(ctx: CheckContext, flow: PathOutcome, evidence: tuple[str, ...]) -> Finding:
     """MP101, saying which root cause it is: the device profile's Split Tunnels (WARP's
     table leaves the range out) or the host (WARP's table is not what misroutes it)."""
-    source = ctx.settings.ranges.source_v4
+    source = ctx.settings.ranges.source_for(flow.worker_ip)
     egress = flow.egress or "another interface"
-    ex = warp.exclusion(ctx, "source_v4")
+    ex = warp.exclusion(ctx, f"source_v{source.version}")
     story = (
         f"Workers reach {flow.target} from {flow.worker_ip}. The service answers, but this "
         f"host sends the answer out {flow.egress} (its default route) instead of back into "
@@ -98,7 +99,7 @@ def _misrouted(ctx: CheckContext, flow: PathOutcome, evidence: tuple[str, ...]) 
         title = f"no route for the Cloudflare source range {source} via {ctx.tunnel}: "
         title += f"replies to Workers leave by {egress} (a host-side routing problem)"
         why = story + "WARP's Split Tunnels are not what leaves it out here. " + HANDSHAKE
-        fixes, mode = route_fix_commands(ctx), "route"
+        fixes, mode = route_fix_commands(ctx, flow.worker_ip), "route"
     else:
         title = f"no route for the Cloudflare source range {source} via {ctx.tunnel}: the "
         title += f"Split Tunnels keep it out ({ex.entry}), so replies to Workers leave by {egress}"
@@ -107,7 +108,7 @@ def _misrouted(ctx: CheckContext, flow: PathOutcome, evidence: tuple[str, ...]) 
             f"to {ex.profile_edit()}. " + warp.HOST_WARNING + ". " + HANDSHAKE
         )
         evidence = (*evidence, *ex.evidence)
-        fixes = (*warp.profile_fix_commands(ex), *route_fix_commands(ctx))
+        fixes = (*warp.profile_fix_commands(ex), *route_fix_commands(ctx, flow.worker_ip))
         mode = "profile"
     return Finding(
         "MP101",
@@ -175,6 +176,13 @@ _BUILDERS: dict[str, _Builder] = {
         "A netfilter rule or chain policy (for example Docker's FORWARD policy DROP) throws "
         "the packet away before it reaches the LAN or the tunnel.",
         ("nft insert rule ... iifname CloudflareWARP oifname <lan> accept  # or docker-user",),
+    ),
+    "forwarding6": _dropped(
+        "MP124",
+        "the kernel does not forward the Worker's IPv6 traffic",
+        "IPv6 forwarding is gated by net.ipv6.conf.all.forwarding alone (ip6_forward); a "
+        "device's own forwarding does not open it.",
+        ("sysctl -w net.ipv6.conf.all.forwarding=1",),
     ),
     "route-type": _dropped(
         "MP141",

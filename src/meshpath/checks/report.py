@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from meshpath.checks import frr, host, overlap, warp
+from meshpath.checks import frr, host, overlap, v6, warp
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.flows import check_device_range
@@ -15,6 +15,7 @@ from meshpath.checks.path import HANDSHAKE, PathOutcome, check_lan_return, flow_
 ROOT_CAUSE_ORDER = (
     "MP150",
     "MP120",
+    "MP124",
     "MP122",
     "MP140",
     "MP130",
@@ -106,6 +107,7 @@ def build_report(
         *(f for check in host.CHECKS for f in check(ctx)),
         *(f for check in overlap.CHECKS for f in check(ctx)),
         *(f for check in frr.CHECKS for f in check(ctx)),
+        *(f for check in v6.CHECKS for f in check(ctx)),
         *warp.check_split_tunnels(ctx, flows),
         *(f for check in warp.CHECKS for f in check(ctx)),
         *check_device_range(ctx),

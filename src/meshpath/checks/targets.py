@@ -36,12 +36,14 @@ def default_targets(snapshot: Snapshot, tunnel: str) -> tuple[Target, ...]:
     own = {a.local for a in snapshot.addresses}
     found: dict[str, Target] = {}
     for route in snapshot.routes:
-        if route.table != TABLE_MAIN or route.family != 4 or route.type != "unicast":
+        if route.table != TABLE_MAIN or route.type != "unicast":
             continue
-        if route.dev in (None, "lo", tunnel) or route.dst == "0.0.0.0/0":
+        if route.dev in (None, "lo", tunnel) or route.dst in ("0.0.0.0/0", "::/0"):
             continue
         net = ipaddress.ip_network(route.dst, strict=False)
-        if net.prefixlen >= 31 or net.is_loopback or net.is_link_local:
+        if net.prefixlen >= net.max_prefixlen - 1 or net.is_loopback or net.is_link_local:
+            continue
+        if net.is_multicast:
             continue
         # The first host that is not the connector; none when it holds them all (a /30
         # with both addresses on this host).

@@ -117,7 +117,8 @@ def _needed(ctx: CheckContext, view: SplitView) -> list[IPNetwork]:
     """The ranges a connector needs through the tunnel that are not (fully) there now."""
     ranges = ctx.settings.ranges
     out: list[IPNetwork] = []
-    for key, net in (("source_v4", ranges.source_v4), ("device_v4", ranges.device_v4)):
+    for key, net in (("source_v4", ranges.source_v4), ("device_v4", ranges.device_v4),
+                     ("source_v6", ranges.source_v6), ("device_v6", ranges.device_v6)):  # fmt: skip
         cover = cover_for(view, key)
         if cover is None or cover.cover != "full":
             out.append(net)
@@ -134,7 +135,8 @@ def exclusion(ctx: CheckContext, key: str, view: SplitView | None = None) -> Exc
     cover = cover_for(view, key)
     if cover is None or cover.cover == "full":
         return None
-    needed = _needed(ctx, view)
+    # Only the ranges of the key's family: a v4 profile edit never adds v6 ranges back.
+    needed = [n for n in _needed(ctx, view) if str(n.version) == key[-1]]
     warp = ctx.snapshot.warp
     if warp.split_entries is not None and warp.split_mode in ("exclude", "include"):
         return _from_client(key, cover.range, warp.split_mode, warp.split_entries, needed)

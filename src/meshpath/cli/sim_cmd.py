@@ -15,9 +15,10 @@ from rich.text import Text
 from meshpath.cli.context import app_context
 from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.sim import Decision, Packet, route_get, simulate_flow
+from meshpath.sim.addr6 import is_v6
 from meshpath.sim.fib import table_name
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
-from meshpath.sim.values import Step
+from meshpath.sim.values import UDP, Step
 from meshpath.state import Snapshot, codec
 from meshpath.values import IfName, given, parse_hostport, parse_ifname, parse_u32
 
@@ -73,7 +74,11 @@ def route_get_cmd(
 ) -> None:
     """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
     actx = app_context(ctx)
-    packet = Packet(dst=dst, src=given(src, "--from"), iif=given(iif, "--iif"), mark=_mark(mark))
+    # `ip -6 route get` sets no protocol unless asked (inet6_rtm_getroute); `ip route get`
+    # assumes UDP (the Packet default).
+    proto = 0 if is_v6(dst) else UDP
+    src_, iif_ = given(src, "--from"), given(iif, "--iif")
+    packet = Packet(dst=dst, src=src_, iif=iif_, mark=_mark(mark), proto=proto)
     decision = route_get(load_snapshot(snapshot, netns), packet)
     actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
 
@@ -118,8 +123,6 @@ def format_decision(d: Decision) -> Group:
 
 def _target(text: str) -> tuple[str, int]:
     parsed = parse_hostport(text, "target")
-    if parsed.address.version != 4:
-        raise BadInputError(f"target {text!r}: flow simulates IPv4 (the Worker source is IPv4)")
     return str(parsed.address), parsed.port
 
 
@@ -154,9 +157,17 @@ def flow(
         if ipaddress.IPv4Address(FIELD_REPORT_WORKER) in source
         else str(next(source.hosts()))
     )
+    for host, _port in parsed:
+        if worker_ip is not None and (":" in worker_ip) != (":" in host):
+            raise BadInputError(f"--worker-ip {worker_ip} and target {host} differ in family")
+    # A v6 target is reached from the v6 source range (unless --worker-ip says otherwise).
+    worker6 = worker_ip or actx.settings.ranges.worker_probe_v6()
     snap = load_snapshot(snapshot, netns)
     tun = _tunnel(snap, tunnel) if tunnel is not None else actx.settings.tunnel_interface
-    results = [simulate_flow(snap, worker, host, port, tunnel=tun) for host, port in parsed]
+    results = [
+        simulate_flow(snap, worker6 if ":" in host else worker, host, port, tunnel=tun)
+        for host, port in parsed
+    ]
     data = {"flows": [msgspec.to_builtins(r) for r in results]}
     actx.emit(data, Group(*(format_flow(r) for r in results)), schema="flow")
     if any(r.outcome != DELIVERED for r in results):

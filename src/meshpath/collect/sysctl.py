@@ -15,7 +15,7 @@ from meshpath.state.model import Ipv4Conf, Ipv6Conf, Sysctls
 PROC_SYS = Path("/proc/sys")
 IPV4_KEYS = ("forwarding", "rp_filter", "src_valid_mark", "accept_local", "route_localnet",
              "log_martians", "send_redirects", "ignore_routes_with_linkdown")  # fmt: skip
-IPV6_KEYS = ("forwarding", "disable_ipv6")
+IPV6_KEYS = ("forwarding", "disable_ipv6", "ignore_routes_with_linkdown", "accept_ra")
 
 
 def _read_int(path: Path) -> int | None:

@@ -6,6 +6,10 @@ Reply: the target's SYN-ACK arrives on the interface the SYN left by; conntrack 
 the source NAT (the destination becomes the Worker again — in prerouting, *before* the
 reply's route lookup, which is why NAT alone does not bring it back into the tunnel), then
 prerouting, routing, forward, postrouting (un-dnat). The reply must leave by the tunnel.
+
+The same walk serves IPv6 (a Worker source in the v6 source range, a v6 target): routing
+then goes through :mod:`meshpath.sim.route6`, the ``ip6``/``inet`` chains run, and an
+``fib saddr . iif oif`` rule gets its reverse lookup from :func:`fib6_oif`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import msgspec
 
 from meshpath.sim import values as v
 from meshpath.sim.addr import int_to_ip
+from meshpath.sim.addr6 import int_to_ip6, ip6_to_int, is_linklocal6, is_v6
 from meshpath.sim.fib import Fib
+from meshpath.sim.fib6 import Fib6, Flow6
 from meshpath.sim.netfilter import ACCEPT, HookResult, NfPacket, Ruleset, netfilter_verdict
-from meshpath.sim.route import route_input, route_output
+from meshpath.sim.route import route_packet
+from meshpath.sim.route6 import LOCAL_TYPES
 from meshpath.sim.values import TCP, Decision, Packet, Step
 from meshpath.state import Snapshot
 
@@ -59,16 +66,25 @@ class FlowResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class _Walk:
     """The hooks and routing of one packet through the host."""
 
-    def __init__(self, snapshot: Snapshot, fib: Fib) -> None:
+    def __init__(self, snapshot: Snapshot, fib: Fib, *, v6: bool = False) -> None:
         self.fib = fib
+        self.fib6 = Fib6.from_snapshot(snapshot) if v6 else None
         self.ruleset = Ruleset.parse(snapshot.nft.ruleset if snapshot.nft.available else None)
         self.hops: list[Step] = []
 
     def addr_of(self, dev: str) -> str | None:
+        """The device's primary address of the walk's family (masquerade's choice; for
+        IPv6 a global one: link-local sources are never forwarded)."""
+        if self.fib6 is not None:
+            found = [a for a in self.fib6.dev_addrs.get(dev, ()) if not is_linklocal6(a)]
+            return int_to_ip6(found[0]) if found else None
         addrs = self.fib.dev_addrs.get(dev)
         return int_to_ip(addrs[0]) if addrs else None
 
     def hook(self, name: str, pkt: NfPacket) -> HookResult:
+        if self.fib6 is not None:
+            fib6 = self.fib6
+            pkt.fib_oif = lambda p: fib6_oif(fib6, p)
         result = netfilter_verdict(self.ruleset, name, pkt, self.addr_of)
         self.hops.extend(result.steps)
         self.hops.append(Step("hook", name, f"{result.verdict}: {result.reason}"))
@@ -76,12 +92,29 @@ class _Walk:
 
     def route(self, pkt: NfPacket) -> Decision:
         packet = _packet(pkt)
-        decision = route_input(self.fib, packet) if pkt.iif else route_output(self.fib, packet)
+        decision = route_packet(self.fib, packet)
         self.hops.extend(decision.steps)
         where = f"{decision.dev} via {decision.gateway}" if decision.gateway else decision.dev
         text = f"{decision.outcome} {where or ''}".strip()
         self.hops.append(Step("routing", f"{pkt.src} -> {pkt.dst}", text))
         return decision
+
+
+def fib6_oif(fib: Fib6, pkt: NfPacket) -> str | None:
+    """``nft_fib6_eval`` for ``fib saddr . iif oif``: the packet's source looked up from its
+    destination, as a locally generated flow (iif lo, the packet's protocol, no mark); the
+    ingress device when the unicast route found leaves by it, else None ("missing"). Only a
+    link-local source is looked up through the ingress device alone."""
+    iif = fib.ifindex.get(pkt.iif or "", 0)
+    daddr = ip6_to_int(pkt.src)
+    strict = is_linklocal6(daddr)
+    fl = Flow6(daddr, ip6_to_int(pkt.dst), iif=fib.loopback, oif=iif if strict else 0,
+               nh_oif=iif if strict else 0, strict=strict, proto=pkt.proto)  # fmt: skip
+    res = fib.fib_lookup(fl)
+    hit = res.hit
+    if res.error is not None or hit is None or hit.route.type in (*LOCAL_TYPES, "multicast"):
+        return None
+    return hit.dev if hit.dev == pkt.iif else None
 
 
 def _packet(pkt: NfPacket) -> Packet:
@@ -181,12 +214,13 @@ def simulate_flow(
             egress=None, reason=f"no interface {tunnel!r} in the snapshot",
         )  # fmt: skip
         return result(UNKNOWN, missing.reason, missing)
-    request = _walk(_Walk(snapshot, fib), syn, "request")
+    v6 = is_v6(target)
+    request = _walk(_Walk(snapshot, fib, v6=v6), syn, "request")
     if request.status in ("dropped", "unknown"):
         outcome = DROPPED if request.status == "dropped" else UNKNOWN
         return result(outcome, f"the SYN: {request.reason}", request)
-    reply = _undo_dnat(_walk(_Walk(snapshot, fib), _reply_packet(syn, request), "reply"), syn,
-                       target, port)  # fmt: skip
+    reply = _undo_dnat(_walk(_Walk(snapshot, fib, v6=v6), _reply_packet(syn, request), "reply"),
+                       syn, target, port)  # fmt: skip
     outcome, reason = _judge(reply, tunnel, worker_ip)
     return result(outcome, reason, request, reply)
 

@@ -7,8 +7,15 @@ still runs), ``drop``/``reject`` end the hook; ``jump``/``goto``/``return``/``co
 regular chains; the chain's policy applies at its end. ``nat`` chains see only a
 connection's first packet (conntrack), where ``masquerade``/``snat``/``dnat`` rewrite it.
 
-Anything this model cannot evaluate (an expression it does not know, a verdict map, ``fib``,
-``ct status``...) makes the verdict ``unknown`` naming the rule — never a silent guess.
+An IPv6 packet runs the ``ip6`` and ``inet`` base chains (an IPv4 one ``ip`` and ``inet``);
+``ip``-protocol matches never match it (nft's implied ``meta nfproto`` dependency), and
+``ip6`` ones never match an IPv4 packet. IPv6 has no ``rp_filter``: its reverse-path filter
+is ``fib saddr . iif oif missing drop``, evaluated through the caller's ``fib`` lookup
+(``nft_fib6_eval``: the source looked up through the ingress device only).
+
+Anything this model cannot evaluate (an expression it does not know, a verdict map, an
+IPv4 ``fib``, ``ct status``...) makes the verdict ``unknown`` naming the rule — never a
+silent guess.
 """
 
 from __future__ import annotations
@@ -21,13 +28,22 @@ import msgspec
 
 from meshpath.errors import BadInputError
 from meshpath.sim.addr import MASKS, ip_to_int
+from meshpath.sim.addr6 import MASKS6, ip6_to_int, is_v6
 from meshpath.sim.values import TCP, UDP, Step
 from meshpath.state.model import nft_priority
 
 ACCEPT: Final = "accept"
 DROP: Final = "drop"
 UNKNOWN: Final = "unknown"
-PROTO_NAMES: Final = {"tcp": TCP, "udp": UDP, "icmp": 1}
+ICMPV6: Final = 58
+PROTO_NAMES: Final = {"tcp": TCP, "udp": UDP, "icmp": 1, "icmpv6": ICMPV6, "ipv6-icmp": ICMPV6}
+# ICMPv6 types by the names nft lists them with (RFC 4443).
+ICMPV6_TYPES: Final = {
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+    "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
+    "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
+    "nd-neighbor-advert": 136,
+}  # fmt: skip
 _NOOP_STATEMENTS: Final = frozenset({"counter", "log", "comment", "notrack"})
 _MAX_DEPTH: Final = 16
 
@@ -46,6 +62,14 @@ class NfPacket:
     mark: int = 0
     ct_state: str = "new"  # new | established (conntrack's view of this packet)
     nat: list[tuple[str, str]] = field(default_factory=list)  # (snat|masquerade|dnat, address)
+    icmp_type: int | None = None  # ICMPv6 type when proto is 58
+    # The reverse-path lookup `fib saddr . iif oif` needs (IPv6 only): the egress device of
+    # the packet's source looked up through its ingress device, None when there is none.
+    fib_oif: Any = None
+
+    @property
+    def v6(self) -> bool:
+        return is_v6(self.dst)
 
 
 class HookResult(msgspec.Struct, frozen=True, gc=False):
@@ -86,17 +110,22 @@ class Ruleset:
         return self
 
     def _add_chain(self, chain: dict[str, Any]) -> None:
-        if "hook" in chain and chain.get("family") in ("ip", "inet"):
+        if "hook" in chain and chain.get("family") in ("ip", "ip6", "inet"):
             self.base.setdefault(chain["hook"], []).append(chain)
 
 
 def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) -> HookResult:
-    """Run every IPv4 base chain on ``hook`` in priority order (``nf_hook_slow``).
+    """Run every base chain of the packet's family on ``hook`` in priority order
+    (``nf_hook_slow``).
 
-    ``addr_of(dev)`` gives a device's primary address, for ``masquerade``.
+    ``addr_of(dev)`` gives a device's primary address of the packet's family, for
+    ``masquerade``.
     """
     steps: list[Step] = []
+    skip = "ip" if pkt.v6 else "ip6"
     for chain in ruleset.base.get(hook, ()):
+        if chain["family"] == skip:
+            continue
         name = f"{chain['family']} {chain['table']} {chain['name']}"
         if chain.get("type") == "nat" and pkt.ct_state != "new":
             steps.append(Step("netfilter", name, "nat chain: only a connection's first packet"))
@@ -196,7 +225,7 @@ def _nat(kind: str, body: Any, pkt: NfPacket, addr_of: Any) -> tuple[str, str]:
     if kind == "masquerade":
         addr = addr_of(pkt.oif) if pkt.oif else None
         if addr is None:
-            raise _Unknown(f"masquerade: no IPv4 address on {pkt.oif}")
+            raise _Unknown(f"masquerade: no IPv{6 if pkt.v6 else 4} address on {pkt.oif}")
     else:
         addr = body.get("addr")
         if not isinstance(addr, str):
@@ -238,6 +267,8 @@ def _left(left: Any, pkt: NfPacket) -> Any:
         return _payload(left["payload"], pkt)
     if "ct" in left and left["ct"].get("key") == "state" and "dir" not in left["ct"]:
         return frozenset({pkt.ct_state})
+    if "fib" in left:
+        return _fib(left["fib"], pkt)
     raise _Unknown(f"expression {next(iter(left), '?')!r} not modelled")
 
 
@@ -249,20 +280,38 @@ def _meta(key: str, pkt: NfPacket) -> Any:
         "oif": pkt.oif,
         "l4proto": pkt.proto,
         "mark": pkt.mark,
-        "nfproto": "ipv4",
-        "protocol": "ip",
+        "nfproto": "ipv6" if pkt.v6 else "ipv4",
+        "protocol": "ip6" if pkt.v6 else "ip",
     }
     if key not in values:
         raise _Unknown(f"meta {key} not modelled")
     return values[key]
 
 
+def _fib(fib: dict[str, Any], pkt: NfPacket) -> Any:
+    """``fib saddr . iif oif``: the interface the source is routed back out of, through
+    the ingress device only; "missing" (false) when none. IPv6 only (IPv4 hosts use
+    rp_filter); anything else is not modelled."""
+    flags = sorted(fib.get("flags") or ())
+    if not pkt.v6 or fib.get("result") not in ("oif", "oifname") or flags != ["iif", "saddr"]:
+        raise _Unknown(f"fib {' . '.join(flags)} {fib.get('result')} not modelled")
+    if pkt.fib_oif is None or pkt.iif is None:
+        raise _Unknown("fib: no reverse lookup available for this packet")
+    found = pkt.fib_oif(pkt)
+    return found if found is not None else False
+
+
 def _payload(payload: dict[str, Any], pkt: NfPacket) -> Any:
     proto, fieldname = payload.get("protocol"), payload.get("field")
-    if proto == "ip" and fieldname in ("saddr", "daddr"):
-        return ("addr", ip_to_int(pkt.src if fieldname == "saddr" else pkt.dst))
-    if proto == "ip" and fieldname == "protocol":
+    if proto in ("ip", "ip6") and (proto == "ip6") != pkt.v6:
+        return None  # the implied `meta nfproto` dependency fails
+    if fieldname in ("saddr", "daddr") and proto in ("ip", "ip6"):
+        text = pkt.src if fieldname == "saddr" else pkt.dst
+        return ("addr6", ip6_to_int(text)) if pkt.v6 else ("addr", ip_to_int(text))
+    if (proto, fieldname) in (("ip", "protocol"), ("ip6", "nexthdr")):
         return pkt.proto
+    if proto == "icmpv6" and fieldname == "type":
+        return pkt.icmp_type if pkt.proto == ICMPV6 else None
     if proto in PROTO_NAMES and fieldname in ("sport", "dport"):
         if PROTO_NAMES[proto] != pkt.proto:
             return None
@@ -284,20 +333,31 @@ def _elements(ruleset: Ruleset, right: Any, rule: dict[str, Any]) -> list[Any]:
     return [right]
 
 
+def _named_number_matches(value: int, elem: str) -> bool:
+    """A number written by name in the ruleset: a protocol (``tcp``) or an ICMPv6 type."""
+    if elem in PROTO_NAMES:
+        return PROTO_NAMES[elem] == value
+    if elem in ICMPV6_TYPES:
+        return ICMPV6_TYPES[elem] == value
+    raise _Unknown(f"value {elem!r} for a number")
+
+
 def _element_matches(value: Any, elem: Any) -> bool:
     if isinstance(value, frozenset):  # ct state: a flag set
         return isinstance(elem, str) and elem in value
-    if isinstance(value, tuple):  # ("addr", int)
-        return _addr_matches(value[1], elem)
+    if isinstance(value, tuple):  # ("addr", int) or ("addr6", int)
+        return (
+            _addr6_matches(value[1], elem) if value[0] == "addr6" else _addr_matches(value[1], elem)
+        )
+    if isinstance(value, bool) or isinstance(elem, bool):  # fib ... missing: false
+        return value is elem or (elem is True and isinstance(value, str))
     if isinstance(elem, dict) and "range" in elem:
         low, high = elem["range"]
         if not (isinstance(low, int) and isinstance(high, int)):
             raise _Unknown(f"range {low!r}-{high!r} of a number")
         return isinstance(value, int) and low <= value <= high
     if isinstance(value, int) and isinstance(elem, str):
-        if elem in PROTO_NAMES:
-            return PROTO_NAMES[elem] == value
-        raise _Unknown(f"value {elem!r} for a number")
+        return _named_number_matches(value, elem)
     if isinstance(value, str) and isinstance(elem, str):
         return _string_matches(value, elem)
     if isinstance(elem, dict):
@@ -338,3 +398,16 @@ def _v4(value: Any) -> int:
         return ip_to_int(value)
     except BadInputError:
         raise _Unknown(f"address {value!r} is no IPv4 address") from None
+
+
+def _addr6_matches(addr: int, elem: Any) -> bool:
+    if isinstance(elem, str):
+        return ":" in elem and addr == ip6_to_int(elem)
+    if isinstance(elem, dict) and "prefix" in elem:
+        plen = int(elem["prefix"]["len"])
+        net = elem["prefix"]["addr"]
+        return ":" in net and (addr & MASKS6[plen]) == (ip6_to_int(net) & MASKS6[plen])
+    if isinstance(elem, dict) and "range" in elem:
+        low, high = elem["range"]
+        return ip6_to_int(low) <= addr <= ip6_to_int(high)
+    raise _Unknown(f"address element {elem!r} not modelled")

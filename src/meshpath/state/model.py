@@ -201,6 +201,10 @@ class Ipv6Conf(_Frozen, frozen=True):
 
     forwarding: int
     disable_ipv6: int = 0
+    # fib6 skips linkdown nexthops when set for all or the device (ip6_ignore_linkdown).
+    ignore_routes_with_linkdown: int = 0
+    # 1 accepts Router Advertisements only while the device does not forward; 2 always.
+    accept_ra: int = 1
 
 
 class Sysctls(_Frozen, frozen=True):
