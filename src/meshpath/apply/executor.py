@@ -101,6 +101,10 @@ class Applier:
     on_event: Callable[[str], None] = lambda _msg: None
     # The first journal write that failed in this run (the result reports it).
     _journal_trouble: str | None = field(default=None, init=False, repr=False)
+    # FRR configs that vtysh -C and frr-reload.py --test passed in this run's preflight: a
+    # step whose desired config is the same text does not pay for both again (~0.5-3 s,
+    # most of it frr-reload.py starting Python, before the session can come up).
+    _frr_checked: set[str] = field(default_factory=set, init=False, repr=False)
     # Cloudflare's API for ProfileUpdate steps: (api_base, netns) -> ProfileApi
     profile_api: ApiFactory = sdk_api
 
@@ -172,6 +176,7 @@ class Applier:
             )
 
     def _run(self, journal: jr.Journal, path: Path, start: int) -> ApplyResult:
+        self._frr_checked.clear()
         try:
             for step in journal.plan.steps[start:]:
                 self._preflight(step.action, journal.seq)
@@ -263,8 +268,9 @@ class Applier:
             self.runner.run(self._nft_argv(action, seq, "check", check=True))
         elif isinstance(action, FrrReload):
             frr = Frr(self.runner, self.netns)
-            conf = self._scratch(seq, "frr-check.conf", frr.desired(action.intent, action.remove))
-            frr.check(conf)
+            text = frr.desired(action.intent, action.remove)
+            frr.check(self._scratch(seq, "frr-check.conf", text))
+            self._frr_checked.add(text)
         elif isinstance(action, PostCheck) and action.name not in self.checks:
             raise EnvironmentProblem(f"check {action.name!r} is not available in this run")
         elif isinstance(action, ProfileUpdate) and action.before is not None:
@@ -356,10 +362,10 @@ class Applier:
         frr = Frr(self.runner, self.netns)
         if action.remove and not frr.has_owned(action.intent):
             return "already absent"  # nothing of meshpath's left in FRR's running config
-        conf = self._scratch(
-            seq, f"frr-step{index}.conf", frr.desired(action.intent, action.remove)
-        )
-        frr.check(conf)
+        text = frr.desired(action.intent, action.remove)
+        conf = self._scratch(seq, f"frr-step{index}.conf", text)
+        if text not in self._frr_checked:  # the running config moved since the preflight
+            frr.check(conf)
         frr.reload(conf)
         frr.confirm(action.intent, action.remove)
         return None
