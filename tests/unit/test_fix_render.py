@@ -56,7 +56,9 @@ def test_frr_merged_into_a_users_config_golden() -> None:
 
 
 def test_frr_fresh_bgp_golden() -> None:
-    fresh = frr.FrrIntent(**{**_fields(INTENT), "bgp_created": True, "peer_asn": "external"})
+    fresh = frr.FrrIntent(
+        **{**_fields(INTENT), "bgp_created": True, "peer_asn": "external", "rmap_delay": True}
+    )
     golden("frr_bgp_fresh.conf", frr.render_blocks(frr.merge("hostname conn\n", fresh)))
 
 

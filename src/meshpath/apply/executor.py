@@ -76,6 +76,10 @@ class Applier:
     _journal_trouble: str | None = field(default=None, init=False, repr=False)
     # What each step's action said in this run (by index), for the per-step results.
     _notes: dict[int, str | None] = field(default_factory=dict, init=False, repr=False)
+    # FRR configs that vtysh -C and frr-reload.py --test passed in this run's preflight: a
+    # step whose desired config is the same text does not pay for both again (~0.5-3 s,
+    # most of it frr-reload.py starting Python, before the session can come up).
+    _frr_checked: set[str] = field(default_factory=set, init=False, repr=False)
     # Cloudflare's API for ProfileUpdate steps: (api_base, netns) -> ProfileApi
     profile_api: ApiFactory = sdk_api
     # Called at each point a run may be killed (STEP_DONE, UNDO_ACTED); see above.
@@ -152,6 +156,7 @@ class Applier:
             )
 
     def _run(self, journal: jr.Journal, path: Path, start: int) -> ApplyResult:
+        self._frr_checked.clear()
         try:
             for step in journal.plan.steps[start:]:
                 self._preflight(step.action, journal.seq)
@@ -243,8 +248,9 @@ class Applier:
             self.runner.run(self._nft_argv(action, seq, "check", check=True))
         elif isinstance(action, FrrReload):
             frr = Frr(self.runner, self.netns)
-            conf = self._scratch(seq, "frr-check.conf", frr.desired(action.intent, action.remove))
-            frr.check(conf)
+            text = frr.desired(action.intent, action.remove)
+            frr.check(self._scratch(seq, "frr-check.conf", text))
+            self._frr_checked.add(text)
         elif isinstance(action, PostCheck) and action.name not in self.checks:
             raise EnvironmentProblem(f"check {action.name!r} is not available in this run")
         elif isinstance(action, ProfileUpdate) and action.before is not None:
@@ -336,10 +342,10 @@ class Applier:
         frr = Frr(self.runner, self.netns)
         if action.remove and not frr.has_owned(action.intent):
             return ALREADY  # nothing of meshpath's left in FRR's running config
-        conf = self._scratch(
-            seq, f"frr-step{index}.conf", frr.desired(action.intent, action.remove)
-        )
-        frr.check(conf)
+        text = frr.desired(action.intent, action.remove)
+        conf = self._scratch(seq, f"frr-step{index}.conf", text)
+        if text not in self._frr_checked:  # the running config moved since the preflight
+            frr.check(conf)
         frr.reload(conf)
         frr.confirm(action.intent, action.remove)
         return None

@@ -317,6 +317,7 @@ def _bgp_plan(
     frr_render.frr_ifname(tunnel, "tunnel interface")
     peer = validate.check_peer(options.peer, ranges)
     blocks = frr_render.parse_blocks(snap.frr.running_config or "")
+    created = frr_render.bgp_asn_of(blocks) is None
     intent = _intent(
         snap,
         tunnel,
@@ -325,9 +326,11 @@ def _bgp_plan(
         asn=validate.check_asn(options.asn),
         peer=peer,
         peer_asn=validate.check_peer_asn(options.peer_asn),
-        bgp_created=frr_render.bgp_asn_of(blocks) is None,
+        bgp_created=created,
         role=validate.check_role(options.role),
         bfd=options.bfd,
+        # only a bgpd meshpath configures alone: a user's BGP keeps its own timer
+        rmap_delay=created and not frr_render.rmap_delay_set(blocks),
     )
     steps: list[Step] = []
     already: list[str] = []

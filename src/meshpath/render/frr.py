@@ -34,6 +34,26 @@ RMAP_IN: Final = "MESHPATH-IN"
 # How often a standby prepends its own AS: longer than any primary's path the LAN may hear
 # (one AS), with room for a primary that prepends once itself.
 STANDBY_PREPEND: Final = 3
+# bgpd's route-map delay timer, shortened from FRR's default 5 s when meshpath creates
+# ``router bgp``. Why (FRR 8.4.4 source): a neighbour created inside a config transaction
+# (``vtysh -f``, how frr-reload.py applies every pass) gets ``shut_during_cfg``
+# (bgpd/bgpd.c peer_create: ``if (bgp_config_inprocess())``) and sits in Idle, refusing the
+# peer's connections, until ``bgp_config_finish`` -> ``peer_unshut_after_cfg`` runs;
+# bgp_vty.c ``bgp_config_end()`` schedules that after what is left of the route-map delay
+# timer (``thread_timer_remain_second(bm->t_rmap_update)``), and creating MESHPATH-OUT
+# starts that timer at ``bm->rmap_update_timer`` (bgp_routemap.c
+# ``bgp_route_map_mark_update``): ~4 s in Idle after frr-reload.py's last pass. With 1 s the
+# remainder rounds down to 0 and the session starts at once. Not 0: in 8.4 that turns off
+# re-announcing when a route-map changes later ("0 disables the timer, no route updates
+# happen when route-maps change"). The line leads meshpath's lines so the timer is 1 s
+# before MESHPATH-OUT is created.
+RMAP_DELAY: Final = "bgp route-map delay-timer 1"
+# In the ``router bgp`` meshpath creates (one peer): announce 100 ms after Established, not
+# after FRR's heuristic of 1000 ms + 50 ms a peer (bgpd.c peer_create:
+# BGP_DEFAULT_SUBGROUP_COALESCE_TIME; a new update subgroup's first announcement waits
+# v_coalesce, bgp_updgrp.c update_subgroup_create). The heuristic batches announcements to
+# many peers; one peer with two routes has nothing to batch.
+COALESCE_MS: Final = 100
 _NOISE: Final = ("Building configuration", "Current configuration", "end")
 # FRR splits config into lines on '\n' and words on these; str.splitlines()/strip() would
 # also cut at characters an interface name may hold (\x1c-\x1f, \x85, \u2028).
@@ -56,6 +76,8 @@ class FrrIntent:
     role: str | None = None  # "standby": prepend the AS path; "primary"/None: nothing
     bfd: bool = False  # ``neighbor PEER bfd`` (bfdd must run)
     owned_statics: tuple[str, ...] = field(default=())  # statics meshpath added itself
+    # RMAP_DELAY is meshpath's (set when it creates router bgp and FRR's default is in effect)
+    rmap_delay: bool = False
 
     @property
     def bgp(self) -> bool:
@@ -164,6 +186,8 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     blocks: list[Block] = [(f"ip route {_prefix(p)} {tunnel}",) for p in intent.statics]
     if not intent.bgp:
         return blocks
+    if intent.rmap_delay:
+        blocks.append((RMAP_DELAY,))
     blocks += [
         (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
         for i, p in enumerate(intent.advertise, start=1)
@@ -191,6 +215,7 @@ def _bgp_lines(intent: FrrIntent) -> list[str]:
     peer = parse_peer(intent.peer or "", "BGP peer")
     bfd = [f" neighbor {peer} bfd"] if intent.bfd else []
     return [
+        *([f" coalesce-time {COALESCE_MS}"] if intent.bgp_created else []),
         f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
         *bfd,
         " address-family ipv4 unicast",
@@ -210,8 +235,15 @@ def bgp_asn_of(blocks: Iterable[Block]) -> int | None:
     return None
 
 
+def rmap_delay_set(blocks: Iterable[Block]) -> bool:
+    """Whether the config sets bgpd's route-map delay timer (absent: FRR's default)."""
+    return any(b[0].startswith("bgp route-map delay-timer") for b in blocks)
+
+
 def _owned_top(line: str, intent: FrrIntent, statics: Sequence[str]) -> bool:
     if line.startswith(f"ip prefix-list {PREFIX_LIST} "):
+        return True
+    if intent.rmap_delay and line == RMAP_DELAY:
         return True
     if line.startswith((f"route-map {RMAP_OUT} ", f"route-map {RMAP_IN} ")):
         return True
