@@ -214,9 +214,10 @@ class Tracker:
             )
             or (p.is_syn and (p.dst, p.dport, p.seq) == (server.address, server.port, isn))
         ]
-        for pkt in mine:
+        for pkt in mine:  # all taken out first: following one may start (and adopt for) another
             self._orphans.remove(pkt)
-            self.ignored -= 1
+        self.ignored -= len(mine)
+        for pkt in mine:
             self._tcp(pkt)
 
     def _start(self, pkt: Packet, key: bytes) -> FlowState | None:
