@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 import typer
@@ -17,7 +17,7 @@ from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.sim import Decision, Packet, route_get, simulate_flow
 from meshpath.sim.fib import table_name
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
-from meshpath.sim.values import Step
+from meshpath.sim.values import LEG_BY_HASH, LEG_BY_UNKNOWN, Leg, Step
 from meshpath.state import Snapshot, codec
 
 route_app = typer.Typer(
@@ -64,6 +64,25 @@ def _mark(text: str) -> int:
     return mark
 
 
+IPPROTO: Final = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132, "dccp": 33}
+
+
+def _number(flag: str, text: str, top: int, example: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise BadInputError(f"{flag} {text!r}: expected a number like {example}") from None
+    if not 0 <= value <= top:
+        raise BadInputError(f"{flag} {text!r}: expected 0 to {top}")
+    return value
+
+
+def _ipproto(text: str) -> int:
+    if text.lower() in IPPROTO:
+        return IPPROTO[text.lower()]
+    return _number("--ipproto", text, 255, "tcp, udp or 6")
+
+
 @route_app.command("get")
 def route_get_cmd(
     ctx: typer.Context,
@@ -73,14 +92,47 @@ def route_get_cmd(
         str | None, typer.Option("--iif", help="Ingress device (omit: locally generated).")
     ] = None,
     mark: Annotated[str, typer.Option("--mark", help="fwmark (e.g. 0x100cf).")] = "0",
+    oif: Annotated[
+        str | None, typer.Option("--oif", help="Egress device a local socket is bound to.")
+    ] = None,
+    uid: Annotated[
+        str | None, typer.Option("--uid", help="User id of a local socket (uidrange rules).")
+    ] = None,
+    ipproto: Annotated[
+        str, typer.Option("--ipproto", help="tcp, udp, icmp or a number (default udp).")
+    ] = "udp",
+    sport: Annotated[str, typer.Option("--sport", help="Source port.")] = "0",
+    dport: Annotated[str, typer.Option("--dport", help="Destination port.")] = "0",
+    tos: Annotated[str, typer.Option("--tos", help="TOS/DSCP byte (e.g. 0x10).")] = "0",
     snapshot: SnapshotOpt = None,
     netns: NetnsOpt = None,
 ) -> None:
-    """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
+    """Like `ip route get DST from SRC iif DEV mark M oif DEV uid U ipproto P sport S
+    dport D tos T`, plus every rule, table and check."""
     actx = app_context(ctx)
-    packet = Packet(dst=dst, src=src, iif=iif, mark=_mark(mark))
+    if oif is not None and iif is not None:
+        raise BadInputError(
+            "--oif is for locally generated packets; with --iif the kernel ignores it"
+        )
+    if uid is not None and iif is not None:
+        raise BadInputError("--uid is for locally generated packets (a forwarded one has uid 0)")
+    packet = Packet(
+        dst=dst, src=src, iif=iif, oif=oif, mark=_mark(mark),
+        uid=None if uid is None else _number("--uid", uid, 2**32 - 1, "1000"),
+        proto=_ipproto(ipproto), sport=_number("--sport", sport, 65535, "443"),
+        dport=_number("--dport", dport, 65535, "443"), tos=_number("--tos", tos, 255, "0x10"),
+    )  # fmt: skip
     decision = route_get(load_snapshot(snapshot, netns), packet)
-    actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
+    actx.emit(decision_data(decision), format_decision(decision), schema="route-get")
+
+
+def decision_data(decision: Decision) -> dict[str, Any]:
+    """The JSON: the Decision; with a multipath leg that cannot be known, no one leg as
+    the answer (``dev``/``gateway`` null, every leg in ``legs``)."""
+    data: dict[str, Any] = msgspec.to_builtins(decision)
+    if decision.leg_by == LEG_BY_UNKNOWN:
+        data["dev"] = data["gateway"] = None
+    return data
 
 
 def ip_route_line(d: Decision) -> str:
@@ -92,18 +144,32 @@ def ip_route_line(d: Decision) -> str:
     parts.append(p.dst)
     if p.src:
         parts.append(f"from {p.src}")
-    if d.gateway:
-        parts.append(f"via {d.gateway}")
-    parts.append(f"dev {d.dev}")
+    parts.append(_egress_text(d))
     if d.table is not None and d.table != 254:
         parts.append(f"table {table_name(d.table)}")
     if d.prefsrc and not p.src:
         parts.append(f"src {d.prefsrc}")
     if p.mark:
         parts.append(f"mark {p.mark:#x}")
+    if p.uid is not None:
+        parts.append(f"uid {p.uid}")
     if p.iif:
         parts.append(f"iif {p.iif}")
+    if d.leg_by == LEG_BY_HASH:
+        parts.append(f"(multipath: this leg of {len(d.legs)}, by the kernel's hash)")
     return " ".join(parts)
+
+
+def _egress_text(d: Decision) -> str:
+    if d.leg_by == LEG_BY_UNKNOWN:
+        legs = " | ".join(_leg_text(leg) for leg in d.legs)
+        return f"one of [{legs}] (multipath: the kernel's hash seed is random)"
+    return f"via {d.gateway} dev {d.dev}" if d.gateway else f"dev {d.dev}"
+
+
+def _leg_text(leg: Leg) -> str:
+    via = f"via {leg.gateway} " if leg.gateway else ""
+    return f"{via}dev {leg.dev} weight {leg.weight}"
 
 
 def steps_table(steps: tuple[Step, ...], title: str = "steps") -> Table:
