@@ -107,6 +107,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("dir", type=Path)
     parser.add_argument("--daemons-limit", type=int, default=0, help="0: every file")
+    parser.add_argument("--every", type=int, default=1, help="daemons pass: every Nth file")
     parser.add_argument("--daemons", default="zebra,staticd,bgpd")
     parser.add_argument("--skip-daemons", action="store_true")
     args = parser.parse_args()
@@ -115,7 +116,8 @@ def main() -> int:
     bad = text_pass(files)
     print(f"  ({time.perf_counter() - start:.1f} s)")
     if not args.skip_daemons:
-        chosen = files[: args.daemons_limit] if args.daemons_limit else files
+        chosen = files[:: args.every]
+        chosen = chosen[: args.daemons_limit] if args.daemons_limit else chosen
         start = time.perf_counter()
         bad += daemon_pass(chosen, args.daemons.split(","))
         print(f"  ({time.perf_counter() - start:.0f} s)")

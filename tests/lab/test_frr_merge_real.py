@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT_OK, ROOT_REASON
+from tests.conftest import ROOT_OK, ROOT_REASON, needs_root
 from tests.frr_host import PEER, FrrHost, frr_host, round_trip
 from tests.unit.test_frr_merge_real import USER_MAP
 
+pytestmark = [needs_root, pytest.mark.root]
 FRR_DATA = Path(__file__).resolve().parents[1] / "data" / "real" / "frr"
 
 
