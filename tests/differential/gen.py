@@ -2,9 +2,11 @@
 
 A state is a few veth pairs and a tun (no carrier: its routes are ``linkdown``), addresses,
 a few hundred routes over several tables (unicast/gateway/throw/blackhole/unreachable/
-prohibit, metrics), rules (from/to/iif/fwmark/not/goto/nop/actions/suppress_prefixlength),
-and per-device forwarding, rp_filter, src_valid_mark, accept_local and
-ignore_routes_with_linkdown. Everything is drawn from one ``random.Random(seed)``.
+prohibit, metrics, weighted multipath), rules (from/to/iif/fwmark/not/goto/nop/actions/
+suppress_prefixlength), per-device forwarding, rp_filter, src_valid_mark, accept_local and
+ignore_routes_with_linkdown, and the multipath hash's policy and seed (set or random).
+Queries include multicast destinations, 0.0.0.0, and the uid/ipproto/port/oif/tos
+selectors. Everything is drawn from one ``random.Random(seed)``.
 """
 
 from __future__ import annotations
@@ -82,12 +84,25 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
         return f"route add prohibit {dst} table {table}{metric}"
     if kind < 0.25:  # a hand-made local route: fib_has_custom_local_routes
         return f"route add local {dst} dev {rng.choice(DEVICES)} table {table}{metric}"
+    if kind < 0.31:
+        return f"route add {dst} table {table}{metric} {_legs(rng)}"
     dev = rng.choice(DEVICES)
     if kind < 0.6:
         subnet = ADDRS[dev].split(".")[1]
         gateway = f"10.{subnet}.0.{rng.choice((2, 3))}"
         return f"route add {dst} via {gateway} dev {dev} table {table}{metric}"
     return f"route add {dst} dev {dev} table {table}{metric}"
+
+
+def _legs(rng: random.Random) -> str:
+    """Two or three weighted nexthops on different devices (a multi-WAN default)."""
+    devs = rng.sample(DEVICES, rng.choice((2, 2, 3)))
+    parts = []
+    for dev in devs:
+        subnet = ADDRS[dev].split(".")[1]
+        parts.append(f"nexthop via 10.{subnet}.0.{rng.choice((2, 3))} dev {dev} "
+                     f"weight {rng.randrange(1, 5)}")  # fmt: skip
+    return " ".join(parts)
 
 
 def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
@@ -164,6 +179,10 @@ def build_state(seed: int, queries: int) -> State:
 def _sysctls(rng: random.Random) -> list[str]:
     out = [f"net.ipv4.conf.all.rp_filter={rng.choice((0, 0, 1, 2))}"]
     out.append(f"net.ipv4.conf.all.src_valid_mark={int(rng.random() < 0.2)}")
+    # a known seed in most states (the leg is then predicted), a random one in the rest
+    seed = rng.randrange(1, 1 << 32) if rng.random() < 0.75 else 0
+    out.append(f"net.ipv4.fib_multipath_hash_seed={seed}")
+    out.append(f"net.ipv4.fib_multipath_hash_policy={rng.choice((0, 0, 1))}")
     for dev in DEVICES:
         out.append(f"net.ipv4.conf.{dev}.forwarding={int(rng.random() < 0.75)}")
         out.append(f"net.ipv4.conf.{dev}.rp_filter={rng.choice((0, 1, 2))}")
@@ -173,8 +192,19 @@ def _sysctls(rng: random.Random) -> list[str]:
     return out
 
 
+def _dst(rng: random.Random) -> str:
+    pick = rng.random()
+    if pick < 0.04:
+        return "224.0.0.1"  # all hosts: joined on every device
+    if pick < 0.07:
+        return f"239.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    if pick < 0.08:
+        return "0.0.0.0"
+    return _ip(rng)
+
+
 def _query(rng: random.Random) -> str:
-    dst = _ip(rng)
+    dst = _dst(rng)
     mark = rng.choice(MARKS)
     tail = f" mark {mark}" if mark else ""
     if rng.random() < 0.15:
@@ -187,6 +217,8 @@ def _query(rng: random.Random) -> str:
         return f"route get {dst} from {_ip(rng)} iif {rng.choice(DEVICES)}{tail}"
     if rng.random() < 0.15:
         tail += f" oif {rng.choice(DEVICES)}"
+    if rng.random() < 0.15:
+        tail += f" uid {rng.choice((0, 1000, 1500, 3000))}"
     src = ""
     if rng.random() < 0.3:
         src = f" from {rng.choice((_ip(rng), ADDRS[rng.choice(DEVICES)].split('/')[0]))}"

@@ -43,7 +43,7 @@ def test_truncated_file_header() -> None:
 
 def test_unsupported_linktype() -> None:
     data = w.pcap(147, [(0, b"x" * 40)])
-    assert "link type 147 is not supported" in one_line_error(data)
+    assert "link type 147 (USER0) is not supported" in one_line_error(data)
 
 
 @pytest.mark.parametrize("cut", [1, 7, 15, 30])
@@ -93,7 +93,9 @@ def test_pcapng_unknown_blocks_and_simple_packets() -> None:
     syn = w.syn("100.64.0.1", "10.0.1.50", 1000, 3000, 7)
     body = struct.pack("<I", len(syn)) + syn + bytes((-len(syn)) % 4)
     spb = struct.pack("<II", 3, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
-    ng = w.pcapng([w.NgInterface(LINKTYPE_RAW, "tun0")], [(0, 5, syn, Direction.IN)])
+    # Two interfaces: a capture of one cannot say "not-forwarded" (issue #12 item 2).
+    interfaces = [w.NgInterface(LINKTYPE_RAW, "tun0"), w.NgInterface(LINKTYPE_RAW, "eth0")]
+    ng = w.pcapng(interfaces, [(0, 5, syn, Direction.IN)])
     report = analyse(ng + w.unknown_block() + spb)
     assert report.verdict_counts == {"not-forwarded": 1}
     assert report.flows[0].syn_retransmissions == 1
@@ -162,8 +164,10 @@ def test_pcapng_timestamp_past_year_9999_is_unknown_not_a_crash(
     # if_tsresol 0 is whole seconds: a 64-bit count of them overflowed datetime in time_text.
     syn = w.syn("100.64.0.1", "10.0.1.50", 1000, 3000, 7)
     units = 2**64 - 1
-    ng = w.pcapng([w.NgInterface(LINKTYPE_RAW, "tun0", tsresol=tsresol)],
-                  [(0, units * 1000, syn, Direction.IN)])  # fmt: skip
+    # Two interfaces: a capture of one cannot say "not-forwarded" (issue #12 item 2).
+    interfaces = [w.NgInterface(LINKTYPE_RAW, "tun0", tsresol=tsresol),
+                  w.NgInterface(LINKTYPE_RAW, "eth0", tsresol=tsresol)]  # fmt: skip
+    ng = w.pcapng(interfaces, [(0, units * 1000, syn, Direction.IN)])
     path = tmp_path / "far.pcapng"
     path.write_bytes(ng)
     code, out, err = _trace_cli(path, capsys)

@@ -54,10 +54,8 @@ class Frr:
     def desired(self, intent: frr_render.FrrIntent, remove: bool) -> str:
         running = self.running_config()
         if remove:
-            blocks = frr_render.parse_blocks(running)
-            kept = frr_render.strip_owned(blocks, intent, intent.owned_statics)
-            return frr_render.render_blocks(kept)
-        return frr_render.render_blocks(frr_render.merge(running, intent))
+            return frr_render.strip_text(running, intent)
+        return frr_render.merge_text(running, intent)
 
     def check(self, conf: Path) -> None:
         """FRR's own parser on the whole desired config; then frr-reload's dry run."""

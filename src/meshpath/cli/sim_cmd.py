@@ -14,25 +14,18 @@ from rich.text import Text
 
 from meshpath.cli.context import app_context
 from meshpath.errors import EXIT_FINDINGS, BadInputError
-from meshpath.sim import Decision, Packet, route_get, simulate_flow
-from meshpath.sim.addr6 import is_v6
-from meshpath.sim.fib import table_name
+from meshpath.sim import Decision, route_get, simulate_flow
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
-from meshpath.sim.values import UDP, Step
+from meshpath.sim.routeget import decision_data, ip_route_line, route_get_packet
+from meshpath.sim.values import Step
 from meshpath.state import Snapshot, codec
-from meshpath.values import IfName, given, parse_hostport, parse_ifname, parse_u32
+from meshpath.values import IfName, given, parse_hostport, parse_ifname
 
 route_app = typer.Typer(
     help="Routing decisions as the kernel would take them (with every step).",
     no_args_is_help=True,
 )
 FIELD_REPORT_WORKER = "100.64.12.189"
-ERRNO_TEXT = {
-    "ENETUNREACH": "Network is unreachable",
-    "EHOSTUNREACH": "No route to host",
-    "EACCES": "Permission denied",
-    "EINVAL": "Invalid argument",
-}
 
 SnapshotOpt = Annotated[
     Path | None, typer.Option("--snapshot", help="Use a saved snapshot (meshpath snapshot -o).")
@@ -56,10 +49,6 @@ def load_snapshot(snapshot: Path | None, netns: str | None) -> Snapshot:
     return collect_snapshot(netns=netns)
 
 
-def _mark(text: str) -> int:
-    return parse_u32(text, "--mark")
-
-
 @route_app.command("get")
 def route_get_cmd(
     ctx: typer.Context,
@@ -69,41 +58,31 @@ def route_get_cmd(
         str | None, typer.Option("--iif", help="Ingress device (omit: locally generated).")
     ] = None,
     mark: Annotated[str, typer.Option("--mark", help="fwmark (e.g. 0x100cf).")] = "0",
+    oif: Annotated[
+        str | None, typer.Option("--oif", help="Egress device a local socket is bound to.")
+    ] = None,
+    uid: Annotated[
+        str | None, typer.Option("--uid", help="User id of a local socket (uidrange rules).")
+    ] = None,
+    ipproto: Annotated[
+        str | None,
+        typer.Option("--ipproto", help="tcp, udp, icmp or a number (default: udp; v6 none)."),
+    ] = None,
+    sport: Annotated[str, typer.Option("--sport", help="Source port.")] = "0",
+    dport: Annotated[str, typer.Option("--dport", help="Destination port.")] = "0",
+    tos: Annotated[str, typer.Option("--tos", help="TOS/DSCP byte (e.g. 0x10).")] = "0",
     snapshot: SnapshotOpt = None,
     netns: NetnsOpt = None,
 ) -> None:
-    """Like `ip route get DST from SRC iif DEV mark M`, plus every rule, table and check."""
+    """Like `ip route get DST from SRC iif DEV mark M oif DEV uid U ipproto P sport S
+    dport D tos T`, plus every rule, table and check."""
     actx = app_context(ctx)
-    # `ip -6 route get` sets no protocol unless asked (inet6_rtm_getroute); `ip route get`
-    # assumes UDP (the Packet default).
-    proto = 0 if is_v6(dst) else UDP
-    src_, iif_ = given(src, "--from"), given(iif, "--iif")
-    packet = Packet(dst=dst, src=src_, iif=iif_, mark=_mark(mark), proto=proto)
+    packet = route_get_packet(
+        dst, src=src, iif=iif, oif=oif, mark=mark, uid=uid, ipproto=ipproto,
+        ports=(sport, dport), tos=tos,
+    )  # fmt: skip
     decision = route_get(load_snapshot(snapshot, netns), packet)
-    actx.emit(msgspec.to_builtins(decision), format_decision(decision), schema="route-get")
-
-
-def ip_route_line(d: Decision) -> str:
-    """The decision the way `ip route get` prints it (or its error)."""
-    if d.error is not None:
-        return f"{d.outcome}: {d.error} ({ERRNO_TEXT.get(d.error, d.error)})"
-    p = d.packet
-    parts = [] if d.outcome in ("forward", "output") else [d.outcome]
-    parts.append(p.dst)
-    if p.src:
-        parts.append(f"from {p.src}")
-    if d.gateway:
-        parts.append(f"via {d.gateway}")
-    parts.append(f"dev {d.dev}")
-    if d.table is not None and d.table != 254:
-        parts.append(f"table {table_name(d.table)}")
-    if d.prefsrc and not p.src:
-        parts.append(f"src {d.prefsrc}")
-    if p.mark:
-        parts.append(f"mark {p.mark:#x}")
-    if p.iif:
-        parts.append(f"iif {p.iif}")
-    return " ".join(parts)
+    actx.emit(decision_data(decision), format_decision(decision), schema="route-get")
 
 
 def steps_table(steps: tuple[Step, ...], title: str = "steps") -> Table:

@@ -17,8 +17,9 @@ from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.fsafe import remove_inside
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
-from meshpath.trace.analyse import parse_target
+from meshpath.trace.analyse import parse_sources, parse_target
 from meshpath.trace.files import trace_file
+from meshpath.trace.flows import Network
 from meshpath.trace.live import MAX_DURATION, capture, link_names
 from meshpath.trace.model import Endpoint, TraceReport
 from meshpath.trace.render import format_report, report_data
@@ -74,10 +75,20 @@ def trace(
             parser=numbers.integer("--max-flows", 0, numbers.MAX_FLOWS_MAX),
         ),
     ] = 10,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            metavar="CIDR",
+            help="Follow connections from these clients instead of the Cloudflare source "
+            "range (repeatable; 0.0.0.0/0 = any); the ranges themselves stay as they are.",
+        ),
+    ] = None,
 ) -> None:
     """Classify each TCP flow from the Cloudflare source range: ok, return-misrouted, ..."""
     actx = app_context(ctx)
     goal = parse_target(target) if target is not None else None
+    sources = parse_sources(source) if source else None
     if live == (capture_file is not None):
         raise BadInputError("give a capture FILE or --live (not both, not neither)")
     names = _names(snapshot, netns, live)
@@ -87,13 +98,14 @@ def trace(
         target=goal,
         max_examples=max_flows,
         iface_names=names,
+        sources=sources,
     )
     if live:
         report = _live(netns, duration, goal, write, read)
     else:
         assert capture_file is not None  # noqa: S101 - checked above
         report = read(capture_file)
-    _emit(actx, report)
+    _emit(actx, report, sources)
     if report.broken:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -124,7 +136,10 @@ def _live(
         remove_inside(workdir.parent, workdir.name)
 
 
-def _emit(actx: AppContext, report: TraceReport) -> None:
-    ranges = actx.settings.ranges
-    ranges_text = ", ".join(str(net) for net in ranges.source_ranges())
-    actx.emit(report_data(report, ranges_text), format_report(report, ranges_text), schema="trace")
+def _emit(actx: AppContext, report: TraceReport, sources: list[Network] | None) -> None:
+    nets = sources if sources is not None else actx.settings.ranges.source_ranges()
+    ranges_text = ", ".join(str(net) for net in nets)
+    who = "the given sources" if sources is not None else "the Cloudflare source range"
+    data = report_data(report, ranges_text, who=who)
+    data["sources"] = [str(net) for net in sources] if sources is not None else None
+    actx.emit(data, format_report(report, ranges_text, who=who), schema="trace")

@@ -42,7 +42,8 @@ def _values(directory: Path, keys: Iterable[str]) -> dict[str, int] | None:
 
 
 def read_sysctls(link_names: Iterable[str], root: Path = PROC_SYS) -> Sysctls:
-    """net.ipv4/ipv6.conf.{all,default,<link>}.* plus fwmark_reflect and tcp_mtu_probing."""
+    """net.ipv4/ipv6.conf.{all,default,<link>}.* plus fwmark_reflect, tcp_mtu_probing and
+    the multipath hash's policy, seed and use_neigh."""
     names = ["all", "default", *link_names]
     ipv4: dict[str, Ipv4Conf] = {}
     ipv6: dict[str, Ipv6Conf] = {}
@@ -58,4 +59,7 @@ def read_sysctls(link_names: Iterable[str], root: Path = PROC_SYS) -> Sysctls:
         ipv6=ipv6,
         fwmark_reflect=_read_int(root / "net/ipv4/fwmark_reflect") or 0,
         tcp_mtu_probing=_read_int(root / "net/ipv4/tcp_mtu_probing") or 0,
+        fib_multipath_hash_policy=_read_int(root / "net/ipv4/fib_multipath_hash_policy") or 0,
+        fib_multipath_hash_seed=_read_int(root / "net/ipv4/fib_multipath_hash_seed"),
+        fib_multipath_use_neigh=_read_int(root / "net/ipv4/fib_multipath_use_neigh") or 0,
     )

@@ -287,15 +287,15 @@ def _intent(
     running = snap.frr.running_config or ""
     have = frr_render.line_keys(frr_render.parse_blocks(running))
     owned = tuple(p for p in statics if (f"ip route {p} {tunnel}",) not in have)
-    return frr_render.FrrIntent(tunnel=tunnel, statics=statics, owned_statics=owned, **bgp)  # type: ignore[arg-type]
+    intent = frr_render.FrrIntent(tunnel=tunnel, statics=statics, owned_statics=owned, **bgp)  # type: ignore[arg-type]
+    return frr_render.compose(running, intent)  # fitted to the user's own router bgp
 
 
 def _frr_step(snap: Snapshot, intent: frr_render.FrrIntent, why: str) -> Step | None:
     running = snap.frr.running_config or ""
     if frr_render.is_applied(running, intent):
         return None
-    desired = frr_render.render_blocks(frr_render.merge(running, intent))
-    before = frr_render.render_blocks(frr_render.parse_blocks(running))
+    desired = frr_render.merge_text(running, intent)
     what = "router bgp and " if intent.bgp else ""
     return Step(
         key="frr:meshpath",
@@ -305,7 +305,7 @@ def _frr_step(snap: Snapshot, intent: frr_render.FrrIntent, why: str) -> Step | 
         inverse=FrrReload(intent=intent, remove=True),
         check="meshpath's FRR lines missing from the running config",
         probe=FRR_PROBE,
-        detail=frr_render.diff(before, desired),
+        detail=frr_render.diff(running, desired),  # against the real running config
     )
 
 

@@ -13,8 +13,22 @@ A standby connector (``role="standby"``, one of several HA replicas of a Mesh no
 uses the standby's only when the primary's are withdrawn. ``bfd`` adds ``neighbor PEER bfd``.
 
 Everything else in the running config is the user's and is carried over verbatim: the
-desired config handed to ``frr-reload.py --reload`` is *running minus meshpath's lines
-plus meshpath's lines*, so frr-reload's diff touches nothing else.
+desired config handed to ``frr-reload.py --reload`` is *the running config's own text*,
+with meshpath's missing lines inserted and its stale ones removed, so frr-reload's diff
+touches nothing else, and the plan shows exactly that edit against the real text.
+
+Composing with what the user already has (issue #12):
+
+* the peer may already be the user's neighbour: its lines stay theirs; meshpath adds only
+  its route-maps (and ``activate``), and takes only those away again;
+* a user's ``redistribute static`` stays (FRR keeps one per address family): plain, it
+  already brings meshpath's statics into BGP; with ``route-map X``, meshpath adds one
+  entry to X matching ``MESHPATH-CF``; meshpath's peer is filtered by ``MESHPATH-OUT``
+  either way, and rollback removes exactly what was added;
+* ``no bgp default ipv4-unicast``: meshpath activates its peer in the ipv4 unicast family;
+* ASNs in asdot (``router bgp 1.1``), ``vrf`` blocks ending in ``exit-vrf``, and
+  hand-written layouts (tabs, a missing ``exit-address-family``, body lines at column 0)
+  are read the way FRR reads them.
 """
 
 from __future__ import annotations
@@ -25,8 +39,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from meshpath.errors import BadInputError
-from meshpath.values import parse_asn, parse_ifname, parse_peer, parse_peer_asn
+from meshpath.errors import BadInputError, ConfigError
+from meshpath.values import parse_asn as checked_asn
+from meshpath.values import parse_ifname, parse_peer, parse_peer_asn
 
 PREFIX_LIST: Final = "MESHPATH-CF"
 RMAP_OUT: Final = "MESHPATH-OUT"
@@ -76,6 +91,13 @@ class FrrIntent:
     role: str | None = None  # "standby": prepend the AS path; "primary"/None: nothing
     bfd: bool = False  # ``neighbor PEER bfd`` (bfdd must run)
     owned_statics: tuple[str, ...] = field(default=())  # statics meshpath added itself
+    # How meshpath composes with the user's router bgp (set by compose()):
+    user_neighbor: bool = False  # the peer is the user's neighbour: keep its own lines
+    activate: bool = False  # add ``neighbor PEER activate`` (no bgp default ipv4-unicast)
+    user_redistribute: str | None = None  # the user's ``redistribute static`` (route-map
+    # name, "" without one) that stays; None: meshpath adds its own
+    redist_seq: int = 0  # the entry meshpath adds to the user's redistribute route-map
+    af_created: bool = False  # meshpath opens the ipv4 unicast family in the user's block
     # RMAP_DELAY is meshpath's (set when it creates router bgp and FRR's default is in effect)
     rmap_delay: bool = False
 
@@ -84,41 +106,138 @@ class FrrIntent:
         return self.asn is not None and self.peer is not None
 
 
+_SEPARATOR: Final = "!"
+_AF_ALIASES: Final = {
+    "address-family ipv4": "address-family ipv4 unicast",
+    "address-family ipv6": "address-family ipv6 unicast",
+}
+_CLOSERS: Final = frozenset({"exit", "exit-vrf"})
+# Commands FRR only accepts inside these nodes: at column 0 in a hand-written file they
+# still belong to the block that is open (FRR runs a line in the current node first).
+_BODY_WORDS: Final = {
+    "router bgp": frozenset(
+        {"neighbor", "network", "address-family", "exit-address-family", "redistribute",
+         "aggregate-address", "maximum-paths", "timers", "distance", "import", "export"}
+    ),
+    "route-map": frozenset({"match", "set", "on-match", "call", "continue", "description"}),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A top-level block in config text: lines ``start`` (its header) to ``end``."""
+
+    start: int
+    end: int  # after its last line (its exit line included)
+    header: str  # stripped
+    exit_at: int | None  # index of its closing exit/exit-vrf line, if it has one
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as FRR splits them: on '\\n' only (see _BLANKS); no empty line after the last."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def config_lines(text: str) -> list[str]:
+    """The config's own lines: vtysh's banner ('Building configuration...') dropped."""
+    return [
+        line.rstrip(_BLANKS)
+        for line in _split_lines(text)
+        if not line.strip(_BLANKS).startswith(("Building configuration", "Current configuration"))
+    ]
+
+
+def _indented(line: str) -> bool:
+    return line[:1] in (" ", "\t")
+
+
+def _attaches(stripped: str, header: str) -> bool:
+    """A column-0 line that belongs to the open block (hand-written, unindented)."""
+    word = stripped.split()[0]
+    return any(header.startswith(kind) and word in words for kind, words in _BODY_WORDS.items())
+
+
+def spans(lines: Sequence[str]) -> list[Span]:
+    """The top-level blocks of ``lines``, as FRR's parser nests them."""
+    found: list[Span] = []
+    start: int | None = None
+    last = 0
+    for i, raw in enumerate(lines):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith(_SEPARATOR):
+            continue
+        if start is not None and not _indented(raw) and stripped in _CLOSERS:
+            found.append(Span(start, i + 1, lines[start].strip(), i))
+            start = None
+            continue
+        if _indented(raw) and start is not None:
+            last = i
+            continue
+        if start is not None and _attaches(stripped, lines[start].strip()):
+            last = i
+            continue
+        if start is not None:
+            found.append(Span(start, last + 1, lines[start].strip(), None))
+        start = None if stripped in ("end", *_CLOSERS) else i
+        last = i
+    if start is not None:
+        found.append(Span(start, last + 1, lines[start].strip(), None))
+    return found
+
+
+def _body(lines: Sequence[str], span: Span) -> list[str]:
+    """A block's body lines (separators and its closing line dropped), each indented."""
+    stop = span.exit_at if span.exit_at is not None else span.end
+    body = []
+    for raw in lines[span.start + 1 : stop]:
+        stripped = raw.strip()
+        if stripped and not stripped.startswith(_SEPARATOR):
+            body.append(raw if _indented(raw) else " " + stripped)
+    return body
+
+
 def parse_blocks(text: str) -> list[Block]:
     """Split FRR config text into top-level blocks; ``!``, ``exit`` and banners dropped."""
-    blocks: list[list[str]] = []
-    for raw in text.split("\n"):
-        line = raw.rstrip(_BLANKS)
-        stripped = line.strip(_BLANKS)
-        if not stripped or stripped.startswith("!") or stripped.startswith(_NOISE):
-            continue
-        if line[0] != " ":
-            if stripped == "exit":
-                continue
-            blocks.append([line])
-        elif blocks:
-            blocks[-1].append(line)
-    return [tuple(b) for b in blocks]
+    lines = config_lines(text)
+    return [(lines[sp.start].strip(), *_body(lines, sp)) for sp in spans(lines)]
+
+
+def _af_of(stripped: str, current: str | None) -> str | None:
+    """The address family a body line leaves open after it (FRR's node walk)."""
+    if stripped.startswith("address-family "):
+        # FRR reads "address-family ipv4" as ipv4 unicast (and prints it so)
+        return _AF_ALIASES.get(stripped, stripped)
+    if stripped == "exit-address-family":
+        return None
+    return current
 
 
 def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
-    """Every configured line with its context path (what frr-reload compares)."""
+    """Every configured line with its context path (what frr-reload compares).
+
+    A line belongs to the address family opened before it until ``exit-address-family``
+    or the next ``address-family`` (indentation is not what FRR goes by); ASNs are keyed
+    in asplain, so ``router bgp 1.1`` and ``router bgp 65537`` are one block.
+    """
     keys: set[tuple[str, ...]] = set()
     for block in blocks:
-        header = block[0].strip(_BLANKS)
+        header = _header_key(block[0].strip())
         keys.add((header,))
         sub: str | None = None
         for line in block[1:]:
-            s = line.strip(_BLANKS)
-            if s.startswith("address-family"):
-                sub = s
-                keys.add((header, s))
-            elif s == "exit-address-family":
-                sub = None
-            elif sub is not None and line.startswith("  "):
+            s = " ".join(line.split())
+            opened = _af_of(s, sub)
+            if s.startswith("address-family ") or s == "exit-address-family":
+                if opened is not None:
+                    keys.add((header, opened))
+            elif sub is not None:
                 keys.add((header, sub, s))
             else:
                 keys.add((header, s))
+            sub = opened
     return frozenset(keys)
 
 
@@ -178,6 +297,23 @@ def _prefix(text: str) -> str:
         raise BadInputError(f"FRR static route {text!r} is not a CIDR prefix") from None
 
 
+def _header_key(header: str) -> str:
+    parts = header.split()
+    if parts[:2] == ["router", "bgp"] and len(parts) >= 3:
+        asn = parse_asn(parts[2])
+        if asn is not None:
+            return " ".join(["router", "bgp", str(asn), *parts[3:]])
+    return " ".join(parts)
+
+
+def parse_asn(text: str) -> int | None:
+    """An AS number in asplain (``65537``) or asdot (``1.1``, RFC 5396); None otherwise."""
+    try:
+        return checked_asn(text)
+    except BadInputError:
+        return None
+
+
 def render_intent(intent: FrrIntent) -> list[Block]:
     """meshpath's own blocks (statics, prefix-list, route-maps, router bgp).
 
@@ -196,7 +332,7 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
-    blocks.append((f"router bgp {parse_asn(intent.asn or 0, 'ASN')}", *_bgp_lines(intent)))
+    blocks.append((f"router bgp {checked_asn(intent.asn or 0, 'ASN')}", *_bgp_lines(intent)))
     return blocks
 
 
@@ -204,7 +340,7 @@ def _route_map_out(intent: FrrIntent) -> Block:
     """``MESHPATH-OUT``: exactly the prefix-list; a standby also lengthens its AS path."""
     lines = [f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}"]
     if intent.role == "standby":
-        asn = str(parse_asn(intent.asn or 0, "ASN"))
+        asn = str(checked_asn(intent.asn or 0, "ASN"))
         lines.append(f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}")
     elif intent.role not in (None, "primary"):
         raise BadInputError(f"role {intent.role!r}: expected primary or standby")
@@ -227,12 +363,58 @@ def _bgp_lines(intent: FrrIntent) -> list[str]:
 
 
 def bgp_asn_of(blocks: Iterable[Block]) -> int | None:
-    """The ASN of the default-VRF ``router bgp`` block, if there is one."""
+    """The ASN (asplain) of the default-VRF ``router bgp`` block, if there is one."""
     for block in blocks:
         parts = block[0].split()
         if parts[:2] == ["router", "bgp"] and len(parts) == 3:
-            return int(parts[2])
+            asn = parse_asn(parts[2])
+            if asn is None:
+                raise ConfigError(f"FRR config: {block[0].strip()!r} names no AS number")
+            return asn
     return None
+
+
+def _is_my_bgp(header: str, intent: FrrIntent) -> bool:
+    parts = header.split()
+    return (
+        intent.bgp
+        and parts[:2] == ["router", "bgp"]
+        and len(parts) == 3
+        and parse_asn(parts[2]) == intent.asn
+    )
+
+
+def intent_blocks(intent: FrrIntent) -> list[Block]:
+    """meshpath's blocks as they compose with the user's config (see the docstring)."""
+    blocks = render_intent(intent)
+    if not intent.bgp:
+        return blocks
+    out: list[Block] = []
+    for block in blocks:
+        if _is_my_bgp(block[0], intent):
+            block = (block[0], *_my_bgp_body(block[1:], intent))
+        out.append(block)
+    if intent.user_redistribute:
+        entry = f"route-map {intent.user_redistribute} permit {intent.redist_seq}"
+        out.append((entry, f" match ip address prefix-list {PREFIX_LIST}"))
+    return out
+
+
+def _my_bgp_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
+    out: list[str] = []
+    for line in body:
+        s = line.strip()
+        if intent.user_neighbor and s.startswith(f"neighbor {intent.peer} remote-as "):
+            continue  # the user's own session definition stays as it is
+        if intent.user_redistribute is not None and s.startswith("redistribute static"):
+            continue  # the user's own redistribute stays (one per address family)
+        if s == "exit-address-family" and intent.activate:
+            out.append(f"  neighbor {intent.peer} activate")
+        out.append(line)
+    return out
+
+
+# -- ownership: what meshpath added, and only that ----------------------------------------
 
 
 def rmap_delay_set(blocks: Iterable[Block]) -> bool:
@@ -240,21 +422,61 @@ def rmap_delay_set(blocks: Iterable[Block]) -> bool:
     return any(b[0].startswith("bgp route-map delay-timer") for b in blocks)
 
 
-def _owned_top(line: str, intent: FrrIntent, statics: Sequence[str]) -> bool:
-    if line.startswith(f"ip prefix-list {PREFIX_LIST} "):
+def _owned_top(header: str, body: Sequence[str], intent: FrrIntent, statics: Sequence[str]) -> bool:
+    if header.startswith(f"ip prefix-list {PREFIX_LIST} "):
         return True
-    if intent.rmap_delay and line == RMAP_DELAY:
+    if intent.rmap_delay and header == RMAP_DELAY:
         return True
-    if line.startswith((f"route-map {RMAP_OUT} ", f"route-map {RMAP_IN} ")):
+    if header.startswith((f"route-map {RMAP_OUT} ", f"route-map {RMAP_IN} ")):
         return True
-    return any(line == f"ip route {p} {intent.tunnel}" for p in statics)
+    if _is_cf_entry(header, body):
+        return True  # meshpath's entry in the user's redistribute route-map
+    return any(header == f"ip route {p} {intent.tunnel}" for p in statics)
 
 
-def _owned_bgp_line(line: str, intent: FrrIntent) -> bool:
-    s = line.strip(_BLANKS)
-    if s == f"redistribute static route-map {RMAP_OUT}":
+def _is_cf_entry(header: str, body: Sequence[str]) -> bool:
+    """A route-map entry matching only meshpath's prefix-list: meshpath wrote it."""
+    mine = f"match ip address prefix-list {PREFIX_LIST}"
+    return header.startswith("route-map ") and [" ".join(b.split()) for b in body] == [mine]
+
+
+_IPV4: Final = "address-family ipv4 unicast"
+
+
+def _owned_bgp_line(line: str, intent: FrrIntent, af: str | None) -> bool:
+    """meshpath's line in its router bgp block; ``af``: the address family it is in.
+
+    meshpath writes only at the bgp level and in the ipv4 unicast family: a peer it
+    created is its own there; a user's peer only has meshpath's route-maps (and
+    ``activate`` when meshpath added it). Other families are never touched.
+    """
+    s = " ".join(line.split())
+    if af not in (None, _IPV4):
+        return False
+    if af == _IPV4 and s == f"redistribute static route-map {RMAP_OUT}":
         return True
-    return intent.peer is not None and s.startswith(f"neighbor {intent.peer} ")
+    if intent.peer is None or not s.startswith(f"neighbor {intent.peer} "):
+        return False
+    if not intent.user_neighbor:
+        return True
+    mine = {
+        f"neighbor {intent.peer} route-map {RMAP_IN} in",
+        f"neighbor {intent.peer} route-map {RMAP_OUT} out",
+    }
+    if intent.activate:
+        mine.add(f"neighbor {intent.peer} activate")
+    return af == _IPV4 and s in mine
+
+
+def _strip_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
+    out: list[str] = []
+    af: str | None = None
+    for line in body:
+        s = " ".join(line.split())
+        if not _owned_bgp_line(s, intent, af):
+            out.append(line)
+        af = _af_of(s, af)
+    return out
 
 
 def strip_owned(blocks: Iterable[Block], intent: FrrIntent, statics: Sequence[str]) -> list[Block]:
@@ -262,64 +484,303 @@ def strip_owned(blocks: Iterable[Block], intent: FrrIntent, statics: Sequence[st
     out: list[Block] = []
     for block in blocks:
         header = block[0]
-        if _owned_top(header, intent, statics):
+        if _owned_top(header, block[1:], intent, statics):
             continue
-        if intent.bgp and header == f"router bgp {intent.asn}":
+        if _is_my_bgp(header, intent):
             if intent.bgp_created:
                 continue
-            block = (header, *(ln for ln in block[1:] if not _owned_bgp_line(ln, intent)))
+            block = (header, *_strip_body(block[1:], intent))
         out.append(block)
     return out
 
 
-def merge(running: str, intent: FrrIntent) -> list[Block]:
-    """The desired full config: the user's blocks, meshpath's blocks merged in."""
+# -- composing with the user's router bgp -------------------------------------------------
+
+
+def compose(running: str, intent: FrrIntent) -> FrrIntent:
+    """``intent`` fitted to the user's config: whose neighbour, whose redistribute."""
+    if not intent.bgp:
+        return intent
     blocks = parse_blocks(running)
+    _check_asn(blocks, intent)
+    mine = [b for b in blocks if _is_my_bgp(b[0], intent)]  # FRR merges repeated blocks
+    if not mine:
+        return intent
+    keys = line_keys(mine)
+    head = _header_key(mine[0][0])
+    af = (head, _IPV4)
+    peer = intent.peer
+    maps = {f"neighbor {peer} route-map {RMAP_IN} in", f"neighbor {peer} route-map {RMAP_OUT} out"}
+    user_neighbor = any(
+        len(k) > 1 and k[-1].startswith(f"neighbor {peer} ") and k[-1] not in maps for k in keys
+    )
+    _check_peer_maps(keys, af, intent)
+    no_default = (head, "no bgp default ipv4-unicast") in keys
+    activated = (*af, f"neighbor {peer} activate") in keys
+    redist = _user_redistribute(keys, af)
+    return _replace(
+        intent,
+        af_created=af not in keys,
+        user_neighbor=user_neighbor,
+        activate=no_default and not (user_neighbor and activated),
+        user_redistribute=redist,
+        redist_seq=_free_seq(blocks, redist) if redist else 0,
+    )
+
+
+def _replace(intent: FrrIntent, **changes: object) -> FrrIntent:
+    fields = {f: getattr(intent, f) for f in intent.__dataclass_fields__}
+    return FrrIntent(**{**fields, **changes})
+
+
+def _check_asn(blocks: Sequence[Block], intent: FrrIntent) -> None:
     existing = bgp_asn_of(blocks)
     if intent.bgp and existing is not None and existing != intent.asn:
-        raise BadInputError(
-            f"FRR already runs 'router bgp {existing}'; --asn {intent.asn} must match it"
+        header = next(
+            b[0] for b in blocks if b[0].split()[:2] == ["router", "bgp"] and len(b[0].split()) == 3
         )
-    base = strip_owned(blocks, intent, intent.statics)
-    mine = render_intent(intent)
-    mine_bgp = [b for b in mine if b[0].startswith("router bgp ")]
-    mine_top = [b for b in mine if not b[0].startswith("router bgp ")]
-    result: list[Block] = []
-    for block in base:
-        if mine_bgp and block[0] == mine_bgp[0][0]:
-            block = _splice_bgp(block, mine_bgp[0])
-            mine_bgp = []
-        result.append(block)
-    return result + mine_top + mine_bgp
+        shown = f"'{header}'" + (f" (AS {existing})" if header.split()[2] != str(existing) else "")
+        raise BadInputError(f"FRR already runs {shown}; --asn {intent.asn} must match it")
 
 
-def _splice_bgp(user: Block, mine: Block) -> Block:
-    """Insert meshpath's neighbour and address-family lines into the user's router bgp."""
-    top = [ln for ln in mine[1:] if not ln.startswith("  ") and "address-family" not in ln]
-    af = [ln for ln in mine[1:] if ln.startswith("  ")]
-    body = list(user[1:])
-    af_at = next(
-        (i for i, ln in enumerate(body) if ln.strip(_BLANKS) == "address-family ipv4 unicast"), None
+def _check_peer_maps(
+    keys: frozenset[tuple[str, ...]], af: tuple[str, str], intent: FrrIntent
+) -> None:
+    """FRR keeps one route-map per direction per neighbour: never replace the user's."""
+    for direction, mine in (("in", RMAP_IN), ("out", RMAP_OUT)):
+        prefix = f"neighbor {intent.peer} route-map "
+        for key in keys:
+            line = key[-1]
+            if key[:2] == af and line.startswith(prefix) and line.endswith(f" {direction}"):
+                name = line[len(prefix) : -len(direction) - 1]
+                if name != mine:
+                    raise BadInputError(
+                        f"neighbor {intent.peer} already has 'route-map {name} {direction}' "
+                        f"in FRR; meshpath would replace it with {mine}: remove it, or "
+                        "advertise to another peer"
+                    )
+
+
+def _user_redistribute(keys: frozenset[tuple[str, ...]], af: tuple[str, str]) -> str | None:
+    for key in keys:
+        if key[:2] == af and len(key) == 3 and key[2].startswith("redistribute static"):
+            words = key[2].split()
+            if words[2:3] == ["route-map"] and len(words) >= 4:
+                return None if words[3] == RMAP_OUT else words[3]
+            return ""
+    return None
+
+
+def _free_seq(blocks: Sequence[Block], name: str) -> int:
+    """A sequence number for meshpath's entry in route-map ``name``: before the user's
+    first entry when there is room (their entries then see no meshpath prefix), else
+    after their last."""
+    taken = sorted(
+        int(b[0].split()[3])
+        for b in blocks
+        if b[0].startswith(f"route-map {name} ")
+        and len(b[0].split()) == 4
+        and b[0].split()[3].isdigit()
+        and not _is_cf_entry(b[0], b[1:])
     )
-    if af_at is None:
-        body += [" address-family ipv4 unicast", *af, " exit-address-family"]
-    else:
-        end = next(
-            (i for i in range(af_at, len(body)) if body[i].strip(_BLANKS) == "exit-address-family"),
-            len(body),
-        )
-        body[end:end] = af
-    first_af = next((i for i, ln in enumerate(body) if "address-family" in ln), len(body))
-    body[first_af:first_af] = top
-    return (user[0], *body)
+    if not taken:
+        return 10
+    return taken[0] - 1 if taken[0] > 1 else taken[-1] + 1
+
+
+# -- the text edit -------------------------------------------------------------------------
+
+
+def merge_text(running: str, intent: FrrIntent) -> str:
+    """The desired config: the running config's own text, meshpath's lines inserted where
+    missing and its stale ones removed (nothing else moves)."""
+    blocks = parse_blocks(running)
+    _check_asn(blocks, intent)
+    lines = config_lines(running)
+    mine = intent_blocks(intent)
+    want = line_keys(mine)
+    lines = _remove(lines, intent, intent.statics, keep=want)
+    present = line_keys(parse_blocks("\n".join(lines)))
+    users_bgp = any(_is_my_bgp(sp.header, intent) for sp in spans(lines))
+    missing: list[Block] = []
+    for block in mine:
+        if users_bgp and _is_my_bgp(block[0], intent):
+            lines = _splice_bgp_text(lines, block, present, intent)
+        elif not line_keys([block]) <= present:
+            missing.append(block)
+    return _join(_insert_top(lines, missing))
+
+
+def strip_text(running: str, intent: FrrIntent) -> str:
+    """The running config's text without meshpath's lines (rollback)."""
+    return _join(_remove(config_lines(running), intent, intent.owned_statics, keep=frozenset()))
+
+
+def _join(lines: Sequence[str]) -> str:
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _remove(
+    lines: list[str], intent: FrrIntent, statics: Sequence[str], keep: frozenset[tuple[str, ...]]
+) -> list[str]:
+    """Drop meshpath's blocks and bgp lines that are not wanted (``keep``)."""
+    drop: set[int] = set()
+    for sp in spans(lines):
+        body = _body(lines, sp)
+        if _owned_top(sp.header, body, intent, statics):
+            if not line_keys([(sp.header, *body)]) <= keep:
+                drop.update(range(sp.start, sp.end))
+                drop.update(_separator_after(lines, sp.end))
+        elif _is_my_bgp(sp.header, intent):
+            drop.update(_bgp_drops(lines, sp, intent, keep))
+    return [line for i, line in enumerate(lines) if i not in drop]
+
+
+def _separator_after(lines: Sequence[str], end: int) -> range:
+    return (
+        range(end, end + 1) if end < len(lines) and lines[end].strip() == _SEPARATOR else range(0)
+    )
+
+
+def _bgp_drops(
+    lines: Sequence[str], sp: Span, intent: FrrIntent, keep: frozenset[tuple[str, ...]]
+) -> set[int]:
+    if intent.bgp_created and not keep:
+        return set(range(sp.start, sp.end)) | set(_separator_after(lines, sp.end))
+    head = _header_key(sp.header)
+    drop: set[int] = set()
+    af: str | None = None
+    for i in range(sp.start + 1, sp.end):
+        s = " ".join(lines[i].split())
+        key = (head, af, s) if af is not None else (head, s)
+        if s and _owned_bgp_line(s, intent, af) and key not in keep:
+            drop.add(i)
+        af = _af_of(s, af)
+    return drop | (_emptied_families(lines, sp, drop) if intent.af_created else set())
+
+
+def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int]) -> set[int]:
+    """Address-family sections left with nothing but meshpath's lines, when meshpath
+    opened the family: gone with them (its header, exit and the ' !' before it)."""
+    out: set[int] = set()
+    sections: list[list[int]] = []
+    open_ = False
+    stop = sp.exit_at if sp.exit_at is not None else sp.end
+    for i in range(sp.start + 1, stop):
+        s = lines[i].strip()
+        if s.startswith("address-family "):
+            sections.append([i])
+            open_ = True
+        elif open_ and s and not s.startswith(_SEPARATOR):
+            sections[-1].append(i)
+            open_ = s != "exit-address-family"
+    for section in sections:
+        body = [i for i in section[1:] if lines[i].strip() != "exit-address-family"]
+        if body and all(i in drop for i in body):
+            out.update(section)
+            if lines[section[0] - 1].strip() == _SEPARATOR:
+                out.add(section[0] - 1)
+    return out
+
+
+def _splice_bgp_text(
+    lines: list[str], mine: Block, present: frozenset[tuple[str, ...]], intent: FrrIntent
+) -> list[str]:
+    head = _header_key(mine[0])
+    bgp_level, af_lines = _split_af(mine[1:])
+    top = [ln for ln in bgp_level if (head, ln.strip()) not in present]
+    af = [ln for ln in af_lines if (head, "address-family ipv4 unicast", ln.strip()) not in present]
+    mine_spans = [s for s in spans(lines) if _is_my_bgp(s.header, intent)]
+    sp = mine_spans[0]
+    # the family goes where the user has it (FRR merges repeated router bgp blocks)
+    ends = [(e, x) for x in mine_spans if (e := _ipv4_end(lines, x)) is not None]
+    out = list(lines)
+    if af:
+        if not ends:
+            end = sp.exit_at if sp.exit_at is not None else sp.end
+            out[end:end] = [" !", f" {_IPV4}", *af, " exit-address-family"]
+        else:
+            out[ends[0][0] : ends[0][0]] = af
+    if top:
+        first = _first_af(lines, sp)
+        out[first:first] = top
+    return out
+
+
+def _split_af(body: Sequence[str]) -> tuple[list[str], list[str]]:
+    top: list[str] = []
+    af: list[str] = []
+    inside = False
+    for line in body:
+        s = line.strip()
+        if s.startswith("address-family"):
+            inside = True
+        elif s == "exit-address-family":
+            inside = False
+        elif inside:
+            af.append(line)
+        else:
+            top.append(line)
+    return top, af
+
+
+def _ipv4_end(lines: Sequence[str], sp: Span) -> int | None:
+    """Where to append to the ipv4 unicast family of a router bgp block: before its
+    exit-address-family, the next address-family (FRR leaves one family for the next
+    without it), or the block's end; None when the block has no such family."""
+    start: int | None = None
+    stop = sp.exit_at if sp.exit_at is not None else sp.end
+    for i in range(sp.start + 1, stop):
+        s = " ".join(lines[i].split())
+        if start is None:
+            if s in ("address-family ipv4 unicast", "address-family ipv4"):
+                start = i
+        elif s == "exit-address-family" or s.startswith("address-family "):
+            return _before_separators(lines, i, start)
+    return _before_separators(lines, stop, start) if start is not None else None
+
+
+def _before_separators(lines: Sequence[str], i: int, floor: int) -> int:
+    while i - 1 > floor and lines[i - 1].strip() in ("", _SEPARATOR):
+        i -= 1
+    return i
+
+
+def _first_af(lines: Sequence[str], sp: Span) -> int:
+    """Where bgp-level lines go: before the first address family (and its ' !')."""
+    stop = sp.exit_at if sp.exit_at is not None else sp.end
+    for i in range(sp.start + 1, stop):
+        if lines[i].strip().startswith("address-family"):
+            return _before_separators(lines, i, sp.start)
+    return _before_separators(lines, stop, sp.start)
+
+
+def _insert_top(lines: list[str], blocks: Sequence[Block]) -> list[str]:
+    """New top-level blocks, each closed as FRR closes it, before the final ``end``."""
+    if not blocks:
+        return lines
+    text = render_blocks(blocks).rstrip("\n").split("\n")
+    at = len(lines)
+    while at > 0 and lines[at - 1].strip() in ("", "end"):
+        at -= 1
+    if at > 0 and lines[at - 1].strip() != _SEPARATOR:
+        text = [_SEPARATOR, *text]
+    return [*lines[:at], *text, *lines[at:]]
+
+
+def merge(running: str, intent: FrrIntent) -> list[Block]:
+    """The desired full config as blocks (see :func:`merge_text`)."""
+    return parse_blocks(merge_text(running, intent))
 
 
 def render_blocks(blocks: Iterable[Block]) -> str:
-    """Config text for frr-reload.py / vtysh -C: blocks closed with ``exit`` and ``!``."""
+    """Config text for frr-reload.py / vtysh -C: blocks closed as FRR closes them."""
     out: list[str] = []
     for block in blocks:
         out.extend(block)
-        if len(block) > 1 or block[0].startswith(("route-map ", "router ")):
+        if block[0].startswith("vrf "):
+            out.append("exit-vrf")
+        elif len(block) > 1 or block[0].startswith(("route-map ", "router ")):
             out.append("exit")
         out.append("!")
     return "\n".join(out) + "\n"
@@ -330,16 +791,16 @@ def is_applied(running: str | None, intent: FrrIntent) -> bool:
     if running is None:
         return False
     have = line_keys(parse_blocks(running))
-    want = line_keys(render_intent(intent))
+    want = line_keys(intent_blocks(intent))
     named = {k for k in have if any(n in k[0] for n in (PREFIX_LIST, RMAP_OUT, RMAP_IN))}
     return want <= have and named <= want
 
 
 def diff(before: str, after: str, label: str = "frr") -> str:
-    """A unified diff of two config texts (for the plan printout)."""
+    """A unified diff of the real running config and the desired one (the plan shows it)."""
     lines = difflib.unified_diff(
-        before.splitlines(),
-        after.splitlines(),
+        config_lines(before),
+        _split_lines(after),
         f"{label} (running)",
         f"{label} (desired)",
         lineterm="",

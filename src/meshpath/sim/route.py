@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
+import msgspec
+
 from meshpath.errors import BadInputError
 from meshpath.sim import values as v
 from meshpath.sim.addr import (
@@ -27,8 +29,9 @@ from meshpath.sim.addr import (
 from meshpath.sim.addr6 import is_v6
 from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, note, table_name
 from meshpath.sim.fib6 import Fib6
+from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
-from meshpath.sim.values import Decision, Packet, Step
+from meshpath.sim.values import Decision, Leg, Packet, Step
 from meshpath.state.model import SCOPE_LINK, TABLE_MAIN
 
 ERROR_OUTCOMES: Final = {
@@ -38,6 +41,9 @@ ERROR_OUTCOMES: Final = {
     "ENETUNREACH": v.NO_ROUTE,
 }
 Failure = tuple[str, str]  # (outcome, errno)
+ALL_HOSTS: Final = ip_to_int("224.0.0.1")  # joined by the kernel on every device (ip_mc_up)
+IGMP: Final = 2
+Picked = tuple[Hit, tuple[Leg, ...], str | None]  # the hit with the leg taken, legs, how
 
 
 def route_packet(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
@@ -66,6 +72,8 @@ def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     iif = _ifindex(fib, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     steps: list[Step] | None = [] if trace else None
+    if is_multicast(daddr):
+        return input_multicast(fib, packet, dev, iif, steps)
     martian = check_martians(fib, dev, saddr, daddr, steps, packet)
     if martian is not None:
         return _failed(packet, steps, martian)
@@ -84,8 +92,7 @@ def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
 def check_martians(
     fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
 ) -> Failure | None:
-    """The martian checks ``ip_route_input_slow`` makes before any lookup (and the
-    multicast branch of ``ip_route_input_rcu``, not modelled further: no mroute)."""
+    """The martian checks ``ip_route_input_slow`` makes before any lookup."""
     problem: tuple[str, str] | None = None
     s_top, d_top = saddr >> 24, daddr >> 24
     if 0 < s_top < 224 and 0 < d_top < 224 and s_top != 127 and d_top != 127:
@@ -162,12 +169,46 @@ def _input_hit(
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
+    return _forward(fib, packet, dev, fl, res, steps)
+
+
+def _forward(
+    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+) -> Decision:
+    """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
+    assert res.hit is not None
+    hit, legs, leg_by = pick_leg(fib, res.hit, packet, fl.saddr, 0, steps)
+    dropped: tuple[Leg, ...] = ()
+    if leg_by == v.LEG_BY_UNKNOWN:
+        legs, dropped = _legs_past_rp_filter(fib, fl, dev, legs)
+        if legs:  # check (and show) the source against a leg the flow may take
+            hit = hit._replace(dev=legs[0].dev, gateway=legs[0].gateway)
     oif = fib.ifindex.get(hit.dev or "", 0)
     failure = check_rp_filter(fib, fl, dev, oif, steps)
     if failure is not None:
-        return _failed(packet, steps, failure, res)
+        return _failed(packet, steps, failure, res._replace(hit=hit))
+    if dropped:
+        shown = ", ".join(f"dev {leg.dev}" for leg in dropped)
+        note(steps, "rp_filter", f"legs {shown}", "a flow hashed onto these is dropped")
     gateway = _on_link(fib, hit, steps)
-    return _decision(packet, steps, v.FORWARD, res, dev=hit.dev, gateway=gateway)
+    decision = _decision(
+        packet, steps, v.FORWARD, res._replace(hit=hit), dev=hit.dev, gateway=gateway,
+        legs=legs, leg_by=leg_by,
+    )  # fmt: skip
+    return msgspec.structs.replace(decision, legs_dropped=dropped) if dropped else decision
+
+
+def _legs_past_rp_filter(
+    fib: Fib, fl: Flow, dev: str, legs: tuple[Leg, ...]
+) -> tuple[tuple[Leg, ...], tuple[Leg, ...]]:
+    """With the leg unknown, the reverse-path check (which looks up the source with the
+    egress leg as iif) is judged per leg: (legs that pass, legs that drop)."""
+    passing: list[Leg] = []
+    dropping: list[Leg] = []
+    for leg in legs:
+        ok = check_rp_filter(fib, fl, dev, fib.ifindex.get(leg.dev or "", 0), None) is None
+        (passing if ok else dropping).append(leg)
+    return tuple(passing), tuple(dropping)
 
 
 def check_rp_filter(
@@ -282,8 +323,17 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     if early is not None:
         return _failed(packet, steps, early)
     if daddr == 0:
+        # "Apparently, routing tables are wrong... loopback": the source is the given one
+        # or 127.0.0.1 (ip_route_output_key_hash_rcu).
+        src = None if packet.src else "127.0.0.1"
         note(steps, "route", "destination 0.0.0.0", "local (loopback)")
-        return Decision(packet=packet, outcome=v.LOCAL, dev="lo", steps=tuple(steps or ()))
+        return Decision(
+            packet=packet, outcome=v.LOCAL, dev="lo", prefsrc=src, steps=tuple(steps or ())
+        )
+    if saddr and not oif and (is_multicast(daddr) or is_lbcast(daddr)):
+        return _output_by_source(fib, packet, saddr, daddr, steps)
+    if oif and (daddr >> 8 == 0xE00000 or is_lbcast(daddr)):
+        return _output_on_oif(fib, packet, daddr, steps)
     fl = Flow(
         daddr, saddr, iif=fib.loopback, oif=oif, mark=packet.mark, tos=packet.tos,
         proto=packet.proto, sport=packet.sport, dport=packet.dport,
@@ -293,6 +343,30 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     if res.error is not None or res.hit is None:
         return _output_error(fib, packet, saddr, res, oif, steps)
     return _output_hit(fib, packet, saddr, daddr, res, steps)
+
+
+def _output_by_source(
+    fib: Fib, packet: Packet, saddr: int, daddr: int, steps: list[Step] | None
+) -> Decision:
+    """``ip_route_output_key_hash_rcu``'s "special hack": a multicast or limited broadcast
+    sent from a source address leaves by the device that has that address, no lookup."""
+    dev = fib.local_addrs.get(saddr)
+    if dev is None:
+        note(steps, "route", f"from {packet.src}", "no device has this address: ENETUNREACH")
+        return _failed(packet, steps, (v.NO_ROUTE, "ENETUNREACH"))
+    outcome = v.MULTICAST if is_multicast(daddr) else v.BROADCAST
+    note(steps, "route", f"{outcome} from {packet.src}", f"leaves by {dev}, which has it")
+    return Decision(packet=packet, outcome=outcome, dev=dev, steps=tuple(steps or ()))
+
+
+def _output_on_oif(fib: Fib, packet: Packet, daddr: int, steps: list[Step] | None) -> Decision:
+    """A link-local group (224.0.0.0/24) or the limited broadcast sent on a bound device
+    goes out there with no lookup (``ip_route_output_key_hash_rcu``)."""
+    dev = packet.oif or "lo"
+    outcome = v.MULTICAST if is_multicast(daddr) else v.BROADCAST
+    note(steps, "route", f"{packet.dst} oif {dev}", f"{outcome} on the bound device, no lookup")
+    src = packet.src or _first_address(fib, dev)
+    return Decision(packet=packet, outcome=outcome, dev=dev, prefsrc=src, steps=tuple(steps or ()))
 
 
 def _output_source_checks(
@@ -337,7 +411,11 @@ def _output_error(
             note(steps, "martian", f"from {packet.src} out {dev}", "loopback source: EINVAL")
             return _failed(packet, steps, (v.MARTIAN_SOURCE, "EINVAL"))
         note(steps, "route", f"oif {packet.oif}", "no route: assumed on-link")
-        return Decision(packet=packet, outcome=v.OUTPUT, dev=packet.oif, steps=tuple(steps or ()))
+        daddr = ip_to_int(packet.dst)
+        outcome = (
+            v.MULTICAST if is_multicast(daddr) else v.BROADCAST if is_lbcast(daddr) else v.OUTPUT
+        )
+        return Decision(packet=packet, outcome=outcome, dev=packet.oif, steps=tuple(steps or ()))
     error = res.error or "ENETUNREACH"
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
     if error == "ENETUNREACH" and res.rule is not None:
@@ -358,8 +436,23 @@ def _output_hit(
     hit = res.hit
     assert hit is not None
     if hit.route.type == "local":
+        if is_zeronet(daddr):
+            note(steps, "martian", f"to {packet.dst}", "destination in 0.0.0.0/8: EINVAL")
+            return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
+        # __mkroute_output names the type by the destination: a group or limited
+        # broadcast stays one even when a local route caught it (then by lo).
+        outcome = (
+            v.MULTICAST if is_multicast(daddr) else v.BROADCAST if is_lbcast(daddr) else v.LOCAL
+        )
         local_src = packet.src or hit.route.prefsrc or packet.dst
-        return _decision(packet, steps, v.LOCAL, res, dev="lo", gateway=None, prefsrc=local_src)
+        return _decision(packet, steps, outcome, res, dev="lo", gateway=None, prefsrc=local_src)
+    legs: tuple[Leg, ...] = ()
+    leg_by: str | None = None
+    if not packet.oif:  # fib_select_path: a packet bound to a device keeps the leg on it
+        hit, legs, leg_by = pick_leg(fib, hit, packet, saddr, saddr, steps)
+    elif hit.route.nexthops:
+        hit, legs, leg_by = hit, _usable_legs(fib, hit)[1], v.LEG_BY_OIF
+    res = res._replace(hit=hit)
     dev = hit.dev or "lo"
     if is_loopback(saddr) and dev != "lo" and not fib.orconf(dev, "route_localnet"):
         note(steps, "martian", f"from {packet.src} out {dev}", "loopback source: EINVAL")
@@ -374,7 +467,125 @@ def _output_hit(
         outcome = v.MULTICAST
     src = packet.src or hit.route.prefsrc or _first_address(fib, dev)
     gateway = _on_link(fib, hit, steps)
-    return _decision(packet, steps, outcome, res, dev=dev, gateway=gateway, prefsrc=src)
+    if outcome == v.MULTICAST and hit.plen < 4:
+        # __mkroute_output: "If multicast route do not exist use default one, but do not
+        # gateway in this case."
+        gateway = None
+        legs = tuple(Leg(leg.dev, None, leg.weight) for leg in legs)
+    return _decision(
+        packet, steps, outcome, res, dev=dev, gateway=gateway, prefsrc=src, legs=legs,
+        leg_by=leg_by,
+    )  # fmt: skip
+
+
+def _usable_legs(fib: Fib, hit: Hit) -> tuple[list[LegInput], tuple[Leg, ...], bool]:
+    """Each leg as ``fib_rebalance`` sees it, the ones that may be taken, and whether the
+    weights are settled. ``fib_rebalance`` leaves out a linkdown leg only if
+    ``ignore_routes_with_linkdown`` was set when it last ran (a route change or a link
+    event), which a snapshot cannot tell: such a leg may still be taken."""
+    inputs: list[LegInput] = []
+    legs: list[Leg] = []
+    settled = True
+    for nh in hit.route.nexthops:
+        # A dump reports a linkdown leg as dead too where the sysctl is set (fib_dump_info).
+        if "linkdown" in nh.flags and fib.orconf(nh.dev or "", "ignore_routes_with_linkdown"):
+            settled = False
+        elif "dead" in nh.flags:
+            inputs.append(LegInput(False, nh.weight, 0))
+            continue
+        addrs = fib.dev_addrs.get(nh.dev or "") or [0]
+        inputs.append(LegInput(True, nh.weight, addrs[0]))
+        gateway = _on_link(fib, hit._replace(dev=nh.dev, gateway=nh.gateway), None)
+        legs.append(Leg(nh.dev, gateway, nh.weight))
+    return inputs, tuple(legs), settled
+
+
+def pick_leg(
+    fib: Fib, hit: Hit, packet: Packet, saddr: int, prefer: int, steps: list[Step] | None
+) -> Picked:
+    """``fib_select_multipath``: the leg of a multipath route a flow takes, when knowable.
+
+    ``saddr`` is the source the hash sees (0 for a locally generated packet without
+    one); ``prefer`` the source a locally generated packet prefers a leg for.
+    """
+    if not hit.route.nexthops:
+        return hit, (), None
+    inputs, legs, settled = _usable_legs(fib, hit)
+    conf = fib.snapshot.sysctls
+    flow = (saddr, ip_to_int(packet.dst), packet.proto, packet.sport, packet.dport)
+    seed = conf.fib_multipath_hash_seed
+    index = None if conf.fib_multipath_use_neigh or not settled else predict(
+        inputs, seed, conf.fib_multipath_hash_policy, flow, prefer
+    )  # fmt: skip
+    shown = ", ".join(f"dev {leg.dev} via {leg.gateway or '-'} weight {leg.weight}" for leg in legs)
+    if index is None:
+        why = (
+            "the kernel hashes each flow over the legs with a random per-boot seed "
+            "(net.ipv4.fib_multipath_hash_seed unset): any of them"
+            if not seed
+            else "a leg is linkdown with ignore_routes_with_linkdown set (the kernel weighs it "
+            "by when that was set), or the hash policy or neighbour use is not modelled: any "
+            "of them"
+        )
+        note(steps, "multipath", shown, why)
+        return hit, legs, v.LEG_BY_UNKNOWN
+    nh = hit.route.nexthops[index]
+    policy = conf.fib_multipath_hash_policy
+    note(steps, "multipath", shown, f"hash (seed {seed}, policy {policy}) takes dev {nh.dev}")
+    return hit._replace(dev=nh.dev, gateway=nh.gateway), legs, v.LEG_BY_HASH
+
+
+def input_multicast(
+    fib: Fib, packet: Packet, dev: str, iif: int, steps: list[Step] | None
+) -> Decision:
+    """``ip_route_input_rcu``'s multicast branch: a group the ingress device has joined is
+    delivered locally (``ip_route_input_mc``, dev lo); any other is EINVAL (multicast
+    forwarding is not modelled). The kernel joins 224.0.0.1 on every device itself; groups
+    sockets join are not in a snapshot, so they count as not joined."""
+    daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
+    where = f"group {packet.dst} on {dev}"
+    link = fib.snapshot.link_by_index(iif)
+    if daddr == ALL_HOSTS and link is not None and not link.admin_up:
+        note(steps, "multicast", where, "device down: the group is joined when it comes up: EINVAL")
+        return _failed(packet, steps, (v.MULTICAST, "EINVAL"))
+    if daddr != ALL_HOSTS:
+        note(steps, "multicast", where, "not joined (groups sockets join are not in the "
+             "snapshot; multicast forwarding is not modelled): EINVAL")  # fmt: skip
+        return _failed(packet, steps, (v.MULTICAST, "EINVAL"))
+    dissect = fib.fldissect  # as route_input: rules on ports dissect the packet early
+    fl = Flow(
+        daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos,
+        proto=packet.proto if dissect else 0, sport=packet.sport if dissect else 0,
+        dport=packet.dport if dissect else 0,
+    )  # fmt: skip
+    failure = _mc_validate_source(fib, fl, dev, packet, steps)
+    if failure is not None:
+        return _failed(packet, steps, failure)
+    note(steps, "multicast", where, "joined by the kernel (all hosts): delivered locally")
+    return Decision(
+        packet=packet, outcome=v.MULTICAST, dev="lo", route_type="multicast",
+        steps=tuple(steps) if steps else (),
+    )  # fmt: skip
+
+
+def _mc_validate_source(
+    fib: Fib, fl: Flow, dev: str, packet: Packet, steps: list[Step] | None
+) -> Failure | None:
+    """``ip_mc_validate_source``: the source of a multicast packet that arrived."""
+    saddr = fl.saddr
+    if is_multicast(saddr) or is_lbcast(saddr):
+        note(steps, "martian", f"from {packet.src}", "multicast/broadcast source: EINVAL")
+        return v.MARTIAN_SOURCE, "EINVAL"
+    if is_loopback(saddr) and not fib.orconf(dev, "route_localnet"):
+        note(steps, "martian", f"from {packet.src}", "loopback source: EINVAL")
+        return v.MARTIAN_SOURCE, "EINVAL"
+    if is_zeronet(saddr):
+        local_group = fl.daddr >> 8 == 0xE00000  # 224.0.0.0/24
+        if not local_group and packet.proto != IGMP:
+            note(steps, "martian", "source in 0.0.0.0/8", "not IGMP to a local group: EINVAL")
+            return v.MARTIAN_SOURCE, "EINVAL"
+        return None
+    return check_rp_filter(fib, fl, dev, 0, steps, dst=0)
 
 
 def _first_address(fib: Fib, dev: str) -> str | None:
@@ -389,7 +600,7 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
     to a *local* route got host scope: the kernel then sends on-link, without the gateway
     (``rt_uses_gateway`` stays 0). Modelled as if resolved against the current tables."""
     gateway, route = hit.gateway, hit.route
-    if gateway is None or route.nexthops:
+    if gateway is None:
         return gateway
     key = (route.table, hit.dev, gateway)  # all the resolution depends on
     on_link = fib.gateway_on_link.get(key)
@@ -424,10 +635,10 @@ def _decision(
     dev: str | None,
     gateway: str | None,
     prefsrc: str | None = None,
+    legs: tuple[Leg, ...] = (),
+    leg_by: str | None = None,
 ) -> Decision:
     hit: Hit | None = res.hit
-    if hit is not None and hit.route.nexthops:
-        note(steps, "multipath", hit.route.dst, f"kernel hashes over legs; first usable: {hit.dev}")
     return Decision(
         packet=packet,
         outcome=outcome,
@@ -440,6 +651,8 @@ def _decision(
         route_type=hit.route.type if hit else None,
         multipath=bool(hit and hit.route.nexthops),
         steps=tuple(steps) if steps else (),
+        legs=legs,
+        leg_by=leg_by,
     )
 
 

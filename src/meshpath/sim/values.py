@@ -64,12 +64,29 @@ class Step(msgspec.Struct, frozen=True, gc=False):
     reason: str
 
 
+class Leg(msgspec.Struct, frozen=True, gc=False):
+    """One usable leg of a multipath route."""
+
+    dev: str | None
+    gateway: str | None
+    weight: int = 1
+
+
+# Decision.leg_by: how the egress leg of a multipath route was found.
+LEG_BY_HASH: Final = "hash"  # the kernel's hash, with its seed known: this is the leg
+LEG_BY_OIF: Final = "oif"  # the packet is bound to a device: the leg on it
+LEG_BY_UNKNOWN: Final = "unknown"  # the hash seed is random per boot: any of the legs
+
+
 class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The kernel's routing decision for one packet, and how it got there.
 
     ``error`` is the errno name ``ip route get`` would print (None on success); ``dev`` is
     the egress device (``lo`` for local delivery, as the kernel reports it); ``table`` and
-    ``rule_priority`` name where the answer came from.
+    ``rule_priority`` name where the answer came from. For a multipath route ``legs`` holds
+    every usable leg and ``leg_by`` says whether ``dev``/``gateway`` is *the* leg (``hash``:
+    the seed is known; ``oif``) or only the first of several the kernel may take
+    (``unknown``): then no one leg is the answer.
     """
 
     packet: Packet
@@ -84,6 +101,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     route_type: str | None = None
     multipath: bool = False
     steps: tuple[Step, ...] = ()
+    legs: tuple[Leg, ...] = ()
+    leg_by: str | None = None
+    legs_dropped: tuple[Leg, ...] = ()  # legs a forwarded flow would be dropped on (rp_filter)
 
     @property
     def ok(self) -> bool:

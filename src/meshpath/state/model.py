@@ -214,6 +214,12 @@ class Sysctls(_Frozen, frozen=True):
     ipv6: dict[str, Ipv6Conf] = msgspec.field(default_factory=dict)
     fwmark_reflect: int = 0
     tcp_mtu_probing: int = 0
+    # How the kernel spreads flows over a multipath route's legs (net.ipv4.fib_multipath_*).
+    # The seed is None where the kernel has no such sysctl (before 6.11) and 0 where it is
+    # unset: both mean a random per-boot seed, so which leg a flow takes cannot be known.
+    fib_multipath_hash_policy: int = 0
+    fib_multipath_hash_seed: int | None = None
+    fib_multipath_use_neigh: int = 0
 
     @property
     def ip_forward(self) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final
 
-from meshpath.errors import SnapshotError
+from meshpath.errors import BadInputError, SnapshotError
 from meshpath.state.model import (
     ROUTE_TYPES,
     RULE_ACTIONS,
@@ -40,6 +40,7 @@ from meshpath.state.model import (
     Rule,
     Snapshot,
 )
+from meshpath.values import parse_asn
 
 U8: Final = 0xFF
 U16: Final = 0xFFFF
@@ -455,15 +456,18 @@ def _frr_summary(summary: Mapping[str, Any]) -> None:
 
 
 def _frr_running(config: str) -> None:
-    """FRR prints ``router bgp ASN`` with the AS number in digits (asplain)."""
+    """FRR prints ``router bgp ASN`` with the AS number in asplain (``65537``), or in asdot
+    (``1.1``) under ``bgp asnotation dot``: both are read (values.parse_asn), nothing else."""
     for n, line in enumerate(config.splitlines(), start=1):
         parts = line.split()
         if parts[:2] == ["router", "bgp"] and len(parts) >= 3:
             asn = parts[2]
-            if not (asn.isascii() and asn.isdigit() and 1 <= int(asn) <= ASN_MAX):
+            try:
+                parse_asn(asn)
+            except BadInputError:
                 raise Problem(
                     f".frr.running_config (line {n})", f"{asn[:20]!r} is not an AS number"
-                )
+                ) from None
 
 
 def _any_cidr(text: str, where: str) -> None:

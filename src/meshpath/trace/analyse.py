@@ -6,15 +6,16 @@ Pure: the caller hands over the bytes (an ``mmap`` for files of any size, see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 
-from meshpath.errors import CaptureError
+from meshpath.errors import BadInputError, CaptureError
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges
 from meshpath.trace.container import CaptureInfo, sniff_format, walk
 from meshpath.trace.decode import IDB_BASE, Buffer, Decoder
-from meshpath.trace.flows import Tracker
+from meshpath.trace.flows import Network, Tracker
 from meshpath.trace.model import NO_SYN, Endpoint, TraceReport
-from meshpath.trace.text import iter_lines, looks_like_text, parse_text
+from meshpath.trace.text import TextCapture, iter_lines, looks_like_text, parse_text
 from meshpath.values import parse_hostport
 
 
@@ -22,6 +23,19 @@ def parse_target(text: str) -> Endpoint:
     """``IP:PORT`` or ``[IPv6]:PORT`` into an Endpoint; BadInputError otherwise."""
     parsed = parse_hostport(text, "--target")
     return Endpoint(parsed.address.packed, parsed.port)
+
+
+def parse_sources(texts: list[str]) -> list[Network]:
+    """``--source CIDR`` values (host bits set are refused, as for ``--range``)."""
+    nets: list[Network] = []
+    for text in texts:
+        try:
+            nets.append(ipaddress.ip_network(text.strip(), strict=True))
+        except ValueError as exc:
+            raise BadInputError(
+                f"--source {text!r}: expected a network like 100.64.0.0/12 or 0.0.0.0/0 ({exc})"
+            ) from exc
+    return nets
 
 
 def analyse(
@@ -32,15 +46,18 @@ def analyse(
     target: Endpoint | None = None,
     max_examples: int = 10,
     iface_names: Mapping[int, str] | None = None,
+    sources: Iterable[Network] | None = None,
 ) -> TraceReport:
     """Read a capture (format detected from its content) and classify its flows.
 
     ``iface_names`` maps kernel ifindexes (SLL2 captures) to names, from a snapshot or
     the live host; the capture's own names (pcapng ``if_name``, text) come on top.
+    ``sources`` replaces the Cloudflare source ranges as the clients whose connections
+    are followed (``trace --source``); the range catalogue itself is not changed.
     """
     if len(data) == 0:
         raise CaptureError(f"{name}: the file is empty")
-    tracker = Tracker(ranges, target, max_examples)
+    tracker = Tracker(ranges, target, max_examples, sources)
     head = bytes(data[:4096])
     if sniff_format(head) != "other":
         decoder = Decoder(tracker)
@@ -49,10 +66,11 @@ def analyse(
         names = _idb_names(info)
     elif looks_like_text(head):
         text = parse_text(iter_lines(bytes(data)), name)
+        tracker.single = not text.has_interfaces
         for pkt in text.packets:
             tracker.packet(pkt)
         info = CaptureInfo("tcpdump-text", records=len(text.packets))
-        packets, skipped = len(text.packets), _text_skips(text.other_lines)
+        packets, skipped = len(text.packets), _text_skips(text)
         names = text.names
     else:
         raise CaptureError(
@@ -67,8 +85,11 @@ def _idb_names(info: CaptureInfo) -> dict[int, str]:
     return {IDB_BASE + i: idb.name for i, idb in enumerate(info.interfaces) if idb.name}
 
 
-def _text_skips(other: int) -> dict[str, int]:
-    return {"lines that are not packets": other} if other else {}
+def _text_skips(text: TextCapture) -> dict[str, int]:
+    skips = {"lines that are not packets": text.other_lines} if text.other_lines else {}
+    if text.quiet_lines:
+        skips["tcpdump -q lines (they print no TCP flags)"] = text.quiet_lines
+    return skips
 
 
 def _report(
@@ -94,4 +115,5 @@ def _report(
         target=target,
         iface_names=names,
         truncated=info.truncated,
+        single=tracker.single,
     )

@@ -4,6 +4,11 @@ The order of the tests is the order of the path: a reply that made it back into 
 tunnel is ok whatever else happened; a reset or ICMP error from the LAN explains a
 failure better than silence; a SYN-ACK that arrived and left anywhere but the tunnel is
 the field report's misrouted return; then how far the SYN itself got.
+
+A capture of one interface (``single``) answers a smaller question: was the SYN answered
+on that interface? It has no verdict about forwarding (``not-forwarded`` needs a view of
+both sides), so an unanswered SYN is ``no-reply`` there, with a note saying what the
+capture cannot show.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from meshpath.trace.model import (
 )
 
 
-def classify(flow: FlowState) -> FlowVerdict:
+def classify(flow: FlowState, *, single: bool = False) -> FlowVerdict:
     """The verdict for one flow plus its counts, timing and evidence."""
     counts = flow.counts
-    syn_sightings = counts["syn.in"]
+    syn_sightings = counts["syn.in"] or counts["syn.out"]
     nat = flow.lan is not None and flow.lan != flow.client
     return FlowVerdict(
-        verdict=_verdict(flow),
+        verdict=_single_verdict(flow) if single else _verdict(flow),
         client=flow.client,
         server=flow.server,
         service_saw=flow.lan,
@@ -41,7 +46,8 @@ def classify(flow: FlowState) -> FlowVerdict:
         packets=flow.packets + flow.data_packets,
         timing=_timing(flow),
         evidence=tuple(flow.evidence),
-        notes=_notes(flow),
+        notes=_notes(flow, single),
+        single=single,
     )
 
 
@@ -62,6 +68,22 @@ def _verdict(flow: FlowState) -> str:
     return NOT_FORWARDED
 
 
+def _single_verdict(flow: FlowState) -> str:
+    """One interface: what came back on it (see the module docstring)."""
+    counts = flow.counts
+    if counts["synack.tunnel"]:
+        return OK  # the reply left the way the SYN came in
+    if flow.rst is not None:
+        return REFUSED
+    if flow.icmp is not None:
+        return ICMP_UNREACHABLE
+    if counts["synack.other"]:
+        return RETURN_MISROUTED  # LAN side: the reply came in and went back out on it
+    if counts["synack.in"]:
+        return OK  # LAN side: the service answered; the tunnel is not in the capture
+    return NO_REPLY
+
+
 def _ms(times: dict[str, int], start: str, end: str) -> float | None:
     a, b = times.get(start), times.get(end)
     if a is None or b is None or a < 0 or b < 0:
@@ -80,9 +102,18 @@ def _timing(flow: FlowState) -> Timing:
     )
 
 
-def _notes(flow: FlowState) -> tuple[str, ...]:
+SINGLE_NOTE = (
+    "a capture of one interface shows whether the SYN was answered there; it cannot show "
+    "whether the connector forwarded it or which way the reply left (capture with "
+    "'tcpdump -i any' for that)"
+)
+
+
+def _notes(flow: FlowState, single: bool) -> tuple[str, ...]:
     notes: list[str] = []
-    if flow.evidence and all(p.pkttype < 0 for p in flow.evidence):
+    if single:
+        notes.append(SINGLE_NOTE)
+    elif flow.evidence and all(p.pkttype < 0 for p in flow.evidence):
         ifaces = {p.iface for p in flow.evidence}
         if len(ifaces) == 1:
             notes.append(

@@ -29,10 +29,15 @@ from meshpath.trace.decode import (
     LINKTYPE_IPV4,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
     LINKTYPE_RAW,
+    LINKTYPE_RAW_BSD,
+    LINKTYPE_RAW_OPENBSD,
     SUPPORTED_LINKTYPES,
     Buffer,
     Decoder,
+    unsupported_text,
 )
 from meshpath.trace.packet import MAX_TS_NS, Direction
 
@@ -116,7 +121,11 @@ _FAST_LINKS: Final = {
     LINKTYPE_LINUX_SLL: (16, 14),
     LINKTYPE_ETHERNET: (14, 12),
     LINKTYPE_RAW: (0, -1),
+    LINKTYPE_RAW_BSD: (0, -1),
+    LINKTYPE_RAW_OPENBSD: (0, -1),
     LINKTYPE_IPV4: (0, -1),
+    LINKTYPE_NULL: (4, -1),
+    LINKTYPE_LOOP: (4, -1),
 }
 _RELEASE_EVERY: Final = 64 << 20  # drop mapped pages behind the cursor every 64 MiB
 
@@ -124,7 +133,9 @@ _RELEASE_EVERY: Final = 64 << 20  # drop mapped pages behind the cursor every 64
 def walk_pcap(buf: Buffer, decoder: Decoder, name: str) -> CaptureInfo:
     order, snaplen, linktype, mul = _pcap_header(buf, name)
     if linktype not in decoder.by_linktype:
-        raise CaptureError(f"{name}: link type {linktype} is not supported ({_supported()})")
+        raise CaptureError(f"{name}: {unsupported_text(linktype)} ({_supported()})")
+    decoder.order = order
+    decoder.describe([linktype])
     info = CaptureInfo("pcap", [Interface(linktype, snaplen, None, mul)])
     off, count = _pcap_records(buf, decoder, name, order, snaplen, linktype, mul)
     if off < len(buf):
@@ -200,6 +211,13 @@ def _supported() -> str:
     return "supported: " + ", ".join(f"{k} {v}" for k, v in sorted(SUPPORTED_LINKTYPES.items()))
 
 
+def _refuse_unreadable(decoder: Decoder, name: str) -> None:
+    """A pcapng none of whose packets has a readable link type fails as a pcap would."""
+    unreadable = [r for r in decoder.skipped if r.endswith(" is not supported")]
+    if unreadable and sum(decoder.skipped[r] for r in unreadable) == decoder.packets:
+        raise CaptureError(f"{name}: {unreadable[0]} ({_supported()})")
+
+
 # -- pcapng ----------------------------------------------------------------------------
 
 
@@ -217,6 +235,7 @@ def walk_pcapng(buf: Buffer, decoder: Decoder, name: str) -> CaptureInfo:
         btype, blen = _block_head(buf, off, section)
         if btype == PCAPNG_SHB:
             section = _read_shb(buf, off, name)
+            decoder.order = section.order
             btype, blen = _block_head(buf, off, section)
         if section is None:
             raise CaptureError(f"{name}: pcapng file does not start with a section header")
@@ -231,6 +250,7 @@ def walk_pcapng(buf: Buffer, decoder: Decoder, name: str) -> CaptureInfo:
     if 0 < n - off < 12:
         info.truncated = True
         decoder.skip("block header cut off at the end of the file")
+    _refuse_unreadable(decoder, name)
     return info
 
 
@@ -266,6 +286,7 @@ def _dispatch(
         idb = _read_idb(buf, off, blen, section.order)
         section.interfaces.append(idb)
         info.interfaces.append(idb)
+        decoder.describe([i.linktype for i in info.interfaces])
     elif btype == _SPB:
         _spb(buf, off, blen, section, decoder)
     elif btype == _PB:
@@ -328,7 +349,7 @@ def _frame(
     idb = section.interfaces[ifid]
     handler = decoder.by_linktype.get(idb.linktype)
     if handler is None:
-        decoder.skip(f"link type {idb.linktype} not supported")
+        decoder.skip(unsupported_text(idb.linktype))
         return
     if caplen > end - off:
         decoder.skip("packet longer than its block")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Final
@@ -14,6 +14,7 @@ from meshpath.errors import CaptureError
 from meshpath.fsafe import open_regular, read_stream
 from meshpath.ranges import DEFAULT_RANGES, CloudflareRanges
 from meshpath.trace.analyse import analyse
+from meshpath.trace.flows import Network
 from meshpath.trace.model import Endpoint, TraceReport
 
 # A file is mapped, never read whole, so it has no limit; standard input has to be read
@@ -28,10 +29,16 @@ def trace_file(
     target: Endpoint | None = None,
     max_examples: int = 10,
     iface_names: Mapping[int, str] | None = None,
+    sources: Iterable[Network] | None = None,
 ) -> TraceReport:
     """Analyse the capture at ``path`` (``-`` = standard input) through an mmap."""
     run = partial(
-        analyse, ranges=ranges, target=target, max_examples=max_examples, iface_names=iface_names
+        analyse,
+        ranges=ranges,
+        target=target,
+        max_examples=max_examples,
+        iface_names=iface_names,
+        sources=sources,
     )
     if str(path) == "-":
         return run(_stdin(), name="<stdin>")

@@ -21,8 +21,9 @@ class FlowState:
     client: Endpoint
     server: Endpoint
     isn: int
-    tunnel: int
+    tunnel: int | None  # None: a one-interface capture of the LAN side (the SYN left on it)
     first_ns: int
+    syn_data: int = 0  # payload the SYN carried (TCP Fast Open): the SYN-ACK acks past it
     lan: Endpoint | None = None
     lan_iface: int | None = None
     reply_iface: int | None = None

@@ -53,7 +53,7 @@ class FlowVerdict:
     server: Endpoint
     service_saw: Endpoint | None  # the source the LAN leg carried (NAT or not)
     nat: bool
-    tunnel_iface: int | None
+    tunnel_iface: int | None  # None: the tunnel side is not in a one-interface capture
     lan_iface: int | None
     reply_iface: int | None  # where the SYN-ACK left the connector
     syn_retransmissions: int
@@ -62,6 +62,7 @@ class FlowVerdict:
     timing: Timing
     evidence: tuple[Packet, ...]
     notes: tuple[str, ...] = ()
+    single: bool = False  # seen in a capture of one interface (what it can show is less)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class TraceReport:
     target: Endpoint | None
     iface_names: dict[int, str]
     truncated: bool = False
+    single: bool = False  # a capture of one interface (see meshpath.trace.flows)
 
     @property
     def broken(self) -> bool:

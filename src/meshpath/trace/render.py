@@ -52,15 +52,17 @@ def iface_label(key: int | None, names: Mapping[int, str]) -> str:
     name = line_name(key, names)
     if name:
         return name
+    if key >= TEXT_IFACE_BASE or key == -1:  # -1: text or a link type that names none
+        return "the capture's interface"
     if key < 0:
         return _HATYPES.get(-1 - key, f"an interface of hardware type {-1 - key}")
-    if key >= TEXT_IFACE_BASE or key == -1:
-        return "the capture's interface"
     return f"capture interface #{key - IDB_BASE}"
 
 
 def explain(flow: FlowVerdict, names: Mapping[int, str]) -> str:
     """One sentence on what went wrong (or right), naming interfaces and addresses."""
+    if flow.single and flow.verdict in (OK, NO_REPLY, RETURN_MISROUTED):
+        return _explain_single(flow, names)
     tun = iface_label(flow.tunnel_iface, names)
     lan = iface_label(flow.lan_iface, names)
     out = iface_label(flow.reply_iface, names)
@@ -84,6 +86,41 @@ def explain(flow: FlowVerdict, names: Mapping[int, str]) -> str:
     return reasons.get(flow.verdict, flow.verdict)
 
 
+def _explain_single(flow: FlowVerdict, names: Mapping[int, str]) -> str:
+    """What a capture of one interface shows, and what it cannot (flows.py docstring)."""
+    seen_on = flow.tunnel_iface if flow.tunnel_iface is not None else flow.lan_iface
+    where = iface_label(seen_on, names)
+    server = endpoint_text(flow.server)
+    if flow.verdict == NO_REPLY:
+        return (
+            f"the SYN toward {server} was seen on {where} and nothing came back on it; a "
+            "capture of one interface cannot tell whether the connector forwarded the SYN, "
+            "whether the service answered, or which way its reply left"
+        )
+    if flow.verdict == RETURN_MISROUTED:
+        return (
+            f"the SYN-ACK came in on {where} and left on it again: the connector sent the "
+            "reply back out the LAN instead of into the tunnel (no route for "
+            f"{addr_text(flow.client.address)} via the tunnel)"
+        )
+    if flow.tunnel_iface is None:
+        return (
+            f"{server} answered (its SYN-ACK came in on {where}); the tunnel is not in this "
+            "capture, so whether the reply went back into it is not shown"
+        )
+    return f"{server} answered: the SYN-ACK went back out on {where}, where the SYN came in"
+
+
+def vantage_text(report: TraceReport) -> str:
+    """What the capture recorded, hence what its verdicts can say."""
+    if report.single:
+        return (
+            "one interface: it shows whether each SYN was answered there, not how the "
+            "connector forwarded it (capture with 'tcpdump -i any' to follow both sides)"
+        )
+    return "every interface or several: each connection is followed through the connector"
+
+
 def _icmp_reason(flow: FlowVerdict) -> str:
     icmp = next((p for p in flow.evidence if p.inner is not None), None)
     if icmp is None:
@@ -91,24 +128,30 @@ def _icmp_reason(flow: FlowVerdict) -> str:
     return f"{addr_text(icmp.src)} answered ICMP {icmp_text(icmp)}"
 
 
-def no_syn_text(report: TraceReport, ranges_text: str) -> str:
+def no_syn_text(
+    report: TraceReport, ranges_text: str, who: str = "the Cloudflare source range"
+) -> str:
     toward = f" toward {endpoint_text(report.target)}" if report.target else ""
     return (
-        f"no SYN from the Cloudflare source range ({ranges_text}){toward} at all: the "
+        f"no SYN from {who} ({ranges_text}){toward} at all: the "
         "request never reached this host (Mesh route advertisement, connector health, "
         "or the capture ran on the wrong host/interface)"
     )
 
 
-def format_report(report: TraceReport, ranges_text: str) -> Text:
+def format_report(
+    report: TraceReport, ranges_text: str, who: str = "the Cloudflare source range"
+) -> Text:
     out = Text()
     for flow in report.flows:
         _format_flow(out, flow, report.iface_names)
     if not report.flows:
         out.append("verdict: ", style="bold")
         out.append(NO_SYN, style="bold red")
-        out.append(f" - {no_syn_text(report, ranges_text)}\n")
+        out.append(f" - {no_syn_text(report, ranges_text, who)}\n")
     out.append(_summary_line(report) + "\n", style="dim")
+    if report.single:
+        out.append(f"note: the capture recorded {vantage_text(report)}\n")
     for reason, count in report.skipped.items():
         out.append(f"note: skipped {count} {'record' if count == 1 else 'records'}: {reason}\n")
     return out
@@ -157,7 +200,9 @@ def _summary_line(report: TraceReport) -> str:
     return f"{report.source}: {report.format}, {report.packets} packets; {counts}{more}{cut}"
 
 
-def report_data(report: TraceReport, ranges_text: str) -> dict[str, Any]:
+def report_data(
+    report: TraceReport, ranges_text: str, who: str = "the Cloudflare source range"
+) -> dict[str, Any]:
     names = report.iface_names
     return {
         "source": report.source,
@@ -168,7 +213,9 @@ def report_data(report: TraceReport, ranges_text: str) -> dict[str, Any]:
         "target": endpoint_text(report.target) if report.target else None,
         "verdict_counts": report.verdict_counts,
         "broken": report.broken,
-        "no_syn": no_syn_text(report, ranges_text) if not report.flows else None,
+        "vantage": "one-interface" if report.single else "through",
+        "vantage_text": vantage_text(report),
+        "no_syn": no_syn_text(report, ranges_text, who) if not report.flows else None,
         "flows": [_flow_data(flow, names) for flow in report.flows],
     }
 
@@ -182,7 +229,11 @@ def _flow_data(flow: FlowVerdict, names: Mapping[int, str]) -> dict[str, Any]:
         "server": endpoint_text(flow.server),
         "service_saw": endpoint_text(flow.service_saw) if flow.service_saw else None,
         "nat": flow.nat,
-        "tunnel_interface": iface_label(flow.tunnel_iface, names),
+        "tunnel_interface": (
+            iface_label(flow.tunnel_iface, names)
+            if flow.tunnel_iface is not None
+            else "not in the capture"
+        ),
         "lan_interface": iface_label(flow.lan_iface, names) if flow.lan_iface else None,
         "reply_interface": iface_label(flow.reply_iface, names) if flow.reply_iface else None,
         "retransmissions": {"syn": flow.syn_retransmissions, "synack": flow.synack_retransmissions},
@@ -195,4 +246,5 @@ def _flow_data(flow: FlowVerdict, names: Mapping[int, str]) -> dict[str, Any]:
         },
         "evidence": [tcpdump_line(p, line_name(p.iface, names)) for p in flow.evidence],
         "notes": list(flow.notes),
+        "single": flow.single,
     }

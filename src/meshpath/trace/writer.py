@@ -88,10 +88,64 @@ def sll2(packet: bytes, ifindex: int, pkttype: int = IN, hatype: int = HATYPE_ET
     return head + packet
 
 
-def ethernet(packet: bytes, vlan: int | None = None) -> bytes:
+def ethernet(
+    packet: bytes, vlan: int | None = None, *, tags: tuple[int, ...] = (), labels: int = 0
+) -> bytes:
+    """Ethernet II; ``tags`` are VLAN ids outermost first (802.1ad, then 802.1Q: QinQ);
+    ``labels`` an MPLS label stack that deep."""
     macs = b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01"
-    tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
-    return macs + tag + struct.pack("!H", _proto(packet)) + packet
+    ids = (vlan,) if vlan is not None else tags
+    tpids = [0x88A8] * (len(ids) - 1) + [0x8100] if ids else []
+    head = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in zip(tpids, ids, strict=True))
+    if labels:
+        stack = b"".join(
+            struct.pack("!I", (16 + i) << 12 | (i == labels - 1) << 8 | 64) for i in range(labels)
+        )
+        return macs + head + struct.pack("!H", 0x8847) + stack + packet
+    return macs + head + struct.pack("!H", _proto(packet)) + packet
+
+
+def null(packet: bytes, *, big_endian: bool = False, loop: bool = False) -> bytes:
+    """BSD loopback (NULL: the family in the writer's byte order; LOOP: network order)."""
+    family = 2 if packet[0] >> 4 == 4 else 24
+    order = ">" if big_endian or loop else "<"
+    return struct.pack(order + "I", family) + packet
+
+
+def ppp(packet: bytes, *, hdlc: bool = True, compressed: bool = False) -> bytes:
+    """PPP: address/control ff 03 (RFC 1662) unless ``hdlc`` is off, then the protocol."""
+    proto = 0x21 if packet[0] >> 4 == 4 else 0x57
+    field = bytes([proto]) if compressed else struct.pack("!H", proto)
+    return (b"\xff\x03" if hdlc else b"") + field + packet
+
+
+def nflog(packet: bytes, indev: int = 0, outdev: int = 0, *, big_endian: bool = False) -> bytes:
+    """An NFLOG record: header, packet-header TLV, interface TLVs, payload TLV."""
+    order = ">" if big_endian else "<"
+
+    def tlv(kind: int, value: bytes) -> bytes:
+        body = struct.pack(order + "HH", 4 + len(value), kind) + value
+        return body + bytes((-len(body)) % 4)
+
+    family = 2 if packet[0] >> 4 == 4 else 10
+    out = struct.pack("!BBH", family, 0, 1) + tlv(1, struct.pack("!HBx", _proto(packet), 2))
+    if indev:
+        out += tlv(4, struct.pack("!I", indev))
+    if outdev:
+        out += tlv(5, struct.pack("!I", outdev))
+    return out + tlv(9, packet)
+
+
+def big_tcp_ipv4(packet: bytes) -> bytes:
+    """An IPv4 packet as a BIG TCP GSO segment is captured: total length 0."""
+    return packet[:2] + b"\0\0" + packet[4:]
+
+
+def jumbo_ipv6(packet: bytes) -> bytes:
+    """An IPv6 packet as a jumbogram (RFC 2675): payload length 0, hop-by-hop jumbo option."""
+    payload, nxt = packet[40:], packet[6]
+    hbh = struct.pack("!BBBBI", nxt, 0, 0xC2, 4, len(payload) + 8)
+    return packet[:4] + b"\0\0" + bytes([0]) + packet[7:40] + hbh + payload
 
 
 def pcap(
