@@ -1,12 +1,14 @@
-"""nftables: ``nft -j list ruleset`` kept raw, plus the base chains meshpath reasons about."""
+"""nftables: ``nft -j list ruleset`` decoded here, walked by :mod:`meshpath.state.nft`."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from meshpath.runner import Runner
-from meshpath.state.model import BaseChain, NftState
+from meshpath.state.model import NftState
+from meshpath.state.nft import base_chain, parse_ruleset
+
+__all__ = ["NFT_ARGV", "base_chain", "collect_nft", "parse_nft"]
 
 NFT_ARGV = ("nft", "-j", "list", "ruleset")
 
@@ -32,46 +34,6 @@ def parse_nft(text: str) -> NftState:
         return NftState(available=True, error=f"nft -j list ruleset: not JSON ({exc})")
     if not isinstance(ruleset, dict) or not isinstance(ruleset.get("nftables"), list):
         return NftState(available=True, error="nft -j list ruleset: no 'nftables' list")
-    chains = tuple(
-        chain
-        for item in ruleset["nftables"]
-        if isinstance(item, dict) and (chain := base_chain(item.get("chain"))) is not None
-    )
+    # the base chains are kept in the snapshot file too (older meshpath versions read them)
+    chains = parse_ruleset(ruleset).base_chains
     return NftState(available=True, ruleset=ruleset, base_chains=chains)
-
-
-def base_chain(chain: Any) -> BaseChain | None:
-    """A BaseChain from one ``{"chain": {...}}`` object; None for a regular chain."""
-    if not isinstance(chain, dict) or "hook" not in chain:
-        return None
-    return BaseChain(
-        family=str(chain.get("family", "")),
-        table=str(chain.get("table", "")),
-        name=str(chain.get("name", "")),
-        type=str(chain.get("type", "filter")),
-        hook=str(chain["hook"]),
-        priority=_priority(chain.get("prio", 0)),
-        policy=str(chain.get("policy", "accept")),
-        device=_device(chain.get("dev")),
-    )
-
-
-# nft -j prints prio as a number; be lenient with a name or {"...": n} from other versions.
-_NAMED_PRIORITIES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
-                     "srcnat": 100}  # fmt: skip
-
-
-def _priority(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return _NAMED_PRIORITIES.get(value, 0)
-    return 0
-
-
-def _device(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)

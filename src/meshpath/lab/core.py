@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from meshpath.collect.frr import decode_show
 from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
@@ -57,6 +58,7 @@ from meshpath.lab.worker.app import (
 )
 from meshpath.lab.worker.runtime import find_workerd
 from meshpath.runner import Completed, SubprocessRunner, netns_argv
+from meshpath.state import frr as frr_state
 
 T = TypeVar("T")
 REQUIRED_TOOLS = ("ip", "nft", "tcpdump", "sysctl", "vtysh")
@@ -259,8 +261,9 @@ class Lab:
     def vtysh(self, node: str, command: str) -> str:
         return self.runner.run(frr.vtysh_argv(str(self._frr_dir(node)), command)).stdout
 
-    def vtysh_json(self, node: str, command: str) -> Any:
-        return json.loads(self.vtysh(node, command) or "{}")
+    def vtysh_json(self, node: str, command: str) -> dict[str, Any]:
+        value, _problem = decode_show(command, self.vtysh(node, command) or "{}")
+        return value or {}
 
     # -- building ---------------------------------------------------------------------
     def setup(self, scenario: str | Scenario) -> None:
@@ -540,19 +543,12 @@ class Lab:
         return {_prefix(r["dst"]): r.get("gateway", "") for r in json.loads(done.stdout)}
 
     def bgp_peer_state(self, node: str, peer: str) -> str | None:
-        data = self.vtysh_json(node, "show bgp summary json")
-        peers = data.get("ipv4Unicast", {}).get("peers", {})
-        state = peers.get(peer, {}).get("state")
-        return str(state) if state is not None else None
+        peers = frr_state.bgp_peers(self.vtysh_json(node, "show bgp summary json"))
+        return next((p.state for p in peers if p.address == peer), None)
 
     def bgp_learned(self, node: str, peer: str) -> frozenset[str]:
         """Prefixes in ``node``'s BGP table with a path from ``peer``."""
-        data = self.vtysh_json(node, "show bgp ipv4 unicast json")
-        out = set()
-        for prefix, paths in data.get("routes", {}).items():
-            if any(p.get("peerId") == peer for p in paths):
-                out.add(prefix)
-        return frozenset(out)
+        return frr_state.learned_from(self.vtysh_json(node, "show bgp ipv4 unicast json"), peer)
 
     # -- observing --------------------------------------------------------------------
     def worker_call(

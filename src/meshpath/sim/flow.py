@@ -21,6 +21,7 @@ from meshpath.sim.netfilter import ACCEPT, HookResult, NfPacket, Ruleset, netfil
 from meshpath.sim.route import route_input, route_output
 from meshpath.sim.values import TCP, Decision, Packet, Step
 from meshpath.state import Snapshot
+from meshpath.state.nft import NftView
 
 DELIVERED: Final = "delivered"
 MISROUTED: Final = "misrouted"
@@ -61,7 +62,7 @@ class _Walk:
 
     def __init__(self, snapshot: Snapshot, fib: Fib) -> None:
         self.fib = fib
-        self.ruleset = Ruleset.parse(snapshot.nft.ruleset if snapshot.nft.available else None)
+        self.ruleset = Ruleset.of(snapshot.nft.view if snapshot.nft.available else NftView())
         self.hops: list[Step] = []
 
     def addr_of(self, dev: str) -> str | None:
