@@ -31,6 +31,7 @@ from meshpath.apply import files
 from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
+from meshpath.collect.iproute import route_listed
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.fix.model import (
     Action,
@@ -45,7 +46,7 @@ from meshpath.fix.model import (
     WriteFile,
 )
 from meshpath.fsafe import atomic_write, ensure_dir
-from meshpath.render.systemd import RouteSpec, route_listed
+from meshpath.render.systemd import RouteSpec
 from meshpath.runner import Runner
 
 # Fault injection for tests: SIGKILL this process right after step N (1-based) is done.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 from meshpath.checks.context import CheckContext
 from meshpath.checks.path import PathOutcome
 from meshpath.checks.report import Disagreement
+from meshpath.collect.iproute import ip_json
 from meshpath.runner import Runner
 
 # errno text the kernel answers with, mapped to the route outcome it means
@@ -53,7 +53,7 @@ def parse_route_get(argv: list[str], returncode: int, stdout: str, stderr: str) 
         text = stderr.strip().removeprefix("RTNETLINK answers: ")
         return KernelAnswer(tuple(argv), error=_ERRORS.get(text, text or "error"), raw=stderr)
     try:
-        entry = json.loads(stdout, strict=False)[0]  # names may hold control characters
+        entry = ip_json(stdout, strict=False)[0]  # names may hold control characters
     except (ValueError, IndexError, KeyError):
         return KernelAnswer(tuple(argv), error="unparsable", raw=stdout)
     kind = entry.get("type", "unicast")

@@ -19,6 +19,7 @@ from types import FrameType, TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from meshpath.collect.frr import decode_show
+from meshpath.collect.iproute import host_prefix, ip_json
 from meshpath.collect.netns import inside_netns
 from meshpath.errors import BadInputError, EnvironmentProblem, MissingToolError, PrivilegeError
 from meshpath.fsafe import atomic_write, clear_inside, ensure_dir, remove_inside
@@ -312,7 +313,7 @@ class Lab:
 
     def _lower_up(self, node: str, dev: str) -> bool:
         done = self.exec(node, ["ip", "-j", "link", "show", "dev", dev])
-        return done.ok and "LOWER_UP" in json.loads(done.stdout)[0].get("flags", [])
+        return done.ok and "LOWER_UP" in ip_json(done.stdout)[0].get("flags", [])
 
     def _wire(self, scn: Scenario, nodes: Sequence[str]) -> None:
         hosts = [n for n in topology.HOSTS if n in nodes]
@@ -540,7 +541,7 @@ class Lab:
         done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", proto])
         if not done.ok or not done.stdout.strip():
             return {}
-        return {_prefix(r["dst"]): r.get("gateway", "") for r in json.loads(done.stdout)}
+        return {host_prefix(r["dst"]): r.get("gateway", "") for r in ip_json(done.stdout)}
 
     def bgp_peer_state(self, node: str, peer: str) -> str | None:
         peers = frr_state.bgp_peers(self.vtysh_json(node, "show bgp summary json"))
@@ -594,8 +595,7 @@ class Lab:
 
     def route_get(self, node: str, dest: str) -> dict[str, Any]:
         done = self.exec(node, ["ip", "-j", "route", "get", dest], check=True)
-        result: dict[str, Any] = json.loads(done.stdout)[0]
-        return result
+        return ip_json(done.stdout)[0]
 
     @overload
     def capture(
@@ -691,11 +691,6 @@ def _last_message(log: str) -> str:
     while start > 0 and lines[start][:1].isspace():
         start -= 1
     return " | ".join(ln.strip() for ln in lines[start:])
-
-
-def _prefix(dst: str) -> str:
-    """``ip -j`` prints host routes without a length: 100.64.0.5 -> 100.64.0.5/32."""
-    return dst if "/" in dst else f"{dst}/32"
 
 
 def _client_of(body: str) -> str | None:
