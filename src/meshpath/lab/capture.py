@@ -11,15 +11,13 @@ captured lines (other packets may come in between).
 
 from __future__ import annotations
 
-import re
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_LINE = re.compile(
-    r"^(?:[\d:.]+\s+)?(?P<iface>\S+)\s+(?P<dir>In|Out|B|M|P)\s+IP\s+"
-    r"(?P<src>\d+\.\d+\.\d+\.\d+)\.(?P<sport>\d+) > "
-    r"(?P<dst>\d+\.\d+\.\d+\.\d+)\.(?P<dport>\d+): (?:Flags )?\[(?P<flags>[^\]]*)\]"
-)
+from meshpath.trace import text as trace_text
+from meshpath.trace.packet import PKTTYPE_NAMES, PROTO_TCP, flags_text
+from meshpath.trace.text import TextCapture
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +40,24 @@ class Packet:
 
 
 def parse_line(line: str) -> Packet | None:
-    """The TCP packet on ``line``, or None for anything else (ICMP, ARP, banners)."""
-    m = _LINE.match(line.strip())
-    if m is None:
+    """The TCP packet on ``line``, or None for anything else (ICMP, ARP, banners, a line
+    without an interface and direction). :mod:`meshpath.trace.text` reads the line (the
+    one tcpdump text parser); this keeps what the lab's hop patterns compare."""
+    names = TextCapture()
+    pkt = trace_text.parse_line(line.strip(), names)
+    if pkt is None or pkt.proto != PROTO_TCP or pkt.iface not in names.names:
+        return None
+    direction = PKTTYPE_NAMES.get(pkt.pkttype)
+    if direction is None:
         return None
     return Packet(
-        iface=m["iface"],
-        direction=m["dir"],
-        src=m["src"],
-        sport=int(m["sport"]),
-        dst=m["dst"],
-        dport=int(m["dport"]),
-        flags=m["flags"],
+        iface=names.names[pkt.iface],
+        direction=direction,
+        src=str(ipaddress.ip_address(pkt.src)),
+        sport=pkt.sport,
+        dst=str(ipaddress.ip_address(pkt.dst)),
+        dport=pkt.dport,
+        flags=flags_text(pkt.flags),
     )
 
 
