@@ -31,14 +31,14 @@ def host_prefix(dst: str) -> str:
 
 
 def route_listed(show_json: str, spec: RouteSpec) -> bool:
-    """Whether ``ip -N -j route show DST table main`` output holds ``spec``'s route."""
-    try:
-        routes = ip_json(show_json)
-    except ValueError:
-        return False
+    """Whether ``ip -N -j route show DST table main`` output holds ``spec``'s route.
+
+    ValueError when the output cannot be read: the caller cannot tell, and must not
+    take that for "absent" (the applier then runs the delete and reports its error).
+    """
     return any(
         r.get("dev") == spec.dev
         and str(r.get("protocol")) == str(spec.proto)
         and r.get("metric", 0) == spec.metric
-        for r in routes
+        for r in ip_json(show_json, strict=False)  # ip -j prints control characters raw
     )
