@@ -14,7 +14,14 @@ import pytest
 
 from meshpath.collect.frr import decode_show
 from meshpath.state import NftState, codec
-from meshpath.state.frr import BgpPeer, FrrRoute, bgp_peers, frr_view, learned_from
+from meshpath.state.frr import (
+    BgpPeer,
+    FrrRoute,
+    bgp_peers,
+    frr_view,
+    learned_from,
+    path_lengths,
+)
 from meshpath.state.model import FrrState
 from meshpath.state.nft import Masquerade, parse_ruleset, replace_own_table
 
@@ -89,3 +96,18 @@ def test_decode_show_names_the_command() -> None:
         "show x json: not JSON: % Unknown command",
     )
     assert decode_show("show x json", "[]") == (None, "show x json: expected a JSON object")
+
+
+def test_path_lengths_per_peer() -> None:
+    """``show bgp ipv4 unicast PREFIX json``: the lab's HA drill compares these lengths."""
+    doc = {
+        "paths": [
+            {"peer": {"peerId": "10.0.0.2"}, "aspath": {"length": 1}},
+            {"peer": {"peerId": "10.0.0.3"}, "aspath": {"length": 4}},
+            {"peer": {}, "aspath": {"length": 9}},  # no peer id: not a peer's path
+            "junk",
+        ]
+    }
+    assert path_lengths(doc) == {"10.0.0.2": 1, "10.0.0.3": 4}
+    assert path_lengths({"paths": "junk"}) == {}
+    assert path_lengths(None) == {}
