@@ -31,6 +31,7 @@ from meshpath.apply import journal as jr
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
 from meshpath.apply.result import ALREADY, ApplyResult, ApplyStatus, step_results
+from meshpath.collect.iproute import route_listed
 from meshpath.errors import CommandError, EnvironmentProblem, MeshpathError
 from meshpath.errors import InterruptedRun as InterruptedRun  # re-exported: its old home
 from meshpath.fix.model import (
@@ -46,7 +47,7 @@ from meshpath.fix.model import (
     WriteFile,
 )
 from meshpath.fsafe import atomic_write, ensure_dir
-from meshpath.render.systemd import RouteSpec, route_listed
+from meshpath.render.systemd import RouteSpec
 from meshpath.runner import Runner
 
 # The points where a run may stop dead (a crash, a SIGKILL): "step-done" N once step N

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from meshpath.collect.frr import decode_show, vtysh_base
 from meshpath.errors import StepFailed as StepFailed  # re-exported: its old home
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
+from meshpath.state import frr as frr_state
 from meshpath.values import parse_peer
 
 # Tests inject a failing reload through the Runner (tests/faults.py rewrites this argv[0]).
@@ -20,7 +21,7 @@ FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
 
 def vtysh(netns: str | None, *args: str) -> list[str]:
     """``vtysh [-N NS] ARGS``: FRR for a namespace lives in the pathspace named after it."""
-    return ["vtysh", *(["-N", netns] if netns else []), *args]
+    return [*vtysh_base(netns), *args]
 
 
 def reload_argv(netns: str | None, verb: str, conf: Path) -> list[str]:
@@ -45,11 +46,8 @@ class Frr:
 
     def show_json(self, command: str) -> dict[str, Any]:
         done = self.runner.run(vtysh(self.netns, "-c", command), check=False)
-        try:
-            value = json.loads(done.stdout or "{}")
-        except json.JSONDecodeError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        value, _problem = decode_show(command, done.stdout or "{}")
+        return value or {}
 
     def desired(self, intent: frr_render.FrrIntent, remove: bool) -> str:
         running = self.running_config()
@@ -79,16 +77,15 @@ class Frr:
         return bool(owned_lines(self.running_config(), intent))
 
     def peer_state(self, peer: str) -> str | None:
-        data = self.show_json("show bgp summary json")
-        state = data.get("ipv4Unicast", {}).get("peers", {}).get(peer, {}).get("state")
-        return str(state) if state is not None else None
+        peers = frr_state.bgp_peers(self.show_json("show bgp summary json"))
+        return next((p.state for p in peers if p.address == peer), None)
 
     def advertised(self, peer: str) -> frozenset[str]:
         # The peer may come from a journal: parsed again before it reaches ``vtysh -c``
         # (which runs each line of a command as its own command).
         address = parse_peer(peer, "BGP peer")
         data = self.show_json(f"show ip bgp neighbors {address} advertised-routes json")
-        return frozenset(data.get("advertisedRoutes", {}) or {})
+        return frr_state.advertised_routes(data) or frozenset()
 
     def wait(
         self,

@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from meshpath.checks.context import CheckContext, network
 from meshpath.checks.finding import Finding, Severity
 
 
-def _peers(ctx: CheckContext) -> Mapping[str, Mapping[str, Any]]:
-    summary = ctx.snapshot.frr.bgp_summary or {}
-    unicast = summary.get("ipv4Unicast") or {}
-    peers = unicast.get("peers") if isinstance(unicast, Mapping) else None
-    return peers if isinstance(peers, Mapping) else {}
-
-
 def check_static_inactive(ctx: CheckContext) -> Iterator[Finding]:
     """MP151: staticd routes via the tunnel that zebra could not install."""
-    table = ctx.snapshot.frr.ip_route or {}
-    for prefix, entries in table.items():
-        for entry in entries if isinstance(entries, list) else ():
-            if entry.get("protocol") != "static" or entry.get("installed"):
-                continue
-            hops = entry.get("nexthops") or []
-            if any(h.get("interfaceName") == ctx.tunnel for h in hops):
-                yield Finding(
-                    "MP151",
-                    Severity.ERROR,
-                    f"FRR static route {prefix} via {ctx.tunnel} is not installed",
-                    evidence=(f"show ip route json: {prefix} static, installed=false",),
-                    why=(
-                        f"zebra only installs the route while {ctx.tunnel} is up with carrier; "
-                        "until then Worker replies still leave by the default route."
-                    ),
-                    fix_commands=(
-                        "warp-cli --accept-tos connect",
-                        "vtysh -c 'show ip route static'",
-                    ),
-                )
+    for route in ctx.snapshot.frr.view.statics:
+        if route.installed or ctx.tunnel not in route.interfaces:
+            continue
+        yield Finding(
+            "MP151",
+            Severity.ERROR,
+            f"FRR static route {route.prefix} via {ctx.tunnel} is not installed",
+            evidence=(f"show ip route json: {route.prefix} static, installed=false",),
+            why=(
+                f"zebra only installs the route while {ctx.tunnel} is up with carrier; "
+                "until then Worker replies still leave by the default route."
+            ),
+            fix_commands=(
+                "warp-cli --accept-tos connect",
+                "vtysh -c 'show ip route static'",
+            ),
+        )
 
 
 def check_bgp_daemon(ctx: CheckContext) -> Iterator[Finding]:
@@ -61,13 +49,9 @@ def check_bgp_daemon(ctx: CheckContext) -> Iterator[Finding]:
 
 def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
     """MP161/MP162: every peer Established, and not held by RFC 8212 (state 'Policy')."""
-    for peer, info in _peers(ctx).items():
-        state = str(info.get("state", "?"))
-        policy = info.get("peerState") == "Policy" or "(Policy)" in (
-            str(info.get("pfxRcd")),
-            str(info.get("pfxSnt")),
-        )
-        if state != "Established":
+    for bgp in ctx.snapshot.frr.view.peers:
+        peer, state = bgp.address, "?" if bgp.state is None else bgp.state
+        if not bgp.established:
             yield Finding(
                 "MP161",
                 Severity.ERROR,
@@ -76,7 +60,7 @@ def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
                 why="The LAN router does not learn that Cloudflare ranges live behind this host.",
                 fix_commands=(f"vtysh -c 'show bgp neighbor {peer}'",),
             )
-        elif policy:
+        elif bgp.policy_blocked:
             yield Finding(
                 "MP162",
                 Severity.ERROR,
@@ -93,10 +77,9 @@ def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
 
 def check_advertised(ctx: CheckContext) -> Iterator[Finding]:
     """MP163/MP164: exactly the Cloudflare ranges are advertised, nothing else."""
-    advertised = ctx.snapshot.frr.bgp_advertised or {}
     wanted = {str(ctx.settings.ranges.source_v4)}
-    for peer, data in advertised.items():
-        routes = set((data or {}).get("advertisedRoutes", {}) or {})
+    for peer, sent in ctx.snapshot.frr.view.advertised.items():
+        routes = set(sent or ())
         missing = sorted(wanted - routes)
         if missing and _peer_established(ctx, peer):
             yield Finding(
@@ -122,7 +105,8 @@ def check_advertised(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def _peer_established(ctx: CheckContext, peer: str) -> bool:
-    return str(_peers(ctx).get(peer, {}).get("state")) == "Established"
+    bgp = ctx.snapshot.frr.view.peer(peer)
+    return bgp is not None and bgp.established
 
 
 def _is_cloudflare(ctx: CheckContext, prefix: str) -> bool:

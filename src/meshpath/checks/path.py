@@ -206,8 +206,7 @@ def check_lan_return(ctx: CheckContext, has_nat: bool) -> Iterator[Finding]:
     """MP103: the LAN needs a way back to the Worker range: NAT, a static route, or BGP."""
     source = ctx.settings.ranges.source_v4
     advertised = any(
-        str(source) in ((data or {}).get("advertisedRoutes") or {})
-        for data in (ctx.snapshot.frr.bgp_advertised or {}).values()
+        str(source) in (routes or ()) for routes in ctx.snapshot.frr.view.advertised.values()
     )
     if has_nat or advertised:
         return

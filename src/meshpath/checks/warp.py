@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Final
 
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
-from meshpath.checks.nft_view import NftRule, rules
-from meshpath.state import SplitEntry, SplitView
+from meshpath.state import BaseChain, SplitEntry, SplitView
+from meshpath.state.nft import NftRule
 from meshpath.state.split import (
     IPNetwork,
     carve,
@@ -290,14 +290,8 @@ def check_forward_policy(ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
-def _chain_rules(ctx: CheckContext, chain: object) -> Iterator[NftRule]:
-    for rule in rules(ctx.snapshot):
-        if (rule.family, rule.table, rule.chain) == (
-            getattr(chain, "family", None),
-            getattr(chain, "table", None),
-            getattr(chain, "name", None),
-        ):
-            yield rule
+def _chain_rules(ctx: CheckContext, chain: BaseChain) -> Iterator[NftRule]:
+    return ctx.snapshot.nft.view.rules_of(chain.family, chain.table, chain.name)
 
 
 def _accepts_tunnel(rule: NftRule, tunnel: str) -> bool:

@@ -1,5 +1,9 @@
 """FRR's view through vtysh, when FRR runs for the host or for the namespace.
 
+This is the one place that builds vtysh's argv and decodes its JSON (:func:`decode_show`);
+:mod:`meshpath.state.frr` turns the documents into typed values. The applier's reads (the
+wait for BGP), meshpath watch's poll and the lab go through the same functions.
+
 FRR daemons started for a namespace with ``-N NS`` live in a pathspace: their vty sockets
 are under ``/var/run/frr/NS/`` and vtysh reaches them with ``vtysh -N NS``. A daemon counts
 as running when its ``<daemon>.vty`` socket accepts a connection (what vtysh itself needs).
@@ -16,21 +20,38 @@ from typing import Any
 
 from meshpath.errors import MeshpathError
 from meshpath.runner import Runner
+from meshpath.state import frr as frr_state
 from meshpath.state.model import FrrState
 from meshpath.values import ifname_problem
 
 FRR_RUN_DIR = Path("/var/run/frr")
 
 
-def vtysh_argv(netns: str | None, command: str, vty_dir: Path | None = None) -> list[str]:
-    """``vtysh [-N NS | --vty_socket DIR] -c COMMAND``.
+def vtysh_base(netns: str | None, vty_dir: Path | None = None) -> list[str]:
+    """``vtysh [-N NS | --vty_socket DIR]``: the argv every vtysh run starts with.
 
     ``-N NS`` is FRR's pathspace for daemons started with ``-N NS``; ``vty_dir`` is for
     daemons started with their own ``--vty_socket DIR`` (as the meshpath lab does).
     """
     if vty_dir is not None:
-        return ["vtysh", "--vty_socket", str(vty_dir), "-c", command]
-    return ["vtysh", *(["-N", netns] if netns else []), "-c", command]
+        return ["vtysh", "--vty_socket", str(vty_dir)]
+    return ["vtysh", *(["-N", netns] if netns else [])]
+
+
+def vtysh_argv(netns: str | None, command: str, vty_dir: Path | None = None) -> list[str]:
+    """``vtysh [-N NS | --vty_socket DIR] -c COMMAND``."""
+    return [*vtysh_base(netns, vty_dir), "-c", command]
+
+
+def decode_show(command: str, text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON object a ``show ... json`` command printed, or None and why not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None, f"{command}: not JSON: {text.strip()[:200]}"
+    if not isinstance(value, dict):
+        return None, f"{command}: expected a JSON object"
+    return value, None
 
 
 def running_daemons(run_dir: Path) -> tuple[str, ...]:
@@ -106,22 +127,15 @@ def _json(
     text = _text(runner, argv, command, errors)
     if text is None:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        errors.append(f"{command}: not JSON: {text.strip()[:200]}")
-        return None
-    if not isinstance(value, dict):
-        errors.append(f"{command}: expected a JSON object")
-        return None
+    value, problem = decode_show(command, text)
+    if problem is not None:
+        errors.append(problem)
     return value
 
 
 def bgp_peers(summary: dict[str, Any]) -> tuple[str, ...]:
-    """IPv4 unicast peer addresses in a `show bgp summary json` document."""
-    unicast = summary.get("ipv4Unicast")
-    peers = unicast.get("peers") if isinstance(unicast, dict) else None
-    return tuple(sorted(peers)) if isinstance(peers, dict) else ()
+    """IPv4 unicast peer addresses in a `show bgp summary json` document, sorted."""
+    return tuple(sorted(p.address for p in frr_state.bgp_peers(summary)))
 
 
 def _one_word(peer: str) -> bool:

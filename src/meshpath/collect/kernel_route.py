@@ -5,10 +5,10 @@ The comparison of its answers with the simulator's is a check: :mod:`meshpath.ch
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from meshpath.checks.kernel import KernelAnswer
+from meshpath.collect.iproute import ip_json
 from meshpath.runner import Runner
 
 # errno text the kernel answers with, mapped to the route outcome it means
@@ -41,7 +41,7 @@ def parse_route_get(argv: list[str], returncode: int, stdout: str, stderr: str) 
         text = stderr.strip().removeprefix("RTNETLINK answers: ")
         return KernelAnswer(tuple(argv), error=_ERRORS.get(text, text or "error"), raw=stderr)
     try:
-        entry = json.loads(stdout, strict=False)[0]  # names may hold control characters
+        entry = ip_json(stdout, strict=False)[0]  # names may hold control characters
     except (ValueError, IndexError, KeyError):
         return KernelAnswer(tuple(argv), error="unparsable", raw=stdout)
     kind = entry.get("type", "unicast")

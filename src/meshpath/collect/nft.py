@@ -1,12 +1,14 @@
-"""nftables: ``nft -j list ruleset`` kept raw, plus the base chains meshpath reasons about."""
+"""nftables: ``nft -j list ruleset`` decoded here, walked by :mod:`meshpath.state.nft`."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from meshpath.runner import Runner
-from meshpath.state.model import BaseChain, NftState, nft_priority
+from meshpath.state.model import NftState
+from meshpath.state.nft import base_chain, parse_ruleset
+
+__all__ = ["NFT_ARGV", "base_chain", "collect_nft", "parse_nft"]
 
 NFT_ARGV = ("nft", "-j", "list", "ruleset")
 
@@ -32,33 +34,6 @@ def parse_nft(text: str) -> NftState:
         return NftState(available=True, error=f"nft -j list ruleset: not JSON ({exc})")
     if not isinstance(ruleset, dict) or not isinstance(ruleset.get("nftables"), list):
         return NftState(available=True, error="nft -j list ruleset: no 'nftables' list")
-    chains = tuple(
-        chain
-        for item in ruleset["nftables"]
-        if isinstance(item, dict) and (chain := base_chain(item.get("chain"))) is not None
-    )
+    # the base chains are kept in the snapshot file too (older meshpath versions read them)
+    chains = parse_ruleset(ruleset).base_chains
     return NftState(available=True, ruleset=ruleset, base_chains=chains)
-
-
-def base_chain(chain: Any) -> BaseChain | None:
-    """A BaseChain from one ``{"chain": {...}}`` object; None for a regular chain."""
-    if not isinstance(chain, dict) or "hook" not in chain:
-        return None
-    return BaseChain(
-        family=str(chain.get("family", "")),
-        table=str(chain.get("table", "")),
-        name=str(chain.get("name", "")),
-        type=str(chain.get("type", "filter")),
-        hook=str(chain["hook"]),
-        priority=nft_priority(chain.get("prio", 0)),
-        policy=str(chain.get("policy", "accept")),
-        device=_device(chain.get("dev")),
-    )
-
-
-def _device(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)

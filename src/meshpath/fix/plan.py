@@ -119,7 +119,7 @@ def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]
 
 
 def _nat_step(snap: Snapshot, want: frozenset[nft_render.Masquerade]) -> Step | None:
-    have = nft_render.masquerades_in(snap.nft.ruleset)
+    have = snap.nft.view.masquerades
     if have == want:
         return None
     text = nft_render.render_replace(want)
@@ -135,7 +135,7 @@ def _nat_step(snap: Snapshot, want: frozenset[nft_render.Masquerade]) -> Step | 
 
 
 def _nft_restore(snap: Snapshot) -> NftFile:
-    old = nft_render.restore_json(snap.nft.ruleset)
+    old = nft_render.restore_json(snap.nft.view)
     if old is None:
         return NftFile(text=nft_render.render_delete())
     return NftFile(text=json.dumps(old), json=True)
@@ -397,7 +397,7 @@ def _takeover_steps(snap: Snapshot, tunnel: str, prefixes: Sequence[str]) -> lis
 def _replace_nat_steps(snap: Snapshot, options: FixOptions) -> list[Step]:
     """Remove meshpath's NAT only after the peer accepted the routes; then the caller's
     round-trip checks, so a failure rolls the removal back and NAT stays."""
-    if nft_render.masquerades_in(snap.nft.ruleset) is None:
+    if snap.nft.view.masquerades is None:
         return []
     steps = [
         Step(

@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 
 from meshpath.fix.model import Expect, Plan
-from meshpath.render import nft as nft_render
-from meshpath.state import TABLE_MAIN, BaseChain, NftState, Route, Snapshot
+from meshpath.state import TABLE_MAIN, NftState, Route, Snapshot
+from meshpath.state.nft import Masquerade, parse_ruleset, replace_own_table, rule_expr
 
 
 def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
@@ -26,7 +26,7 @@ def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
     nft = snapshot.nft
     if expect.nat is True:
         sources = expect.nat_sources or expect.ranges[:1]
-        nft = _with_nat(nft, [nft_render.Masquerade(lan_if, r) for r in sources])
+        nft = _with_nat(nft, [Masquerade(lan_if, r) for r in sources])
     elif expect.nat is False:
         nft = _with_nat(nft, [])
     return msgspec.structs.replace(snapshot, routes=routes, nft=nft)
@@ -43,26 +43,14 @@ def _route(expect: Expect, rng: str) -> Route:
     )
 
 
-def _with_nat(nft: NftState, rules: list[nft_render.Masquerade]) -> NftState:
+def _with_nat(nft: NftState, rules: list[Masquerade]) -> NftState:
     """meshpath's table replaced by ``rules`` (none: the table removed)."""
-    items = [
-        i
-        for i in (nft.ruleset or {"nftables": []}).get("nftables", [])
-        if not (isinstance(i, dict) and nft_render._in_table(i))
-    ]
-    chains = tuple(c for c in nft.base_chains if c.table != nft_render.TABLE_NAME)
-    if rules:
-        items += _nat_items(rules)
-        chains += (
-            BaseChain(
-                family="inet", table="meshpath", name="postrouting", type="nat",
-                hook="postrouting", priority=100,
-            ),
-        )  # fmt: skip
-    return msgspec.structs.replace(nft, ruleset={"nftables": items}, base_chains=chains)
+    ruleset = replace_own_table(nft.ruleset, _nat_items(rules) if rules else [])
+    chains = parse_ruleset(ruleset).base_chains
+    return msgspec.structs.replace(nft, ruleset=ruleset, base_chains=chains)
 
 
-def _nat_items(rules: list[nft_render.Masquerade]) -> list[dict[str, Any]]:
+def _nat_items(rules: list[Masquerade]) -> list[dict[str, Any]]:
     where = {"family": "inet", "table": "meshpath"}
     chain = {**where, "name": "postrouting", "type": "nat", "hook": "postrouting",
              "prio": 100, "policy": "accept"}  # fmt: skip
@@ -71,6 +59,6 @@ def _nat_items(rules: list[nft_render.Masquerade]) -> list[dict[str, Any]]:
         {"chain": chain},
     ]
     for rule in rules:
-        expr = nft_render.rule_expr(rule)
+        expr = rule_expr(rule)
         items.append({"rule": {**where, "chain": "postrouting", "expr": expr}})
     return items

@@ -21,7 +21,6 @@ from meshpath.config import Settings
 from meshpath.errors import BadInputError
 from meshpath.fix.model import Expect, Plan, ProfileEntry, ProfileUpdate, Step
 from meshpath.ranges import IPNetwork
-from meshpath.render import nft as nft_render
 from meshpath.state import Snapshot
 from meshpath.state.split import carve, missing_includes
 
@@ -100,11 +99,11 @@ def diff_lines(before: Sequence[ProfileEntry], after: Sequence[ProfileEntry]) ->
 
 def lan_way_back(snap: Snapshot, settings: Settings) -> bool:
     """Whether the snapshot shows how LAN replies reach this connector (NAT or BGP)."""
-    if nft_render.masquerades_in(snap.nft.ruleset):
+    if snap.nft.view.masquerades:
         return True
     source = str(settings.ranges.source_v4)
-    adverts = snap.frr.bgp_advertised or {}
-    return any(source in ((data or {}).get("advertisedRoutes") or {}) for data in adverts.values())
+    adverts = snap.frr.view.advertised.values()
+    return any(source in (routes or ()) for routes in adverts)
 
 
 def _lan_ip(snap: Snapshot, tunnel: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from meshpath.fix.model import Expect
 from meshpath.render import nft as nft_render
 from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state.frr import ESTABLISHED
 from meshpath.state.model import PROTO_FRR_STATIC
 from meshpath.state.split import infer_split
 
@@ -51,10 +51,10 @@ def _flags(flags: Iterable[str]) -> str:
 def nft_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
     """meshpath's table holds exactly the expected masquerades (or none, when NAT must be
     gone). Rules are compared by their whole ``nft -j`` expressions (see
-    :func:`meshpath.render.nft.masquerades_in`), never by a substring of their text."""
+    :mod:`meshpath.state.nft`), never by a substring of their text."""
     if expect.nat is None:
         return []
-    have = nft_render.masquerades_in(snap.nft.ruleset) or frozenset()
+    have = snap.nft.view.masquerades or frozenset()
     shown = ", ".join(_masq_text(m) for m in sorted(have)) or "none"
     if not expect.nat:
         return [VerifyCheck("nft", "meshpath NAT", not have, f"{shown}; want absent")]
@@ -84,12 +84,11 @@ def frr_static_checks(snap: Snapshot, expect: Expect) -> list[VerifyCheck]:
     """FRR's own view: each static route selected and installed in the kernel."""
     if expect.route_proto != PROTO_FRR_STATIC:
         return []
-    table: dict[str, Any] = snap.frr.ip_route or {}
     out = []
     for rng in expect.ranges:
-        entries = [e for e in table.get(rng, []) if e.get("protocol") == "static"]
-        sel = any(e.get("selected") for e in entries)
-        inst = any(e.get("installed") for e in entries)
+        entries = [r for r in snap.frr.view.statics if r.prefix == rng]
+        sel = any(r.selected for r in entries)
+        inst = any(r.installed for r in entries)
         detail = f"static {'present' if entries else 'absent'}, selected={sel}, installed={inst}"
         out.append(VerifyCheck("frr", f"static {rng}", sel and inst, detail))
     return out
@@ -100,9 +99,9 @@ def bgp_checks(
 ) -> list[VerifyCheck]:
     if expect.peer is None:
         return []
-    peers = (snap.frr.bgp_summary or {}).get("ipv4Unicast", {}).get("peers", {})
-    state = peers.get(expect.peer, {}).get("state")
-    out = [VerifyCheck("bgp", f"session {expect.peer}", state == "Established", f"state {state}")]
+    peer = snap.frr.view.peer(expect.peer)
+    state = None if peer is None else peer.state
+    out = [VerifyCheck("bgp", f"session {expect.peer}", state == ESTABLISHED, f"state {state}")]
     got = advertised or frozenset()
     want = frozenset(expect.advertised)
     detail = f"advertised {sorted(got) or 'nothing'}; want exactly {sorted(want)}"

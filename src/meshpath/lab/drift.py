@@ -17,11 +17,11 @@ is then checked on the healed connector.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Final
 
+from meshpath.collect.iproute import ip_json
 from meshpath.fix.model import METRIC_MESHPATH, PROTO_MESHPATH
 from meshpath.lab.scenarios import Check
 from meshpath.lab.topology import SOURCE_RANGE, TUN_CONN
@@ -42,7 +42,7 @@ PATH_OK: Final = "meshpath_path_ok"
 def route_present(lab: Lab) -> bool:
     argv = ["ip", "-j", "route", "show", SOURCE_RANGE, "table", "main", "proto", "232"]
     done = lab.exec("conn", argv)
-    return done.ok and bool(json.loads(done.stdout or "[]"))
+    return done.ok and bool(ip_json(done.stdout))
 
 
 def _timed(name: str, took: float | None, limit: float, what: str) -> Check:

@@ -11,8 +11,10 @@ leaks), and every eBGP session has an explicit inbound policy (RFC 8212). Timers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
+from meshpath.collect import frr as collect_frr
 from meshpath.lab.topology import (
     ASN,
     DEVICE_RANGE,
@@ -225,4 +227,5 @@ def check_problems(output: str) -> list[str]:
 
 
 def vtysh_argv(rundir: str, command: str) -> list[str]:
-    return ["vtysh", "--vty_socket", rundir, "-c", command]
+    """vtysh for the lab's daemons, which run with their own ``--vty_socket DIR``."""
+    return collect_frr.vtysh_argv(None, command, Path(rundir))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from meshpath.collect.frr import decode_show
+from meshpath.collect.iproute import host_prefix, ip_json
 from meshpath.errors import LabConfigError as LabConfigError  # re-exported: its old home
 from meshpath.fsafe import atomic_write, ensure_dir
 from meshpath.lab import frr, topology
 from meshpath.lab.base import LabBase
 from meshpath.lab.procs import frr_pathspace, wait_for
 from meshpath.lab.scenarios import Scenario
+from meshpath.state import frr as frr_state
 
 
 class FrrNodes(LabBase):
@@ -20,8 +22,9 @@ class FrrNodes(LabBase):
     def vtysh(self, node: str, command: str) -> str:
         return self.runner.run(frr.vtysh_argv(str(self._frr_dir(node)), command)).stdout
 
-    def vtysh_json(self, node: str, command: str) -> Any:
-        return json.loads(self.vtysh(node, command) or "{}")
+    def vtysh_json(self, node: str, command: str) -> dict[str, Any]:
+        value, _problem = decode_show(command, self.vtysh(node, command) or "{}")
+        return value or {}
 
     def _frr_dir(self, node: str) -> Path:
         return frr_pathspace(self.ns(node))
@@ -74,24 +77,12 @@ class FrrNodes(LabBase):
         done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", proto])
         if not done.ok or not done.stdout.strip():
             return {}
-        return {_prefix(r["dst"]): r.get("gateway", "") for r in json.loads(done.stdout)}
+        return {host_prefix(r["dst"]): r.get("gateway", "") for r in ip_json(done.stdout)}
 
     def bgp_peer_state(self, node: str, peer: str) -> str | None:
-        data = self.vtysh_json(node, "show bgp summary json")
-        peers = data.get("ipv4Unicast", {}).get("peers", {})
-        state = peers.get(peer, {}).get("state")
-        return str(state) if state is not None else None
+        peers = frr_state.bgp_peers(self.vtysh_json(node, "show bgp summary json"))
+        return next((p.state for p in peers if p.address == peer), None)
 
     def bgp_learned(self, node: str, peer: str) -> frozenset[str]:
         """Prefixes in ``node``'s BGP table with a path from ``peer``."""
-        data = self.vtysh_json(node, "show bgp ipv4 unicast json")
-        out = set()
-        for prefix, paths in data.get("routes", {}).items():
-            if any(p.get("peerId") == peer for p in paths):
-                out.add(prefix)
-        return frozenset(out)
-
-
-def _prefix(dst: str) -> str:
-    """``ip -j`` prints host routes without a length: 100.64.0.5 -> 100.64.0.5/32."""
-    return dst if "/" in dst else f"{dst}/32"
+        return frr_state.learned_from(self.vtysh_json(node, "show bgp ipv4 unicast json"), peer)

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from meshpath.collect.iproute import ip_json
 from meshpath.lab import frr, topology
 from meshpath.lab.fixes import LabFixError, fix_root
 from meshpath.lab.procs import wait_for
@@ -43,6 +44,7 @@ from meshpath.lab.topology import (
     TUN_EDGE,
     WORKER_SOURCE,
 )
+from meshpath.state import frr as frr_state
 
 if TYPE_CHECKING:
     from meshpath.lab.core import Lab
@@ -124,7 +126,7 @@ def _has_link(lab: Lab, node: str, dev: str) -> bool:
 
 def _lower_up(lab: Lab, node: str, dev: str) -> bool:
     done = lab.exec(node, ["ip", "-j", "link", "show", "dev", dev])
-    return done.ok and "LOWER_UP" in json.loads(done.stdout)[0].get("flags", [])
+    return done.ok and "LOWER_UP" in ip_json(done.stdout)[0].get("flags", [])
 
 
 def start_replica(lab: Lab) -> None:
@@ -205,13 +207,9 @@ def router_via(lab: Lab) -> str | None:
 
 def router_paths(lab: Lab) -> dict[str, int]:
     """The router's BGP paths for the source range: peer -> AS path length."""
-    data = lab.vtysh_json("router", f"show bgp ipv4 unicast {SOURCE_RANGE} json")
-    out: dict[str, int] = {}
-    for path in data.get("paths", []):
-        peer = path.get("peer", {}).get("peerId")
-        if peer:
-            out[str(peer)] = int(path.get("aspath", {}).get("length", 0))
-    return out
+    return frr_state.path_lengths(
+        lab.vtysh_json("router", f"show bgp ipv4 unicast {SOURCE_RANGE} json")
+    )
 
 
 # -- the drill: failover, then the primary back -----------------------------------------

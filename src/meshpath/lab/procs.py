@@ -8,7 +8,6 @@ and left no record but its namespaces.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -16,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from meshpath.collect.iproute import ip_json
 from meshpath.errors import EnvironmentProblem
 from meshpath.errors import LabTimeout as LabTimeout  # re-exported: its old home
 from meshpath.fsafe import remove_inside
@@ -50,7 +50,7 @@ def list_namespaces() -> list[str]:
     done = _RUN.run(["ip", "-j", "netns", "list"], check=False)
     if not done.ok or not done.stdout.strip():
         return []
-    return [str(entry["name"]) for entry in json.loads(done.stdout)]
+    return [str(entry["name"]) for entry in ip_json(done.stdout)]
 
 
 def lab_namespaces(instance: str | None = None) -> list[str]:

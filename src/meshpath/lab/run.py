@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from meshpath.collect.iproute import host_prefix, ip_json
 from meshpath.lab.capture import Sighting
 from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES, FixStep
@@ -79,9 +80,9 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
 def warp_covers(lab: Lab, ranges: tuple[str, ...]) -> dict[str, str]:
     """How conn's table 65743 covers each range (longest-prefix painting, state.split)."""
     done = lab.exec("conn", ["ip", "-j", "-4", "route", "show", "table", str(TABLE_WARP)])
-    rows = json.loads(done.stdout or "[]") if done.ok else []
+    rows = ip_json(done.stdout) if done.ok else []
     routes = [
-        Route(table=TABLE_WARP, family=4, dst=r["dst"] if "/" in r["dst"] else f"{r['dst']}/32",
+        Route(table=TABLE_WARP, family=4, dst=host_prefix(r["dst"]),
               type=r.get("type", "unicast"), dev=r.get("dev"))
         for r in rows
     ]  # fmt: skip

@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from meshpath.collect.iproute import host_prefix, ip_json
 from meshpath.lab import warp, warpcli
 from meshpath.lab.topology import TUN_CONN
 from meshpath.lab.tunnel import in_netns
@@ -108,7 +109,7 @@ class Warpd:
         done = run(["ip", "-j", "link", "show", "dev", TUN_CONN])
         if done.returncode != 0:
             return None
-        index = json.loads(done.stdout)[0].get("ifindex")
+        index = ip_json(done.stdout)[0].get("ifindex")
         return int(index) if index is not None else None
 
     def install(self, ifindex: int) -> None:
@@ -129,12 +130,12 @@ class Warpd:
 
     def _table(self) -> list[str]:
         done = run(["ip", "-j", "-4", "route", "show", "table", str(warp.WARP_TABLE)])
-        routes = json.loads(done.stdout or "[]") if done.returncode == 0 else []
-        return [r["dst"] if "/" in r["dst"] else f"{r['dst']}/32" for r in routes]
+        routes = ip_json(done.stdout) if done.returncode == 0 else []
+        return [host_prefix(r["dst"]) for r in routes]
 
     def _missing_rules(self) -> str:
         done = run(["ip", "-j", "-4", "rule", "show"])
-        prefs = {r.get("priority") for r in json.loads(done.stdout or "[]")}
+        prefs = {r.get("priority") for r in ip_json(done.stdout)}
         lines = [
             line
             for pref, line in zip(warp.RULE_PREFS, warp.rule_lines(), strict=True)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from meshpath.collect.iproute import ip_json
 from meshpath.lab import topology
 from meshpath.lab.base import LabBase
 from meshpath.lab.procs import wait_for
@@ -36,7 +37,7 @@ class Wiring(LabBase):
 
     def _lower_up(self, node: str, dev: str) -> bool:
         done = self.exec(node, ["ip", "-j", "link", "show", "dev", dev])
-        return done.ok and "LOWER_UP" in json.loads(done.stdout)[0].get("flags", [])
+        return done.ok and "LOWER_UP" in ip_json(done.stdout)[0].get("flags", [])
 
     def _wire(self, scn: Scenario, nodes: Sequence[str]) -> None:
         hosts = [n for n in topology.HOSTS if n in nodes]
@@ -65,5 +66,4 @@ class Wiring(LabBase):
 
     def route_get(self, node: str, dest: str) -> dict[str, Any]:
         done = self.exec(node, ["ip", "-j", "route", "get", dest], check=True)
-        result: dict[str, Any] = json.loads(done.stdout)[0]
-        return result
+        return ip_json(done.stdout)[0]

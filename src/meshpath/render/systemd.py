@@ -15,11 +15,10 @@ A name that cannot be written into a unit (control characters, not UTF-8) is ref
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from meshpath.errors import BadInputError
 
@@ -60,18 +59,6 @@ class RouteSpec:
         """``ip -N -j route show DST table main``: every route with exactly this prefix,
         protocol numbers unnamed (see :func:`route_listed`)."""
         return ("ip", "-N", "-j", self.argv()[1], "route", "show", self.dst, "table", "main")
-
-
-def route_listed(show_json: str, spec: RouteSpec) -> bool:
-    """Whether ``ip -N -j route show DST table main`` output holds ``spec``'s route."""
-    routes: Any = json.loads(show_json or "[]")
-    return isinstance(routes, list) and any(
-        isinstance(r, dict)
-        and r.get("dev") == spec.dev
-        and str(r.get("protocol")) == str(spec.proto)
-        and r.get("metric", 0) == spec.metric
-        for r in routes
-    )
 
 
 # -- systemd's escaping ------------------------------------------------------------------

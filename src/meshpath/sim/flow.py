@@ -28,6 +28,7 @@ from meshpath.sim.route import route_packet
 from meshpath.sim.route6 import LOCAL_TYPES
 from meshpath.sim.values import TCP, Decision, Packet, Step
 from meshpath.state import Snapshot
+from meshpath.state.nft import NftView
 
 DELIVERED: Final = "delivered"
 MISROUTED: Final = "misrouted"
@@ -69,7 +70,7 @@ class _Walk:
     def __init__(self, snapshot: Snapshot, fib: Fib, *, v6: bool = False) -> None:
         self.fib = fib
         self.fib6 = Fib6.from_snapshot(snapshot) if v6 else None
-        self.ruleset = Ruleset.parse(snapshot.nft.ruleset if snapshot.nft.available else None)
+        self.ruleset = Ruleset.of(snapshot.nft.view if snapshot.nft.available else NftView())
         self.hops: list[Step] = []
 
     def addr_of(self, dev: str) -> str | None:

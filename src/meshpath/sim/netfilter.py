@@ -30,7 +30,7 @@ from meshpath.errors import BadInputError
 from meshpath.sim.addr import MASKS, ip_to_int
 from meshpath.sim.addr6 import MASKS6, ip6_to_int, is_v6
 from meshpath.sim.values import TCP, UDP, Step
-from meshpath.state.model import nft_priority
+from meshpath.state.nft import BaseChain, NftRule, NftView, parse_ruleset
 
 ACCEPT: Final = "accept"
 DROP: Final = "drop"
@@ -89,29 +89,29 @@ class _Unknown(Exception):
 class Ruleset:
     """The ruleset indexed: base chains per hook, rules per chain, set elements."""
 
-    base: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    rules: dict[tuple[str, str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    sets: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+    base: dict[str, list[BaseChain]] = field(default_factory=dict)
+    rules: dict[tuple[str, str, str], list[NftRule]] = field(default_factory=dict)
+    sets: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, ruleset: dict[str, Any] | None) -> Ruleset:
-        self = cls()
-        for item in (ruleset or {}).get("nftables", ()):
-            if "chain" in item:
-                self._add_chain(item["chain"])
-            elif "rule" in item:
-                r = item["rule"]
-                self.rules.setdefault((r["family"], r["table"], r["chain"]), []).append(r)
-            elif "set" in item:
-                s = item["set"]
-                self.sets[(s["family"], s["table"], s["name"])] = list(s.get("elem", ()))
-        for chains in self.base.values():
-            chains.sort(key=lambda c: nft_priority(c.get("prio", 0)))
-        return self
+        """From an ``nft -j list ruleset`` document (see :meth:`of`)."""
+        return cls.of(parse_ruleset(ruleset))
 
-    def _add_chain(self, chain: dict[str, Any]) -> None:
-        if "hook" in chain and chain.get("family") in ("ip", "ip6", "inet"):
-            self.base.setdefault(chain["hook"], []).append(chain)
+    @classmethod
+    def of(cls, view: NftView) -> Ruleset:
+        """From a snapshot's typed ruleset (``snapshot.nft.view``)."""
+        self = cls()
+        for chain in view.base_chains:
+            if chain.family in ("ip", "ip6", "inet"):
+                self.base.setdefault(chain.hook, []).append(chain)
+        for rule in view.rules:
+            self.rules.setdefault((rule.family, rule.table, rule.chain), []).append(rule)
+        for s in view.sets:
+            self.sets[(s.family, s.table, s.name)] = s.elements
+        for chains in self.base.values():
+            chains.sort(key=lambda c: c.priority)
+        return self
 
 
 def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) -> HookResult:
@@ -124,10 +124,10 @@ def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) 
     steps: list[Step] = []
     skip = "ip" if pkt.v6 else "ip6"
     for chain in ruleset.base.get(hook, ()):
-        if chain["family"] == skip:
+        if chain.family == skip:
             continue
-        name = f"{chain['family']} {chain['table']} {chain['name']}"
-        if chain.get("type") == "nat" and pkt.ct_state != "new":
+        name = f"{chain.family} {chain.table} {chain.name}"
+        if chain.type == "nat" and pkt.ct_state != "new":
             steps.append(Step("netfilter", name, "nat chain: only a connection's first packet"))
             continue
         verdict, why = _run_base(ruleset, chain, pkt, addr_of, steps)
@@ -137,16 +137,16 @@ def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) 
 
 
 def _run_base(
-    ruleset: Ruleset, chain: dict[str, Any], pkt: NfPacket, addr_of: Any, steps: list[Step]
+    ruleset: Ruleset, chain: BaseChain, pkt: NfPacket, addr_of: Any, steps: list[Step]
 ) -> tuple[str, str]:
-    key = (chain["family"], chain["table"], chain["name"])
+    key = (chain.family, chain.table, chain.name)
     try:
         verdict, why = _run_chain(ruleset, key, pkt, addr_of, steps, 0)
     except _Unknown as exc:
         steps.append(Step("netfilter", " ".join(key), f"unknown: {exc}"))
         return UNKNOWN, str(exc)
     if verdict in ("end", "return"):
-        policy = chain.get("policy", ACCEPT)
+        policy = chain.policy
         steps.append(Step("netfilter", " ".join(key), f"policy {policy}"))
         return (DROP if policy == DROP else ACCEPT), f"policy {policy}"
     return (DROP if verdict in (DROP, "reject") else ACCEPT), why
@@ -164,7 +164,7 @@ def _run_chain(
     if depth > _MAX_DEPTH:
         raise _Unknown(f"chain {key[2]}: jumps nested deeper than {_MAX_DEPTH}")
     for rule in ruleset.rules.get(key, ()):
-        where = f"{key[0]} {key[1]} {key[2]} handle {rule.get('handle')}"
+        where = f"{key[0]} {key[1]} {key[2]} handle {rule.handle}"
         result = _run_rule(ruleset, rule, pkt, addr_of, where)
         if result is None:
             continue
@@ -184,10 +184,10 @@ def _run_chain(
 
 
 def _run_rule(
-    ruleset: Ruleset, rule: dict[str, Any], pkt: NfPacket, addr_of: Any, where: str
+    ruleset: Ruleset, rule: NftRule, pkt: NfPacket, addr_of: Any, where: str
 ) -> tuple[str, str] | None:
     """A rule's expressions left to right: None if a match fails or no verdict is reached."""
-    for expr in rule.get("expr", ()):
+    for expr in rule.expr:
         (name, body), *_ = expr.items()
         try:
             if name == "match":
@@ -241,7 +241,7 @@ def _nat(kind: str, body: Any, pkt: NfPacket, addr_of: Any) -> tuple[str, str]:
     return ACCEPT, f"{kind} to {addr}"
 
 
-def _match(ruleset: Ruleset, body: dict[str, Any], pkt: NfPacket, rule: dict[str, Any]) -> bool:
+def _match(ruleset: Ruleset, body: dict[str, Any], pkt: NfPacket, rule: NftRule) -> bool:
     value = _left(body["left"], pkt)
     if value is None:
         return False  # an implied dependency failed (tcp dport on a udp packet)
@@ -319,13 +319,12 @@ def _payload(payload: dict[str, Any], pkt: NfPacket) -> Any:
     raise _Unknown(f"payload {proto} {fieldname} not modelled")
 
 
-def _elements(ruleset: Ruleset, right: Any, rule: dict[str, Any]) -> list[Any]:
+def _elements(ruleset: Ruleset, right: Any, rule: NftRule) -> list[Any]:
     if isinstance(right, str) and right.startswith("@"):
-        key = (rule["family"], rule["table"], right[1:])
+        key = (rule.family, rule.table, right[1:])
         if key not in ruleset.sets:
             raise _Unknown(f"set {right} not found")
-        return [e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e
-                for e in ruleset.sets[key]]  # fmt: skip
+        return list(ruleset.sets[key])
     if isinstance(right, dict) and "set" in right:
         return list(right["set"])
     if isinstance(right, list):

@@ -10,7 +10,6 @@ from meshpath.state.model import (
     TABLE_TAILSCALE,
     TABLE_WARP,
     Address,
-    BaseChain,
     FrrState,
     Ipv4Conf,
     Ipv6Conf,
@@ -28,6 +27,7 @@ from meshpath.state.model import (
     Sysctls,
     WarpState,
 )
+from meshpath.state.nft import BaseChain
 
 __all__ = [
     "MIN_SCHEMA_VERSION",

@@ -13,9 +13,14 @@ snapshot still loads (those parts are then None: not collected, so never judged)
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Final
 
 import msgspec
+
+from meshpath.state.base import Frozen as _Frozen
+from meshpath.state.frr import FrrView, frr_view
+from meshpath.state.nft import BaseChain, NftView, parse_ruleset
 
 SCHEMA_VERSION: Final = 2
 # The oldest schema this meshpath still reads (every later field has a default).
@@ -48,10 +53,6 @@ ROUTE_TYPE_NAMES: Final = (
 ROUTE_TYPES: Final = frozenset(ROUTE_TYPE_NAMES[1:])
 # Rule actions, as ip-rule(8) names them (fib_rules.h FR_ACT_*).
 RULE_ACTIONS: Final = frozenset({"lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"})
-
-
-class _Frozen(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Base of every snapshot part: immutable, keyword-only, unknown fields rejected."""
 
 
 class Link(_Frozen, frozen=True, gc=False):
@@ -147,40 +148,19 @@ class Rule(_Frozen, frozen=True, gc=False):
     protocol: int = 0
 
 
-class BaseChain(_Frozen, frozen=True):
-    """An nftables base chain: where netfilter hooks meshpath's packets."""
-
-    family: str  # ip, ip6, inet, bridge, arp, netdev
-    table: str
-    name: str
-    type: str  # filter, nat, route
-    hook: str  # prerouting, input, forward, output, postrouting, ingress
-    priority: int
-    policy: str = "accept"
-    device: str | None = None
-
-
-# nft -j prints a chain's prio as a number; other versions may give a name (or an object).
-NFT_NAMED_PRIORITIES: Final = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0,
-                               "security": 50, "srcnat": 100}  # fmt: skip
-
-
-def nft_priority(value: Any) -> int:
-    """A base chain's ``prio`` as a number: the number, a named priority's value, else 0."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return NFT_NAMED_PRIORITIES.get(value, 0)
-    return 0
-
-
-class NftState(_Frozen, frozen=True):
-    """The nftables ruleset as ``nft -j list ruleset`` gives it, kept raw, plus its base chains."""
+class NftState(_Frozen, frozen=True, dict=True):
+    """The nftables ruleset as ``nft -j list ruleset`` gives it, kept raw as evidence, plus
+    its base chains; readers use :attr:`view` (typed, see :mod:`meshpath.state.nft`)."""
 
     available: bool
     ruleset: dict[str, Any] | None = None  # {"nftables": [...]} exactly as nft printed it
     base_chains: tuple[BaseChain, ...] = ()
     error: str | None = None
+
+    @cached_property
+    def view(self) -> NftView:
+        """Tables, chains, rules, sets and meshpath's masquerades (derived once)."""
+        return parse_ruleset(self.ruleset)
 
 
 class Ipv4Conf(_Frozen, frozen=True):
@@ -227,8 +207,9 @@ class Sysctls(_Frozen, frozen=True):
         return bool(conf and conf.forwarding)
 
 
-class FrrState(_Frozen, frozen=True):
-    """FRR's view, when vtysh exists: raw JSON of its show commands plus the running config."""
+class FrrState(_Frozen, frozen=True, dict=True):
+    """FRR's view, when vtysh exists: raw JSON of its show commands (evidence) plus the
+    running config; readers use :attr:`view` (typed, see :mod:`meshpath.state.frr`)."""
 
     available: bool
     running: bool = False
@@ -239,6 +220,11 @@ class FrrState(_Frozen, frozen=True):
     # peer -> `show ip bgp neighbors PEER advertised-routes json`
     bgp_advertised: dict[str, Any] | None = None
     error: str | None = None
+
+    @cached_property
+    def view(self) -> FrrView:
+        """BGP peers, what each is sent, staticd's routes (derived once)."""
+        return frr_view(self.bgp_summary, self.bgp_advertised, self.ip_route)
 
 
 class SplitEntry(_Frozen, frozen=True, gc=False):

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from meshpath.checks.report import Report
 from meshpath.checks.targets import Target
 from meshpath.config import Settings
-from meshpath.render.nft import masquerades_in
 from meshpath.runner import Runner
 from meshpath.sim import Packet, route_get
 from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state.frr import BgpPeer, FrrView
 from meshpath.state.model import FrrState
 from meshpath.usecase import Host, doctor
 
@@ -91,7 +90,7 @@ def summarise(
         findings=tuple(FindingState(f.id, str(f.severity), f.title) for f in report.findings),
         ranges=range_states(snapshot, settings),
         peers=peer_states(snapshot.frr),
-        nat_present=bool(masquerades_in(snapshot.nft.ruleset)),
+        nat_present=bool(snapshot.nft.view.masquerades),
         finished_at=finished_at,
         duration=duration,
     )
@@ -134,30 +133,20 @@ def _lookup_v6(snapshot: Snapshot, address: str) -> tuple[str | None, str | None
 
 
 def peer_states(frr: FrrState) -> tuple[PeerState, ...]:
-    """BGP sessions (IPv4 unicast) and what each peer is sent, from FRR's JSON."""
-    summary = frr.bgp_summary or {}
-    unicast = summary.get("ipv4Unicast")
-    peers = unicast.get("peers") if isinstance(unicast, Mapping) else None
-    if not isinstance(peers, Mapping):
-        return ()
-    advertised = frr.bgp_advertised or {}
+    """BGP sessions (IPv4 unicast) and what each peer is sent, from FRR's typed view."""
+    view = frr.view
     return tuple(
-        PeerState(peer, _state(info), _advertised(advertised.get(peer), info))
-        for peer, info in sorted(peers.items())
+        PeerState(peer.address, peer.state or "unknown", _advertised(view, peer))
+        for peer in sorted(view.peers, key=lambda p: p.address)
     )
 
 
-def _state(info: Any) -> str:
-    state = info.get("state") if isinstance(info, Mapping) else None
-    return str(state) if state else "unknown"
-
-
-def _advertised(routes: Any, info: Any) -> int | None:
+def _advertised(view: FrrView, peer: BgpPeer) -> int | None:
     """The advertised-routes table when FRR gave it, else the summary's pfxSnt."""
-    if isinstance(routes, Mapping) and isinstance(routes.get("advertisedRoutes"), Mapping):
-        return len(routes["advertisedRoutes"])
-    sent = info.get("pfxSnt") if isinstance(info, Mapping) else None
-    return sent if isinstance(sent, int) else None
+    routes = view.advertised.get(peer.address)
+    if routes is not None:
+        return len(routes)
+    return peer.pfx_snt if isinstance(peer.pfx_snt, int) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ def find_drift(owned: Owned, snap: Snapshot) -> Drift:
         waiting, missing = f"{owned.tunnel} is {'absent' if link is None else 'down'}", ()
     nat = False
     if owned.nat is not None and snap.nft.ruleset is not None:
-        nat = nft_render.masquerades_in(snap.nft.ruleset) != owned.nat
+        nat = snap.nft.view.masquerades != owned.nat
     return Drift(missing, nat, waiting)
 
 
@@ -147,7 +147,7 @@ def _route_step(spec: RouteSpec, seq: int) -> Step:
 
 
 def _nat_step(rules: frozenset[nft_render.Masquerade], snap: Snapshot, seq: int) -> Step:
-    old = nft_render.restore_json(snap.nft.ruleset)
+    old = nft_render.restore_json(snap.nft.view)
     undo = (
         NftFile(text=nft_render.render_delete())
         if old is None

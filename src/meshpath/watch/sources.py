@@ -19,12 +19,11 @@ and reading goes on (the evaluation re-reads the whole state anyway).
 from __future__ import annotations
 
 import errno
-import json
 import socket
 from collections.abc import Iterable
 from typing import Final
 
-from meshpath.collect.frr import FRR_RUN_DIR, running_daemons, vtysh_argv
+from meshpath.collect.frr import FRR_RUN_DIR, decode_show, running_daemons, vtysh_argv
 from meshpath.collect.netlink import split_messages
 from meshpath.collect.netns import inside_netns
 from meshpath.errors import EnvironmentProblem, PrivilegeError
@@ -128,11 +127,9 @@ def bgp_probe(runner: Runner, netns: str | None) -> tuple[PeerState, ...]:
     directory = FRR_RUN_DIR / netns if netns else FRR_RUN_DIR
     if "bgpd" not in running_daemons(directory):
         return ()
-    done = runner.run(vtysh_argv(netns, "show bgp summary json"), check=False, timeout=10)
-    try:
-        summary = json.loads(done.stdout) if done.ok else None
-    except ValueError:
-        summary = None
-    if not isinstance(summary, dict):
+    command = "show bgp summary json"
+    done = runner.run(vtysh_argv(netns, command), check=False, timeout=10)
+    summary, _problem = decode_show(command, done.stdout) if done.ok else (None, None)
+    if summary is None:
         return ()
     return peer_states(FrrState(available=True, running=True, bgp_summary=summary))

@@ -1,0 +1,162 @@
+"""FRR's view as typed values: the one walk over its show commands' JSON.
+
+:mod:`meshpath.collect.frr` runs vtysh and decodes the text; these functions turn the
+documents into BGP peers, the routes each peer is sent and staticd's routes. A snapshot keeps
+the documents as evidence; readers use ``snapshot.frr.view`` (derived once per value, so
+snapshots saved by any meshpath version read the same way), and the live pollers (fix's wait
+for BGP, meshpath watch, the lab) decode through :mod:`meshpath.collect.frr` into the same
+values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+ESTABLISHED: Final = "Established"
+# The address family meshpath's fixes advertise in (`show bgp summary json` key).
+IPV4_UNICAST: Final = "ipv4Unicast"
+
+
+@dataclass(frozen=True, slots=True)
+class BgpPeer:
+    """One neighbour in ``show bgp summary json``."""
+
+    address: str  # an IP address, or an interface for an unnumbered session
+    state: str | None  # Established, Active, Idle, ...; None when FRR did not say
+    peer_state: str | None = None  # "Policy" when RFC 8212 holds the session
+    pfx_rcd: int | str | None = None  # a count, or "(Policy)"
+    pfx_snt: int | str | None = None
+
+    @property
+    def established(self) -> bool:
+        return self.state == ESTABLISHED
+
+    @property
+    def policy_blocked(self) -> bool:
+        """RFC 8212 (ebgp-requires-policy): FRR shows "(Policy)" instead of the counts."""
+        counts = (str(self.pfx_rcd), str(self.pfx_snt))
+        return self.peer_state == "Policy" or "(Policy)" in counts
+
+
+@dataclass(frozen=True, slots=True)
+class FrrRoute:
+    """One entry of ``show ip route json`` (a prefix may have several)."""
+
+    prefix: str
+    protocol: str
+    selected: bool = False
+    installed: bool = False
+    interfaces: tuple[str, ...] = ()  # the nexthops' interfaceName, in order
+
+
+@dataclass(frozen=True, slots=True)
+class FrrView:
+    peers: tuple[BgpPeer, ...] = ()  # IPv4 unicast, in FRR's order
+    # peer -> the prefixes it is sent; None when FRR was not asked or did not answer
+    advertised: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    statics: tuple[FrrRoute, ...] = ()  # staticd's routes, in FRR's order
+
+    def peer(self, address: str) -> BgpPeer | None:
+        return next((p for p in self.peers if p.address == address), None)
+
+
+def frr_view(
+    bgp_summary: Mapping[str, Any] | None,
+    bgp_advertised: Mapping[str, Any] | None,
+    ip_route: Mapping[str, Any] | None,
+) -> FrrView:
+    """The typed view of the show commands' documents a snapshot keeps."""
+    return FrrView(
+        peers=bgp_peers(bgp_summary),
+        advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
+        statics=tuple(r for r in routes(ip_route) if r.protocol == "static"),
+    )
+
+
+def bgp_peers(summary: Mapping[str, Any] | None, afi: str = IPV4_UNICAST) -> tuple[BgpPeer, ...]:
+    """The peers of one address family in a ``show bgp summary json`` document."""
+    family = (summary or {}).get(afi)
+    peers = family.get("peers") if isinstance(family, Mapping) else None
+    if not isinstance(peers, Mapping):
+        return ()
+    return tuple(_peer(str(address), info) for address, info in peers.items())
+
+
+def _peer(address: str, info: Any) -> BgpPeer:
+    if not isinstance(info, Mapping):
+        return BgpPeer(address, None)
+    state = info.get("state")
+    peer_state = info.get("peerState")
+    return BgpPeer(
+        address,
+        None if state is None else str(state),
+        None if peer_state is None else str(peer_state),
+        _count(info.get("pfxRcd")),
+        _count(info.get("pfxSnt")),
+    )
+
+
+def _count(value: Any) -> int | str | None:
+    if value is None or isinstance(value, int):
+        return value
+    return str(value)
+
+
+def advertised_routes(doc: Any) -> frozenset[str] | None:
+    """The prefixes in ``show ip bgp neighbors PEER advertised-routes json``; None when the
+    document holds no route table (FRR not asked, or it answered with an error)."""
+    table = doc.get("advertisedRoutes") if isinstance(doc, Mapping) else None
+    return frozenset(str(p) for p in table) if isinstance(table, Mapping) else None
+
+
+def learned_from(bgp_table: Mapping[str, Any] | None, peer: str) -> frozenset[str]:
+    """Prefixes in ``show bgp ipv4 unicast json`` with a path from ``peer``."""
+    table = (bgp_table or {}).get("routes")
+    return frozenset(
+        str(prefix)
+        for prefix, paths in (table.items() if isinstance(table, Mapping) else ())
+        if isinstance(paths, list)
+        and any(isinstance(p, Mapping) and p.get("peerId") == peer for p in paths)
+    )
+
+
+def path_lengths(prefix_doc: Mapping[str, Any] | None) -> dict[str, int]:
+    """``show bgp ipv4 unicast PREFIX json``: each peer's path to PREFIX -> AS path length."""
+    out: dict[str, int] = {}
+    paths = (prefix_doc or {}).get("paths")
+    for path in paths if isinstance(paths, list) else ():
+        peer = path.get("peer") if isinstance(path, Mapping) else None
+        peer_id = peer.get("peerId") if isinstance(peer, Mapping) else None
+        if peer_id:
+            aspath = path.get("aspath")
+            length = aspath.get("length", 0) if isinstance(aspath, Mapping) else 0
+            out[str(peer_id)] = int(length)
+    return out
+
+
+def routes(ip_route: Mapping[str, Any] | None) -> tuple[FrrRoute, ...]:
+    """Every entry of a ``show ip route json`` document, prefix by prefix."""
+    return tuple(
+        _route(str(prefix), entry)
+        for prefix, entries in (ip_route or {}).items()
+        if isinstance(entries, list)
+        for entry in entries
+        if isinstance(entry, Mapping)
+    )
+
+
+def _route(prefix: str, entry: Mapping[str, Any]) -> FrrRoute:
+    hops = entry.get("nexthops")
+    return FrrRoute(
+        prefix=prefix,
+        protocol=str(entry.get("protocol", "")),
+        selected=bool(entry.get("selected")),
+        installed=bool(entry.get("installed")),
+        interfaces=tuple(
+            str(h["interfaceName"])
+            for h in (hops if isinstance(hops, list) else ())
+            if isinstance(h, Mapping) and "interfaceName" in h
+        ),
+    )
