@@ -34,7 +34,7 @@ from tests.differential.gen import parse_batch  # noqa: E402
 from tests.differential.test_sim_kernel import sim_answer  # noqa: E402
 
 from meshpath.collect import collect_snapshot  # noqa: E402
-from meshpath.sim import Fib, Packet  # noqa: E402
+from meshpath.sim import Fib, FlowKey  # noqa: E402
 from meshpath.sim.route import route_packet  # noqa: E402
 from meshpath.state import Route, Snapshot  # noqa: E402
 
@@ -78,7 +78,7 @@ def route_lines(prefixes: list[str]) -> list[str]:
     return [f"route add {p} via 10.0.1.{3 + i % 200} dev eth0" for i, p in enumerate(prefixes)]
 
 
-def queries(prefixes: list[str], n: int, rng: random.Random) -> list[Packet]:
+def queries(prefixes: list[str], n: int, rng: random.Random) -> list[FlowKey]:
     out = []
     for _ in range(n):
         if rng.random() < 0.7:
@@ -87,7 +87,7 @@ def queries(prefixes: list[str], n: int, rng: random.Random) -> list[Packet]:
         else:
             dst = ".".join(str(rng.randrange(1, 224)) for _ in range(1)) + ".1.2.3"
         src = f"100.64.{rng.randrange(16)}.{rng.randrange(1, 255)}"
-        out.append(Packet(dst=dst, src=src, iif="CloudflareWARP"))
+        out.append(FlowKey(dst=dst, src=src, iif="CloudflareWARP"))
     return out
 
 
@@ -102,7 +102,7 @@ def batch(netns: str, lines: list[str], json_out: bool = False) -> tuple[float, 
     return elapsed, proc.stdout
 
 
-def sim_rate(fib: Fib, packets: list[Packet], trace: bool = True) -> float:
+def sim_rate(fib: Fib, packets: list[FlowKey], trace: bool = True) -> float:
     start = time.perf_counter()
     for packet in packets:
         route_packet(fib, packet, trace=trace)
@@ -137,7 +137,7 @@ def kernel_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
         subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
-def _compare(netns: str, snap: Snapshot, packets: list[Packet], what: str) -> None:
+def _compare(netns: str, snap: Snapshot, packets: list[FlowKey], what: str) -> None:
     """The kernel, then the simulator with steps and without (each on a fresh Fib: its
     memos start empty, as the kernel's batch starts), alternated ``ROUNDS`` times because
     the shared machine's speed drifts by ±30% within a minute; the median ratio is kept."""

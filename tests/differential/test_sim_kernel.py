@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from meshpath.collect import collect_snapshot
-from meshpath.sim import Fib, Packet
+from meshpath.sim import Fib, FlowKey
 from meshpath.sim.route import route_packet
 from meshpath.sim.values import LEG_BY_UNKNOWN
 from tests.conftest import needs_root, sh
@@ -34,11 +34,11 @@ SEEN: Counter[str] = Counter()  # what the queries exercised (printed with the r
 QUERIES = int(os.environ.get("MESHPATH_DIFF_QUERIES", "450"))
 
 
-def packet_of(line: str) -> Packet:
-    """`route get DST [from SRC] [iif DEV] [mark M] [ipproto P sport S dport D]` -> Packet."""
+def packet_of(line: str) -> FlowKey:
+    """`route get DST [from SRC] [iif DEV] [mark M] [ipproto P sport S dport D]` -> FlowKey."""
     words = line.split()
     opts = dict(zip(words[3::2], words[4::2], strict=True))
-    return Packet(
+    return FlowKey(
         dst=words[2],
         src=opts.get("from"),
         iif=opts.get("iif"),

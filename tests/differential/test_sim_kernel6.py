@@ -26,7 +26,7 @@ import msgspec
 import pytest
 
 from meshpath.collect import collect_snapshot
-from meshpath.sim import Fib, Packet
+from meshpath.sim import Fib, FlowKey
 from meshpath.sim.route import route_packet
 from meshpath.state import Snapshot
 from tests.conftest import needs_root, sh
@@ -40,7 +40,7 @@ STATES = int(os.environ.get("MESHPATH_DIFF6_STATES", "10"))
 QUERIES = int(os.environ.get("MESHPATH_DIFF6_QUERIES", "520"))
 
 
-def packet_of6(line: str) -> Packet:
+def packet_of6(line: str) -> FlowKey:
     """As packet_of, but without ``ipproto`` the flow's protocol is 0: inet6_rtm_getroute
     sets no default (inet_rtm_getroute assumes UDP)."""
     packet = packet_of(line)

@@ -8,7 +8,7 @@ import time
 
 import msgspec
 
-from meshpath.sim import Packet, route_get
+from meshpath.sim import FlowKey, route_get
 from meshpath.sim.fib import Fib
 from meshpath.state import TABLE_MAIN, Route
 from tests.builders import broken_connector, with_routes
@@ -26,7 +26,7 @@ def test_ten_thousand_routes_to_one_prefix_build_and_look_up_fast() -> None:
     routes = [_route(10_000 - i, gateway=f"10.0.1.{1 + i % 200}") for i in range(10_000)]
     snap = with_routes(broken_connector(), *routes)
     start = time.perf_counter()
-    decision = route_get(snap, Packet(dst="10.9.1.1"))
+    decision = route_get(snap, FlowKey(dst="10.9.1.1"))
     elapsed = time.perf_counter() - start
     assert decision.route == "10.9.0.0/16" and decision.gateway == routes[-1].gateway
     assert elapsed < 1.0, f"build + lookup took {elapsed:.2f} s"

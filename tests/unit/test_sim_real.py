@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from meshpath.cli import main
-from meshpath.sim import Fib, Packet
+from meshpath.sim import Fib, FlowKey
 from meshpath.sim.multipath import LegInput, select_leg, siphash24, upper_bounds
 from meshpath.sim.route import route_packet
 from meshpath.sim.values import LEG_BY_HASH, LEG_BY_UNKNOWN
@@ -33,10 +33,10 @@ def host(name: str) -> tuple[Snapshot, list[tuple[str, Any]]]:
     return snap, [(q, a) for q, a in doc["answers"]]
 
 
-def packet_of(query: str) -> Packet:
+def packet_of(query: str) -> FlowKey:
     words = query.split()
     opts = dict(zip(words[3::2], words[4::2], strict=True))
-    return Packet(
+    return FlowKey(
         dst=words[2], src=opts.get("from"), iif=opts.get("iif"), oif=opts.get("oif"),
         tos=int(opts.get("tos", "0"), 16), proto=PROTO[opts.get("ipproto", "udp")],
         sport=int(opts.get("sport", "0")), dport=int(opts.get("dport", "0")),
@@ -102,7 +102,7 @@ def test_multipath_with_a_random_seed_is_never_one_leg_as_the_answer(
 def test_source_address_prefers_its_own_leg() -> None:
     fib = Fib(host("multiwan-seed")[0])
     for src, dev in (("203.0.113.2", "wan2"), ("198.51.100.2", "wan1")):
-        d = route_packet(fib, Packet(dst="8.8.8.8", src=src))
+        d = route_packet(fib, FlowKey(dst="8.8.8.8", src=src))
         assert (d.dev, d.leg_by) == (dev, LEG_BY_HASH)
 
 
@@ -124,16 +124,16 @@ def test_upper_bounds_and_selection_follow_fib_rebalance() -> None:
 
 def test_all_hosts_group_arriving_is_delivered_like_the_kernel_says() -> None:
     fib = Fib(host("multiwan-seed")[0])
-    d = route_packet(fib, Packet(dst="224.0.0.1", src="192.168.1.7", iif="lan"))
+    d = route_packet(fib, FlowKey(dst="224.0.0.1", src="192.168.1.7", iif="lan"))
     assert (d.outcome, d.dev, d.error) == ("multicast", "lo", None)
-    other = route_packet(fib, Packet(dst="239.1.2.3", src="192.168.1.7", iif="lan"))
+    other = route_packet(fib, FlowKey(dst="239.1.2.3", src="192.168.1.7", iif="lan"))
     assert other.error == "EINVAL"
     assert "not joined" in other.steps[-1].reason
 
 
 def test_route_get_zero_is_local_from_loopback() -> None:
     fib = Fib(host("multiwan-seed")[0])
-    d = route_packet(fib, Packet(dst="0.0.0.0"))
+    d = route_packet(fib, FlowKey(dst="0.0.0.0"))
     assert (d.outcome, d.dev, d.prefsrc) == ("local", "lo", "127.0.0.1")
 
 
@@ -163,7 +163,7 @@ def test_route_get_selectors_on_the_cli(
     if dev is not None:
         assert data["dev"] == dev
         assert (data["table"] if data["table"] != 254 else None) == table
-    packet = msgspec.convert(data["packet"], Packet)
+    packet = msgspec.convert(data["packet"], FlowKey)
     assert packet.proto in (6, 17)
 
 

@@ -6,13 +6,13 @@ import msgspec
 import pytest
 
 from meshpath.errors import BadInputError
-from meshpath.sim import Fib, Packet, route_get
+from meshpath.sim import Fib, FlowKey, route_get
 from meshpath.sim import values as v
 from meshpath.state import TABLE_MAIN, TABLE_WARP, Link, PortRange, Route, Rule
 from tests.builders import broken_connector, conf, with_conf, with_routes, with_rules
 
-SYN = Packet(dst="10.0.1.50", src="100.64.12.189", iif="CloudflareWARP", proto=6, dport=3000)
-REPLY = Packet(dst="100.64.12.189", src="10.0.1.50", iif="eth0", proto=6, sport=3000)
+SYN = FlowKey(dst="10.0.1.50", src="100.64.12.189", iif="CloudflareWARP", proto=6, dport=3000)
+REPLY = FlowKey(dst="100.64.12.189", src="10.0.1.50", iif="eth0", proto=6, sport=3000)
 TUNNEL_ROUTE = Route(table=TABLE_MAIN, family=4, dst="100.64.0.0/12", dev="CloudflareWARP")
 
 
@@ -37,17 +37,17 @@ def test_route_via_tunnel_fixes_the_reply() -> None:
 
 def test_warp_rule_not_fwmark_sends_unmarked_traffic_into_the_tunnel() -> None:
     snap = broken_connector()
-    assert route_get(snap, Packet(dst="8.8.8.8")).dev == "CloudflareWARP"
-    marked = route_get(snap, Packet(dst="8.8.8.8", mark=0x100CF))
+    assert route_get(snap, FlowKey(dst="8.8.8.8")).dev == "CloudflareWARP"
+    marked = route_get(snap, FlowKey(dst="8.8.8.8", mark=0x100CF))
     assert (marked.dev, marked.table, marked.rule_priority) == ("eth0", TABLE_MAIN, 32766)
 
 
 def test_suppress_prefixlength_keeps_more_specific_routes() -> None:
     snap = broken_connector()
-    d = route_get(snap, Packet(dst="10.0.1.9"))
+    d = route_get(snap, FlowKey(dst="10.0.1.9"))
     assert (d.rule_priority, d.dev) == (32764, "eth0")
     rule = Rule(family=4, priority=100, table=TABLE_MAIN, suppress_prefixlength=24)
-    d = route_get(with_rules(snap, rule), Packet(dst="10.0.1.9"))
+    d = route_get(with_rules(snap, rule), FlowKey(dst="10.0.1.9"))
     assert d.rule_priority == 32764  # /24 <= 24: suppressed by rule 100
 
 
@@ -58,8 +58,8 @@ def test_throw_continues_with_next_rule() -> None:
         Route(table=100, family=4, dst="0.0.0.0/0", dev="CloudflareWARP"),
     )
     snap = with_rules(snap, Rule(family=4, priority=10, table=100))
-    assert route_get(snap, Packet(dst="20.1.1.1")).rule_priority == 32765
-    assert route_get(snap, Packet(dst="21.1.1.1")).rule_priority == 10
+    assert route_get(snap, FlowKey(dst="20.1.1.1")).rule_priority == 32765
+    assert route_get(snap, FlowKey(dst="21.1.1.1")).rule_priority == 10
 
 
 @pytest.mark.parametrize(
@@ -71,7 +71,7 @@ def test_route_types_end_the_lookup(route_type: str, outcome: str, error: str) -
     snap = with_routes(
         broken_connector(), Route(table=TABLE_MAIN, family=4, dst="10.9.0.0/16", type=route_type)
     )
-    d = route_get(snap, Packet(dst="10.9.1.1"))
+    d = route_get(snap, FlowKey(dst="10.9.1.1"))
     assert (d.outcome, d.error) == (outcome, error)
 
 
@@ -83,8 +83,8 @@ def test_rule_actions(action: str, error: str) -> None:
     snap = with_rules(
         broken_connector(), Rule(family=4, priority=5, action=action, dst="1.0.0.0/8")
     )
-    assert route_get(snap, Packet(dst="1.2.3.4")).error == error
-    assert route_get(snap, Packet(dst="2.2.3.4")).error is None
+    assert route_get(snap, FlowKey(dst="1.2.3.4")).error == error
+    assert route_get(snap, FlowKey(dst="2.2.3.4")).error is None
 
 
 def test_goto_skips_rules_and_missing_target_is_ignored() -> None:
@@ -93,7 +93,7 @@ def test_goto_skips_rules_and_missing_target_is_ignored() -> None:
         Rule(family=4, priority=5, action="goto", goto=32766),
         Rule(family=4, priority=6, action="goto", goto=31000),  # no such rule
     )
-    d = route_get(snap, Packet(dst="8.8.8.8"))
+    d = route_get(snap, FlowKey(dst="8.8.8.8"))
     assert (d.rule_priority, d.dev) == (32766, "eth0")
 
 
@@ -105,20 +105,20 @@ def test_selectors_iif_lo_fwmark_mask_ports_invert() -> None:
         Rule(family=4, priority=7, ipproto=6, dport=PortRange(start=22, end=23),
              action="unreachable"),
     )  # fmt: skip
-    assert route_get(snap, Packet(dst="9.1.1.1")).error == "EACCES"  # local origin
-    assert route_get(snap, Packet(dst="9.1.1.1", src="10.0.1.9", iif="eth0")).error is None
-    assert route_get(snap, Packet(dst="8.8.8.8", mark=0x1F)).error == "EINVAL"
-    assert route_get(snap, Packet(dst="8.8.8.8", mark=0x20)).error is None
-    assert route_get(snap, Packet(dst="8.8.8.8", proto=6, dport=22)).error == "ENETUNREACH"
-    assert route_get(snap, Packet(dst="8.8.8.8", proto=17, dport=22)).error is None
+    assert route_get(snap, FlowKey(dst="9.1.1.1")).error == "EACCES"  # local origin
+    assert route_get(snap, FlowKey(dst="9.1.1.1", src="10.0.1.9", iif="eth0")).error is None
+    assert route_get(snap, FlowKey(dst="8.8.8.8", mark=0x1F)).error == "EINVAL"
+    assert route_get(snap, FlowKey(dst="8.8.8.8", mark=0x20)).error is None
+    assert route_get(snap, FlowKey(dst="8.8.8.8", proto=6, dport=22)).error == "ENETUNREACH"
+    assert route_get(snap, FlowKey(dst="8.8.8.8", proto=17, dport=22)).error is None
 
 
 def test_not_inverts_the_whole_selector() -> None:
     rule = Rule(family=4, priority=8, invert=True, src="10.0.0.0/8", iif="eth0", action="prohibit")
     snap = with_rules(broken_connector(), rule)
-    assert route_get(snap, Packet(dst="8.8.8.8", src="10.0.1.9", iif="eth0")).error is None
-    assert route_get(snap, Packet(dst="8.8.8.8", src="100.64.1.1", iif="eth0")).error == "EACCES"
-    assert route_get(snap, Packet(dst="8.8.8.8")).error == "EACCES"  # iif lo: not eth0
+    assert route_get(snap, FlowKey(dst="8.8.8.8", src="10.0.1.9", iif="eth0")).error is None
+    assert route_get(snap, FlowKey(dst="8.8.8.8", src="100.64.1.1", iif="eth0")).error == "EACCES"
+    assert route_get(snap, FlowKey(dst="8.8.8.8")).error == "EACCES"  # iif lo: not eth0
 
 
 def test_longest_prefix_then_metric() -> None:
@@ -129,8 +129,8 @@ def test_longest_prefix_then_metric() -> None:
               metric=1),
         Route(table=TABLE_MAIN, family=4, dst="30.1.0.0/16", dev="CloudflareWARP"),
     )  # fmt: skip
-    assert route_get(snap, Packet(dst="30.2.0.1")).gateway == "10.0.1.7"
-    assert route_get(snap, Packet(dst="30.1.0.1")).dev == "CloudflareWARP"
+    assert route_get(snap, FlowKey(dst="30.2.0.1")).gateway == "10.0.1.7"
+    assert route_get(snap, FlowKey(dst="30.1.0.1")).dev == "CloudflareWARP"
 
 
 def test_linkdown_nexthop_skipped_only_with_ignore_routes_with_linkdown() -> None:
@@ -140,16 +140,16 @@ def test_linkdown_nexthop_skipped_only_with_ignore_routes_with_linkdown() -> Non
               flags=("linkdown",)),
         Route(table=TABLE_MAIN, family=4, dst="40.0.0.0/8", dev="eth0", gateway="10.0.1.1"),
     )  # fmt: skip
-    assert route_get(snap, Packet(dst="40.0.0.1")).dev == "CloudflareWARP"
+    assert route_get(snap, FlowKey(dst="40.0.0.1")).dev == "CloudflareWARP"
     snap = with_conf(snap, "CloudflareWARP", ignore_routes_with_linkdown=1)
-    assert route_get(snap, Packet(dst="40.0.0.1")).dev == "eth0"
+    assert route_get(snap, FlowKey(dst="40.0.0.1")).dev == "eth0"
 
 
 def test_forwarding_off_on_ingress_device() -> None:
     snap = with_conf(broken_connector(), "CloudflareWARP", forwarding=0)
     d = route_get(snap, SYN)
     assert (d.outcome, d.error) == (v.FORWARDING_OFF, "EHOSTUNREACH")
-    assert route_get(snap, Packet(dst="10.0.1.2", src="100.64.1.1", iif="CloudflareWARP")).ok
+    assert route_get(snap, FlowKey(dst="10.0.1.2", src="100.64.1.1", iif="CloudflareWARP")).ok
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_forwarding_off_on_ingress_device() -> None:
                                                     v.MARTIAN_DESTINATION)],
 )  # fmt: skip
 def test_martians(src: str, dst: str, outcome: str) -> None:
-    d = route_get(broken_connector(), Packet(dst=dst, src=src, iif="CloudflareWARP"))
+    d = route_get(broken_connector(), FlowKey(dst=dst, src=src, iif="CloudflareWARP"))
     assert (d.outcome, d.error) == (outcome, "EINVAL")
 
 
@@ -182,14 +182,14 @@ def test_rp_filter_uses_max_of_all_and_device() -> None:
 
 def test_local_delivery_and_local_source() -> None:
     snap = broken_connector()
-    d = route_get(snap, Packet(dst="10.0.1.2", src="10.0.1.50", iif="eth0"))
+    d = route_get(snap, FlowKey(dst="10.0.1.2", src="10.0.1.50", iif="eth0"))
     assert (d.outcome, d.dev, d.table) == (v.LOCAL, "lo", 255)
-    d = route_get(snap, Packet(dst="10.0.1.50", src="10.0.1.2", iif="CloudflareWARP"))
+    d = route_get(snap, FlowKey(dst="10.0.1.50", src="10.0.1.2", iif="CloudflareWARP"))
     assert (d.outcome, d.error) == (v.LOCAL_SOURCE, "EINVAL")
 
 
 def test_output_from_a_foreign_source_is_refused() -> None:
-    d = route_get(broken_connector(), Packet(dst="10.0.1.50", src="100.64.1.1"))
+    d = route_get(broken_connector(), FlowKey(dst="10.0.1.50", src="100.64.1.1"))
     assert (d.outcome, d.error) == (v.SOURCE_NOT_LOCAL, "ENETUNREACH")
 
 
@@ -200,9 +200,9 @@ def test_no_custom_rules_merges_local_and_main() -> None:
     )
     fib = Fib(plain)
     assert not fib.custom_rules
-    d = route_get(plain, Packet(dst="10.0.1.2"))
+    d = route_get(plain, FlowKey(dst="10.0.1.2"))
     assert (d.outcome, d.table) == (v.LOCAL, TABLE_MAIN)  # the kernel reports table main
-    assert route_get(plain, Packet(dst="8.8.8.8")).dev == "eth0"
+    assert route_get(plain, FlowKey(dst="8.8.8.8")).dev == "eth0"
 
 
 def test_multipath_first_usable_leg_is_noted() -> None:
@@ -214,18 +214,19 @@ def test_multipath_first_usable_leg_is_noted() -> None:
               nexthops=(Nexthop(gateway="10.0.1.8", dev="eth0", flags=("dead",)),
                         Nexthop(dev="CloudflareWARP"))),
     )  # fmt: skip
-    d = route_get(snap, Packet(dst="50.1.1.1"))
+    d = route_get(snap, FlowKey(dst="50.1.1.1"))
     assert d.multipath and d.dev == "CloudflareWARP"
 
 
 def test_unknown_interface_is_bad_input() -> None:
     with pytest.raises(BadInputError, match="nope"):
-        route_get(broken_connector(), Packet(dst="1.1.1.1", src="2.2.2.2", iif="nope"))
+        route_get(broken_connector(), FlowKey(dst="1.1.1.1", src="2.2.2.2", iif="nope"))
 
 
-def test_fib_is_cached_per_snapshot_and_tables_sized() -> None:
+def test_fib_belongs_to_its_caller_and_tables_sized() -> None:
+    # No module-level cache: each Fib is its caller's, with its own memos (issue 17 item 4).
     snap = broken_connector()
-    assert Fib.from_snapshot(snap) is Fib.from_snapshot(snap)
+    assert Fib.from_snapshot(snap) is not Fib.from_snapshot(snap)
     assert len(Fib.from_snapshot(snap).tables[TABLE_WARP]) == 4
     assert isinstance(snap.links[0], Link) and conf().forwarding == 1
 
@@ -241,8 +242,8 @@ def test_suppress_ifgroup() -> None:
         Rule(family=4, priority=5, table=TABLE_MAIN, suppress_ifgroup=7),
         Rule(family=4, priority=6, action="prohibit"),
     )
-    assert route_get(snap, Packet(dst="10.0.1.9")).error == "EACCES"  # eth0 result suppressed
-    assert route_get(snap, Packet(dst="100.96.1.1")).dev == "CloudflareWARP"
+    assert route_get(snap, FlowKey(dst="10.0.1.9")).error == "EACCES"  # eth0 result suppressed
+    assert route_get(snap, FlowKey(dst="100.96.1.1")).dev == "CloudflareWARP"
 
 
 def test_src_valid_mark_carries_the_mark_into_the_reverse_lookup() -> None:
@@ -261,7 +262,7 @@ def test_src_valid_mark_carries_the_mark_into_the_reverse_lookup() -> None:
 
 
 def test_accept_local_allows_a_local_source() -> None:
-    packet = Packet(dst="10.0.1.50", src="10.0.1.2", iif="CloudflareWARP")
+    packet = FlowKey(dst="10.0.1.50", src="10.0.1.2", iif="CloudflareWARP")
     snap = with_conf(broken_connector(), "CloudflareWARP", accept_local=1)
     assert route_get(snap, packet).outcome == v.FORWARD
 
@@ -272,12 +273,12 @@ def test_tos_specific_route_wins_only_for_its_tos() -> None:
         Route(table=TABLE_MAIN, family=4, dst="60.0.0.0/8", dev="CloudflareWARP", tos=0x10),
         Route(table=TABLE_MAIN, family=4, dst="60.0.0.0/8", dev="eth0", gateway="10.0.1.1"),
     )
-    assert route_get(snap, Packet(dst="60.1.1.1", tos=0x10)).dev == "CloudflareWARP"
-    assert route_get(snap, Packet(dst="60.1.1.1")).dev == "eth0"
+    assert route_get(snap, FlowKey(dst="60.1.1.1", tos=0x10)).dev == "CloudflareWARP"
+    assert route_get(snap, FlowKey(dst="60.1.1.1")).dev == "eth0"
 
 
 def test_output_bound_to_a_device() -> None:
-    d = route_get(broken_connector(), Packet(dst="10.0.1.9", oif="CloudflareWARP"))
+    d = route_get(broken_connector(), FlowKey(dst="10.0.1.9", oif="CloudflareWARP"))
     assert (d.outcome, d.dev) == (v.OUTPUT, "CloudflareWARP")  # no route there: on-link
 
 
@@ -287,9 +288,9 @@ def test_oif_without_route_still_refuses_a_loopback_source() -> None:
     snap = with_routes(
         broken_connector(), Route(table=TABLE_MAIN, family=4, dst="20.0.0.0/8", type="blackhole")
     )
-    looped = route_get(snap, Packet(dst="20.3.2.6", src="127.0.0.1", oif="eth0"))
+    looped = route_get(snap, FlowKey(dst="20.3.2.6", src="127.0.0.1", oif="eth0"))
     assert (looped.outcome, looped.error) == (v.MARTIAN_SOURCE, "EINVAL")
-    plain = route_get(snap, Packet(dst="20.3.2.6", src="10.0.1.2", oif="eth0"))
+    plain = route_get(snap, FlowKey(dst="20.3.2.6", src="10.0.1.2", oif="eth0"))
     assert (plain.outcome, plain.dev, plain.error) == (v.OUTPUT, "eth0", None)
 
 
@@ -297,5 +298,5 @@ def test_ipv4_route_via_an_ipv6_gateway_is_followed() -> None:
     # `ip route add 10.9.0.0/16 via inet6 fe80::1 dev eth0` (RFC 5549, BGP unnumbered): the
     # snapshot holds it as it is; the nexthop check asked for an IPv4 address and failed.
     route = Route(table=TABLE_MAIN, family=4, dst="10.9.0.0/16", gateway="fe80::1", dev="eth0")
-    decision = route_get(with_routes(broken_connector(), route), Packet(dst="10.9.1.1"))
+    decision = route_get(with_routes(broken_connector(), route), FlowKey(dst="10.9.1.1"))
     assert decision.ok and (decision.dev, decision.gateway) == ("eth0", "fe80::1")

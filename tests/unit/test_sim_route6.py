@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from meshpath.errors import BadInputError
-from meshpath.sim import Packet, route_get
+from meshpath.sim import FlowKey, route_get
 from meshpath.sim import values as v
 from meshpath.state import TABLE_MAIN, TABLE_WARP, Route, Rule
 from tests.builders import (
@@ -24,14 +24,14 @@ TUNNEL = "CloudflareWARP"
 
 
 def test_request_is_forwarded_to_the_lan() -> None:
-    d = route_get(dual_stack_connector(), Packet(dst=SVC6, src=WORKER6, iif=TUNNEL, proto=6))
+    d = route_get(dual_stack_connector(), FlowKey(dst=SVC6, src=WORKER6, iif=TUNNEL, proto=6))
     assert (d.outcome, d.dev, d.table, d.error) == (v.FORWARD, "eth0", TABLE_MAIN, None)
 
 
 def test_reply_takes_the_default_route_without_a_v6_source_route() -> None:
     """The field report over IPv6: WARP's table 65743 throws fd00::/8 and the source range
     (excluded), so the reply to the Worker leaves by the default route out eth0."""
-    d = route_get(dual_stack_connector(), Packet(dst=WORKER6, src=SVC6, iif="eth0", proto=6))
+    d = route_get(dual_stack_connector(), FlowKey(dst=WORKER6, src=SVC6, iif="eth0", proto=6))
     assert (d.outcome, d.dev, d.gateway, d.route) == (v.FORWARD, "eth0", "fd00:1::1", "::/0")
 
 
@@ -40,19 +40,19 @@ def test_v6_source_route_brings_the_reply_back_into_the_tunnel() -> None:
         dual_stack_connector(),
         Route(table=TABLE_MAIN, family=6, dst="2606:4700:cf1:5000::/64", dev=TUNNEL, metric=1024),
     )
-    d = route_get(fixed, Packet(dst=WORKER6, src=SVC6, iif="eth0", proto=6))
+    d = route_get(fixed, FlowKey(dst=WORKER6, src=SVC6, iif="eth0", proto=6))
     assert (d.outcome, d.dev) == (v.FORWARD, TUNNEL)
 
 
 def test_all_forwarding_gates_forwarding_and_the_lookup_stays_reported() -> None:
     """ip6_forward reads all.forwarding only; `ip -6 route get` still prints the route."""
     snap = with_v6conf(dual_stack_connector(), "all", forwarding=0)
-    d = route_get(snap, Packet(dst=SVC6, src=WORKER6, iif=TUNNEL))
+    d = route_get(snap, FlowKey(dst=SVC6, src=WORKER6, iif=TUNNEL))
     assert (d.outcome, d.error, d.dev) == (v.FORWARDING_OFF, None, "eth0")
     assert not d.ok
     # a device's own forwarding=0 does not stop it
     snap = with_v6conf(dual_stack_connector(), TUNNEL, forwarding=0)
-    assert route_get(snap, Packet(dst=SVC6, src=WORKER6, iif=TUNNEL)).outcome == v.FORWARD
+    assert route_get(snap, FlowKey(dst=SVC6, src=WORKER6, iif=TUNNEL)).outcome == v.FORWARD
 
 
 @pytest.mark.parametrize(
@@ -65,17 +65,17 @@ def test_all_forwarding_gates_forwarding_and_the_lookup_stays_reported() -> None
     ],
 )
 def test_martians(src: str, dst: str, outcome: str) -> None:
-    d = route_get(dual_stack_connector(), Packet(dst=dst, src=src, iif=TUNNEL))
+    d = route_get(dual_stack_connector(), FlowKey(dst=dst, src=src, iif=TUNNEL))
     assert d.outcome == outcome and not d.ok
 
 
 def test_local_delivery_and_loopback_strictness() -> None:
     snap = dual_stack_connector()
-    d = route_get(snap, Packet(dst=CONN6, src=WORKER6, iif=TUNNEL))
+    d = route_get(snap, FlowKey(dst=CONN6, src=WORKER6, iif=TUNNEL))
     assert (d.outcome, d.dev, d.route_type) == (v.LOCAL, "lo", "local")
     # ::1 is looked up through the ingress device only (rt6_need_strict): not the local
     # route on lo but eth0's default; the packet itself is a martian (ip6_rcv_core)
-    d = route_get(snap, Packet(dst="::1", src=WORKER6, iif="eth0"))
+    d = route_get(snap, FlowKey(dst="::1", src=WORKER6, iif="eth0"))
     assert (d.route, d.outcome) == ("::/0", v.MARTIAN_DESTINATION)
 
 
@@ -86,8 +86,8 @@ def test_from_rule_never_matches_a_flow_without_source() -> None:
         Rule(family=6, priority=100, src="fc00::/7", action="prohibit"),
         Rule(family=6, priority=101, src="fc00::/7", invert=True, action="blackhole"),
     )
-    assert route_get(snap, Packet(dst=SVC6)).error == "EINVAL"
-    assert route_get(snap, Packet(dst=SVC6, src=CONN6)).error == "EACCES"
+    assert route_get(snap, FlowKey(dst=SVC6)).error == "EINVAL"
+    assert route_get(snap, FlowKey(dst=SVC6, src=CONN6)).error == "EACCES"
 
 
 def test_table_default_is_not_consulted_by_the_default_rules() -> None:
@@ -100,9 +100,9 @@ def test_table_default_is_not_consulted_by_the_default_rules() -> None:
             Route(table=253, family=6, dst="2001:db8::/32", dev="eth0", metric=1024),
         ),
     )
-    assert route_get(snap, Packet(dst="2001:db8::1")).error == "ENETUNREACH"
+    assert route_get(snap, FlowKey(dst="2001:db8::1")).error == "ENETUNREACH"
     with_rule = with_rules(snap, Rule(family=6, priority=32767, table=253))
-    assert route_get(with_rule, Packet(dst="2001:db8::1")).dev == "eth0"
+    assert route_get(with_rule, FlowKey(dst="2001:db8::1")).dev == "eth0"
 
 
 def test_oif_without_source_skips_routes_via_other_devices() -> None:
@@ -112,8 +112,8 @@ def test_oif_without_source_skips_routes_via_other_devices() -> None:
         dual_stack_connector(),
         Route(table=TABLE_MAIN, family=6, dst="2001:db8::/32", type="unreachable", dev="lo"),
     )
-    assert route_get(snap, Packet(dst="2001:db8::1", oif="eth0")).dev == "eth0"
-    assert route_get(snap, Packet(dst="2001:db8::1", oif="eth0", src=CONN6)).error == (
+    assert route_get(snap, FlowKey(dst="2001:db8::1", oif="eth0")).dev == "eth0"
+    assert route_get(snap, FlowKey(dst="2001:db8::1", oif="eth0", src=CONN6)).error == (
         "EHOSTUNREACH"
     )
 
@@ -124,13 +124,13 @@ def test_linkdown_is_ignored_per_device_only() -> None:
         Route(table=TABLE_WARP, family=6, dst="2606:4700:cf1:5000::/64", dev=TUNNEL,
               flags=("linkdown",)),
     )  # fmt: skip
-    pkt = Packet(dst=WORKER6, src=SVC6, iif="eth0")
+    pkt = FlowKey(dst=WORKER6, src=SVC6, iif="eth0")
     assert route_get(with_v6conf(snap, "all", ignore_routes_with_linkdown=1), pkt).dev == TUNNEL
     assert route_get(with_v6conf(snap, TUNNEL, ignore_routes_with_linkdown=1), pkt).dev == "eth0"
 
 
 def test_mixed_families_are_bad_input() -> None:
     with pytest.raises(BadInputError, match="IPv6 source"):
-        route_get(dual_stack_connector(), Packet(dst=SVC6, src="10.0.1.50", iif="eth0"))
+        route_get(dual_stack_connector(), FlowKey(dst=SVC6, src="10.0.1.50", iif="eth0"))
     with pytest.raises(BadInputError, match="not an IPv6 address"):
-        route_get(dual_stack_connector(), Packet(dst="fd00::zz"))
+        route_get(dual_stack_connector(), FlowKey(dst="fd00::zz"))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from meshpath.cli import main
 from meshpath.errors import SnapshotError
 from meshpath.nesting import too_deep
-from meshpath.sim import Packet, route_get
+from meshpath.sim import FlowKey, route_get
 from meshpath.sim.fib import Fib
 from meshpath.state import Rule, codec
 from meshpath.state.validate import check_snapshot
@@ -157,7 +157,7 @@ def test_forward_goto_still_walks() -> None:
         Rule(family=4, priority=100, action="goto", goto=200),
         Rule(family=4, priority=200, table=254),
     )
-    assert route_get(snap, Packet(dst="10.0.1.50")).dev == "eth0"
+    assert route_get(snap, FlowKey(dst="10.0.1.50")).dev == "eth0"
     assert Fib(snap).rules  # built
 
 

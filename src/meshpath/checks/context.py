@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from meshpath.config import Settings
+from meshpath.sim import Fib
 from meshpath.state import Link, Route, Snapshot
 
 
@@ -15,6 +16,12 @@ class CheckContext:
     snapshot: Snapshot
     settings: Settings
     lan_interfaces: tuple[str, ...] = field(default=())
+    fib: Fib = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One compiled model per context: every flow and probe the checks simulate shares
+        # it and its memos (no module-level cache keeps models alive between contexts).
+        object.__setattr__(self, "fib", Fib.from_snapshot(self.snapshot))
 
     @property
     def tunnel(self) -> str:

@@ -8,7 +8,7 @@ from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.path import PathOutcome
 from meshpath.checks.targets import Target
-from meshpath.sim import Decision, Fib, FlowResult, Packet, PathResult, route_input, simulate_flow
+from meshpath.sim import Decision, FlowKey, FlowResult, PathResult, route_input, simulate_flow
 from meshpath.sim import values as v
 
 _DECISION_CAUSES = {
@@ -31,8 +31,13 @@ def simulate_targets(
         to_outcome(
             t,
             simulate_flow(
-                ctx.snapshot, _worker_for(ctx, t, worker_ip), t.address, t.port, tunnel=ctx.tunnel
-            ),
+                ctx.snapshot,
+                _worker_for(ctx, t, worker_ip),
+                t.address,
+                t.port,
+                tunnel=ctx.tunnel,
+                fib=ctx.fib,
+            ),  # fmt: skip
         )
         for t in targets
     )
@@ -116,8 +121,8 @@ def check_device_range(ctx: CheckContext) -> Iterator[Finding]:
     lan_addr = next((a.local for a in ctx.snapshot.addresses_of(lan or "") if a.family == 4), None)
     if ctx.tunnel_link is None or lan is None or lan_addr is None:
         return
-    probe = Packet(dst=str(device.network_address + 1), src=lan_addr, iif=lan, proto=v.TCP)
-    decision = route_input(Fib.from_snapshot(ctx.snapshot), probe)
+    probe = FlowKey(dst=str(device.network_address + 1), src=lan_addr, iif=lan, proto=v.TCP)
+    decision = route_input(ctx.fib, probe)
     if decision.dev == ctx.tunnel:
         return
     yield Finding(

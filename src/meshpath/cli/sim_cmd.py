@@ -14,7 +14,7 @@ from rich.text import Text
 
 from meshpath.cli.context import app_context
 from meshpath.errors import EXIT_FINDINGS, BadInputError
-from meshpath.sim import Decision, route_get, simulate_flow
+from meshpath.sim import Decision, Fib, route_get, simulate_flow
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
 from meshpath.sim.routeget import decision_data, ip_route_line, route_get_packet
 from meshpath.sim.values import Step
@@ -143,8 +143,9 @@ def flow(
     worker6 = worker_ip or actx.settings.ranges.worker_probe_v6()
     snap = load_snapshot(snapshot, netns)
     tun = _tunnel(snap, tunnel) if tunnel is not None else actx.settings.tunnel_interface
+    fib = Fib.from_snapshot(snap)  # one model for every target
     results = [
-        simulate_flow(snap, worker6 if ":" in host else worker, host, port, tunnel=tun)
+        simulate_flow(snap, worker6 if ":" in host else worker, host, port, tunnel=tun, fib=fib)
         for host, port in parsed
     ]
     data = {"flows": [msgspec.to_builtins(r) for r in results]}

@@ -3,8 +3,9 @@
 Public API (what doctor/fix call)::
 
     route_get(snapshot, packet, *, trace=True) -> Decision   # like `ip route get` + every step
-    Fib.from_snapshot(snapshot) -> Fib               # compiled once, cached; fib.route_get(packet)
-    simulate_flow(snapshot, worker_ip, target, port, *, tunnel="CloudflareWARP") -> FlowResult
+    fib = Fib.from_snapshot(snapshot)                # compile once, then ask many questions:
+    route_many(fib, packets, *, trace=True) -> list[Decision]   # (the Fib owns every memo)
+    simulate_flow(snapshot, worker_ip, target, port, *, tunnel="CloudflareWARP", fib=fib)
 
 A hypothetical change is just another Snapshot: ``msgspec.structs.replace(snap,
 routes=snap.routes + (Route(...),))`` (or a new ``nft`` ruleset), then simulate again —
@@ -22,15 +23,17 @@ from __future__ import annotations
 from meshpath.sim.fib import Fib, match_rule
 from meshpath.sim.flow import FlowResult, PathResult, simulate_flow
 from meshpath.sim.netfilter import HookResult, NfPacket, Ruleset, netfilter_verdict
-from meshpath.sim.route import check_rp_filter, route_input, route_output, route_packet
-from meshpath.sim.values import Decision, Packet, Step
+from meshpath.sim.route import check_rp_filter, route_input, route_many, route_output, route_packet
+from meshpath.sim.values import Decision, FlowKey, Step
 from meshpath.state import Snapshot
 
 
-def route_get(snapshot: Snapshot, packet: Packet, *, trace: bool = True) -> Decision:
+def route_get(snapshot: Snapshot, packet: FlowKey, *, trace: bool = True) -> Decision:
     """The kernel's routing decision for ``packet`` (input path when ``packet.iif`` is set).
 
     ``trace=False`` leaves ``Decision.steps`` empty: the same decision, faster, for bulk use.
+    One question compiles the snapshot: for several, compile a :class:`Fib` once and use
+    :func:`route_many` (or ``route_packet``).
     """
     return route_packet(Fib.from_snapshot(snapshot), packet, trace=trace)
 
@@ -38,10 +41,10 @@ def route_get(snapshot: Snapshot, packet: Packet, *, trace: bool = True) -> Deci
 __all__ = [
     "Decision",
     "Fib",
+    "FlowKey",
     "FlowResult",
     "HookResult",
     "NfPacket",
-    "Packet",
     "PathResult",
     "Ruleset",
     "Step",
@@ -50,6 +53,7 @@ __all__ = [
     "netfilter_verdict",
     "route_get",
     "route_input",
+    "route_many",
     "route_output",
     "simulate_flow",
 ]

@@ -15,19 +15,40 @@ The kernel's steps, each a function or method named for it:
   dead nexthops, and linkdown ones where ``ignore_routes_with_linkdown`` is set, are skipped
   (then the next route, then shorter prefixes).
 
-A table is a dict per prefix length plus, per /16, the prefix lengths present under it, so a
-lookup probes only lengths that exist there. Routes are kept as the Snapshot's own objects.
+The tables themselves are :mod:`meshpath.sim.table`'s. A Fib never changes once built, so
+what it computes is a pure function of its arguments, and it remembers the answers it will
+be asked again, in memos it alone owns (bounded by MEMO_MAX each):
+
+* a rule walk's result and steps by *destination class* (:meth:`Fib.fib_lookup`): the flow
+  with its destination reduced to its /24, except in the few /24s holding a longer prefix
+  (``table.fine_blocks``), where no two addresses are known to route alike;
+* rp_filter's verdict (:meth:`Fib.validate_source`), the nexthop gateway check
+  (:meth:`Fib.gateway_on_link`), and the Steps every query shares (Steps are frozen).
 """
 
 from __future__ import annotations
 
-import gc
-from typing import Final, NamedTuple
+from typing import Final, TypeVar
 
 from meshpath.errors import SnapshotError
-from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
+from meshpath.sim import values as v
+from meshpath.sim.addr import MASKS, int_to_ip, ip_to_int, parse_prefix
+from meshpath.sim.fib6 import Fib6
+from meshpath.sim.lookup import (
+    ROUTE_TYPE_ERRORS,
+    RULE_ACTION_ERRORS,
+    Hit,
+    LookupResult,
+    describe_rule,
+    hit_text,
+    note,
+    route_step,
+    table_name,
+)
+from meshpath.sim.table import Entry, RouteTable, fine_blocks, index_routes, merge_keep_order
 from meshpath.sim.values import Step
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
+from meshpath.state.model import SCOPE_LINK
 from meshpath.state.validate import check_rule_goto
 
 LOOPBACK_IFINDEX: Final = 1
@@ -36,23 +57,26 @@ LEGACY_TOS_MASK: Final = 0x1C
 UID_ROOT: Final = 0
 ANY_UID: Final = (0, 0xFFFFFFFF)
 
-# fib_props[type].error: the errno a route of that type ends a table lookup with.
-ROUTE_TYPE_ERRORS: Final = {
-    "throw": "EAGAIN",
-    "unreachable": "EHOSTUNREACH",
-    "prohibit": "EACCES",
-    "blackhole": "EINVAL",
-}
-# fib4_rule_action: what a rule's own action returns.
-RULE_ACTION_ERRORS: Final = {
-    "blackhole": "EINVAL",
-    "unreachable": "ENETUNREACH",
-    "prohibit": "EACCES",
-}
-# Bound on Fib.memo: a few MiB at most, then it starts over.
-MEMO_MAX: Final = 1 << 16
+# Bound on each of a Fib's memos: some tens of MiB at most, then that memo starts over.
+MEMO_MAX: Final = 1 << 17
 DEFAULT_RULES: Final = frozenset({(0, TABLE_LOCAL), (32766, TABLE_MAIN), (32767, TABLE_DEFAULT)})
 _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
+_HOST_BITS: Final = 0xFFFFFF00  # an address's class: its /24 (table.fine_blocks)
+STEPS_PER_VERDICT: Final = 256  # a /24's sources
+Failure = tuple[str, str]  # (outcome, errno) of a packet the kernel drops
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Memo(dict[K, V]):
+    """A memo of one Fib: answers that are a pure function of their key (a Fib never
+    changes). Bounded: past MEMO_MAX entries it starts over."""
+
+    def put(self, key: K, value: V) -> V:
+        if len(self) >= MEMO_MAX:
+            self.clear()
+        self[key] = value
+        return value
 
 
 class Flow:
@@ -90,32 +114,14 @@ class Flow:
         self.uid = uid
 
 
-class Hit(NamedTuple):
-    """A successful table lookup: the route, its prefix length and the chosen nexthop."""
-
-    route: Route
-    plen: int
-    table: int
-    dev: str | None
-    gateway: str | None
-    multipath: bool
-
-
-class LookupResult(NamedTuple):
-    """What ``fib_lookup`` returns: an errno name or a hit, and the deciding rule."""
-
-    error: str | None
-    hit: Hit | None
-    rule: int | None
-
-
 class CompiledRule:
     """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
 
     __slots__ = (
         "action", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert", "l3mdev",
-        "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "sport", "src", "srcmask",
-        "suppress_ifgroup", "suppress_plen", "table", "table_ref", "text", "tos", "trivial", "uid",
+        "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "rule_dst_plen", "sport",
+        "src", "srcmask", "suppress_ifgroup", "suppress_plen", "table", "table_ref", "text", "tos",
+        "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -143,6 +149,7 @@ class CompiledRule:
             -1 if rule.suppress_prefixlength is None else rule.suppress_prefixlength
         )
         self.suppress_ifgroup = -1 if rule.suppress_ifgroup is None else rule.suppress_ifgroup
+        self.rule_dst_plen = parse_prefix(rule.dst)[1] if rule.dst else 0
         self.goto_index: int | None = None
         self.table_ref: RouteTable | None = None  # set by Fib: the table this rule looks up
         self.text = describe_rule(rule)
@@ -186,131 +193,10 @@ def match_rule(r: CompiledRule, fl: Flow) -> bool:
     return ok != r.invert
 
 
-def describe_rule(rule: Rule) -> str:
-    """The rule as ``ip rule`` prints it (enough to recognise it)."""
-    parts = [f"{rule.priority}:"]
-    if rule.invert:
-        parts.append("not")
-    parts.append(f"from {rule.src or 'all'}")
-    parts.extend(_selector_texts(rule))
-    parts.append(_rule_action_text(rule))
-    if rule.suppress_prefixlength is not None:
-        parts.append(f"suppress_prefixlength {rule.suppress_prefixlength}")
-    if rule.suppress_ifgroup is not None:
-        parts.append(f"suppress_ifgroup {rule.suppress_ifgroup}")
-    return " ".join(parts)
-
-
-def _selector_texts(rule: Rule) -> list[str]:
-    parts = [
-        f"{key} {value}"
-        for key, value in (("to", rule.dst), ("iif", rule.iif), ("oif", rule.oif))
-        if value
-    ]
-    if rule.fwmark is not None:
-        mask = f"/{rule.fwmask:#x}" if rule.fwmask not in (None, 0xFFFFFFFF) else ""
-        parts.append(f"fwmark {rule.fwmark:#x}{mask}")
-    if rule.tos:
-        parts.append(f"tos {rule.tos:#x}")
-    if rule.ipproto:
-        parts.append(f"ipproto {rule.ipproto}")
-    for key, rng in (("sport", rule.sport), ("dport", rule.dport), ("uidrange", rule.uidrange)):
-        if rng:
-            parts.append(f"{key} {rng.start}-{rng.end}")
-    if rule.l3mdev:
-        parts.append("l3mdev")
-    return parts
-
-
-def _rule_action_text(rule: Rule) -> str:
-    if rule.action == "lookup":
-        return f"lookup {table_name(rule.table or 0)}"
-    if rule.action == "goto":
-        return f"goto {rule.goto}"
-    return rule.action
-
-
-_TABLE_NAMES: Final = {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}
-
-
-def table_name(table: int) -> str:
-    return _TABLE_NAMES.get(table) or str(table)
-
-
-Entry = Route | tuple[Route, ...]
-
-
-class RouteTable:
-    """One routing table: a dict per prefix length and the lengths present per /16."""
-
-    __slots__ = ("aliases", "buckets", "by_len", "short", "table")
-
-    def __init__(self, table: int) -> None:
-        self.table = table
-        self.by_len: list[dict[int, Entry]] = [{} for _ in range(33)]
-        self.buckets: dict[int, tuple[int, ...]] = {}
-        self.short: tuple[int, ...] = ()
-        # (plen, net) -> every route of that prefix in insertion order, while building;
-        # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
-        self.aliases: dict[tuple[int, int], list[Route]] = {}
-
-    def add(self, net: int, plen: int, route: Route) -> None:
-        """Index one route (call :meth:`freeze` after the last)."""
-        level = self.by_len[plen]
-        old = level.setdefault(net, route)
-        if old is not route:
-            self.alias(plen, net, old, route)
-
-    def alias(self, plen: int, net: int, old: Entry, route: Route) -> None:
-        """Another route for a prefix that has one: kept in order until :meth:`freeze`."""
-        found = self.aliases.get((plen, net))
-        if found is None:
-            self.aliases[(plen, net)] = [*_routes_of(old), route]
-            # A tuple marks the prefix as aliased: from now on every route is appended,
-            # even the very object stored first (as when each insert built the tuple).
-            self.by_len[plen][net] = (route,)
-        else:
-            found.append(route)
-
-    def freeze(self) -> RouteTable:
-        """Sort each prefix's aliases once, then record per /16 which prefix lengths >= 16
-        exist under it (longest first)."""
-        for (plen, net), routes in self.aliases.items():
-            self.by_len[plen][net] = _ordered(routes)
-        self.aliases = {}
-        buckets: dict[int, list[int]] = {}
-        for plen in range(32, 15, -1):
-            level = self.by_len[plen]
-            if not level:
-                continue
-            for top in {net >> 16 for net in level}:
-                got = buckets.get(top)
-                if got is None:
-                    buckets[top] = [plen]
-                else:
-                    got.append(plen)
-        # Each bucket lists every length to probe there (its long ones, then the short ones),
-        # so a lookup makes no new tuple; a /16 without long prefixes probes ``short``.
-        self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
-        self.buckets = {top: (*plens, *self.short) for top, plens in buckets.items()}
-        return self
-
-    @classmethod
-    def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
-        """A table from (network, prefix length, route) triples."""
-        self = cls(table)
-        for net, plen, route in routes:
-            self.add(net, plen, route)
-        return self.freeze()
-
-    def __len__(self) -> int:
-        return sum(
-            len(e) if isinstance(e, tuple) else 1 for level in self.by_len for e in level.values()
-        )
-
-
 class Fib:
-    """The routing state of one Snapshot, compiled for lookups. Build with :meth:`from_snapshot`."""
+    """The routing state of one Snapshot, compiled for lookups, and the only owner of the
+    memos of its answers. Build with :meth:`from_snapshot`; share one Fib between the
+    questions asked of one snapshot (a new snapshot, a new Fib)."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -327,7 +213,7 @@ class Fib:
                 value = ip_to_int(addr.local)
                 self.local_addrs.setdefault(value, addr.dev)
                 self.dev_addrs.setdefault(addr.dev, []).append(value)
-        self.tables = _build_tables(snapshot.routes)
+        self.tables = index_routes(snapshot.routes)
         self.rules = _compile_rules(snapshot.rules, self.ifindex)
         for r in self.rules:  # resolved once: the tables never change
             r.table_ref = self.tables.get(r.table or 0)
@@ -344,33 +230,43 @@ class Fib:
             (r.proto or r.sport or r.dport) and r.iif != self.loopback for r in self.rules
         )
         self._merged: RouteTable | None = None
-        self._texts: dict[int, str] = {}  # id(route) -> hit_text; routes live as long as self
-        self._orconf: dict[tuple[str, str], int] = {}
-        # (table, dev, gateway) -> the gateway resolves to a local route (route.py _on_link)
-        self.gateway_on_link: dict[tuple[int, str | None, str], bool] = {}
-        # Rules with a `from` selector: the only place a lookup reads saddr (quiet_lookup).
+        self._v6: Fib6 | None = None
+        # Rules with a `from` selector: the only place a lookup reads saddr.
         self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
-        # Results that are a pure function of their key (a Fib never changes): see
-        # route.py check_rp_filter. Bounded by remember().
-        self.memo: dict[tuple[object, ...], object] = {}
+        self._fine = fine_blocks(
+            self.tables, [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
+        )
+        # The memos (module docstring); every key holds all that its answer reads.
+        self._verdicts: Memo[tuple[object, ...], _Verdict] = Memo()
+        self._on_link: Memo[tuple[int, str | None, str], bool] = Memo()
+        self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
+        self._orconf: Memo[tuple[str, str], int] = Memo()
+        self._steps: Memo[tuple[str, str], Step] = Memo()  # shared Steps by (what, device)
+        self._rp_conf: Memo[str, tuple[int, int, int]] = Memo()
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
-        """The Fib of ``snapshot``, built once and cached for the last few snapshots."""
-        for snap, fib in _CACHE:
-            if snap is snapshot:
-                return fib
+        """The Fib of ``snapshot``; a SnapshotError when the model cannot read it."""
         try:
-            fib = cls(snapshot)
+            return cls(snapshot)
         except (ValueError, KeyError, IndexError) as exc:
             # The codec checks types, not meaning: a route or rule whose address is not
             # an IPv4 address/prefix (a hand-edited snapshot) surfaces here, while compiling.
             raise SnapshotError(
                 f"snapshot: an address or prefix the model cannot read ({exc!r})"
             ) from exc
-        _CACHE.insert(0, (snapshot, fib))
-        del _CACHE[4:]
-        return fib
+
+    @property
+    def v6(self) -> Fib6:
+        """The same snapshot's IPv6 FIB, compiled on the first IPv6 question."""
+        if self._v6 is None:
+            self._v6 = Fib6.from_snapshot(self.snapshot)
+        return self._v6
+
+    def memo_sizes(self) -> dict[str, int]:
+        """Entries per memo (each bounded by MEMO_MAX)."""
+        memos = ("_verdicts", "_on_link", "_texts", "_orconf", "_steps", "_rp_conf")
+        return {name.lstrip("_"): len(getattr(self, name)) for name in memos}
 
     # -- sysctls (include/linux/inetdevice.h IN_DEV_* accessors) --------------------------
 
@@ -382,7 +278,7 @@ class Fib:
         found = self._orconf.get((dev, key))
         if found is None:
             found = int(bool(getattr(self.all_conf, key) or getattr(self.dev_conf(dev), key)))
-            self._orconf[(dev, key)] = found
+            self._orconf.put((dev, key), found)
         return found
 
     def maxconf(self, dev: str, key: str) -> int:
@@ -390,7 +286,7 @@ class Fib:
         found = self._orconf.get((dev, "max:" + key))
         if found is None:
             found = max(int(getattr(self.all_conf, key)), int(getattr(self.dev_conf(dev), key)))
-            self._orconf[(dev, "max:" + key)] = found
+            self._orconf.put((dev, "max:" + key), found)
         return found
 
     # -- lookups --------------------------------------------------------------------------
@@ -411,9 +307,10 @@ class Fib:
             if entry is None:
                 continue
             if entry.__class__ is Route and not (
-                entry.tos or entry.flags or entry.nexthops or fl.oif or fl.scope
-            ):
-                # The common case: one plain route for this prefix.
+                entry.tos or entry.nexthops or fl.oif or fl.scope
+                or (entry.flags and not self._usable_flags(entry, linkstate))
+            ):  # fmt: skip
+                # The common case: one plain usable route for this prefix.
                 route = entry
                 error = ROUTE_TYPE_ERRORS.get(route.type)
                 if error is None:
@@ -439,13 +336,13 @@ class Fib:
             error = ROUTE_TYPE_ERRORS.get(route.type)
             if error is not None:
                 if steps is not None:
-                    steps.append(_route_step(table.table, route, f"{route.type}: {error}"))
+                    steps.append(route_step(table.table, route, f"{route.type}: {error}"))
                 return error, None
             hit = self._nexthop(route, plen, table.table, fl, linkstate)
             if hit is not None:
                 return None, hit
             if steps is not None:
-                steps.append(_route_step(table.table, route, "no usable nexthop: skipped"))
+                steps.append(route_step(table.table, route, "no usable nexthop: skipped"))
         return None
 
     def _nexthop(
@@ -463,6 +360,15 @@ class Fib:
         if fl.oif and route.dev is not None and self.ifindex.get(route.dev, -1) != fl.oif:
             return None
         return Hit(route, plen, table, route.dev, route.gateway, False)
+
+    def _usable_flags(self, route: Route, linkstate: bool) -> bool:
+        """A single-nexthop route's flags leave it usable: not dead, and not linkdown
+        where ``ignore_routes_with_linkdown`` is set (as :meth:`_nh_usable` without oif)."""
+        flags = route.flags
+        return "dead" not in flags and not (
+            linkstate and "linkdown" in flags and route.dev
+            and self.orconf(route.dev, "ignore_routes_with_linkdown")
+        )  # fmt: skip
 
     def _nh_usable(
         self, dev: str | None, flags: tuple[str, ...], fl: Flow, linkstate: bool
@@ -508,16 +414,10 @@ class Fib:
 
     def src_class(self, saddr: int) -> tuple[bool, ...]:
         """All a rule walk reads of saddr: which rules' ``from`` prefixes hold it (tables
-        match daddr only). Part of a memo key (route.py check_rp_filter)."""
+        match daddr only). Part of the memo keys."""
         if not self._src_rules:
             return ()
         return tuple(((saddr ^ net) & mask) == 0 for net, mask in self._src_rules)
-
-    def remember(self, key: tuple[object, ...], value: object) -> None:
-        """Store in :attr:`memo`, starting over past MEMO_MAX entries (bounded memory)."""
-        if len(self.memo) >= MEMO_MAX:
-            self.memo.clear()
-        self.memo[key] = value
 
     def _apply_rule(
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
@@ -564,27 +464,27 @@ class Fib:
 
     def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> Step:
         """``rule matched; route ...`` (or ``... suppressed: continue``): one shared Step
-        per rule, route and verdict, under the same conditions as :meth:`hit_text`."""
+        per rule, route and verdict, under the same conditions as :meth:`_hit_text_of`."""
         route = hit.route
         reason = " suppressed: continue" if suppressed else ""
         if hit.multipath or hit.table != route.table:
-            return Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+            return Step("rule", r.text, f"matched; {hit_text(hit)}{reason}")
         key = ~id(route) if suppressed else id(route)  # ids are >= 0: ~id never collides
         step = r.hit_steps.get(key)
         if step is None:
-            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {hit_text(hit)}{reason}")
         return step
 
-    def hit_text(self, hit: Hit) -> str:
+    def _hit_text_of(self, hit: Hit) -> str:
         """A hit for a step. Cached per route (lookups hit the same routes a lot) when the
         hit is the route's own dev/gateway/table: not a multipath leg, nor a local route
         found through merged main (reported as table main)."""
         route = hit.route
         if hit.multipath or hit.table != route.table:
-            return _hit_text(hit)
+            return hit_text(hit)
         text = self._texts.get(id(route))
         if text is None:
-            text = self._texts[id(route)] = _hit_text(hit)
+            text = self._texts.put(id(route), hit_text(hit))
         return text
 
     def _suppressed(self, r: CompiledRule, hit: Hit) -> bool:
@@ -607,14 +507,14 @@ class Fib:
         note(steps, "rule", "default rules only", "lookup main (merged with local), then default")
         error, hit = self.lookup_table(self.merged_main(), fl, steps, linkstate=linkstate)
         if error is None and hit is not None:
-            note(steps, "lookup", "table main", self.hit_text(hit))
+            note(steps, "lookup", "table main", self._hit_text_of(hit))
             return LookupResult(None, hit, None)
         default = self.tables.get(TABLE_DEFAULT)
         if default is not None:
             error, hit = self.lookup_table(default, fl, steps, linkstate=linkstate)
         if error == "EAGAIN":
             error = "ENETUNREACH"
-        note(steps, "lookup", "table default", self.hit_text(hit) if hit else str(error))
+        note(steps, "lookup", "table default", self._hit_text_of(hit) if hit else str(error))
         return LookupResult(error, hit, None)
 
     def merged_main(self) -> RouteTable:
@@ -627,77 +527,154 @@ class Fib:
                 for r in self.snapshot.routes
                 if r.family == 4 and r.table == tid
             ]
-            self._merged = _merge_keep_order(triples)
+            self._merged = merge_keep_order(triples)
         return self._merged
 
+    # -- shared steps and nexthops ------------------------------------------------------
 
-_CACHE: list[tuple[Snapshot, Fib]] = []
+    def forward_step(self, dev: str) -> Step:
+        """``may forward`` on ``dev``: one Step per device, shared by every query."""
+        step = self._steps.get(("may forward", dev))
+        if step is None:
+            text = f"net.ipv4.conf.{dev}.forwarding=1"
+            step = self._steps.put(("may forward", dev), Step("forwarding", text, "may forward"))
+        return step
+
+    def gateway_is_local(self, hit: Hit, gateway: str) -> bool:
+        """``fib_check_nh_v4_gw``: the gateway resolved when the route was added -- in the
+        route's own table first (unless main), else by a full lookup; link or host scope
+        routes only, on the route's device -- to a *local* route (then the kernel sends
+        on-link). Modelled as if resolved against the current tables; memoised by all it
+        reads: the route's table, the device and the gateway."""
+        key = (hit.route.table, hit.dev, gateway)
+        found = self._on_link.get(key)
+        if found is None:
+            found = self._on_link.put(key, self._resolves_local(hit, gateway))
+        return found
+
+    def _resolves_local(self, hit: Hit, gateway: str) -> bool:
+        if ":" in gateway:
+            return False  # an IPv6 nexthop of an IPv4 route (RFC 5549) is no local IPv4 address
+        route = hit.route
+        fl = Flow(ip_to_int(gateway), 0, iif=self.loopback,
+                  oif=self.ifindex.get(hit.dev or "", 0), scope=SCOPE_LINK)  # fmt: skip
+        table = self.tables.get(route.table) if route.table != TABLE_MAIN else None
+        error, found = (self.lookup_table(table, fl, None, linkstate=False) if table is not None
+                        else ("EAGAIN", None))  # fmt: skip
+        if error is not None:
+            found = self.fib_lookup(fl, None, linkstate=False).hit
+        return found is not None and found.route.type == "local"
+
+    # -- source validation (net/ipv4/fib_frontend.c) --------------------------------------
+
+    def rp_conf(self, dev: str) -> tuple[int, int, int]:
+        """rp_filter (max of all and dev), send_redirects and src_valid_mark (or'ed)."""
+        conf = self._rp_conf.get(dev)
+        if conf is None:
+            conf = self._rp_conf.put(dev, (
+                self.maxconf(dev, "rp_filter"), self.orconf(dev, "send_redirects"),
+                self.orconf(dev, "src_valid_mark"),
+            ))  # fmt: skip
+        return conf
+
+    def validate_source(
+        self, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
+    ) -> Failure | None:
+        """``fib_validate_source``: is the source acceptable on ``dev``?
+
+        rp_filter is max(conf.all, conf.<dev>). With it off (and no custom rules or local
+        routes, and not forwarding back out of ``dev`` with send_redirects) only a source
+        that is one of this host's addresses is refused. Otherwise the reverse lookup:
+        daddr=source, saddr=destination, iif = the forward egress device (lo for local
+        delivery), mark only with src_valid_mark. It must give a unicast route (a local one
+        only with accept_local); strict (1) wants it via ``dev``; loose (2) any route; a
+        failed lookup fails both.
+        """
+        rpf, send_redirects, src_valid_mark = self.rp_conf(dev)
+        if not rpf and not (oif == fl.iif and send_redirects):
+            shortcut = self._rp_shortcut(fl, dev, steps)
+            if shortcut != "full":
+                return shortcut if isinstance(shortcut, tuple) else None
+        # The verdict depends only on the reverse flow, rpf and dev; the reverse flow's
+        # daddr (the forward source) only through its class (:meth:`address_class`), its
+        # saddr only through rules' `from` prefixes. Memoised so: reverse lookups are half
+        # the work of a query, and sources share classes even when they are all distinct.
+        saddr = fl.saddr
+        iif = oif or self.loopback
+        mark = fl.mark if src_valid_mark else 0
+        rsaddr = fl.daddr if dst is None else dst
+        key = (saddr if saddr >> 8 in self._fine else saddr & _HOST_BITS, iif, mark, fl.tos,
+               fl.proto, fl.dport, fl.sport, rpf, dev,
+               self.src_class(rsaddr) if self._src_rules else ())  # fmt: skip
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            rev = Flow(saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
+                       sport=fl.dport, dport=fl.sport)  # fmt: skip
+            failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
+            verdict = self._verdicts.put(key, _Verdict(failure, why))
+        if steps is not None:
+            steps.append(verdict.steps.get(saddr) or verdict.step(self, rpf, dev, saddr, iif))
+        return verdict.failure
+
+    def _rp_shortcut(self, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
+        if self.orconf(dev, "accept_local"):
+            note(steps, "rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted")
+            return None
+        if self.custom_local_routes or self.custom_rules:
+            return "full"
+        if fl.saddr in self.local_addrs:
+            note(steps, "rp_filter", "rp_filter=0", "source is a local address: dropped")
+            return v.LOCAL_SOURCE, "EINVAL"
+        note(steps, "rp_filter", f"rp_filter=0 on {dev}", "no source validation")
+        return None
+
+    def _judge_reverse(self, res: LookupResult, rpf: int, dev: str) -> tuple[Failure | None, str]:
+        """The second half of ``__fib_validate_source``: the failure (None: accepted), why."""
+        hit = res.hit
+        if res.error is not None or hit is None:
+            return _last_resort(rpf, f"no reverse route ({res.error})")
+        rtype = hit.route.type
+        if rtype != "unicast":
+            if rtype != "local":
+                return (v.MARTIAN_SOURCE, "EINVAL"), f"source routed as {rtype}: invalid source"
+            if not self.orconf(dev, "accept_local"):
+                return (v.LOCAL_SOURCE, "EINVAL"), "source is local (no accept_local): dropped"
+        legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
+        if dev in legs or (rtype == "local" and self.ifindex.get(dev) == self.loopback):
+            return None, f"reverse route via {dev}: accepted"
+        if not self.dev_addrs.get(dev):
+            return _last_resort(rpf, f"{dev} has no IPv4 address")
+        if rpf == 1:
+            where = f"{hit.dev} (table {table_name(hit.table)})"
+            return (v.RP_FILTER, "EINVAL"), f"strict: reverse route leaves via {where}: drop"
+        return None, f"loose: reverse route via {hit.dev}: accepted"
 
 
-def _merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
-    # Local before main for one prefix: build from local-first order and keep it stable
-    # (sorted() is stable; the per-table order key then applies within each table).
-    table = RouteTable(TABLE_MAIN)
-    groups: dict[tuple[int, int], list[Route]] = {}
-    for net, plen, route in triples:
-        groups.setdefault((plen, net), []).append(route)
-    built = RouteTable.build(TABLE_MAIN, [(net, plen, rs[0]) for (plen, net), rs in groups.items()])
-    for (plen, net), rs in groups.items():
-        local = sorted((r for r in rs if r.table == TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
-        main = sorted((r for r in rs if r.table != TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
-        both = (*local, *main)
-        built.by_len[plen][net] = both if len(both) > 1 else both[0]
-    table.by_len, table.buckets, table.short = built.by_len, built.buckets, built.short
-    return table
+class _Verdict:
+    """A memoised reverse-path verdict, and its Steps: a Step names the exact source, so
+    one per source of the class, made on its first traced query (untraced ones never pay
+    for the text), at most STEPS_PER_VERDICT kept."""
+
+    __slots__ = ("failure", "steps", "why")
+
+    def __init__(self, failure: Failure | None, why: str) -> None:
+        self.failure = failure
+        self.why = why
+        self.steps: dict[int, Step] = {}
+
+    def step(self, fib: Fib, rpf: int, dev: str, saddr: int, iif: int) -> Step:
+        via = fib.ifname.get(iif, str(iif))
+        detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
+        if len(self.steps) >= STEPS_PER_VERDICT:
+            self.steps.clear()
+        step = self.steps[saddr] = Step("rp_filter", detail, self.why)
+        return step
 
 
-def _build_tables(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
-    """Index every IPv4 route. The cyclic GC is paused meanwhile: a million new dict
-    entries would trigger collections that only walk the snapshot (a third of the time)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _index_routes(routes)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
-    """One pass; the dotted quad parsed inline (the hot loop of a 1M-route build)."""
-    tables: dict[int, RouteTable] = {}
-    masks, octets = MASKS, OCTETS
-    table = RouteTable(-1)
-    last_id, levels = -1, table.by_len  # routes come grouped by table: skip lookups
-    for route in routes:
-        if route.family != 4:
-            continue
-        if route.table != last_id:
-            got = tables.get(route.table)
-            if got is None:
-                got = tables[route.table] = RouteTable(route.table)
-            table, last_id, levels = got, route.table, got.by_len
-        addr, _, plen_text = route.dst.partition("/")
-        a, b, c, d = addr.split(".")
-        plen = octets[plen_text] if plen_text else 32
-        net = ((octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]) & masks[plen]
-        level = levels[plen]
-        old = level.setdefault(net, route)
-        if old is not route:
-            table.alias(plen, net, old, route)
-    for table in tables.values():
-        table.freeze()
-    return tables
-
-
-def _ordered(routes: list[Route]) -> tuple[Route, ...]:
-    """Same prefix: the kernel keeps a leaf's aliases TOS-specific first, then by metric
-    (a stable sort: equal keys stay in insertion order, as the kernel appends them)."""
-    return tuple(sorted(routes, key=lambda r: (-r.tos, r.metric)))
-
-
-def _routes_of(entry: Entry) -> tuple[Route, ...]:
-    return entry if isinstance(entry, tuple) else (entry,)
+def _last_resort(rpf: int, why: str) -> tuple[Failure | None, str]:
+    if rpf:
+        return (v.RP_FILTER, "EINVAL"), f"{why}: dropped"
+    return None, f"{why}: accepted (rp_filter off)"
 
 
 def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule, ...]:
@@ -725,44 +702,3 @@ def _has_selectors(rule: Rule) -> bool:
         or rule.tos or rule.ipproto or rule.sport or rule.dport or rule.uidrange
         or rule.suppress_prefixlength is not None or rule.suppress_ifgroup is not None
     )  # fmt: skip
-
-
-def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
-    if steps is not None:
-        steps.append(Step(kind, detail, reason))
-
-
-def _hit_text(hit: Hit) -> str:
-    route = hit.route
-    if (
-        route.gateway and route.dev and route.type == "unicast" and route.dst != "0.0.0.0/0"
-        and not (route.metric or route.nexthops or route.flags)
-    ):  # fmt: skip
-        # The commonest route (a first hit texts it): one f-string, the same text as below
-        # (no nexthops, so the hit's dev and gateway are the route's).
-        return (
-            f"route {route.dst} via {route.gateway} dev {route.dev} "
-            f"(table {table_name(hit.table)}) -> dev {route.dev} via {route.gateway}"
-        )
-    via = f" via {hit.gateway}" if hit.gateway else ""
-    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
-
-
-def _route_step(table: int, route: Route, reason: str) -> Step:
-    return Step("route", f"table {table_name(table)}: {route_text(route)}", reason)
-
-
-def route_text(route: Route) -> str:
-    """The route roughly as ``ip route`` prints it."""
-    parts = [] if route.type == "unicast" else [route.type]
-    parts.append("default" if route.dst == "0.0.0.0/0" else route.dst)
-    if route.gateway:
-        parts.append(f"via {route.gateway}")
-    if route.dev:
-        parts.append(f"dev {route.dev}")
-    if route.metric:
-        parts.append(f"metric {route.metric}")
-    for nh in route.nexthops:
-        parts.append(f"nexthop via {nh.gateway or '-'} dev {nh.dev}")
-    parts.extend(f for f in route.flags if f in ("linkdown", "dead"))
-    return " ".join(parts)

@@ -31,12 +31,13 @@ from typing import Final
 
 from meshpath.errors import SnapshotError
 from meshpath.sim.addr6 import MASKS6, ip6_to_int, parse_prefix6
-from meshpath.sim.fib import (
+from meshpath.sim.lookup import (
     ROUTE_TYPE_ERRORS,
     RULE_ACTION_ERRORS,
     Hit,
     LookupResult,
     describe_rule,
+    hit_text,
     note,
     route_text,
     table_name,
@@ -194,19 +195,14 @@ class Fib6:
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib6:
-        """The Fib6 of ``snapshot``, built once and cached for the last few snapshots."""
-        for snap, fib in _CACHE6:
-            if snap is snapshot:
-                return fib
+        """The Fib6 of ``snapshot``; a SnapshotError when the model cannot read it (the v4
+        :class:`~meshpath.sim.fib.Fib` builds it on its first IPv6 question, and owns it)."""
         try:
-            fib = cls(snapshot)
+            return cls(snapshot)
         except (ValueError, KeyError, IndexError) as exc:
             raise SnapshotError(
                 f"snapshot: an IPv6 address or prefix the model cannot read ({exc!r})"
             ) from exc
-        _CACHE6.insert(0, (snapshot, fib))
-        del _CACHE6[4:]
-        return fib
 
     # -- sysctls ---------------------------------------------------------------------------
 
@@ -341,13 +337,10 @@ class Fib6:
             note(steps, "rule", r.text, "matched; no route (or throw) in the table: continue")
             return None
         if hit is not None and hit.plen <= r.suppress_plen:
-            note(steps, "rule", r.text, f"matched; {hit_text6(hit)} suppressed: continue")
+            note(steps, "rule", r.text, f"matched; {hit_text(hit)} suppressed: continue")
             return None
-        note(steps, "rule", r.text, f"matched; {hit_text6(hit)}" if hit else f"matched; {error}")
+        note(steps, "rule", r.text, f"matched; {hit_text(hit)}" if hit else f"matched; {error}")
         return LookupResult(error, hit, r.rule.priority)
-
-
-_CACHE6: list[tuple[Snapshot, Fib6]] = []
 
 
 def _compile_rules6(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[CompiledRule6, ...]:
@@ -361,8 +354,3 @@ def _compile_rules6(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[C
                 (i for i, t in enumerate(compiled) if t.rule.priority == c.rule.goto), None
             )
     return compiled
-
-
-def hit_text6(hit: Hit) -> str:
-    via = f" via {hit.gateway}" if hit.gateway else ""
-    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"

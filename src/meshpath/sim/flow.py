@@ -26,7 +26,7 @@ from meshpath.sim.fib6 import Fib6, Flow6
 from meshpath.sim.netfilter import ACCEPT, HookResult, NfPacket, Ruleset, netfilter_verdict
 from meshpath.sim.route import route_packet
 from meshpath.sim.route6 import LOCAL_TYPES
-from meshpath.sim.values import TCP, Decision, Packet, Step
+from meshpath.sim.values import TCP, Decision, FlowKey, Step
 from meshpath.state import Snapshot
 from meshpath.state.nft import NftView
 
@@ -41,8 +41,8 @@ class PathResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One direction: the packet as it arrived and as it left, and every hop."""
 
     direction: str  # request | reply
-    arrived: Packet
-    left: Packet | None  # after NAT; None when it never left
+    arrived: FlowKey
+    left: FlowKey | None  # after NAT; None when it never left
     status: str  # passed | local | dropped | unknown
     egress: str | None
     reason: str
@@ -69,7 +69,7 @@ class _Walk:
 
     def __init__(self, snapshot: Snapshot, fib: Fib, *, v6: bool = False) -> None:
         self.fib = fib
-        self.fib6 = Fib6.from_snapshot(snapshot) if v6 else None
+        self.fib6 = fib.v6 if v6 else None
         self.ruleset = Ruleset.of(snapshot.nft.view if snapshot.nft.available else NftView())
         self.hops: list[Step] = []
 
@@ -118,8 +118,8 @@ def fib6_oif(fib: Fib6, pkt: NfPacket) -> str | None:
     return hit.dev if hit.dev == pkt.iif else None
 
 
-def _packet(pkt: NfPacket) -> Packet:
-    return Packet(
+def _packet(pkt: NfPacket) -> FlowKey:
+    return FlowKey(
         dst=pkt.dst, src=pkt.src, iif=pkt.iif, mark=pkt.mark, proto=pkt.proto,
         sport=pkt.sport, dport=pkt.dport,
     )  # fmt: skip
@@ -156,7 +156,7 @@ def _walk(walk: _Walk, pkt: NfPacket, direction: str) -> PathResult:
 def _stopped(
     walk: _Walk,
     direction: str,
-    arrived: Packet,
+    arrived: FlowKey,
     hook: HookResult,
     decision: Decision | None = None,
 ) -> PathResult:
@@ -168,8 +168,8 @@ def _stopped(
 def _path(
     walk: _Walk,
     direction: str,
-    arrived: Packet,
-    left: Packet | None,
+    arrived: FlowKey,
+    left: FlowKey | None,
     status: str,
     egress: str | None,
     reason: str,
@@ -195,9 +195,13 @@ def simulate_flow(
     *,
     tunnel: str = DEFAULT_TUNNEL,
     sport: int = 9025,
+    fib: Fib | None = None,
 ) -> FlowResult:
-    """The Worker's SYN in on ``tunnel`` to target:port, then the target's SYN-ACK back."""
-    fib = Fib.from_snapshot(snapshot)
+    """The Worker's SYN in on ``tunnel`` to target:port, then the target's SYN-ACK back.
+
+    ``fib``: the snapshot's compiled model when the caller asks several questions of one
+    snapshot (it then shares its memos); built here otherwise."""
+    fib = Fib.from_snapshot(snapshot) if fib is None else fib
     syn = NfPacket(worker_ip, target, TCP, sport, port, iif=tunnel, oif=None)
 
     def result(

@@ -12,6 +12,7 @@ Each returns a :class:`~meshpath.sim.values.Decision` with the errno ``ip route 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 import msgspec
@@ -27,12 +28,11 @@ from meshpath.sim.addr import (
     is_zeronet,
 )
 from meshpath.sim.addr6 import is_v6
-from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, note, table_name
-from meshpath.sim.fib6 import Fib6
+from meshpath.sim.fib import Failure, Fib, Flow
+from meshpath.sim.lookup import Hit, LookupResult, note
 from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
-from meshpath.sim.values import Decision, Leg, Packet, Step
-from meshpath.state.model import SCOPE_LINK, TABLE_MAIN
+from meshpath.sim.values import Decision, FlowKey, Leg, Step
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -40,22 +40,27 @@ ERROR_OUTCOMES: Final = {
     "EHOSTUNREACH": v.UNREACHABLE,
     "ENETUNREACH": v.NO_ROUTE,
 }
-Failure = tuple[str, str]  # (outcome, errno)
 ALL_HOSTS: Final = ip_to_int("224.0.0.1")  # joined by the kernel on every device (ip_mc_up)
 IGMP: Final = 2
 Picked = tuple[Hit, tuple[Leg, ...], str | None]  # the hit with the leg taken, legs, how
 
 
-def route_packet(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
+def route_packet(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip route get``: the input path when the packet has an ingress device, else output.
 
     ``trace=False`` skips recording the steps (same decision, about 1.5x faster). An IPv6
     destination goes to the IPv6 model (:mod:`meshpath.sim.route6`)."""
     if is_v6(packet.dst):
-        return route_packet6(Fib6.from_snapshot(fib.snapshot), packet, trace=trace)
+        return route_packet6(fib.v6, packet, trace=trace)
     if packet.iif is None:
         return route_output(fib, packet, trace=trace)
     return route_input(fib, packet, trace=trace)
+
+
+def route_many(fib: Fib, packets: Iterable[FlowKey], *, trace: bool = True) -> list[Decision]:
+    """:func:`route_packet` for each packet, in order: the bulk form for many questions of
+    one snapshot (its Fib, compiled once, remembers what the questions share)."""
+    return [route_packet(fib, packet, trace=trace) for packet in packets]
 
 
 def _ifindex(fib: Fib, dev: str, what: str) -> int:
@@ -66,7 +71,7 @@ def _ifindex(fib: Fib, dev: str, what: str) -> int:
     return index
 
 
-def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
+def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_input_slow``: route a packet that arrived on ``packet.iif``."""
     dev = packet.iif or "lo"
     iif = _ifindex(fib, dev, "iif")
@@ -90,7 +95,7 @@ def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def check_martians(
-    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
+    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: FlowKey
 ) -> Failure | None:
     """The martian checks ``ip_route_input_slow`` makes before any lookup."""
     problem: tuple[str, str] | None = None
@@ -120,7 +125,7 @@ def check_martians(
 
 
 def _input_error(
-    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``no_route``: the lookup failed; without forwarding on the ingress device the
     kernel answers EHOSTUNREACH whatever the lookup said."""
@@ -141,7 +146,7 @@ def _input_error(
 
 
 def _input_hit(
-    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """A route was found: broadcast and local are delivered here (after the source check);
     anything else must be unicast and the ingress device must forward."""
@@ -150,7 +155,7 @@ def _input_hit(
     rtype = hit.route.type
     if rtype in ("broadcast", "local"):
         # brd_input validates the source against destination 0.0.0.0.
-        failure = check_rp_filter(fib, fl, dev, 0, steps, dst=0 if rtype == "broadcast" else None)
+        failure = fib.validate_source(fl, dev, 0, steps, dst=0 if rtype == "broadcast" else None)
         if failure is not None:
             return _failed(packet, steps, failure, res)
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
@@ -161,11 +166,7 @@ def _input_hit(
         )
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
     if steps is not None:
-        step = fib.memo.get(("may forward", dev))
-        if step is None:
-            step = Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
-            fib.remember(("may forward", dev), step)
-        steps.append(step)  # type: ignore[arg-type]
+        steps.append(fib.forward_step(dev))
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
@@ -173,7 +174,7 @@ def _input_hit(
 
 
 def _forward(
-    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
     assert res.hit is not None
@@ -184,7 +185,7 @@ def _forward(
         if legs:  # check (and show) the source against a leg the flow may take
             hit = hit._replace(dev=legs[0].dev, gateway=legs[0].gateway)
     oif = fib.ifindex.get(hit.dev or "", 0)
-    failure = check_rp_filter(fib, fl, dev, oif, steps)
+    failure = fib.validate_source(fl, dev, oif, steps)
     if failure is not None:
         return _failed(packet, steps, failure, res._replace(hit=hit))
     if dropped:
@@ -192,8 +193,8 @@ def _forward(
         note(steps, "rp_filter", f"legs {shown}", "a flow hashed onto these is dropped")
     gateway = _on_link(fib, hit, steps)
     decision = _decision(
-        packet, steps, v.FORWARD, res._replace(hit=hit), dev=hit.dev, gateway=gateway,
-        legs=legs, leg_by=leg_by,
+        packet, steps, v.FORWARD, res if hit is res.hit else res._replace(hit=hit), dev=hit.dev,
+        gateway=gateway, legs=legs, leg_by=leg_by,
     )  # fmt: skip
     return msgspec.structs.replace(decision, legs_dropped=dropped) if dropped else decision
 
@@ -206,7 +207,7 @@ def _legs_past_rp_filter(
     passing: list[Leg] = []
     dropping: list[Leg] = []
     for leg in legs:
-        ok = check_rp_filter(fib, fl, dev, fib.ifindex.get(leg.dev or "", 0), None) is None
+        ok = fib.validate_source(fl, dev, fib.ifindex.get(leg.dev or "", 0), None) is None
         (passing if ok else dropping).append(leg)
     return tuple(passing), tuple(dropping)
 
@@ -214,107 +215,11 @@ def _legs_past_rp_filter(
 def check_rp_filter(
     fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
 ) -> Failure | None:
-    """``fib_validate_source``: is the source acceptable on ``dev``?
-
-    rp_filter is max(conf.all, conf.<dev>). With it off (and no custom rules or local
-    routes, and not forwarding back out of ``dev`` with send_redirects) only a source that
-    is one of this host's addresses is refused. Otherwise the reverse lookup: daddr=source,
-    saddr=destination, iif = the forward egress device (lo for local delivery), mark only
-    with src_valid_mark. It must give a unicast route (a local one only with accept_local);
-    strict (1) wants it via ``dev``; loose (2) any route; a failed lookup fails both.
-    """
-    # Three sysctls per query: looked up once per device.
-    conf: tuple[int, int, int] | None = fib.memo.get(("rp conf", dev))  # type: ignore[assignment]
-    if conf is None:
-        conf = (fib.maxconf(dev, "rp_filter"), fib.orconf(dev, "send_redirects"),
-                fib.orconf(dev, "src_valid_mark"))  # fmt: skip
-        fib.remember(("rp conf", dev), conf)
-    rpf, send_redirects, src_valid_mark = conf
-    redirects = oif == fl.iif and send_redirects
-    if not rpf and not redirects:
-        shortcut = _rp_shortcut(fib, fl, dev, steps)
-        if shortcut != "full":
-            return shortcut if isinstance(shortcut, tuple) else None
-    # The verdict depends only on the reverse flow (its saddr only through rules' `from`
-    # prefixes), rpf and dev, so it is memoised: reverse lookups repeat (daddr is the
-    # forward source, typically a few clients), and they are half the work of a query.
-    iif = oif or fib.loopback
-    mark = fl.mark if src_valid_mark else 0
-    rsaddr = fl.daddr if dst is None else dst
-    key = ("rpf", fl.saddr, iif, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf, dev,
-           *fib.src_class(rsaddr))  # fmt: skip
-    verdict: _Verdict | None = fib.memo.get(key)  # type: ignore[assignment]
-    if verdict is None:
-        rev = Flow(fl.saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
-                   sport=fl.dport, dport=fl.sport)  # fmt: skip
-        verdict = _Verdict(*_judge_reverse(fib, fib.fib_lookup(rev, None), rpf, dev))
-        fib.remember(key, verdict)
-    if steps is not None:
-        steps.append(verdict.step or _rp_step(fib, verdict, rpf, dev, fl.saddr, iif))
-    return verdict.failure
+    """``fib_validate_source``: :meth:`Fib.validate_source` (the Fib memoises verdicts)."""
+    return fib.validate_source(fl, dev, oif, steps, dst=dst)
 
 
-class _Verdict:
-    """A memoised reverse-path verdict. Its Step is a function of the memo key too, so it
-    is made once, on the first traced query (untraced ones never pay for its text)."""
-
-    __slots__ = ("failure", "step", "why")
-
-    def __init__(self, failure: Failure | None, why: str) -> None:
-        self.failure = failure
-        self.why = why
-        self.step: Step | None = None
-
-
-def _rp_step(fib: Fib, verdict: _Verdict, rpf: int, dev: str, saddr: int, iif: int) -> Step:
-    via = fib.ifname.get(iif, str(iif))
-    detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
-    verdict.step = Step("rp_filter", detail, verdict.why)
-    return verdict.step
-
-
-def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
-    if fib.orconf(dev, "accept_local"):
-        note(steps, "rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted")
-        return None
-    if fib.custom_local_routes or fib.custom_rules:
-        return "full"
-    if fl.saddr in fib.local_addrs:
-        note(steps, "rp_filter", "rp_filter=0", "source is a local address: dropped")
-        return v.LOCAL_SOURCE, "EINVAL"
-    note(steps, "rp_filter", f"rp_filter=0 on {dev}", "no source validation")
-    return None
-
-
-def _judge_reverse(fib: Fib, res: LookupResult, rpf: int, dev: str) -> tuple[Failure | None, str]:
-    """The second half of ``__fib_validate_source``: the failure (None: accepted) and why."""
-    hit = res.hit
-    if res.error is not None or hit is None:
-        return _last_resort(rpf, f"no reverse route ({res.error})")
-    rtype = hit.route.type
-    if rtype != "unicast":
-        if rtype != "local":
-            return (v.MARTIAN_SOURCE, "EINVAL"), f"source routed as {rtype}: invalid source"
-        if not fib.orconf(dev, "accept_local"):
-            return (v.LOCAL_SOURCE, "EINVAL"), "source is local (no accept_local): dropped"
-    legs = [nh.dev for nh in hit.route.nexthops] or [hit.route.dev]
-    if dev in legs or (rtype == "local" and fib.ifindex.get(dev) == fib.loopback):
-        return None, f"reverse route via {dev}: accepted"
-    if not fib.dev_addrs.get(dev):
-        return _last_resort(rpf, f"{dev} has no IPv4 address")
-    if rpf == 1:
-        where = f"{hit.dev} (table {table_name(hit.table)})"
-        return (v.RP_FILTER, "EINVAL"), f"strict: reverse route leaves via {where}: drop"
-    return None, f"loose: reverse route via {hit.dev}: accepted"
-
-
-def _last_resort(rpf: int, why: str) -> tuple[Failure | None, str]:
-    if rpf:
-        return (v.RP_FILTER, "EINVAL"), f"{why}: dropped"
-    return None, f"{why}: accepted (rp_filter off)"
-
-
-def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
+def route_output(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
@@ -346,7 +251,7 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def _output_by_source(
-    fib: Fib, packet: Packet, saddr: int, daddr: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, daddr: int, steps: list[Step] | None
 ) -> Decision:
     """``ip_route_output_key_hash_rcu``'s "special hack": a multicast or limited broadcast
     sent from a source address leaves by the device that has that address, no lookup."""
@@ -359,7 +264,7 @@ def _output_by_source(
     return Decision(packet=packet, outcome=outcome, dev=dev, steps=tuple(steps or ()))
 
 
-def _output_on_oif(fib: Fib, packet: Packet, daddr: int, steps: list[Step] | None) -> Decision:
+def _output_on_oif(fib: Fib, packet: FlowKey, daddr: int, steps: list[Step] | None) -> Decision:
     """A link-local group (224.0.0.0/24) or the limited broadcast sent on a bound device
     goes out there with no lookup (``ip_route_output_key_hash_rcu``)."""
     dev = packet.oif or "lo"
@@ -370,7 +275,7 @@ def _output_on_oif(fib: Fib, packet: Packet, daddr: int, steps: list[Step] | Non
 
 
 def _output_source_checks(
-    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, oif: int, steps: list[Step] | None
 ) -> Failure | None:
     """A given source must be a host address (``__ip_dev_find``); a given oif must be up."""
     if saddr:
@@ -401,7 +306,7 @@ def is_local_address(fib: Fib, addr: int) -> bool:
 
 
 def _output_error(
-    fib: Fib, packet: Packet, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
 ) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
@@ -430,7 +335,7 @@ def _output_error(
 
 
 def _output_hit(
-    fib: Fib, packet: Packet, saddr: int, daddr: int, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, daddr: int, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``RTN_LOCAL`` goes to lo; else ``__mkroute_output``'s checks on the egress device."""
     hit = res.hit
@@ -501,7 +406,7 @@ def _usable_legs(fib: Fib, hit: Hit) -> tuple[list[LegInput], tuple[Leg, ...], b
 
 
 def pick_leg(
-    fib: Fib, hit: Hit, packet: Packet, saddr: int, prefer: int, steps: list[Step] | None
+    fib: Fib, hit: Hit, packet: FlowKey, saddr: int, prefer: int, steps: list[Step] | None
 ) -> Picked:
     """``fib_select_multipath``: the leg of a multipath route a flow takes, when knowable.
 
@@ -536,7 +441,7 @@ def pick_leg(
 
 
 def input_multicast(
-    fib: Fib, packet: Packet, dev: str, iif: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, iif: int, steps: list[Step] | None
 ) -> Decision:
     """``ip_route_input_rcu``'s multicast branch: a group the ingress device has joined is
     delivered locally (``ip_route_input_mc``, dev lo); any other is EINVAL (multicast
@@ -569,7 +474,7 @@ def input_multicast(
 
 
 def _mc_validate_source(
-    fib: Fib, fl: Flow, dev: str, packet: Packet, steps: list[Step] | None
+    fib: Fib, fl: Flow, dev: str, packet: FlowKey, steps: list[Step] | None
 ) -> Failure | None:
     """``ip_mc_validate_source``: the source of a multicast packet that arrived."""
     saddr = fl.saddr
@@ -585,7 +490,7 @@ def _mc_validate_source(
             note(steps, "martian", "source in 0.0.0.0/8", "not IGMP to a local group: EINVAL")
             return v.MARTIAN_SOURCE, "EINVAL"
         return None
-    return check_rp_filter(fib, fl, dev, 0, steps, dst=0)
+    return fib.validate_source(fl, dev, 0, steps, dst=0)
 
 
 def _first_address(fib: Fib, dev: str) -> str | None:
@@ -594,40 +499,17 @@ def _first_address(fib: Fib, dev: str) -> str | None:
 
 
 def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
-    """The gateway ``ip route get`` reports. ``fib_check_nh_v4_gw`` resolved the gateway
-    when the route was added — in the route's own table first (unless main), else by a full
-    lookup; link or host scope routes only, on the route's device. A gateway that resolved
-    to a *local* route got host scope: the kernel then sends on-link, without the gateway
-    (``rt_uses_gateway`` stays 0). Modelled as if resolved against the current tables."""
-    gateway, route = hit.gateway, hit.route
-    if gateway is None:
-        return gateway
-    key = (route.table, hit.dev, gateway)  # all the resolution depends on
-    on_link = fib.gateway_on_link.get(key)
-    if on_link is None:
-        on_link = fib.gateway_on_link[key] = _resolves_local(fib, hit, gateway)
-    if not on_link:
+    """The gateway ``ip route get`` reports: none when it resolved to a local route
+    (:meth:`Fib.gateway_is_local`; ``rt_uses_gateway`` stays 0)."""
+    gateway = hit.gateway
+    if gateway is None or not fib.gateway_is_local(hit, gateway):
         return gateway
     note(steps, "nexthop", f"via {gateway}", "gateway resolves to a local route: on-link")
     return None
 
 
-def _resolves_local(fib: Fib, hit: Hit, gateway: str) -> bool:
-    if ":" in gateway:
-        return False  # an IPv6 nexthop of an IPv4 route (RFC 5549) is no local IPv4 address
-    route = hit.route
-    fl = Flow(ip_to_int(gateway), 0, iif=fib.loopback, oif=fib.ifindex.get(hit.dev or "", 0),
-              scope=SCOPE_LINK)  # fmt: skip
-    table = fib.tables.get(route.table) if route.table != TABLE_MAIN else None
-    error, found = (fib.lookup_table(table, fl, None, linkstate=False) if table is not None
-                    else ("EAGAIN", None))  # fmt: skip
-    if error is not None:
-        found = fib.fib_lookup(fl, None, linkstate=False).hit
-    return found is not None and found.route.type == "local"
-
-
 def _decision(
-    packet: Packet,
+    packet: FlowKey,
     steps: list[Step] | None,
     outcome: str,
     res: LookupResult,
@@ -657,7 +539,7 @@ def _decision(
 
 
 def _failed(
-    packet: Packet, steps: list[Step] | None, failure: Failure, res: LookupResult | None = None
+    packet: FlowKey, steps: list[Step] | None, failure: Failure, res: LookupResult | None = None
 ) -> Decision:
     hit = res.hit if res else None
     return Decision(

@@ -32,9 +32,9 @@ from meshpath.sim.addr6 import (
     multicast_scope,
     need_strict,
 )
-from meshpath.sim.fib import LookupResult, note
 from meshpath.sim.fib6 import INVALID_UID, Fib6, Flow6
-from meshpath.sim.values import Decision, Packet, Step
+from meshpath.sim.lookup import LookupResult, note
+from meshpath.sim.values import Decision, FlowKey, Step
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -45,7 +45,7 @@ ERROR_OUTCOMES: Final = {
 LOCAL_TYPES: Final = frozenset({"local", "anycast"})
 
 
-def route_packet6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
+def route_packet6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip -6 route get``: the input path when the packet has an ingress device, else output."""
     if packet.iif is None:
         return route_output6(fib, packet, trace=trace)
@@ -60,13 +60,13 @@ def _ifindex(fib: Fib6, dev: str, what: str) -> int:
     return index
 
 
-def _addresses(packet: Packet) -> tuple[int, int]:
+def _addresses(packet: FlowKey) -> tuple[int, int]:
     if packet.src is not None and ":" not in packet.src:
         raise BadInputError(f"from {packet.src!r}: an IPv6 destination needs an IPv6 source")
     return ip6_to_int(packet.dst), ip6_to_int(packet.src) if packet.src else 0
 
 
-def route_input6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
+def route_input6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     """A packet that arrived on ``packet.iif``: ip6_rcv_core, the lookup, ip6_forward."""
     dev = packet.iif or "lo"
     iif = _ifindex(fib, dev, "iif")
@@ -93,7 +93,7 @@ def route_input6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def check_martians6(
-    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
+    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: FlowKey
 ) -> str | None:
     """``ip6_rcv_core``'s drops before routing (RFC 4291): loopback source or destination
     from a non-loopback device, a multicast source, a multicast destination of reserved
@@ -144,7 +144,7 @@ def _bad_forward_source(saddr: int) -> str | None:
     return None
 
 
-def route_output6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
+def route_output6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip6_route_output_flags``: a locally generated packet. An ``oif`` without a source
     (and a link-local/multicast/loopback destination) makes the lookup strict."""
     daddr, saddr = _addresses(packet)
@@ -175,7 +175,7 @@ def _first_address(fib: Fib6, dev: str | None) -> str | None:
 
 
 def _error(
-    packet: Packet, res: LookupResult, steps: list[Step] | None, martian: str | None
+    packet: FlowKey, res: LookupResult, steps: list[Step] | None, martian: str | None
 ) -> Decision:
     error = res.error or "ENETUNREACH"
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
@@ -191,7 +191,7 @@ def _error(
 
 
 def _decision(
-    packet: Packet,
+    packet: FlowKey,
     steps: list[Step] | None,
     outcome: str,
     res: LookupResult,

@@ -1,4 +1,4 @@
-"""`route get`'s edges that need no host: its selectors into a Packet, its answer as text.
+"""`route get`'s edges that need no host: its selectors into a FlowKey, its answer as text.
 
 Kept out of ``cli/sim_cmd.py`` (command files stay small); pure, so the CLI and tests
 share one reading of ``--ipproto``/``--sport``/... and one ``ip route get`` line.
@@ -12,8 +12,8 @@ import msgspec
 
 from meshpath.errors import BadInputError
 from meshpath.sim.addr6 import is_v6
-from meshpath.sim.fib import table_name
-from meshpath.sim.values import LEG_BY_HASH, LEG_BY_UNKNOWN, UDP, Decision, Leg, Packet
+from meshpath.sim.lookup import table_name
+from meshpath.sim.values import LEG_BY_HASH, LEG_BY_UNKNOWN, UDP, Decision, FlowKey, Leg
 from meshpath.values import given, parse_u32
 
 IPPROTO: Final = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132, "dccp": 33}
@@ -38,7 +38,7 @@ def _number(flag: str, text: str, top: int, example: str) -> int:
 def _ipproto(text: str | None, dst: str) -> int:
     if text is None:
         # `ip -6 route get` sets no protocol unless asked (inet6_rtm_getroute); `ip route
-        # get` assumes UDP (the Packet default).
+        # get` assumes UDP (the FlowKey default).
         return 0 if is_v6(dst) else UDP
     if text.lower() in IPPROTO:
         return IPPROTO[text.lower()]
@@ -56,8 +56,8 @@ def route_get_packet(
     ipproto: str | None = None,
     ports: tuple[str, str] = ("0", "0"),
     tos: str = "0",
-) -> Packet:
-    """The Packet ``ip route get DST from SRC iif DEV oif DEV mark M uid U ...`` asks about."""
+) -> FlowKey:
+    """The FlowKey ``ip route get DST from SRC iif DEV oif DEV mark M uid U ...`` asks about."""
     src, iif = given(src, "--from"), given(iif, "--iif")
     oif, uid = given(oif, "--oif"), given(uid, "--uid")
     if oif is not None and iif is not None:
@@ -66,7 +66,7 @@ def route_get_packet(
         )
     if uid is not None and iif is not None:
         raise BadInputError("--uid is for locally generated packets (a forwarded one has uid 0)")
-    return Packet(
+    return FlowKey(
         dst=dst, src=src, iif=iif, oif=oif, mark=parse_u32(mark, "--mark"),
         uid=None if uid is None else _number("--uid", uid, 2**32 - 1, "1000"),
         proto=_ipproto(ipproto, dst), sport=_number("--sport", ports[0], 65535, "443"),

@@ -34,8 +34,11 @@ TCP: Final = 6
 UDP: Final = 17
 
 
-class Packet(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """What the kernel routes: the flow key of one packet (``struct flowi4``).
+class FlowKey(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What the kernel routes: the flow key of one packet (``struct flowi4``/``flowi6``).
+
+    A key a routing decision is asked for, not a packet seen on a wire (that one is
+    :class:`meshpath.trace.packet.Packet`, the one ``Packet``).
 
     ``iif`` None means locally generated (``iif lo`` in ip-rule terms); ``oif`` only for
     locally generated packets bound to a device. ``uid`` None is the kernel's default:
@@ -89,7 +92,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     (``unknown``): then no one leg is the answer.
     """
 
-    packet: Packet
+    packet: FlowKey
     outcome: str
     error: str | None = None
     table: int | None = None

@@ -16,7 +16,7 @@ from meshpath.checks.report import Report
 from meshpath.checks.targets import Target
 from meshpath.config import Settings
 from meshpath.runner import Runner
-from meshpath.sim import Packet, route_get
+from meshpath.sim import Fib, FlowKey, route_many
 from meshpath.state import TABLE_MAIN, Snapshot
 from meshpath.state.frr import BgpPeer, FrrView
 from meshpath.state.model import FrrState
@@ -98,14 +98,19 @@ def summarise(
 
 def range_states(snapshot: Snapshot, settings: Settings) -> tuple[RangeState, ...]:
     """Each Cloudflare range's route for the range's first address: the kernel model's
-    lookup for IPv4, the main table's longest prefix for IPv6 (the model is IPv4-only)."""
+    lookup for IPv4 (one model, asked for every v4 range at once), the main table's
+    longest prefix for IPv6."""
+    probes = {
+        key: settings.ranges.worker_probe() if key == "source_v4" else _first_host(net)
+        for key in RANGE_KEYS
+        if (net := getattr(settings.ranges, key)).version == 4
+    }
+    answers = _lookup_v4(snapshot, tuple(probes.values())) if probes else ()
+    found = dict(zip(probes, answers, strict=True))
     out = []
     for key in RANGE_KEYS:
         net = getattr(settings.ranges, key)
-        probe = settings.ranges.worker_probe() if key == "source_v4" else _first_host(net)
-        route, device = (
-            _lookup_v4(snapshot, probe) if net.version == 4 else _lookup_v6(snapshot, probe)
-        )
+        route, device = found[key] if key in found else _lookup_v6(snapshot, _first_host(net))
         present = route is not None and route not in DEFAULT_ROUTES
         out.append(RangeState(key, str(net), present, device))
     return tuple(out)
@@ -115,9 +120,13 @@ def _first_host(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     return str(net.network_address + 1)
 
 
-def _lookup_v4(snapshot: Snapshot, address: str) -> tuple[str | None, str | None]:
-    decision = route_get(snapshot, Packet(dst=address), trace=False)
-    return (decision.route, decision.dev) if decision.ok else (None, None)
+def _lookup_v4(
+    snapshot: Snapshot, addresses: tuple[str, ...]
+) -> list[tuple[str | None, str | None]]:
+    decisions = route_many(
+        Fib.from_snapshot(snapshot), [FlowKey(dst=a) for a in addresses], trace=False
+    )
+    return [(d.route, d.dev) if d.ok else (None, None) for d in decisions]
 
 
 def _lookup_v6(snapshot: Snapshot, address: str) -> tuple[str | None, str | None]:

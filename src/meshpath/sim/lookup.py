@@ -1,0 +1,139 @@
+"""What the IPv4 and IPv6 FIBs share: a lookup's result, the errnos of route types and rule
+actions, and the texts of rules, routes and hits that steps show.
+
+Kept apart from :mod:`meshpath.sim.fib` and :mod:`meshpath.sim.fib6` so both import it and
+neither imports the other's lookup code.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+from meshpath.sim.values import Step
+from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Route, Rule
+
+# fib_props[type].error: the errno a route of that type ends a table lookup with.
+ROUTE_TYPE_ERRORS: Final = {
+    "throw": "EAGAIN",
+    "unreachable": "EHOSTUNREACH",
+    "prohibit": "EACCES",
+    "blackhole": "EINVAL",
+}
+# fib4_rule_action: what a rule's own action returns.
+RULE_ACTION_ERRORS: Final = {
+    "blackhole": "EINVAL",
+    "unreachable": "ENETUNREACH",
+    "prohibit": "EACCES",
+}
+
+
+class Hit(NamedTuple):
+    """A successful table lookup: the route, its prefix length and the chosen nexthop."""
+
+    route: Route
+    plen: int
+    table: int
+    dev: str | None
+    gateway: str | None
+    multipath: bool
+
+
+class LookupResult(NamedTuple):
+    """What ``fib_lookup`` returns: an errno name or a hit, and the deciding rule."""
+
+    error: str | None
+    hit: Hit | None
+    rule: int | None
+
+
+def describe_rule(rule: Rule) -> str:
+    """The rule as ``ip rule`` prints it (enough to recognise it)."""
+    parts = [f"{rule.priority}:"]
+    if rule.invert:
+        parts.append("not")
+    parts.append(f"from {rule.src or 'all'}")
+    parts.extend(_selector_texts(rule))
+    parts.append(_rule_action_text(rule))
+    if rule.suppress_prefixlength is not None:
+        parts.append(f"suppress_prefixlength {rule.suppress_prefixlength}")
+    if rule.suppress_ifgroup is not None:
+        parts.append(f"suppress_ifgroup {rule.suppress_ifgroup}")
+    return " ".join(parts)
+
+
+def _selector_texts(rule: Rule) -> list[str]:
+    parts = [
+        f"{key} {value}"
+        for key, value in (("to", rule.dst), ("iif", rule.iif), ("oif", rule.oif))
+        if value
+    ]
+    if rule.fwmark is not None:
+        mask = f"/{rule.fwmask:#x}" if rule.fwmask not in (None, 0xFFFFFFFF) else ""
+        parts.append(f"fwmark {rule.fwmark:#x}{mask}")
+    if rule.tos:
+        parts.append(f"tos {rule.tos:#x}")
+    if rule.ipproto:
+        parts.append(f"ipproto {rule.ipproto}")
+    for key, rng in (("sport", rule.sport), ("dport", rule.dport), ("uidrange", rule.uidrange)):
+        if rng:
+            parts.append(f"{key} {rng.start}-{rng.end}")
+    if rule.l3mdev:
+        parts.append("l3mdev")
+    return parts
+
+
+def _rule_action_text(rule: Rule) -> str:
+    if rule.action == "lookup":
+        return f"lookup {table_name(rule.table or 0)}"
+    if rule.action == "goto":
+        return f"goto {rule.goto}"
+    return rule.action
+
+
+_TABLE_NAMES: Final = {TABLE_LOCAL: "local", TABLE_MAIN: "main", TABLE_DEFAULT: "default"}
+
+
+def table_name(table: int) -> str:
+    return _TABLE_NAMES.get(table) or str(table)
+
+
+def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
+    if steps is not None:
+        steps.append(Step(kind, detail, reason))
+
+
+def route_step(table: int, route: Route, reason: str) -> Step:
+    return Step("route", f"table {table_name(table)}: {route_text(route)}", reason)
+
+
+def route_text(route: Route) -> str:
+    """The route roughly as ``ip route`` prints it."""
+    parts = [] if route.type == "unicast" else [route.type]
+    parts.append("default" if route.dst == "0.0.0.0/0" else route.dst)
+    if route.gateway:
+        parts.append(f"via {route.gateway}")
+    if route.dev:
+        parts.append(f"dev {route.dev}")
+    if route.metric:
+        parts.append(f"metric {route.metric}")
+    for nh in route.nexthops:
+        parts.append(f"nexthop via {nh.gateway or '-'} dev {nh.dev}")
+    parts.extend(f for f in route.flags if f in ("linkdown", "dead"))
+    return " ".join(parts)
+
+
+def hit_text(hit: Hit) -> str:
+    """A table hit as a step shows it: the route, its table, the nexthop taken."""
+    route = hit.route
+    if (
+        route.gateway and route.dev and route.type == "unicast" and route.dst != "0.0.0.0/0"
+        and not (route.metric or route.nexthops or route.flags)
+    ):  # fmt: skip
+        # The commonest route (a first hit texts it): one f-string, the same text as below
+        # (no nexthops, so the hit's dev and gateway are the route's).
+        return (
+            f"route {route.dst} via {route.gateway} dev {route.dev} "
+            f"(table {table_name(hit.table)}) -> dev {route.dev} via {route.gateway}"
+        )
+    via = f" via {hit.gateway}" if hit.gateway else ""
+    return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"

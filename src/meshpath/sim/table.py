@@ -1,0 +1,161 @@
+"""Routing tables compiled for lookups: a dict per prefix length and, per /16, the prefix
+lengths present under it, so a lookup probes only lengths that exist there. Routes are kept
+as the Snapshot's own objects (an entry is one Route, or a prefix's aliases in the kernel's
+order). Built once per Fib (:mod:`meshpath.sim.fib`); never changed afterwards.
+"""
+
+from __future__ import annotations
+
+from meshpath.sim.addr import MASKS, OCTETS
+from meshpath.state import TABLE_LOCAL, TABLE_MAIN, Route
+
+Entry = Route | tuple[Route, ...]
+
+
+class RouteTable:
+    """One routing table: a dict per prefix length and the lengths present per /16."""
+
+    __slots__ = ("aliases", "buckets", "by_len", "short", "table")
+
+    def __init__(self, table: int) -> None:
+        self.table = table
+        self.by_len: list[dict[int, Entry]] = [{} for _ in range(33)]
+        self.buckets: dict[int, tuple[int, ...]] = {}
+        self.short: tuple[int, ...] = ()
+        # (plen, net) -> every route of that prefix in insertion order, while building;
+        # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
+        self.aliases: dict[tuple[int, int], list[Route]] = {}
+
+    def add(self, net: int, plen: int, route: Route) -> None:
+        """Index one route (call :meth:`freeze` after the last)."""
+        level = self.by_len[plen]
+        old = level.setdefault(net, route)
+        if old is not route:
+            self.alias(plen, net, old, route)
+
+    def alias(self, plen: int, net: int, old: Entry, route: Route) -> None:
+        """Another route for a prefix that has one: kept in order until :meth:`freeze`."""
+        found = self.aliases.get((plen, net))
+        if found is None:
+            self.aliases[(plen, net)] = [*_routes_of(old), route]
+            # A tuple marks the prefix as aliased: from now on every route is appended,
+            # even the very object stored first (as when each insert built the tuple).
+            self.by_len[plen][net] = (route,)
+        else:
+            found.append(route)
+
+    def freeze(self) -> RouteTable:
+        """Sort each prefix's aliases once, then record per /16 which prefix lengths >= 16
+        exist under it (longest first)."""
+        for (plen, net), routes in self.aliases.items():
+            self.by_len[plen][net] = _ordered(routes)
+        self.aliases = {}
+        buckets: dict[int, list[int]] = {}
+        for plen in range(32, 15, -1):
+            level = self.by_len[plen]
+            if not level:
+                continue
+            for top in {net >> 16 for net in level}:
+                got = buckets.get(top)
+                if got is None:
+                    buckets[top] = [plen]
+                else:
+                    got.append(plen)
+        # Each bucket lists every length to probe there (its long ones, then the short ones),
+        # so a lookup makes no new tuple; a /16 without long prefixes probes ``short``.
+        self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
+        self.buckets = {top: (*plens, *self.short) for top, plens in buckets.items()}
+        return self
+
+    @classmethod
+    def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
+        """A table from (network, prefix length, route) triples."""
+        self = cls(table)
+        for net, plen, route in routes:
+            self.add(net, plen, route)
+        return self.freeze()
+
+    def __len__(self) -> int:
+        return sum(
+            len(e) if isinstance(e, tuple) else 1 for level in self.by_len for e in level.values()
+        )
+
+
+def merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
+    # Local before main for one prefix: build from local-first order and keep it stable
+    # (sorted() is stable; the per-table order key then applies within each table).
+    table = RouteTable(TABLE_MAIN)
+    groups: dict[tuple[int, int], list[Route]] = {}
+    for net, plen, route in triples:
+        groups.setdefault((plen, net), []).append(route)
+    built = RouteTable.build(TABLE_MAIN, [(net, plen, rs[0]) for (plen, net), rs in groups.items()])
+    for (plen, net), rs in groups.items():
+        local = sorted((r for r in rs if r.table == TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
+        main = sorted((r for r in rs if r.table != TABLE_LOCAL), key=lambda r: (-r.tos, r.metric))
+        both = (*local, *main)
+        built.by_len[plen][net] = both if len(both) > 1 else both[0]
+    table.by_len, table.buckets, table.short = built.by_len, built.buckets, built.short
+    return table
+
+
+def index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
+    """Every IPv4 route indexed in one pass, the dotted quad parsed inline (the hot loop of a
+    1M-route build). The text is cut with ``find`` and slices, which make only strings: a
+    ``split`` list or ``partition`` tuple per route would be a tracked container, and a
+    million of them trigger cyclic-GC passes that walk the whole snapshot (a third of the
+    build) -- avoided here without touching the interpreter's GC settings."""
+    tables: dict[int, RouteTable] = {}
+    masks, octets = MASKS, OCTETS
+    table = RouteTable(-1)
+    last_id, levels = -1, table.by_len  # routes come grouped by table: skip lookups
+    for route in routes:
+        if route.family != 4:
+            continue
+        if route.table != last_id:
+            got = tables.get(route.table)
+            if got is None:
+                got = tables[route.table] = RouteTable(route.table)
+            table, last_id, levels = got, route.table, got.by_len
+        dst = route.dst
+        d1 = dst.find(".")
+        d2 = dst.find(".", d1 + 1)
+        d3 = dst.find(".", d2 + 1)
+        slash = dst.find("/", d3 + 1)
+        if d1 < 0 or d2 < 0 or d3 < 0:
+            raise ValueError(f"not an IPv4 prefix: {dst!r}")
+        if slash < 0:
+            plen, last = 32, dst[d3 + 1 :]
+        else:  # "a.b.c.d/" reads as /32, as partition did
+            plen_text, last = dst[slash + 1 :], dst[d3 + 1 : slash]
+            plen = octets[plen_text] if plen_text else 32
+        net = (
+            (octets[dst[:d1]] << 24) | (octets[dst[d1 + 1 : d2]] << 16)
+            | (octets[dst[d2 + 1 : d3]] << 8) | octets[last]
+        ) & masks[plen]  # fmt: skip
+        level = levels[plen]
+        old = level.setdefault(net, route)
+        if old is not route:
+            table.alias(plen, net, old, route)
+    for table in tables.values():
+        table.freeze()
+    return tables
+
+
+def fine_blocks(tables: dict[int, RouteTable], prefixes: list[tuple[int, int]]) -> frozenset[int]:
+    """The /24 blocks holding a prefix longer than /24 (in any table, or among ``prefixes``,
+    the rules' ``to`` selectors). Everywhere else a lookup cannot tell the addresses of one
+    /24 apart: each probe masks the address to /24 or less."""
+    blocks = {net >> 8 for table in tables.values() for plen in range(25, 33)
+              for net in table.by_len[plen]}  # fmt: skip
+    blocks.update(net >> 8 for net, plen in prefixes if plen > 24)
+    return frozenset(blocks)
+
+
+def _ordered(routes: list[Route]) -> tuple[Route, ...]:
+    """Same prefix: the kernel keeps a leaf's aliases TOS-specific first, then by metric
+    (a stable sort: equal keys stay in insertion order, as the kernel appends them)."""
+    return tuple(sorted(routes, key=lambda r: (-r.tos, r.metric)))
+
+
+def _routes_of(entry: Entry) -> tuple[Route, ...]:
+    return entry if isinstance(entry, tuple) else (entry,)
