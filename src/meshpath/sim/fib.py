@@ -273,6 +273,13 @@ class Fib:
     def dev_conf(self, dev: str) -> Ipv4Conf:
         return self.conf.get(dev) or self.conf.get("default") or _DEFAULT_CONF
 
+    def forwarding(self, dev: str) -> int:
+        """IN_DEV_FORWARD: the device's own ``forwarding`` (the ingress device's gates)."""
+        found = self._orconf.get((dev, "dev:forwarding"))
+        if found is None:
+            found = self._orconf.put((dev, "dev:forwarding"), int(self.dev_conf(dev).forwarding))
+        return found
+
     def orconf(self, dev: str, key: str) -> int:
         """IN_DEV_ORCONF: set if set for ``all`` or for the device."""
         found = self._orconf.get((dev, key))

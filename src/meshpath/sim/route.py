@@ -27,7 +27,6 @@ from meshpath.sim.addr import (
     is_multicast,
     is_zeronet,
 )
-from meshpath.sim.addr6 import is_v6
 from meshpath.sim.fib import Failure, Fib, Flow
 from meshpath.sim.lookup import Hit, LookupResult, note
 from meshpath.sim.multipath import LegInput, predict
@@ -50,7 +49,7 @@ def route_packet(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
 
     ``trace=False`` skips recording the steps (same decision, about 1.5x faster). An IPv6
     destination goes to the IPv6 model (:mod:`meshpath.sim.route6`)."""
-    if is_v6(packet.dst):
+    if ":" in packet.dst:  # is_v6, inline: every query asks
         return route_packet6(fib.v6, packet, trace=trace)
     if packet.iif is None:
         return route_output(fib, packet, trace=trace)
@@ -74,7 +73,7 @@ def _ifindex(fib: Fib, dev: str, what: str) -> int:
 def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_input_slow``: route a packet that arrived on ``packet.iif``."""
     dev = packet.iif or "lo"
-    iif = _ifindex(fib, dev, "iif")
+    iif = fib.ifindex.get(dev) or _ifindex(fib, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     steps: list[Step] | None = [] if trace else None
     if is_multicast(daddr):
@@ -82,12 +81,11 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     martian = check_martians(fib, dev, saddr, daddr, steps, packet)
     if martian is not None:
         return _failed(packet, steps, martian)
-    dissect = fib.fldissect
-    fl = Flow(
-        daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos,
-        proto=packet.proto if dissect else 0, sport=packet.sport if dissect else 0,
-        dport=packet.dport if dissect else 0,
-    )  # fmt: skip
+    if fib.fldissect:
+        fl = Flow(daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos, proto=packet.proto,
+                  sport=packet.sport, dport=packet.dport)  # fmt: skip
+    else:
+        fl = Flow(daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos)
     res = fib.fib_lookup(fl, steps)
     if res.error is not None or res.hit is None:
         return _input_error(fib, packet, dev, res, steps)
@@ -133,7 +131,7 @@ def _input_error(
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
     if error == "ENETUNREACH" and res.rule is not None:
         outcome = v.UNREACHABLE  # an `unreachable` rule, not a missing route
-    if not fib.dev_conf(dev).forwarding:
+    if not fib.forwarding(dev):
         note(steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "EHOSTUNREACH")
         error = "EHOSTUNREACH"
     return Decision(
@@ -160,7 +158,7 @@ def _input_hit(
             return _failed(packet, steps, failure, res)
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
         return _decision(packet, steps, outcome, res, dev="lo", gateway=None)
-    if not fib.dev_conf(dev).forwarding:
+    if not fib.forwarding(dev):
         note(
             steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH"
         )
@@ -177,8 +175,12 @@ def _forward(
     fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
 ) -> Decision:
     """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
-    assert res.hit is not None
-    hit, legs, leg_by = pick_leg(fib, res.hit, packet, fl.saddr, 0, steps)
+    hit = res.hit
+    assert hit is not None
+    legs: tuple[Leg, ...] = ()
+    leg_by: str | None = None
+    if hit.route.nexthops:
+        hit, legs, leg_by = pick_leg(fib, hit, packet, fl.saddr, 0, steps)
     dropped: tuple[Leg, ...] = ()
     if leg_by == v.LEG_BY_UNKNOWN:
         legs, dropped = _legs_past_rp_filter(fib, fl, dev, legs)
@@ -191,7 +193,7 @@ def _forward(
     if dropped:
         shown = ", ".join(f"dev {leg.dev}" for leg in dropped)
         note(steps, "rp_filter", f"legs {shown}", "a flow hashed onto these is dropped")
-    gateway = _on_link(fib, hit, steps)
+    gateway = hit.gateway and _on_link(fib, hit, steps)
     decision = _decision(
         packet, steps, v.FORWARD, res if hit is res.hit else res._replace(hit=hit), dev=hit.dev,
         gateway=gateway, legs=legs, leg_by=leg_by,
