@@ -105,8 +105,23 @@ def _legs(rng: random.Random) -> str:
     return " ".join(parts)
 
 
-def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
-    parts = [f"rule add pref {prio}", *_selectors(rng)]
+@dataclass(frozen=True)
+class Family:
+    """What the two families' states differ in; everything else is drawn the same way (and
+    in the same order) by :func:`build` for both."""
+
+    addr_line: Callable[[str], str]  # dev -> `addr add ...`
+    route: Callable[[random.Random, set[str]], str]
+    prefix: Callable[[random.Random], str]
+    lookups: tuple[str, ...]  # tables a rule may look up
+    suppress: tuple[int, ...]  # suppress_prefixlength values
+    sysctls: Callable[[random.Random], list[str]]
+    query: Callable[[random.Random], str]
+    tos: bool = True  # rules may select on tos (v6 rules: dsfield, not drawn)
+
+
+def rule_line(rng: random.Random, prio: int, prios: list[int], family: Family) -> str:
+    parts = [f"rule add pref {prio}", *selectors(rng, family)]
     action = rng.random()
     later = [p for p in prios if p > prio]
     if action < 0.08 and later:
@@ -116,9 +131,9 @@ def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
     elif action < 0.16:
         parts.append(rng.choice(("blackhole", "unreachable", "prohibit")))
     else:
-        parts.append(f"lookup {rng.choice((*TABLES, '103'))}")
+        parts.append(f"lookup {rng.choice(family.lookups)}")
         if rng.random() < 0.25:
-            parts.append(f"suppress_prefixlength {rng.choice((0, 8, 16, 24))}")
+            parts.append(f"suppress_prefixlength {rng.choice(family.suppress)}")
     return " ".join(parts)
 
 
@@ -132,48 +147,56 @@ def _fwmark(rng: random.Random) -> str:
     return f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else "")
 
 
+Selector = Callable[[random.Random, Family], str]
 # (probability, selector text) for `ip rule add`, drawn in this order.
-SELECTORS: tuple[tuple[float, Callable[[random.Random], str]], ...] = (
-    (0.15, lambda rng: "not"),
-    (0.3, lambda rng: f"from {_prefix(rng)}"),
-    (0.3, lambda rng: f"to {_prefix(rng)}"),
-    (0.3, lambda rng: f"iif {rng.choice((*DEVICES, 'lo'))}"),
-    (0.08, lambda rng: f"oif {rng.choice(DEVICES)}"),
-    (0.06, lambda rng: f"tos {rng.choice(TOS):#x}"),
-    (0.12, lambda rng: f"ipproto {rng.choice(('tcp', 'udp'))}"),
-    (0.12, _port_range),
-    (0.08, lambda rng: f"uidrange {rng.choice(('0-0', '1000-2000'))}"),
-    (0.3, _fwmark),
+SELECTORS: tuple[tuple[float, Selector], ...] = (
+    (0.15, lambda rng, f: "not"),
+    (0.3, lambda rng, f: f"from {f.prefix(rng)}"),
+    (0.3, lambda rng, f: f"to {f.prefix(rng)}"),
+    (0.3, lambda rng, f: f"iif {rng.choice((*DEVICES, 'lo'))}"),
+    (0.08, lambda rng, f: f"oif {rng.choice(DEVICES)}"),
+    (0.06, lambda rng, f: f"tos {rng.choice(TOS):#x}"),
+    (0.12, lambda rng, f: f"ipproto {rng.choice(('tcp', 'udp'))}"),
+    (0.12, lambda rng, f: _port_range(rng)),
+    (0.08, lambda rng, f: f"uidrange {rng.choice(('0-0', '1000-2000'))}"),
+    (0.3, lambda rng, f: _fwmark(rng)),
 )
+_TOS_SELECTOR = 5
 
 
-def _selectors(rng: random.Random) -> list[str]:
-    return [make(rng) for chance, make in SELECTORS if rng.random() < chance]
+def selectors(rng: random.Random, family: Family) -> list[str]:
+    offered = [s for i, s in enumerate(SELECTORS) if family.tos or i != _TOS_SELECTOR]
+    return [make(rng, family) for chance, make in offered if rng.random() < chance]
 
 
-def build_state(seed: int, queries: int) -> State:
+def build(seed: int, queries: int, family: Family) -> State:
+    """A state of ``family``: the links (vb2 stays down so va2 has no carrier: its routes
+    are linkdown, as tn0's are), addresses, routes, rules, sysctls and queries."""
     rng = random.Random(seed)
     st = State(seed)
     for a, b in VETH:
         st.setup.append(f"link add {a} type veth peer name {b}")
     st.setup.append(f"tuntap add dev {TUN} mode tun")
     for dev in DEVICES:
-        st.setup.append(f"addr add {ADDRS[dev]} dev {dev}")
-        # vb2 stays down so va2 has no carrier: its routes are linkdown (as tn0's are).
+        st.setup.append(family.addr_line(dev))
         if dev != "vb2":
             st.setup.append(f"link set {dev} up")
     defaults: set[str] = set()
-    routes = [_route(rng, defaults) for _ in range(rng.randrange(150, 350))]
+    routes = [family.route(rng, defaults) for _ in range(rng.randrange(150, 350))]
     if rng.random() > 0.12:  # a few states keep the default rules only
         prios = sorted(rng.sample(range(1, 32000), rng.randrange(1, 14)))
-        st.setup.extend(_rule(rng, p, prios) for p in prios)
-    # A gateway is resolved when its route is added (fib_check_nh_v4_gw), through the rules
-    # and the link/host-scope routes of that moment: add those first, gateway routes last,
-    # so the final state explains every gateway (as it does on a host built the usual way).
+        st.setup.extend(rule_line(rng, p, prios, family) for p in prios)
+    # A gateway is resolved when its route is added (fib_check_nh_v4_gw; IPv6 wants it
+    # reachable), through the rules and the link/host-scope routes of that moment: add
+    # those first, gateway routes last, so the final state explains every gateway.
     st.setup.extend(sorted(routes, key=lambda line: " via " in line))
-    st.sysctls = _sysctls(rng)
-    st.queries = [_query(rng) for _ in range(queries)]
+    st.sysctls = family.sysctls(rng)
+    st.queries = [family.query(rng) for _ in range(queries)]
     return st
+
+
+def build_state(seed: int, queries: int) -> State:
+    return build(seed, queries, V4)
 
 
 def _sysctls(rng: random.Random) -> list[str]:
@@ -281,3 +304,14 @@ def _kernel_answer(route: dict[str, object]) -> Answer:
         gateway=str(route["gateway"]) if "gateway" in route else None,
         table=tid if tid is not None else int(table),
     )
+
+
+V4 = Family(
+    addr_line=lambda dev: f"addr add {ADDRS[dev]} dev {dev}",
+    route=_route,
+    prefix=_prefix,
+    lookups=(*TABLES, "103"),
+    suppress=(0, 8, 16, 24),
+    sysctls=_sysctls,
+    query=_query,
+)

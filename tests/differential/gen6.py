@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable
 
-from tests.differential.gen import State
+from tests.differential.gen import DEVICES, TABLES, Family, State, build
 
-VETH = (("va0", "vb0"), ("va1", "vb1"), ("va2", "vb2"))
-TUN = "tn0"
-DEVICES = ("va0", "vb0", "va1", "vb1", "va2", "vb2", TUN)
 SUBNET = {dev: n for n, dev in enumerate(DEVICES)}  # dev -> N of fd00:N::/64
-TABLES = ("main", "100", "101", "102")
 MARKS = (0, 0x1, 0x100CF, 0x2A, 0xFF00)
 ANCHORS = (
     "2001:db8::", "2001:db8:1::", "2606:4700:cf1:5000::", "2606:4700:cf1:1000::",
@@ -74,70 +69,8 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
     return head.format("") + f" dev {dev}"
 
 
-def _rule(rng: random.Random, prio: int, prios: list[int]) -> str:
-    parts = [f"rule add pref {prio}", *_selectors(rng)]
-    action = rng.random()
-    later = [p for p in prios if p > prio]
-    if action < 0.08 and later:
-        parts.append(f"goto {rng.choice(later)}")
-    elif action < 0.12:
-        parts.append("nop")
-    elif action < 0.16:
-        parts.append(rng.choice(("blackhole", "unreachable", "prohibit")))
-    else:
-        parts.append(f"lookup {rng.choice((*TABLES, 'local', 'default', '103'))}")
-        if rng.random() < 0.25:
-            parts.append(f"suppress_prefixlength {rng.choice((0, 32, 48, 64))}")
-    return " ".join(parts)
-
-
-def _port_range(rng: random.Random) -> str:
-    low = rng.choice((0, 22, 1000))
-    return f"{rng.choice(('sport', 'dport'))} {low}-{low + rng.choice((0, 100))}"
-
-
-def _fwmark(rng: random.Random) -> str:
-    mark = rng.choice(MARKS[1:])
-    return f"fwmark {mark:#x}" + (f"/{0xFF:#x}" if rng.random() < 0.3 else "")
-
-
-SELECTORS: tuple[tuple[float, Callable[[random.Random], str]], ...] = (
-    (0.15, lambda rng: "not"),
-    (0.3, lambda rng: f"from {_prefix(rng)}"),
-    (0.3, lambda rng: f"to {_prefix(rng)}"),
-    (0.3, lambda rng: f"iif {rng.choice((*DEVICES, 'lo'))}"),
-    (0.08, lambda rng: f"oif {rng.choice(DEVICES)}"),
-    (0.12, lambda rng: f"ipproto {rng.choice(('tcp', 'udp'))}"),
-    (0.12, _port_range),
-    (0.08, lambda rng: f"uidrange {rng.choice(('0-0', '1000-2000'))}"),
-    (0.3, _fwmark),
-)
-
-
-def _selectors(rng: random.Random) -> list[str]:
-    return [make(rng) for chance, make in SELECTORS if rng.random() < chance]
-
-
 def build_state6(seed: int, queries: int) -> State:
-    rng = random.Random(seed)
-    st = State(seed)
-    for a, b in VETH:
-        st.setup.append(f"link add {a} type veth peer name {b}")
-    st.setup.append(f"tuntap add dev {TUN} mode tun")
-    for dev in DEVICES:
-        st.setup.append(f"addr add {_addr(dev)}/64 dev {dev} nodad")
-        if dev != "vb2":
-            st.setup.append(f"link set {dev} up")
-    defaults: set[str] = set()
-    routes = [_route(rng, defaults) for _ in range(rng.randrange(150, 350))]
-    if rng.random() > 0.12:  # a few states keep the default rules only
-        prios = sorted(rng.sample(range(1, 32000), rng.randrange(1, 14)))
-        st.setup.extend(_rule(rng, p, prios) for p in prios)
-    # A gateway must be reachable when its route is added: on-link routes first.
-    st.setup.extend(sorted(routes, key=lambda line: " via " in line))
-    st.sysctls = _sysctls(rng)
-    st.queries = [_query(rng) for _ in range(queries)]
-    return st
+    return build(seed, queries, V6)
 
 
 def pre_sysctls() -> list[str]:
@@ -183,3 +116,15 @@ def _query(rng: random.Random) -> str:
     if rng.random() < 0.35:
         src = f" from {rng.choice((_ip(rng), _addr(rng.choice(DEVICES))))}"
     return f"route get {_dst(rng, output=True)}{src}{tail}"
+
+
+V6 = Family(
+    addr_line=lambda dev: f"addr add {_addr(dev)}/64 dev {dev} nodad",
+    route=_route,
+    prefix=_prefix,
+    lookups=(*TABLES, "local", "default", "103"),
+    suppress=(0, 32, 48, 64),
+    sysctls=_sysctls,
+    query=_query,
+    tos=False,
+)

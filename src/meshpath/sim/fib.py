@@ -35,14 +35,17 @@ from meshpath.sim import values as v
 from meshpath.sim.addr import MASKS, int_to_ip, ip_to_int, parse_prefix
 from meshpath.sim.fib6 import Fib6
 from meshpath.sim.lookup import (
+    LOOKUP,
     ROUTE_TYPE_ERRORS,
-    RULE_ACTION_ERRORS,
     Hit,
     LookupResult,
     describe_rule,
+    devices,
+    goto_targets,
     hit_text,
     note,
     route_step,
+    rule_action,
     table_name,
 )
 from meshpath.sim.table import Entry, RouteTable, fine_blocks, index_routes, merge_keep_order
@@ -51,7 +54,6 @@ from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Rou
 from meshpath.state.model import SCOPE_LINK
 from meshpath.state.validate import check_rule_goto
 
-LOOPBACK_IFINDEX: Final = 1
 # fib_dscp_masked_match: rules and routes compare the packet's TOS under the legacy mask.
 LEGACY_TOS_MASK: Final = 0x1C
 UID_ROOT: Final = 0
@@ -173,7 +175,7 @@ def _prefix_and_mask(cidr: str | None) -> tuple[int, int]:
 def match_rule(r: CompiledRule, fl: Flow) -> bool:
     """``fib_rule_match`` then ``fib4_rule_match``; ``not`` inverts the whole answer.
 
-    iif/oif compare ifindexes (``iif lo`` is LOOPBACK_IFINDEX: locally generated), fwmark
+    iif/oif compare ifindexes (``iif lo``: locally generated), fwmark
     is ``(mark ^ fwmark) & mask``, the uid range defaults to all uids, an ``l3mdev`` rule
     matches only VRF slaves (none here), then from/to prefixes, tos, ipproto and ports.
     """
@@ -200,19 +202,12 @@ class Fib:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.ifindex = {link.name: link.index for link in snapshot.links}
-        self.ifname = {link.index: link.name for link in snapshot.links}
+        self.ifindex, self.ifname, self.loopback, self.local_addrs, self.dev_addrs = devices(
+            snapshot, 4, ip_to_int
+        )
         self.ifgroup = {link.name: link.group for link in snapshot.links}
-        self.loopback = self.ifindex.get("lo", LOOPBACK_IFINDEX)
         self.conf = snapshot.sysctls.ipv4
         self.all_conf = self.conf.get("all", _DEFAULT_CONF)
-        self.local_addrs: dict[int, str] = {}
-        self.dev_addrs: dict[str, list[int]] = {}
-        for addr in snapshot.addresses:
-            if addr.family == 4:
-                value = ip_to_int(addr.local)
-                self.local_addrs.setdefault(value, addr.dev)
-                self.dev_addrs.setdefault(addr.dev, []).append(value)
         self.tables = index_routes(snapshot.routes)
         self.rules = _compile_rules(snapshot.rules, self.ifindex)
         for r in self.rules:  # resolved once: the tables never change
@@ -430,21 +425,10 @@ class Fib:
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
-        text = r.text
-        if r.action == "goto":
-            if r.goto_index is None:
-                note(steps, "rule", text, "goto target missing: rule ignored")
-                return None
-            note(steps, "rule", text, f"matched: goto {r.rule.goto}")
-            return r.goto_index
-        if r.action == "nop":
-            note(steps, "rule", text, "matched: nop, continue")
-            return None
-        if r.action in RULE_ACTION_ERRORS:
-            error = RULE_ACTION_ERRORS[r.action]
-            note(steps, "rule", text, f"matched: {r.action} ({error})")
-            return LookupResult(error, None, r.priority)
-        return self._rule_lookup(r, fl, steps, linkstate, text)
+        outcome = rule_action(r.rule, r.goto_index, r.text, steps)
+        if outcome == LOOKUP:
+            return self._rule_lookup(r, fl, steps, linkstate, r.text)
+        return outcome
 
     def _rule_lookup(
         self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
@@ -694,12 +678,8 @@ def _compile_rules(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[Co
         if problem is not None:
             raise SnapshotError(f"snapshot: rule {describe_rule(rule)!r}: {problem}")
     compiled = tuple(CompiledRule(r, ifindex) for r in ordered)
-    for c in compiled:
-        if c.action == "goto" and c.rule.goto is not None:
-            # ctarget: the first rule whose priority equals the goto target.
-            c.goto_index = next(
-                (i for i, t in enumerate(compiled) if t.priority == c.rule.goto), None
-            )
+    for c, target in zip(compiled, goto_targets(ordered), strict=True):
+        c.goto_index = target
     return compiled
 
 

@@ -32,20 +32,22 @@ from typing import Final
 from meshpath.errors import SnapshotError
 from meshpath.sim.addr6 import MASKS6, ip6_to_int, parse_prefix6
 from meshpath.sim.lookup import (
+    LOOKUP,
     ROUTE_TYPE_ERRORS,
-    RULE_ACTION_ERRORS,
     Hit,
     LookupResult,
     describe_rule,
+    devices,
+    goto_targets,
     hit_text,
     note,
     route_text,
+    rule_action,
     table_name,
 )
 from meshpath.sim.values import Step
 from meshpath.state import TABLE_LOCAL, TABLE_MAIN, Ipv6Conf, Route, Rule, Snapshot
 
-LOOPBACK_IFINDEX: Final = 1
 INVALID_UID: Final = 0xFFFFFFFF  # the uid of a forwarded packet's flow (inet6_rtm_getroute)
 DSCP_MASK: Final = 0xFC
 # ip -6 rule on a fresh namespace: no rule for table default.
@@ -174,18 +176,11 @@ class Fib6:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.ifindex = {link.name: link.index for link in snapshot.links}
-        self.ifname = {link.index: link.name for link in snapshot.links}
-        self.loopback = self.ifindex.get("lo", LOOPBACK_IFINDEX)
+        self.ifindex, self.ifname, self.loopback, self.local_addrs, self.dev_addrs = devices(
+            snapshot, 6, ip6_to_int
+        )
         self.conf = snapshot.sysctls.ipv6
         self.all_conf = self.conf.get("all", _DEFAULT_CONF)
-        self.local_addrs: dict[int, str] = {}
-        self.dev_addrs: dict[str, list[int]] = {}
-        for addr in snapshot.addresses:
-            if addr.family == 6:
-                value = ip6_to_int(addr.local)
-                self.local_addrs.setdefault(value, addr.dev)
-                self.dev_addrs.setdefault(addr.dev, []).append(value)
         triples: dict[int, list[tuple[int, int, Route]]] = {}
         for route in snapshot.routes:
             if route.family == 6:
@@ -308,21 +303,10 @@ class Fib6:
         self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
-        action = r.rule.action
-        if action == "goto":
-            if r.goto_index is None:
-                note(steps, "rule", r.text, "goto target missing: rule ignored")
-                return None
-            note(steps, "rule", r.text, f"matched: goto {r.rule.goto}")
-            return r.goto_index
-        if action == "nop":
-            note(steps, "rule", r.text, "matched: nop, continue")
-            return None
-        if action in RULE_ACTION_ERRORS:
-            error = RULE_ACTION_ERRORS[action]
-            note(steps, "rule", r.text, f"matched: {action} ({error})")
-            return LookupResult(error, None, r.rule.priority)
-        return self._rule_lookup(r, fl, steps)
+        outcome = rule_action(r.rule, r.goto_index, r.text, steps)
+        if outcome == LOOKUP:
+            return self._rule_lookup(r, fl, steps)
+        return outcome
 
     def _rule_lookup(
         self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
@@ -347,10 +331,8 @@ def _compile_rules6(rules: tuple[Rule, ...], ifindex: dict[str, int]) -> tuple[C
     # Sorted by priority, same priority in insertion order (stable). A snapshot without any
     # v6 rule (IPv6 off, or an old fixture) behaves as a fresh namespace.
     v6 = [r for r in rules if r.family == 6] or list(DEFAULT_RULES6)
-    compiled = tuple(CompiledRule6(r, ifindex) for r in sorted(v6, key=lambda r: r.priority))
-    for c in compiled:
-        if c.rule.action == "goto" and c.rule.goto is not None:
-            c.goto_index = next(
-                (i for i, t in enumerate(compiled) if t.rule.priority == c.rule.goto), None
-            )
+    ordered = sorted(v6, key=lambda r: r.priority)
+    compiled = tuple(CompiledRule6(r, ifindex) for r in ordered)
+    for c, target in zip(compiled, goto_targets(ordered), strict=True):
+        c.goto_index = target
     return compiled

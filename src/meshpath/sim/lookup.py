@@ -7,10 +7,14 @@ neither imports the other's lookup code.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
+from meshpath.errors import BadInputError
 from meshpath.sim.values import Step
-from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Route, Rule
+from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Route, Rule, Snapshot
+
+LOOPBACK_IFINDEX: Final = 1
 
 # fib_props[type].error: the errno a route of that type ends a table lookup with.
 ROUTE_TYPE_ERRORS: Final = {
@@ -137,3 +141,72 @@ def hit_text(hit: Hit) -> str:
         )
     via = f" via {hit.gateway}" if hit.gateway else ""
     return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
+
+
+class Devices(NamedTuple):
+    """A snapshot's devices and one family's addresses, as a FIB looks them up."""
+
+    ifindex: dict[str, int]
+    ifname: dict[int, str]
+    loopback: int
+    local_addrs: dict[int, str]  # address -> the first device holding it
+    dev_addrs: dict[str, list[int]]  # device -> its addresses, in order
+
+
+def devices(snapshot: Snapshot, family: int, parse: Callable[[str], int]) -> Devices:
+    ifindex = {link.name: link.index for link in snapshot.links}
+    local_addrs: dict[int, str] = {}
+    dev_addrs: dict[str, list[int]] = {}
+    for addr in snapshot.addresses:
+        if addr.family == family:
+            value = parse(addr.local)
+            local_addrs.setdefault(value, addr.dev)
+            dev_addrs.setdefault(addr.dev, []).append(value)
+    ifname = {link.index: link.name for link in snapshot.links}
+    return Devices(ifindex, ifname, ifindex.get("lo", LOOPBACK_IFINDEX), local_addrs, dev_addrs)
+
+
+LOOKUP: Final = -1  # rule_action: the rule looks a table up (the family's own step)
+
+
+def rule_action(rule: Rule, goto_index: int | None, text: str,
+                steps: list[Step] | None) -> LookupResult | int | None:  # fmt: skip
+    """``fib_rules_lookup``'s handling of a matching rule that does not look a table up:
+    goto (the index to jump to; a missing target is ignored), nop, and the actions that
+    end the walk with an errno; LOOKUP for a ``lookup TABLE`` rule, None to go on."""
+    action = rule.action
+    if action == "goto":
+        if goto_index is None:
+            note(steps, "rule", text, "goto target missing: rule ignored")
+            return None
+        note(steps, "rule", text, f"matched: goto {rule.goto}")
+        return goto_index
+    if action == "nop":
+        note(steps, "rule", text, "matched: nop, continue")
+        return None
+    if action in RULE_ACTION_ERRORS:
+        error = RULE_ACTION_ERRORS[action]
+        note(steps, "rule", text, f"matched: {action} ({error})")
+        return LookupResult(error, None, rule.priority)
+    return LOOKUP
+
+
+def goto_targets(rules: Sequence[Rule]) -> list[int | None]:
+    """Per rule (sorted by priority), the index a ``goto`` jumps to: ``ctarget``, the first
+    rule whose priority is the target; None for any other rule or a missing target."""
+    first: dict[int, int] = {}
+    for i, rule in enumerate(rules):
+        first.setdefault(rule.priority, i)
+    return [
+        first.get(rule.goto) if rule.action == "goto" and rule.goto is not None else None
+        for rule in rules
+    ]
+
+
+def ifindex_of(ifindex: dict[str, int], dev: str, what: str) -> int:
+    """The device's index; a BadInputError naming it (and the known ones) when absent."""
+    index = ifindex.get(dev)
+    if index is None:
+        known = ", ".join(sorted(ifindex)) or "none"
+        raise BadInputError(f"{what} {dev!r}: no such interface in the snapshot (known: {known})")
+    return index

@@ -17,7 +17,6 @@ from typing import Final
 
 import msgspec
 
-from meshpath.errors import BadInputError
 from meshpath.sim import values as v
 from meshpath.sim.addr import (
     int_to_ip,
@@ -28,7 +27,7 @@ from meshpath.sim.addr import (
     is_zeronet,
 )
 from meshpath.sim.fib import Failure, Fib, Flow
-from meshpath.sim.lookup import Hit, LookupResult, note
+from meshpath.sim.lookup import Hit, LookupResult, ifindex_of, note
 from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
 from meshpath.sim.values import Decision, FlowKey, Leg, Step
@@ -62,18 +61,10 @@ def route_many(fib: Fib, packets: Iterable[FlowKey], *, trace: bool = True) -> l
     return [route_packet(fib, packet, trace=trace) for packet in packets]
 
 
-def _ifindex(fib: Fib, dev: str, what: str) -> int:
-    index = fib.ifindex.get(dev)
-    if index is None:
-        known = ", ".join(sorted(fib.ifindex)) or "none"
-        raise BadInputError(f"{what} {dev!r}: no such interface in the snapshot (known: {known})")
-    return index
-
-
 def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_input_slow``: route a packet that arrived on ``packet.iif``."""
     dev = packet.iif or "lo"
-    iif = fib.ifindex.get(dev) or _ifindex(fib, dev, "iif")
+    iif = fib.ifindex.get(dev) or ifindex_of(fib.ifindex, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     steps: list[Step] | None = [] if trace else None
     if is_multicast(daddr):
@@ -224,7 +215,7 @@ def check_rp_filter(
 def route_output(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
-    oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
+    oif = ifindex_of(fib.ifindex, packet.oif, "oif") if packet.oif else 0
     steps: list[Step] | None = [] if trace else None
     early = _output_source_checks(fib, packet, saddr, oif, steps)
     if early is not None:

@@ -33,7 +33,7 @@ from meshpath.sim.addr6 import (
     need_strict,
 )
 from meshpath.sim.fib6 import INVALID_UID, Fib6, Flow6
-from meshpath.sim.lookup import LookupResult, note
+from meshpath.sim.lookup import LookupResult, ifindex_of, note
 from meshpath.sim.values import Decision, FlowKey, Step
 
 ERROR_OUTCOMES: Final = {
@@ -52,14 +52,6 @@ def route_packet6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision
     return route_input6(fib, packet, trace=trace)
 
 
-def _ifindex(fib: Fib6, dev: str, what: str) -> int:
-    index = fib.ifindex.get(dev)
-    if index is None:
-        known = ", ".join(sorted(fib.ifindex)) or "none"
-        raise BadInputError(f"{what} {dev!r}: no such interface in the snapshot (known: {known})")
-    return index
-
-
 def _addresses(packet: FlowKey) -> tuple[int, int]:
     if packet.src is not None and ":" not in packet.src:
         raise BadInputError(f"from {packet.src!r}: an IPv6 destination needs an IPv6 source")
@@ -69,7 +61,7 @@ def _addresses(packet: FlowKey) -> tuple[int, int]:
 def route_input6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     """A packet that arrived on ``packet.iif``: ip6_rcv_core, the lookup, ip6_forward."""
     dev = packet.iif or "lo"
-    iif = _ifindex(fib, dev, "iif")
+    iif = ifindex_of(fib.ifindex, dev, "iif")
     daddr, saddr = _addresses(packet)
     steps: list[Step] | None = [] if trace else None
     martian = check_martians6(fib, dev, saddr, daddr, steps, packet)
@@ -148,7 +140,7 @@ def route_output6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision
     """``ip6_route_output_flags``: a locally generated packet. An ``oif`` without a source
     (and a link-local/multicast/loopback destination) makes the lookup strict."""
     daddr, saddr = _addresses(packet)
-    oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
+    oif = ifindex_of(fib.ifindex, packet.oif, "oif") if packet.oif else 0
     steps: list[Step] | None = [] if trace else None
     fl = Flow6(
         daddr, saddr, iif=fib.loopback, oif=oif, nh_oif=oif,
