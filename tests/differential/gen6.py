@@ -64,9 +64,17 @@ def _route(rng: random.Random, defaults: set[str]) -> str:
     dev = rng.choice(DEVICES)
     if kind < 0.25:  # a hand-made local route
         return head.format("local ") + f" dev {dev}"
+    if kind < 0.31:  # weighted siblings (IPv6 multipath wants a gateway per leg)
+        return head.format("") + " " + _legs6(rng)
     if kind < 0.6:
         return head.format("") + f" via {_addr(dev, rng.choice((2, 3)))} dev {dev}"
     return head.format("") + f" dev {dev}"
+
+
+def _legs6(rng: random.Random) -> str:
+    devs = rng.sample(DEVICES, rng.choice((2, 2, 3)))
+    return " ".join(f"nexthop via {_addr(dev, rng.choice((2, 3)))} dev {dev} "
+                    f"weight {rng.randrange(1, 5)}" for dev in devs)  # fmt: skip
 
 
 def build_state6(seed: int, queries: int) -> State:
@@ -86,6 +94,10 @@ def _sysctls(rng: random.Random) -> list[str]:
     for dev in DEVICES:
         out.append(f"net.ipv6.conf.{dev}.forwarding={int(rng.random() < 0.75)}")
         out.append(f"net.ipv6.conf.{dev}.ignore_routes_with_linkdown={int(rng.random() < 0.4)}")
+    # The multipath hash: IPv4's seed (a known one in most states), IPv6's own policy.
+    seed = rng.randrange(1, 1 << 32) if rng.random() < 0.75 else 0
+    out.append(f"net.ipv4.fib_multipath_hash_seed={seed}")
+    out.append(f"net.ipv6.fib_multipath_hash_policy={rng.choice((0, 0, 1))}")
     return out
 
 

@@ -62,4 +62,5 @@ def read_sysctls(link_names: Iterable[str], root: Path = PROC_SYS) -> Sysctls:
         fib_multipath_hash_policy=_read_int(root / "net/ipv4/fib_multipath_hash_policy") or 0,
         fib_multipath_hash_seed=_read_int(root / "net/ipv4/fib_multipath_hash_seed"),
         fib_multipath_use_neigh=_read_int(root / "net/ipv4/fib_multipath_use_neigh") or 0,
+        fib6_multipath_hash_policy=_read_int(root / "net/ipv6/fib_multipath_hash_policy") or 0,
     )

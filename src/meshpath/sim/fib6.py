@@ -264,13 +264,16 @@ class Fib6:
         return best
 
     def _score(self, route: Route, plen: int, table: int, fl: Flow6) -> tuple[int, Hit] | None:
-        """``find_match`` + ``rt6_score_route`` for one route (a multipath route by its
-        first usable leg: the kernel then hashes the flow over the siblings)."""
+        """``find_match`` + ``rt6_score_route`` for one route. A multipath route's legs are
+        siblings in the kernel's leaf, scored like routes: its best leg (the first of equal
+        scores) is the sibling ``rt6_select`` takes, which ``fib6_select_path`` then hashes
+        from (route6.py pick_leg6)."""
         legs = [(nh.dev, nh.gateway, nh.flags) for nh in route.nexthops] or [
             (route.dev, route.gateway, route.flags)
         ]
+        best: tuple[int, Hit] | None = None
         for dev, gateway, flags in legs:
-            if "dead" in flags or ("linkdown" in flags and dev and self.ignore_linkdown(dev)):
+            if not self.leg_alive(dev, flags):
                 continue
             index = self.ifindex.get(dev or "", _NO_MATCH)
             if not fl.nh_oif or index == fl.nh_oif:
@@ -279,8 +282,15 @@ class Fib6:
                 continue
             else:
                 score = 0
-            return score, Hit(route, plen, table, dev, gateway, bool(route.nexthops))
-        return None
+            if best is None or score > best[0]:
+                best = score, Hit(route, plen, table, dev, gateway, bool(route.nexthops))
+        return best
+
+    def leg_alive(self, dev: str | None, flags: tuple[str, ...]) -> bool:
+        """Not ``rt6_is_dead``: not dead, nor linkdown where the device ignores such routes."""
+        return "dead" not in flags and not (
+            "linkdown" in flags and dev and self.ignore_linkdown(dev)
+        )
 
     def fib_lookup(self, fl: Flow6, steps: list[Step] | None = None) -> LookupResult:
         """``fib6_rule_lookup`` through ``fib_rules_lookup``: the rules in priority order."""

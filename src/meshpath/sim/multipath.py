@@ -26,6 +26,9 @@ from typing import Final, NamedTuple
 
 _M64: Final = (1 << 64) - 1
 _FLOW_KEYS_HASHED: Final = 48  # bytes of struct flow_keys hashed for IPv4 (basic .. addrs)
+# For IPv6: the 36 bytes before the addresses, both 16-byte addresses, and the struct's
+# tail padding (sizeof(struct flow_keys) is 80, aligned for siphash; flow_keys_hash_length).
+_FLOW_KEYS_HASHED6: Final = 72
 _PROTO_AT: Final = 2  # flow_dissector_key_basic.ip_proto
 _PORTS_AT: Final = 28  # flow_dissector_key_ports, from the start of the hashed bytes
 _ADDRS_AT: Final = 36  # flow_dissector_key_addrs.v4addrs
@@ -108,6 +111,31 @@ def multipath_hash(
         keys[_PROTO_AT] = proto & 0xFF
         struct.pack_into("<HH", keys, _PORTS_AT, psrc, pdst)
     struct.pack_into("<II", keys, _ADDRS_AT, src, dst)
+    key = (seed << 32) | seed
+    value = siphash24(key, key, bytes(keys)) & 0xFFFFFFFF
+    return (value or 1) >> 1
+
+
+def multipath_hash6(
+    seed: int, policy: int, saddr: int, daddr: int, proto: int = 0, sport: int = 0, dport: int = 0
+) -> int:
+    """``rt6_multipath_hash`` without a packet (``ip -6 route get``): policy 0 hashes the
+    addresses, the flow label (0 here) *and the protocol* (unlike IPv4's policy 0), policy 1
+    the ports too; the same keyed SipHash as IPv4 over the IPv6 ``struct flow_keys`` (36
+    bytes, the two 16-byte addresses, 4 bytes of padding), made symmetric by comparing the
+    addresses as bytes (memcmp) and the ports as IPv4 does."""
+    ports = (sport, dport) if policy == 1 else (0, 0)
+    psrc, pdst = (int.from_bytes(p.to_bytes(2, "big"), "little") for p in ports)
+    if daddr < saddr:
+        saddr, daddr = daddr, saddr
+    if pdst < psrc:
+        psrc, pdst = pdst, psrc
+    keys = bytearray(_FLOW_KEYS_HASHED6)
+    keys[_PROTO_AT] = proto & 0xFF
+    if policy == 1:
+        struct.pack_into("<HH", keys, _PORTS_AT, psrc, pdst)
+    keys[_ADDRS_AT : _ADDRS_AT + 16] = saddr.to_bytes(16, "big")
+    keys[_ADDRS_AT + 16 : _ADDRS_AT + 32] = daddr.to_bytes(16, "big")
     key = (seed << 32) | seed
     value = siphash24(key, key, bytes(keys)) & 0xFFFFFFFF
     return (value or 1) >> 1

@@ -34,7 +34,9 @@ from meshpath.sim.addr6 import (
 )
 from meshpath.sim.fib6 import INVALID_UID, Fib6, Flow6
 from meshpath.sim.lookup import LookupResult, ifindex_of, note
-from meshpath.sim.values import Decision, FlowKey, Step
+from meshpath.sim.multipath import HASHABLE_POLICIES, LegInput, multipath_hash6, upper_bounds
+from meshpath.sim.values import Decision, FlowKey, Leg, Step
+from meshpath.state import Nexthop
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -73,15 +75,17 @@ def route_input6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     res = fib.fib_lookup(fl, steps)
     if res.error is not None or res.hit is None:
         return _error(packet, res, steps, martian)
-    rtype = res.hit.route.type
+    res, picked = pick_leg6(fib, res, fl, steps)
+    rtype = res.hit.route.type if res.hit else None
     if martian is not None:
-        return _decision(packet, steps, martian, res)
+        return _decision(packet, steps, martian, res, picked)
     if rtype in LOCAL_TYPES:
-        return _decision(packet, steps, v.LOCAL, res)
+        return _decision(packet, steps, v.LOCAL, res, picked)
     if rtype == "multicast":
         note(steps, "route", "multicast", "multicast routing not modelled")
-        return _decision(packet, steps, v.MULTICAST, res)
-    return _decision(packet, steps, forward_gates(fib, dev, saddr, res, steps), res)
+        return _decision(packet, steps, v.MULTICAST, res, picked)
+    outcome = forward_gates(fib, dev, saddr, res, steps)
+    return _decision(packet, steps, outcome, res, picked)
 
 
 def check_martians6(
@@ -151,12 +155,14 @@ def route_output6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision
     res = fib.fib_lookup(fl, steps)
     if res.error is not None or res.hit is None:
         return _error(packet, res, steps, None)
+    res, picked = pick_leg6(fib, res, fl, steps)
     hit = res.hit
+    assert hit is not None
     if hit.route.type in LOCAL_TYPES:
-        return _decision(packet, steps, v.LOCAL, res, prefsrc=packet.src or packet.dst)
+        return _decision(packet, steps, v.LOCAL, res, picked, prefsrc=packet.src or packet.dst)
     outcome = v.MULTICAST if hit.route.type == "multicast" else v.OUTPUT
     src = packet.src or hit.route.prefsrc or _first_address(fib, hit.dev)
-    return _decision(packet, steps, outcome, res, prefsrc=src)
+    return _decision(packet, steps, outcome, res, picked, prefsrc=src)
 
 
 def _first_address(fib: Fib6, dev: str | None) -> str | None:
@@ -182,19 +188,68 @@ def _error(
     )
 
 
+Picked6 = tuple[tuple[Leg, ...], str | None]  # the legs a flow may take, how one was found
+_NO_LEGS: Final[Picked6] = ((), None)
+
+
+def pick_leg6(
+    fib: Fib6, res: LookupResult, fl: Flow6, steps: list[Step] | None
+) -> tuple[LookupResult, Picked6]:
+    """``fib6_select_path``: the sibling a flow takes, when that can be known.
+
+    The legs' hash bounds are IPv4's (``rt6_upper_bound_set``: a dead leg gets none). The
+    walk starts from the first sibling: the first whose bound holds the hash is taken,
+    unless it fails ``rt6_score_route`` (strict, another device): then the sibling
+    ``rt6_select`` took stays. A linkdown leg where ``ignore_routes_with_linkdown`` is set
+    (a dump shows it dead) has a bound only if the sysctl came after the last rebalance,
+    which a snapshot cannot tell: then, as without a seed, any leg may be taken."""
+    hit = res.hit
+    if hit is None or not hit.route.nexthops:
+        return res, _NO_LEGS
+    nhs = hit.route.nexthops
+    unsettled = [bool(nh.dev) and "linkdown" in nh.flags and fib.ignore_linkdown(nh.dev or "")
+                 for nh in nhs]  # fmt: skip
+    alive = ["dead" not in nh.flags for nh in nhs]
+    legs = tuple(
+        Leg(nh.dev, nh.gateway, nh.weight)
+        for nh, ok, maybe in zip(nhs, alive, unsettled, strict=True)
+        if ok or maybe
+    )
+    conf = fib.snapshot.sysctls
+    seed, policy = conf.fib_multipath_hash_seed, conf.fib6_multipath_hash_policy
+    shown = ", ".join(f"dev {leg.dev} via {leg.gateway or '-'} weight {leg.weight}" for leg in legs)
+    if not seed or policy not in HASHABLE_POLICIES or any(unsettled):
+        note(steps, "multipath", shown, "the kernel hashes each flow over the legs with a "
+             "random per-boot seed, or weighs a linkdown leg by when its sysctl was set, or "
+             "uses a hash policy not modelled: any of them")  # fmt: skip
+        return res, (legs, v.LEG_BY_UNKNOWN)
+    bounds = upper_bounds([LegInput(ok, nh.weight, 0) for nh, ok in zip(nhs, alive, strict=True)])
+    value = multipath_hash6(seed, policy, fl.saddr, fl.daddr, fl.proto, fl.sport, fl.dport)
+    index = next((i for i, bound in enumerate(bounds) if value <= bound), None)
+    if index is None or _fails_score(fib, nhs[index], fl):
+        return res, (legs, v.LEG_BY_HASH)  # the sibling rt6_select took
+    nh = nhs[index]
+    note(steps, "multipath", shown, f"hash (seed {seed}, policy {policy}) takes dev {nh.dev}")
+    return res._replace(hit=hit._replace(dev=nh.dev, gateway=nh.gateway)), (legs, v.LEG_BY_HASH)
+
+
+def _fails_score(fib: Fib6, nh: Nexthop, fl: Flow6) -> bool:
+    """``rt6_score_route`` < 0: a strict lookup (RT6_LOOKUP_F_IFACE) via another device."""
+    return bool(fl.strict and fl.nh_oif and fib.ifindex.get(nh.dev or "") != fl.nh_oif)
+
+
 def _decision(
     packet: FlowKey,
     steps: list[Step] | None,
     outcome: str,
     res: LookupResult,
+    picked: Picked6 = _NO_LEGS,
     *,
     dev: str | None = None,
     prefsrc: str | None = None,
 ) -> Decision:
     hit = res.hit
     assert hit is not None
-    if hit.route.nexthops:
-        note(steps, "multipath", hit.route.dst, f"kernel hashes over legs; first usable: {hit.dev}")
     local = hit.route.type in LOCAL_TYPES
     return Decision(
         packet=packet,
@@ -208,4 +263,6 @@ def _decision(
         route_type=hit.route.type,
         multipath=bool(hit.route.nexthops),
         steps=tuple(steps) if steps else (),
+        legs=picked[0],
+        leg_by=picked[1],
     )

@@ -200,6 +200,7 @@ class Sysctls(_Frozen, frozen=True):
     fib_multipath_hash_policy: int = 0
     fib_multipath_hash_seed: int | None = None
     fib_multipath_use_neigh: int = 0
+    fib6_multipath_hash_policy: int = 0  # net.ipv6.fib_multipath_hash_policy (same seed)
 
     @property
     def ip_forward(self) -> bool:
