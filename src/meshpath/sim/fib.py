@@ -438,6 +438,10 @@ class Fib:
         if table is None:
             note(steps, "rule", text, "matched; table does not exist: continue")
             return None
+        if not table.covers[fl.daddr >> 16]:  # nothing there: the lookup misses
+            if steps is not None:
+                steps.append(r.miss_step)
+            return None
         error, hit = self.lookup_table(table, fl, steps, linkstate)  # positional: hot path
         if hit is not None and (
             hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))

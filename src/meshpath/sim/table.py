@@ -15,13 +15,16 @@ Entry = Route | tuple[Route, ...]
 class RouteTable:
     """One routing table: a dict per prefix length and the lengths present per /16."""
 
-    __slots__ = ("aliases", "buckets", "by_len", "short", "table")
+    __slots__ = ("aliases", "buckets", "by_len", "covers", "short", "table")
 
     def __init__(self, table: int) -> None:
         self.table = table
         self.by_len: list[dict[int, Entry]] = [{} for _ in range(33)]
         self.buckets: dict[int, tuple[int, ...]] = {}
         self.short: tuple[int, ...] = ()
+        # Per /16: 1 where some prefix of the table covers part of it (a lookup elsewhere
+        # is a miss without probing: most lookups in `local` are).
+        self.covers = bytearray(1 << 16)
         # (plen, net) -> every route of that prefix in insertion order, while building;
         # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
         self.aliases: dict[tuple[int, int], list[Route]] = {}
@@ -65,6 +68,7 @@ class RouteTable:
         # so a lookup makes no new tuple; a /16 without long prefixes probes ``short``.
         self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
         self.buckets = {top: (*plens, *self.short) for top, plens in buckets.items()}
+        self.covers = _covers(self.by_len, buckets)
         return self
 
     @classmethod
@@ -81,6 +85,18 @@ class RouteTable:
         )
 
 
+def _covers(by_len: list[dict[int, Entry]], long: dict[int, list[int]]) -> bytearray:
+    covers = bytearray(1 << 16)
+    for plen in range(16):
+        span = 1 << (16 - plen)
+        for net in by_len[plen]:
+            top = net >> 16
+            covers[top : top + span] = b"\x01" * span
+    for top in long:
+        covers[top] = 1
+    return covers
+
+
 def merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
     # Local before main for one prefix: build from local-first order and keep it stable
     # (sorted() is stable; the per-table order key then applies within each table).
@@ -95,6 +111,7 @@ def merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
         both = (*local, *main)
         built.by_len[plen][net] = both if len(both) > 1 else both[0]
     table.by_len, table.buckets, table.short = built.by_len, built.buckets, built.short
+    table.covers = built.covers
     return table
 
 
