@@ -17,13 +17,13 @@ The kernel's steps, each a function or method named for it:
 
 The tables themselves are :mod:`meshpath.sim.table`'s. A Fib never changes once built, so
 what it computes is a pure function of its arguments, and it remembers the answers it will
-be asked again, in memos it alone owns (bounded by MEMO_MAX each):
+be asked again, in memos it alone owns (each a :class:`Memo`, bounded by MEMO_MAX):
 
-* a rule walk's result and steps by *destination class* (:meth:`Fib.fib_lookup`): the flow
-  with its destination reduced to its /24, except in the few /24s holding a longer prefix
-  (``table.fine_blocks``), where no two addresses are known to route alike;
-* rp_filter's verdict (:meth:`Fib.validate_source`), the nexthop gateway check
-  (:meth:`Fib.gateway_on_link`), and the Steps every query shares (Steps are frozen).
+* rp_filter's verdict (:meth:`Fib.validate_source`) by *source class*: the flow with its
+  source reduced to its /24, except in the few /24s holding a longer prefix
+  (``table.fine_blocks``), where each address is its own class;
+* the nexthop gateway check (:meth:`Fib.gateway_is_local`), the sysctls as the kernel's
+  accessors combine them, and the Steps every query shares (Steps are frozen).
 """
 
 from __future__ import annotations
@@ -591,7 +591,7 @@ class Fib:
             if shortcut != "full":
                 return shortcut if isinstance(shortcut, tuple) else None
         # The verdict depends only on the reverse flow, rpf and dev; the reverse flow's
-        # daddr (the forward source) only through its class (:meth:`address_class`), its
+        # daddr (the forward source) only through its class (module docstring), its
         # saddr only through rules' `from` prefixes. Memoised so: reverse lookups are half
         # the work of a query, and sources share classes even when they are all distinct.
         saddr = fl.saddr
