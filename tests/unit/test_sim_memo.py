@@ -96,3 +96,17 @@ def test_source_class_memo_shares_a_plain_24() -> None:
         "rp_filter=1 on eth0: reverse lookup 10.9.9.60 iif CloudflareWARP"
     ]
     assert first.outcome == second.outcome == v.FORWARD
+
+
+def test_reverse_iif_splits_the_verdict_only_under_an_iif_rule() -> None:
+    # The reverse lookup's iif is the forward egress; only a rule's `iif` reads it. Here
+    # replies to 10.9.9.50 that left by the tunnel are looked up in table 100 (the source
+    # via the tunnel: strict rp_filter drops), those that left by eth0 in main (accepted).
+    snap = with_conf(broken_connector(), "eth0", rp_filter=1)
+    snap = with_rules(snap, Rule(family=4, priority=100, iif="CloudflareWARP", table=TABLE))
+    snap = with_routes(snap, Route(table=TABLE, family=4, dst="10.9.9.0/24", dev="CloudflareWARP"))
+    queries = [FlowKey(dst=dst, src="10.9.9.50", iif="eth0") for dst in ("8.8.8.8", "10.0.1.60")]
+    shared = Fib(snap)
+    got = [route_packet(shared, q) for q in queries * 2]
+    assert [d.outcome for d in got] == [v.RP_FILTER, v.FORWARD] * 2
+    assert got == [route_packet(Fib(snap), q) for q in queries * 2]

@@ -64,7 +64,7 @@ MEMO_MAX: Final = 1 << 17
 DEFAULT_RULES: Final = frozenset({(0, TABLE_LOCAL), (32766, TABLE_MAIN), (32767, TABLE_DEFAULT)})
 _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
 _HOST_BITS: Final = 0xFFFFFF00  # an address's class: its /24 (table.fine_blocks)
-STEPS_PER_VERDICT: Final = 256  # a /24's sources
+STEPS_PER_VERDICT: Final = 1024  # a /24's sources, through a few devices
 Failure = tuple[str, str]  # (outcome, errno) of a packet the kernel drops
 K = TypeVar("K")
 V = TypeVar("V")
@@ -226,7 +226,9 @@ class Fib:
         )
         self._merged: RouteTable | None = None
         self._v6: Fib6 | None = None
-        # Rules with a `from` selector: the only place a lookup reads saddr.
+        # Rules with a `from` selector: the only place a lookup reads saddr; with an `iif`
+        # one (a detached one matches no device): the only place it reads iif.
+        self._iif_rules = any(r.iif > 0 for r in self.rules)
         self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
         self._fine = fine_blocks(
             self.tables, [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
@@ -598,9 +600,10 @@ class Fib:
         iif = oif or self.loopback
         mark = fl.mark if src_valid_mark else 0
         rsaddr = fl.daddr if dst is None else dst
-        key = (saddr if saddr >> 8 in self._fine else saddr & _HOST_BITS, iif, mark, fl.tos,
-               fl.proto, fl.dport, fl.sport, rpf, dev,
-               self.src_class(rsaddr) if self._src_rules else ())  # fmt: skip
+        # The reverse flow's iif (the forward egress) is read by rules' `iif` only.
+        key = (saddr if saddr >> 8 in self._fine else saddr & _HOST_BITS,
+               iif if self._iif_rules else 0, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf,
+               dev, self.src_class(rsaddr) if self._src_rules else ())  # fmt: skip
         verdict = self._verdicts.get(key)
         if verdict is None:
             rev = Flow(saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
@@ -608,7 +611,8 @@ class Fib:
             failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
             verdict = self._verdicts.put(key, _Verdict(failure, why))
         if steps is not None:
-            steps.append(verdict.steps.get(saddr) or verdict.step(self, rpf, dev, saddr, iif))
+            step = verdict.steps.get(saddr | iif << 32)  # the step names both
+            steps.append(step or verdict.step(self, rpf, dev, saddr, iif))
         return verdict.failure
 
     def _rp_shortcut(self, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
@@ -646,9 +650,9 @@ class Fib:
 
 
 class _Verdict:
-    """A memoised reverse-path verdict, and its Steps: a Step names the exact source, so
-    one per source of the class, made on its first traced query (untraced ones never pay
-    for the text), at most STEPS_PER_VERDICT kept."""
+    """A memoised reverse-path verdict, and its Steps: a Step names the exact source and
+    the reverse iif, so one per (source, iif) of the class, made on its first traced query
+    (untraced ones never pay for the text), at most STEPS_PER_VERDICT kept."""
 
     __slots__ = ("failure", "steps", "why")
 
@@ -662,7 +666,7 @@ class _Verdict:
         detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
         if len(self.steps) >= STEPS_PER_VERDICT:
             self.steps.clear()
-        step = self.steps[saddr] = Step("rp_filter", detail, self.why)
+        step = self.steps[saddr | iif << 32] = Step("rp_filter", detail, self.why)
         return step
 
 
