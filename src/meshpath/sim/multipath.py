@@ -100,20 +100,11 @@ def multipath_hash(
     # The kernel compares the big-endian words as they sit in memory, read little-endian.
     src = int.from_bytes(saddr.to_bytes(4, "big"), "little")
     dst = int.from_bytes(daddr.to_bytes(4, "big"), "little")
-    ports = (sport, dport) if policy == 1 else (0, 0)
-    psrc, pdst = (int.from_bytes(p.to_bytes(2, "big"), "little") for p in ports)
     if dst < src:
         src, dst = dst, src
-    if pdst < psrc:
-        psrc, pdst = pdst, psrc
-    keys = bytearray(_FLOW_KEYS_HASHED)
-    if policy == 1:
-        keys[_PROTO_AT] = proto & 0xFF
-        struct.pack_into("<HH", keys, _PORTS_AT, psrc, pdst)
+    keys = _flow_keys(_FLOW_KEYS_HASHED, policy, proto if policy == 1 else 0, sport, dport)
     struct.pack_into("<II", keys, _ADDRS_AT, src, dst)
-    key = (seed << 32) | seed
-    value = siphash24(key, key, bytes(keys)) & 0xFFFFFFFF
-    return (value or 1) >> 1
+    return _keyed_hash(seed, keys)
 
 
 def multipath_hash6(
@@ -124,18 +115,29 @@ def multipath_hash6(
     the ports too; the same keyed SipHash as IPv4 over the IPv6 ``struct flow_keys`` (36
     bytes, the two 16-byte addresses, 4 bytes of padding), made symmetric by comparing the
     addresses as bytes (memcmp) and the ports as IPv4 does."""
-    ports = (sport, dport) if policy == 1 else (0, 0)
-    psrc, pdst = (int.from_bytes(p.to_bytes(2, "big"), "little") for p in ports)
     if daddr < saddr:
         saddr, daddr = daddr, saddr
-    if pdst < psrc:
-        psrc, pdst = pdst, psrc
-    keys = bytearray(_FLOW_KEYS_HASHED6)
-    keys[_PROTO_AT] = proto & 0xFF
-    if policy == 1:
-        struct.pack_into("<HH", keys, _PORTS_AT, psrc, pdst)
+    keys = _flow_keys(_FLOW_KEYS_HASHED6, policy, proto, sport, dport)
     keys[_ADDRS_AT : _ADDRS_AT + 16] = saddr.to_bytes(16, "big")
     keys[_ADDRS_AT + 16 : _ADDRS_AT + 32] = daddr.to_bytes(16, "big")
+    return _keyed_hash(seed, keys)
+
+
+def _flow_keys(size: int, policy: int, proto: int, sport: int, dport: int) -> bytearray:
+    """The hashed part of ``struct flow_keys`` but the addresses: the protocol, and with
+    policy 1 the ports, ordered as ``__flow_hash_consistentify`` orders them (compared as
+    the big-endian halfwords sit in memory, read little-endian)."""
+    keys = bytearray(size)
+    keys[_PROTO_AT] = proto & 0xFF
+    if policy == 1:
+        psrc, pdst = (int.from_bytes(p.to_bytes(2, "big"), "little") for p in (sport, dport))
+        struct.pack_into("<HH", keys, _PORTS_AT, min(psrc, pdst), max(psrc, pdst))
+    return keys
+
+
+def _keyed_hash(seed: int, keys: bytearray) -> int:
+    """``fib_multipath_hash_from_keys``: SipHash keyed by the seed twice, 32 bits, never 0,
+    shifted right by one."""
     key = (seed << 32) | seed
     value = siphash24(key, key, bytes(keys)) & 0xFFFFFFFF
     return (value or 1) >> 1
