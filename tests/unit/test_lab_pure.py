@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 
@@ -26,6 +27,14 @@ eth0           Out IP 100.64.12.189.9025 > 10.0.1.50.3000: [S], seq 710527279
 eth0           In  IP 10.0.1.50.3000 > 100.64.12.189.9025: [S.], seq 830383984, ack 710527280
 eth0           Out IP 10.0.1.50.3000 > 100.64.12.189.9025: [S.], seq 830383984, ack 710527280
 CloudflareWARP In  IP 100.64.12.189.9025 > 10.0.1.50.3000: [S], seq 710527279
+"""
+# The same failure over IPv6, as the lab's broken scenario captures it on conn.
+REPORT_TEXT6 = """\
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
+eth0  Out IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
+eth0  In  IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.43901: Flags [S.], seq 3926163976, ack 1
+eth0  Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.43901: Flags [S.], seq 3926163976, ack 1
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
 """
 TCPDUMP_LINE = (
     "22:34:00.930967 CloudflareWARP In  IP 100.64.12.189.55063 > 10.0.1.50.3000: "
@@ -102,7 +111,29 @@ def test_unknown_scenario_is_bad_input() -> None:
 
 
 def _obs(status: int, body: str, sources: tuple[str, ...], text: str = "") -> Observation:
-    return Observation(WorkerResult(status, body, None), sources, parse_lines(text))
+    """An observation of the IPv4 call; its IPv6 half is broken's evidence (the scenarios
+    without an IPv6 call ignore it)."""
+    return Observation(
+        WorkerResult(status, body, None),
+        sources,
+        parse_lines(text),
+        worker6=WorkerResult(500, "handshake timeout", None),
+        packets6=parse_lines(REPORT_TEXT6),
+    )
+
+
+def test_evaluate_broken_judges_the_ipv6_call_on_its_own() -> None:
+    """broken's IPv6 expectation: the report's five hops over IPv6, nothing at the
+    service. Each deviation of the IPv6 half fails a (v6) check; a missing call too."""
+    broken = get_scenario("broken")
+    base = _obs(500, "handshake timeout", (), REPORT_TEXT)
+    served = replace(base, worker6=WorkerResult(200, "{}", None), service_sources6=("fd00:1::2",))
+    bad = {c.name for c in evaluate(broken, served) if not c.ok}
+    assert bad == {"worker status (v6)", "worker body (v6)", "service log (v6)"}
+    v4_hops = replace(base, packets6=parse_lines(REPORT_TEXT))
+    assert [c.name for c in evaluate(broken, v4_hops) if not c.ok] == ["trace on conn (v6)"]
+    uncalled = replace(base, worker6=None)
+    assert [c.name for c in evaluate(broken, uncalled) if not c.ok] == ["worker status (v6)"]
 
 
 def test_evaluate_broken_passes_on_the_reports_evidence() -> None:

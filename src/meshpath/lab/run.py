@@ -6,6 +6,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from meshpath.collect.iproute import host_prefix, ip_json
@@ -51,10 +52,33 @@ class ScenarioResult:
         }
 
 
+V6_PATH = "/v6/mesh/"  # the lab's Worker fetches [fd00:1::50]:3000 for paths under /v6/
+
+
+def _calls(lab: Lab, v6: bool) -> Callable[[], tuple[WorkerResult, WorkerResult | None]]:
+    """The Worker call, and with ``v6`` its IPv6 call at the same time (a failing call
+    waits out the handshake timeout: side by side, both cost one)."""
+
+    def both() -> tuple[WorkerResult, WorkerResult | None]:
+        if not v6:
+            return lab.worker_call(), None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            six = pool.submit(lab.worker_call, V6_PATH)
+            return lab.worker_call(), six.result()
+
+    return both
+
+
+def _family(sightings: tuple[Sighting, ...], v6: bool) -> tuple[Sighting, ...]:
+    return tuple(p for p in sightings if (":" in p.src) == v6)
+
+
 def observe(lab: Lab, scenario: Scenario) -> Observation:
-    """Call the Worker under a capture on conn, then read everything the checks need."""
-    cap = lab.capture("conn", lab.worker_call, name=f"capture-{scenario.name}")
-    worker = cap.value
+    """Call the Worker (and its IPv6 call, if the scenario has one) under a capture on
+    conn, then read everything the checks need."""
+    v6 = scenario.expect6 is not None
+    cap = lab.capture("conn", _calls(lab, v6), name=f"capture-{scenario.name}")
+    worker, worker6 = cap.value
     e = scenario.expect
     bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
     statics = lab.frr_statics("conn") if e.conn_statics is not None else None
@@ -64,16 +88,20 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
     if e.tailnet_answers:
         got = lab.http_get("svc", f"http://{TAILNET_NODE}:{SERVICE_PORT}/")
         answer = _service_name(got.body)
+    clients = tuple(str(x["client"]) for x in lab.service_log())
     return Observation(
         worker=worker,
-        service_sources=tuple(str(x["client"]) for x in lab.service_log()),
-        packets=cap.packets,
+        service_sources=tuple(c for c in clients if ":" not in c),
+        packets=_family(cap.packets, False),
         bgp_from_conn=bgp,
         conn_statics=statics,
         router_via=via,
         tailnet_answer=answer,
         warp_covers=covers,
         reconnects=tuple(lab.reconnects),
+        worker6=worker6,
+        service_sources6=tuple(c for c in clients if ":" in c),
+        packets6=_family(cap.packets, True) if v6 else None,
     )
 
 
@@ -113,6 +141,7 @@ def run_scenario(
     drilled = _drill(lab, scn.drill) if scn.drill is not None else ()
     t3 = time.monotonic()
     obs = observe(lab, scn)
+    packets = (*(obs.packets or ()), *(obs.packets6 or ()))
     timings = {"setup": t1 - t0, "fix": t2 - t1, "observe": time.monotonic() - t3}
     if scn.drill is not None:
         timings["drill"] = t3 - t2
@@ -120,7 +149,7 @@ def run_scenario(
         scn.name,
         (*drilled, *evaluate(scn, obs)),
         obs.worker,
-        obs.packets or (),
+        packets,
         {k: round(v, 2) for k, v in timings.items()},
     )
 
