@@ -185,6 +185,11 @@ def sysctls_for(node: str) -> dict[str, str]:
     values = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
     values["net.ipv6.conf.all.disable_ipv6"] = "0"
     values["net.ipv6.conf.default.disable_ipv6"] = "0"
+    # No duplicate address detection on the lab's links (set before any exists): a
+    # link-local address stays tentative ~1 s, and until then neighbour discovery holds
+    # the first IPv6 packet to the LAN (a Worker's SYN, forwarded only after 1 s).
+    values["net.ipv6.conf.all.accept_dad"] = "0"
+    values["net.ipv6.conf.default.accept_dad"] = "0"
     if node in ("conn", "router", "ts", "connb"):
         values["net.ipv4.ip_forward"] = "1"
         values["net.ipv6.conf.all.forwarding"] = "1"
