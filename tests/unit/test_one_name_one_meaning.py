@@ -1,6 +1,6 @@
 """One name, one meaning: the lab's capture holds the trace's Packet (no second Packet
 class), and the simulator's FlowResult is the only FlowResult (a trace's classified
-connection is a FlowVerdict)."""
+connection is a FlowVerdict); a Step is a fix plan's step, a KernelStep the simulator's."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def class_homes() -> dict[str, set[str]]:
 def test_flow_result_is_defined_once() -> None:
     assert class_homes()["FlowResult"] == {"sim/flow.py"}
     assert meshpath.trace.FlowVerdict.__module__ == "meshpath.trace.model"
+
+
+def test_step_is_the_plan_step_and_the_kernel_step_has_its_own_name() -> None:
+    # A "step" is one step of a fix plan; one thing the kernel did in the simulator is a
+    # KernelStep (the sim's Step until #17 item 3).
+    homes = class_homes()
+    assert homes["Step"] == {"fix/model.py"}
+    assert homes["KernelStep"] == {"sim/values.py"}
 
 
 def test_packet_is_defined_once_in_lab_and_trace() -> None:

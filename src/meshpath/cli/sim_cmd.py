@@ -17,7 +17,7 @@ from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.sim import Decision, route_get, simulate_flow
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
 from meshpath.sim.routeget import decision_data, ip_route_line, route_get_packet
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import Snapshot, codec
 from meshpath.values import IfName, given, parse_hostport, parse_ifname
 
@@ -85,7 +85,7 @@ def route_get_cmd(
     actx.emit(decision_data(decision), format_decision(decision), schema="route-get")
 
 
-def steps_table(steps: tuple[Step, ...], title: str = "steps") -> Table:
+def steps_table(steps: tuple[KernelStep, ...], title: str = "steps") -> Table:
     table = Table(title=title, show_lines=False)
     table.add_column("step")
     table.add_column("looked at")
