@@ -65,3 +65,21 @@ def test_only_tcp_lines_with_a_direction_are_sightings() -> None:
     assert [s.describe() for s in parse_lines(text)] == [
         "eth0 Out 10.0.1.50.3000 > 100.64.12.189.9025 [R.]"
     ]
+
+
+def function_homes() -> dict[str, set[str]]:
+    homes: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                homes[node.name].add(str(path.relative_to(PACKAGE)))
+    return homes
+
+
+def test_one_target_parser_and_one_default_target_policy() -> None:
+    """#17 item 2: fix, sim and trace each had their own ``--target`` parser, and fix had
+    its own default (the LAN gateway on 443)."""
+    homes = function_homes()
+    assert homes["parse_target"] == {"checks/targets.py"}
+    assert homes["_target"] == set() and homes["lan_target"] == set()
+    assert homes["choose_targets"] == {"checks/targets.py"}
