@@ -101,13 +101,15 @@ class RoundTrip:
     loaded: bool = True  # FRR itself took the config (topotests follow FRR's master)
 
 
-def intent_for(running: str, peer: str = PEER) -> frr.FrrIntent:
+V4_ONLY = ("100.64.0.0/12",)
+
+
+def intent_for(running: str, peer: str = PEER, statics: tuple[str, ...] = V4_ONLY) -> frr.FrrIntent:
     """meshpath's bgp intent for a host running ``running``: its own ASN, a new peer."""
     blocks = frr.parse_blocks(running)
     asn = frr.bgp_asn_of(blocks)
     have = frr.line_keys(blocks)
-    statics = ("100.64.0.0/12",)
-    owned = tuple(p for p in statics if (f"ip route {p} CloudflareWARP",) not in have)
+    owned = tuple(p for p in statics if (frr.static_line(p, "CloudflareWARP"),) not in have)
     intent = frr.FrrIntent(
         tunnel="CloudflareWARP",
         statics=statics,
@@ -120,14 +122,16 @@ def intent_for(running: str, peer: str = PEER) -> frr.FrrIntent:
     return frr.compose(running, intent)
 
 
-def round_trip(host: FrrHost, name: str, text: str, peer: str = PEER) -> RoundTrip:
+def round_trip(
+    host: FrrHost, name: str, text: str, peer: str = PEER, statics: tuple[str, ...] = V4_ONLY
+) -> RoundTrip:
     start = time.monotonic()
     try:
         original = host.load(text)
     except Exception as exc:  # noqa: BLE001 - FRR refusing the input is not meshpath's
         return RoundTrip(name, _short(exc), round(time.monotonic() - start, 2), loaded=False)
     try:
-        problem = _round_trip(host, original, peer)
+        problem = _round_trip(host, original, peer, statics)
     except Exception as exc:  # noqa: BLE001 - one config's failure is a result, not a crash
         problem = _short(exc)
     return RoundTrip(name, problem, round(time.monotonic() - start, 2))
@@ -140,8 +144,8 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(' '.join(lines[-3:]).split())[:300]}"
 
 
-def _round_trip(host: FrrHost, original: str, peer: str) -> str | None:
-    intent = intent_for(original, peer)
+def _round_trip(host: FrrHost, original: str, peer: str, statics: tuple[str, ...]) -> str | None:
+    intent = intent_for(original, peer, statics)
     desired = frr.merge_text(original, intent)
     user = frr.line_keys(frr.parse_blocks(original))
     lost = user - frr.line_keys(frr.parse_blocks(desired))

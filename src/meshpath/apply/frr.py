@@ -77,15 +77,24 @@ class Frr:
         return bool(owned_lines(self.running_config(), intent))
 
     def peer_state(self, peer: str) -> str | None:
-        peers = frr_state.bgp_peers(self.show_json("show bgp summary json"))
+        """The session's state, from whichever family lists the peer (a v6 peer with
+        ``no bgp default ipv4-unicast`` is only in ipv6Unicast)."""
+        summary = self.show_json("show bgp summary json")
+        peers = [p for afi in frr_state.FAMILIES for p in frr_state.bgp_peers(summary, afi)]
         return next((p.state for p in peers if p.address == peer), None)
 
     def advertised(self, peer: str) -> frozenset[str]:
+        """What ``peer`` is sent, IPv4 and IPv6 unicast together."""
         # The peer may come from a journal: parsed again before it reaches ``vtysh -c``
         # (which runs each line of a command as its own command).
         address = parse_peer(peer, "BGP peer")
-        data = self.show_json(f"show ip bgp neighbors {address} advertised-routes json")
-        return frr_state.advertised_routes(data) or frozenset()
+        got: frozenset[str] = frozenset()
+        for family in ("ipv4", "ipv6"):
+            data = self.show_json(
+                f"show bgp {family} unicast neighbors {address} advertised-routes json"
+            )
+            got |= frr_state.advertised_routes(data) or frozenset()
+        return got
 
     def wait(
         self,

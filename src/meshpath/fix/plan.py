@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 
 from meshpath.config import Settings
+from meshpath.errors import BadInputError
 from meshpath.fix import validate
 from meshpath.fix.model import (
     METRIC_MESHPATH,
@@ -54,7 +55,7 @@ def plan_fix(snapshot: Snapshot, settings: Settings, mode: Mode, options: FixOpt
     validate.check_no_lan_overlap(snapshot, tunnel, ranges)
     validate.check_frr(snapshot, mode)
     if mode == "nat":
-        return _nat_plan(snapshot, tunnel, lan, ranges)
+        return _nat_plan(snapshot, tunnel, lan, ranges, options.nat6)
     if mode == "route":
         return _route_plan(snapshot, tunnel, ranges, options)
     return _bgp_plan(snapshot, tunnel, ranges, options)
@@ -63,13 +64,21 @@ def plan_fix(snapshot: Snapshot, settings: Settings, mode: Mode, options: FixOpt
 def fix_ranges(
     snapshot: Snapshot, settings: Settings, options: FixOptions
 ) -> tuple[IPNetwork, ...]:
-    """source_v4 (+ device_v4 when asked), + source_v6 when the tunnel carries IPv6."""
+    """source_v4 (+ device_v4 when asked), + source_v6 (+ device_v6) when the tunnel
+    carries IPv6 (an address that is not link-local)."""
     r = settings.ranges
     out: list[IPNetwork] = [r.source_v4]
     if options.also_device_range:
         out.append(r.device_v4)
     if tunnel_has_v6(snapshot, settings.tunnel_interface):
         out.append(r.source_v6)
+        if options.also_device_range:
+            out.append(r.device_v6)
+    elif options.nat6:
+        raise BadInputError(
+            f"--nat6: {settings.tunnel_interface} has no IPv6 address, so no IPv6 Worker "
+            "traffic comes from it to masquerade"
+        )
     return tuple(out)
 
 
@@ -85,9 +94,13 @@ def tunnel_has_v6(snapshot: Snapshot, tunnel: str) -> bool:
 
 
 # -- nat -------------------------------------------------------------------------------
-def _nat_plan(snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork]) -> Plan:
+def _nat_plan(
+    snap: Snapshot, tunnel: str, lan: str, ranges: Sequence[IPNetwork], nat6: bool
+) -> Plan:
     nft_render.nft_ifname(lan, "LAN interface")  # refuse a name nft cannot match exactly
-    sources = [r for r in ranges if r in (ranges[0],) or r.version == 6]
+    # The source range of each family; IPv6 only when asked (--nat6): a v6 LAN is usually
+    # routed end to end, and NAT66 hides the Worker's address for nothing.
+    sources = [ranges[0], *([r for r in ranges if r.version == 6][:1] if nat6 else [])]
     want = frozenset(nft_render.Masquerade(lan, str(r)) for r in sources)
     steps: list[Step] = []
     already: list[str] = []
@@ -286,7 +299,7 @@ def _intent(
 ) -> frr_render.FrrIntent:
     running = snap.frr.running_config or ""
     have = frr_render.line_keys(frr_render.parse_blocks(running))
-    owned = tuple(p for p in statics if (f"ip route {p} {tunnel}",) not in have)
+    owned = tuple(p for p in statics if (frr_render.static_line(p, tunnel),) not in have)
     intent = frr_render.FrrIntent(tunnel=tunnel, statics=statics, owned_statics=owned, **bgp)  # type: ignore[arg-type]
     return frr_render.compose(running, intent)  # fitted to the user's own router bgp
 
@@ -313,7 +326,9 @@ def _frr_step(snap: Snapshot, intent: frr_render.FrrIntent, why: str) -> Step | 
 def _bgp_plan(
     snap: Snapshot, tunnel: str, ranges: Sequence[IPNetwork], options: FixOptions
 ) -> Plan:
-    v4 = tuple(str(r) for r in ranges if r.version == 4)
+    # Both families on the one session: the v6 ranges (when the tunnel carries IPv6) in
+    # the ipv6 unicast family, with their own prefix-list (render/frr.py).
+    prefixes = _names(ranges)
     frr_render.frr_ifname(tunnel, "tunnel interface")
     peer = validate.check_peer(options.peer, ranges)
     blocks = frr_render.parse_blocks(snap.frr.running_config or "")
@@ -321,8 +336,8 @@ def _bgp_plan(
     intent = _intent(
         snap,
         tunnel,
-        v4,
-        advertise=v4,
+        prefixes,
+        advertise=prefixes,
         asn=validate.check_asn(options.asn),
         peer=peer,
         peer_asn=validate.check_peer_asn(options.peer_asn),
@@ -341,9 +356,9 @@ def _bgp_plan(
         already.append(f"FRR config for peer {peer} (AS {options.asn})")
     else:
         steps.append(frr_step)
-    steps += _takeover_steps(snap, tunnel, v4)
+    steps += _takeover_steps(snap, tunnel, prefixes)
     if steps:
-        steps.append(_wait_step(peer, v4, options.bgp_timeout))
+        steps.append(_wait_step(peer, prefixes, options.bgp_timeout))
     notes: tuple[str, ...] = ()
     if options.replace_nat:
         steps += _replace_nat_steps(snap, options)
@@ -354,11 +369,11 @@ def _bgp_plan(
             )
     expect = Expect(
         tunnel=tunnel,
-        ranges=v4,
+        ranges=prefixes,
         route_proto=PROTO_FRR_STATIC,
         nat=False if options.replace_nat else None,
         peer=peer,
-        advertised=v4,
+        advertised=prefixes,
     )
     return Plan(mode="bgp", steps=tuple(steps), expect=expect, already=tuple(already), notes=notes)
 

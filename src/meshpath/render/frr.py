@@ -2,11 +2,18 @@
 
 meshpath owns, and only ever adds or removes:
 
-* ``ip route RANGE TUNNEL`` static lines for the ranges it was asked to route (staticd),
-* the prefix-list ``MESHPATH-CF`` and the route-maps ``MESHPATH-OUT`` / ``MESHPATH-IN``
-  (recognised by name),
+* ``ip route RANGE TUNNEL`` / ``ipv6 route RANGE TUNNEL`` static lines for the ranges it
+  was asked to route (staticd),
+* the prefix-lists ``MESHPATH-CF`` (IPv4) and ``MESHPATH-CF6`` (IPv6) and the route-maps
+  ``MESHPATH-OUT`` / ``MESHPATH-IN`` (recognised by name),
 * inside ``router bgp ASN``: the lines naming its peer and ``redistribute static
-  route-map MESHPATH-OUT`` (the whole block only when meshpath created it).
+  route-map MESHPATH-OUT``, in the ipv4 unicast family and, when IPv6 ranges are
+  advertised, the ipv6 unicast family (the whole block only when meshpath created it).
+
+IPv6 rides on the same session (#16 item 4): ``MESHPATH-OUT`` gets a second entry matching
+``MESHPATH-CF6`` (FRR's prefix-list match never matches a prefix of the other family, so
+each entry passes exactly its own family's ranges), and the ipv6 unicast family activates
+the peer, whose address may be IPv4 or IPv6.
 
 A standby connector (``role="standby"``, one of several HA replicas of a Mesh node) sets
 ``set as-path prepend`` in ``MESHPATH-OUT``: the LAN then prefers the primary's routes and
@@ -44,6 +51,7 @@ from meshpath.values import parse_asn as checked_asn
 from meshpath.values import parse_ifname, parse_peer, parse_peer_asn
 
 PREFIX_LIST: Final = "MESHPATH-CF"
+PREFIX_LIST6: Final = "MESHPATH-CF6"
 RMAP_OUT: Final = "MESHPATH-OUT"
 RMAP_IN: Final = "MESHPATH-IN"
 # How often a standby prepends its own AS: longer than any primary's path the LAN may hear
@@ -98,6 +106,9 @@ class FrrIntent:
     # name, "" without one) that stays; None: meshpath adds its own
     redist_seq: int = 0  # the entry meshpath adds to the user's redistribute route-map
     af_created: bool = False  # meshpath opens the ipv4 unicast family in the user's block
+    af6_created: bool = False  # meshpath opens the ipv6 unicast family in the user's block
+    activate6: bool = True  # add ``neighbor PEER activate`` in ipv6 unicast (FRR activates
+    # only ipv4 unicast by default); False when the user's neighbour already has it
     # RMAP_DELAY is meshpath's (set when it creates router bgp and FRR's default is in effect)
     rmap_delay: bool = False
 
@@ -105,8 +116,23 @@ class FrrIntent:
     def bgp(self) -> bool:
         return self.asn is not None and self.peer is not None
 
+    @property
+    def advertise_v4(self) -> tuple[str, ...]:
+        return tuple(p for p in self.advertise if ":" not in p)
+
+    @property
+    def advertise_v6(self) -> tuple[str, ...]:
+        return tuple(p for p in self.advertise if ":" in p)
+
+
+def static_line(prefix: str, tunnel: str) -> str:
+    """staticd's line routing ``prefix`` via ``tunnel``: ``ip route`` or ``ipv6 route``."""
+    return f"{'ipv6' if ':' in prefix else 'ip'} route {prefix} {tunnel}"
+
 
 _SEPARATOR: Final = "!"
+_IPV4: Final = "address-family ipv4 unicast"
+_IPV6: Final = "address-family ipv6 unicast"
 _AF_ALIASES: Final = {
     "address-family ipv4": "address-family ipv4 unicast",
     "address-family ipv6": "address-family ipv6 unicast",
@@ -319,16 +345,20 @@ def render_intent(intent: FrrIntent) -> list[Block]:
 
     Every value is parsed before it is written (the intent may come from a journal)."""
     tunnel = frr_ifname(intent.tunnel)
-    blocks: list[Block] = [(f"ip route {_prefix(p)} {tunnel}",) for p in intent.statics]
+    blocks: list[Block] = [(static_line(_prefix(p), tunnel),) for p in intent.statics]
     if not intent.bgp:
         return blocks
     if intent.rmap_delay:
         blocks.append((RMAP_DELAY,))
     blocks += [
         (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
-        for i, p in enumerate(intent.advertise, start=1)
+        for i, p in enumerate(intent.advertise_v4, start=1)
     ]
-    blocks.append(_route_map_out(intent))
+    blocks += [
+        (f"ipv6 prefix-list {PREFIX_LIST6} seq {10 * i} permit {_prefix(p)}",)
+        for i, p in enumerate(intent.advertise_v6, start=1)
+    ]
+    blocks += _route_map_out(intent)
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
@@ -336,29 +366,46 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     return blocks
 
 
-def _route_map_out(intent: FrrIntent) -> Block:
-    """``MESHPATH-OUT``: exactly the prefix-list; a standby also lengthens its AS path."""
-    lines = [f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}"]
+def _route_map_out(intent: FrrIntent) -> list[Block]:
+    """``MESHPATH-OUT``: exactly the prefix-lists (entry 10 IPv4, entry 20 IPv6); a standby
+    also lengthens its AS path."""
+    prepend: list[str] = []
     if intent.role == "standby":
         asn = str(checked_asn(intent.asn or 0, "ASN"))
-        lines.append(f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}")
+        prepend = [f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}"]
     elif intent.role not in (None, "primary"):
         raise BadInputError(f"role {intent.role!r}: expected primary or standby")
-    return tuple(lines)
+    out: list[Block] = []
+    if intent.advertise_v4 or not intent.advertise_v6:
+        match = f" match ip address prefix-list {PREFIX_LIST}"
+        out.append((f"route-map {RMAP_OUT} permit 10", match, *prepend))
+    if intent.advertise_v6:
+        match = f" match ipv6 address prefix-list {PREFIX_LIST6}"
+        out.append((f"route-map {RMAP_OUT} permit 20", match, *prepend))
+    return out
+
+
+def _family_lines(peer: str, family: str, activate: bool) -> list[str]:
+    return [
+        f" {family}",
+        f"  redistribute static route-map {RMAP_OUT}",
+        *([f"  neighbor {peer} activate"] if activate else []),
+        f"  neighbor {peer} route-map {RMAP_IN} in",
+        f"  neighbor {peer} route-map {RMAP_OUT} out",
+        " exit-address-family",
+    ]
 
 
 def _bgp_lines(intent: FrrIntent) -> list[str]:
     peer = parse_peer(intent.peer or "", "BGP peer")
     bfd = [f" neighbor {peer} bfd"] if intent.bfd else []
+    v6 = _family_lines(peer, _IPV6, intent.activate6) if intent.advertise_v6 else []
     return [
         *([f" coalesce-time {COALESCE_MS}"] if intent.bgp_created else []),
         f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
         *bfd,
-        " address-family ipv4 unicast",
-        f"  redistribute static route-map {RMAP_OUT}",
-        f"  neighbor {peer} route-map {RMAP_IN} in",
-        f"  neighbor {peer} route-map {RMAP_OUT} out",
-        " exit-address-family",
+        *_family_lines(peer, _IPV4, False),
+        *v6,
     ]
 
 
@@ -402,15 +449,21 @@ def intent_blocks(intent: FrrIntent) -> list[Block]:
 
 def _my_bgp_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
     out: list[str] = []
+    af: str | None = None
     for line in body:
         s = line.strip()
         if intent.user_neighbor and s.startswith(f"neighbor {intent.peer} remote-as "):
             continue  # the user's own session definition stays as it is
-        if intent.user_redistribute is not None and s.startswith("redistribute static"):
+        if (
+            af == _IPV4
+            and intent.user_redistribute is not None
+            and s.startswith("redistribute static")
+        ):
             continue  # the user's own redistribute stays (one per address family)
-        if s == "exit-address-family" and intent.activate:
+        if s == "exit-address-family" and af == _IPV4 and intent.activate:
             out.append(f"  neighbor {intent.peer} activate")
         out.append(line)
+        af = _af_of(s, af)
     return out
 
 
@@ -423,7 +476,7 @@ def rmap_delay_set(blocks: Iterable[Block]) -> bool:
 
 
 def _owned_top(header: str, body: Sequence[str], intent: FrrIntent, statics: Sequence[str]) -> bool:
-    if header.startswith(f"ip prefix-list {PREFIX_LIST} "):
+    if header.startswith((f"ip prefix-list {PREFIX_LIST} ", f"ipv6 prefix-list {PREFIX_LIST6} ")):
         return True
     if intent.rmap_delay and header == RMAP_DELAY:
         return True
@@ -431,7 +484,7 @@ def _owned_top(header: str, body: Sequence[str], intent: FrrIntent, statics: Seq
         return True
     if _is_cf_entry(header, body):
         return True  # meshpath's entry in the user's redistribute route-map
-    return any(header == f"ip route {p} {intent.tunnel}" for p in statics)
+    return any(header == static_line(p, intent.tunnel) for p in statics)
 
 
 def _is_cf_entry(header: str, body: Sequence[str]) -> bool:
@@ -440,20 +493,17 @@ def _is_cf_entry(header: str, body: Sequence[str]) -> bool:
     return header.startswith("route-map ") and [" ".join(b.split()) for b in body] == [mine]
 
 
-_IPV4: Final = "address-family ipv4 unicast"
-
-
 def _owned_bgp_line(line: str, intent: FrrIntent, af: str | None) -> bool:
     """meshpath's line in its router bgp block; ``af``: the address family it is in.
 
-    meshpath writes only at the bgp level and in the ipv4 unicast family: a peer it
-    created is its own there; a user's peer only has meshpath's route-maps (and
+    meshpath writes only at the bgp level and in the ipv4 and ipv6 unicast families: a
+    peer it created is its own there; a user's peer only has meshpath's route-maps (and
     ``activate`` when meshpath added it). Other families are never touched.
     """
     s = " ".join(line.split())
-    if af not in (None, _IPV4):
+    if af not in (None, _IPV4, _IPV6):
         return False
-    if af == _IPV4 and s == f"redistribute static route-map {RMAP_OUT}":
+    if af is not None and s == f"redistribute static route-map {RMAP_OUT}":
         return True
     if intent.peer is None or not s.startswith(f"neighbor {intent.peer} "):
         return False
@@ -463,9 +513,9 @@ def _owned_bgp_line(line: str, intent: FrrIntent, af: str | None) -> bool:
         f"neighbor {intent.peer} route-map {RMAP_IN} in",
         f"neighbor {intent.peer} route-map {RMAP_OUT} out",
     }
-    if intent.activate:
+    if (intent.activate and af == _IPV4) or (intent.activate6 and af == _IPV6):
         mine.add(f"neighbor {intent.peer} activate")
-    return af == _IPV4 and s in mine
+    return af is not None and s in mine
 
 
 def _strip_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
@@ -525,7 +575,29 @@ def compose(running: str, intent: FrrIntent) -> FrrIntent:
         activate=no_default and not (user_neighbor and activated),
         user_redistribute=redist,
         redist_seq=_free_seq(blocks, redist) if redist else 0,
+        **_compose_v6(keys, head, intent, user_neighbor),
     )
+
+
+def _compose_v6(
+    keys: frozenset[tuple[str, ...]], head: str, intent: FrrIntent, user_neighbor: bool
+) -> dict[str, bool]:
+    """How the ipv6 unicast family composes with the user's: who opened it, who activated
+    the peer in it. A user's ``redistribute static`` there is refused: FRR keeps one per
+    family, and meshpath's would replace it."""
+    if not intent.advertise_v6:
+        return {}
+    af6 = (head, _IPV6)
+    _check_peer_maps(keys, af6, intent)
+    redist = _user_redistribute(keys, af6)
+    if redist is not None:
+        shown = f"redistribute static route-map {redist}" if redist else "redistribute static"
+        raise BadInputError(
+            f"FRR's ipv6 unicast family already has '{shown}'; meshpath would replace it with "
+            f"its own (route-map {RMAP_OUT}): remove it, or fix IPv6 with --mode route"
+        )
+    activated = (*af6, f"neighbor {intent.peer} activate") in keys
+    return {"af6_created": af6 not in keys, "activate6": not (user_neighbor and activated)}
 
 
 def _replace(intent: FrrIntent, **changes: object) -> FrrIntent:
@@ -656,12 +728,14 @@ def _bgp_drops(
         if s and _owned_bgp_line(s, intent, af) and key not in keep:
             drop.add(i)
         af = _af_of(s, af)
-    return drop | (_emptied_families(lines, sp, drop) if intent.af_created else set())
+    opened = {af for af, made in ((_IPV4, intent.af_created), (_IPV6, intent.af6_created)) if made}
+    return drop | _emptied_families(lines, sp, drop, opened)
 
 
-def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int]) -> set[int]:
+def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int], opened: set[str]) -> set[int]:
     """Address-family sections left with nothing but meshpath's lines, when meshpath
-    opened the family: gone with them (its header, exit and the ' !' before it)."""
+    opened the family (``opened``): gone with them (its header, exit and the ' !' before
+    it)."""
     out: set[int] = set()
     sections: list[list[int]] = []
     open_ = False
@@ -669,8 +743,9 @@ def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int]) -> set[int
     for i in range(sp.start + 1, stop):
         s = lines[i].strip()
         if s.startswith("address-family "):
-            sections.append([i])
-            open_ = True
+            open_ = _af_of(" ".join(s.split()), None) in opened
+            if open_:
+                sections.append([i])
         elif open_ and s and not s.startswith(_SEPARATOR):
             sections[-1].append(i)
             open_ = s != "exit-address-family"
@@ -687,45 +762,60 @@ def _splice_bgp_text(
     lines: list[str], mine: Block, present: frozenset[tuple[str, ...]], intent: FrrIntent
 ) -> list[str]:
     head = _header_key(mine[0])
-    bgp_level, af_lines = _split_af(mine[1:])
+    bgp_level, families = _split_af(mine[1:])
     top = [ln for ln in bgp_level if (head, ln.strip()) not in present]
-    af = [ln for ln in af_lines if (head, "address-family ipv4 unicast", ln.strip()) not in present]
-    mine_spans = [s for s in spans(lines) if _is_my_bgp(s.header, intent)]
-    sp = mine_spans[0]
-    # the family goes where the user has it (FRR merges repeated router bgp blocks)
-    ends = [(e, x) for x in mine_spans if (e := _ipv4_end(lines, x)) is not None]
     out = list(lines)
-    if af:
-        if not ends:
-            end = sp.exit_at if sp.exit_at is not None else sp.end
-            out[end:end] = [" !", f" {_IPV4}", *af, " exit-address-family"]
-        else:
-            out[ends[0][0] : ends[0][0]] = af
+    # later positions first, so the earlier ones stay where they were computed
+    edits: list[tuple[int, list[str]]] = []
+    for family, af_lines in families.items():
+        missing = [ln for ln in af_lines if (head, family, ln.strip()) not in present]
+        if missing:
+            edits.append(_family_edit(lines, intent, family, missing))
     if top:
-        first = _first_af(lines, sp)
-        out[first:first] = top
+        first = _first_af(lines, [s for s in spans(lines) if _is_my_bgp(s.header, intent)][0])
+        edits.append((first, top))
+    # at one position the later edit goes in first, so the earlier one ends up before it
+    for _, at, new in sorted(
+        ((i, at, new) for i, (at, new) in enumerate(edits)),
+        key=lambda e: (e[1], e[0]),
+        reverse=True,
+    ):
+        out[at:at] = new
     return out
 
 
-def _split_af(body: Sequence[str]) -> tuple[list[str], list[str]]:
+def _family_edit(
+    lines: Sequence[str], intent: FrrIntent, family: str, missing: list[str]
+) -> tuple[int, list[str]]:
+    """Where ``missing`` lines of ``family`` go, and the lines to insert there: into the
+    user's section of that family (FRR merges repeated router bgp blocks, so the first
+    block that has one), else a new section at the end of the first block."""
+    mine_spans = [s for s in spans(lines) if _is_my_bgp(s.header, intent)]
+    ends = [e for x in mine_spans if (e := _af_end(lines, x, family)) is not None]
+    if ends:
+        return ends[0], missing
+    sp = mine_spans[0]
+    end = sp.exit_at if sp.exit_at is not None else sp.end
+    return end, [" !", f" {family}", *missing, " exit-address-family"]
+
+
+def _split_af(body: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
     top: list[str] = []
-    af: list[str] = []
-    inside = False
+    families: dict[str, list[str]] = {}
+    af: str | None = None
     for line in body:
-        s = line.strip()
-        if s.startswith("address-family"):
-            inside = True
-        elif s == "exit-address-family":
-            inside = False
-        elif inside:
-            af.append(line)
+        s = " ".join(line.split())
+        if s.startswith("address-family") or s == "exit-address-family":
+            af = _af_of(s, af)
+        elif af is not None:
+            families.setdefault(af, []).append(line)
         else:
             top.append(line)
-    return top, af
+    return top, families
 
 
-def _ipv4_end(lines: Sequence[str], sp: Span) -> int | None:
-    """Where to append to the ipv4 unicast family of a router bgp block: before its
+def _af_end(lines: Sequence[str], sp: Span, family: str) -> int | None:
+    """Where to append to ``family`` in a router bgp block: before its
     exit-address-family, the next address-family (FRR leaves one family for the next
     without it), or the block's end; None when the block has no such family."""
     start: int | None = None
@@ -733,7 +823,7 @@ def _ipv4_end(lines: Sequence[str], sp: Span) -> int | None:
     for i in range(sp.start + 1, stop):
         s = " ".join(lines[i].split())
         if start is None:
-            if s in ("address-family ipv4 unicast", "address-family ipv4"):
+            if s.startswith("address-family ") and _af_of(s, None) == family:
                 start = i
         elif s == "exit-address-family" or s.startswith("address-family "):
             return _before_separators(lines, i, start)
