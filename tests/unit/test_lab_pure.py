@@ -303,3 +303,41 @@ def test_pure_lab_modules_do_no_io() -> None:
             elif isinstance(node, ast.ImportFrom):
                 imported.add((node.module or "").split(".")[0])
         assert not imported & {"subprocess", "socket", "os"}, module
+
+
+def test_router_accepts_ipv6_routes_on_the_same_sessions() -> None:
+    text = frr.render_bgpd(frr.router_config(False))
+    v6 = text[text.index(" address-family ipv6 unicast") :]
+    assert "  neighbor 10.0.1.2 activate" in v6
+    assert "  neighbor 10.0.1.2 route-map ALLOW-ALL in" in v6
+    assert "  neighbor 10.0.1.2 route-map DENY-ALL out" in v6  # advertises nothing, v6 too
+    assert "address-family ipv6" not in frr.render_bgpd(frr.connector_config())
+
+
+def test_evaluate_bgp_holds_the_ipv6_table_to_the_ipv6_source_range() -> None:
+    scn = get_scenario("bgp")
+    assert scn.expect6 is not None and scn.expect6.bgp_from_conn == {"2606:4700:cf1:5000::/64"}
+    route6 = """\
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.40000 > fd00:1::50.3000: Flags [S], seq 1
+CloudflareWARP Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.40000: Flags [S.], seq 2, ack 2
+"""
+    good = Observation(
+        WorkerResult(200, "{}", None),
+        ("100.64.12.189",),
+        parse_lines(REPORT_TEXT),
+        worker6=WorkerResult(200, "{}", None),
+        service_sources6=("2606:4700:cf1:5000::5",),
+        packets6=parse_lines(route6),
+        bgp6_from_conn=frozenset({"2606:4700:cf1:5000::/64"}),
+    )
+    v6_checks = {c.name: c.ok for c in evaluate(scn, good) if c.name.endswith("(v6)")}
+    assert v6_checks == {
+        "worker status (v6)": True,
+        "service saw (v6)": True,
+        "trace on conn (v6)": True,
+        "bgp table (v6)": True,
+    }
+    leaked = replace(good, bgp6_from_conn=frozenset({"2606:4700:cf1:5000::/64", "2001:db8::/32"}))
+    assert [c.name for c in evaluate(scn, leaked) if c.name.endswith("(v6)") and not c.ok] == [
+        "bgp table (v6)"
+    ]

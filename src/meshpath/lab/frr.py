@@ -64,6 +64,7 @@ class FrrConfig:
     neighbors: tuple[Neighbor, ...] = ()
     redistribute_static: str | None = None
     networks: tuple[str, ...] = ()
+    ipv6: bool = False  # the neighbours activated in ``address-family ipv6 unicast`` too
 
 
 def render_zebra(cfg: FrrConfig, log_file: str) -> str:
@@ -122,7 +123,11 @@ def render_bgpd(cfg: FrrConfig) -> str:
         if cfg.redistribute_static:
             lines.append(f"  redistribute static route-map {cfg.redistribute_static}")
         lines += [f"  network {net}" for net in cfg.networks]
-        lines += [*af, " exit-address-family", "exit"]
+        lines += [*af, " exit-address-family"]
+        if cfg.ipv6:
+            # The same neighbours and policies for IPv6 routes, on the same (IPv4) sessions.
+            lines += [" address-family ipv6 unicast", *af, " exit-address-family"]
+        lines.append("exit")
     return "\n".join(lines) + "\n!\n"
 
 
@@ -153,6 +158,7 @@ def router_config(tailnet: bool, ha: bool = False) -> FrrConfig:
         asn=ASN["router"],
         route_maps=(ALLOW_ALL, DENY_ALL),
         neighbors=tuple(peers),
+        ipv6=True,  # a dual-stack LAN: IPv6 routes from the connectors too
     )
 
 

@@ -81,6 +81,10 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
     worker, worker6 = cap.value
     e = scenario.expect
     bgp = lab.bgp_learned("router", LAN_ADDR["conn"]) if e.bgp_from_conn is not None else None
+    e6 = scenario.expect6
+    bgp6 = None
+    if e6 is not None and e6.bgp_from_conn is not None:
+        bgp6 = lab.bgp_learned("router", LAN_ADDR["conn"], 6)
     statics = lab.frr_statics("conn") if e.conn_statics is not None else None
     via = {dest: lab.route_get("router", dest).get("gateway") for dest, _gw in e.router_via}
     covers = warp_covers(lab, e.warp_covers) if e.warp_covers else {}
@@ -102,6 +106,7 @@ def observe(lab: Lab, scenario: Scenario) -> Observation:
         worker6=worker6,
         service_sources6=tuple(c for c in clients if ":" in c),
         packets6=_family(cap.packets, True) if v6 else None,
+        bgp6_from_conn=bgp6,
     )
 
 

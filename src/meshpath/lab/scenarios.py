@@ -21,6 +21,7 @@ from meshpath.lab.topology import (
     SERVICE_IP,
     SERVICE_IP6,
     SOURCE_RANGE,
+    SOURCE_RANGE6,
     TAILNET_NODE,
     TUN_CONN,
     WORKER_SOURCE,
@@ -60,6 +61,7 @@ class Expect6:
     body_contains: str | None = None
     seen_source: str | None = None  # None: the service must log no IPv6 request at all
     trace: tuple[Hop, ...] = ()
+    bgp_from_conn: frozenset[str] | None = None  # exactly these IPv6 prefixes at the router
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class Observation:
     worker6: WorkerResult | None = None  # the IPv6 call, when the scenario makes one
     service_sources6: tuple[str, ...] = ()
     packets6: tuple[Sighting, ...] | None = None
+    bgp6_from_conn: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +217,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "bgp",
-        "FRR on the connector owns and advertises the two /12s; the router installs them",
+        "FRR on the connector owns and advertises the two /12s (and the IPv6 source range "
+        "in the ipv6 unicast family); the router installs them",
         "gateway",
         "bgp",
         Expectation(
@@ -225,6 +229,13 @@ SCENARIOS: tuple[Scenario, ...] = (
             bgp_from_conn=BGP_RANGES,
             conn_statics=CONN_STATICS,
             router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
+        ),
+        expect6=Expect6(
+            200,
+            None,
+            WORKER_SOURCE6,
+            trace=REPLY_VIA_TUNNEL6,
+            bgp_from_conn=frozenset({SOURCE_RANGE6}),
         ),
     ),
     Scenario(
@@ -424,9 +435,12 @@ def _check_v6(e6: Expect6 | None, o: Observation) -> list[Check]:
         return []
     if o.worker6 is None:
         return [Check("worker status (v6)", False, "no IPv6 call made")]
-    e = Expectation(e6.status, e6.body_contains, e6.seen_source, trace=e6.trace)
-    half = Observation(o.worker6, o.service_sources6, o.packets6)
+    e = Expectation(
+        e6.status, e6.body_contains, e6.seen_source, trace=e6.trace, bgp_from_conn=e6.bgp_from_conn
+    )
+    half = Observation(o.worker6, o.service_sources6, o.packets6, o.bgp6_from_conn)
     checks = [*_check_worker(e, half), _check_service(e, half), *_check_trace(e, half)]
+    checks += _check_routing(e, half)
     return [Check(f"{c.name} (v6)", c.ok, c.detail) for c in checks]
 
 
