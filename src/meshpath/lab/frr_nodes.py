@@ -77,7 +77,9 @@ class FrrNodes(LabBase):
         done = self.exec(node, ["ip", "-j", f"-{family}", "route", "show", "proto", proto])
         if not done.ok or not done.stdout.strip():
             return {}
-        return {_prefix(r["dst"], family): _gateway(r) for r in ip_json(done.stdout)}
+        # A multipath route (FRR installs an IPv6 route learned over an IPv4 session via the
+        # peer's global and link-local addresses) has no single gateway: "".
+        return {_prefix(r["dst"], family): r.get("gateway", "") for r in ip_json(done.stdout)}
 
     def bgp_peer_state(self, node: str, peer: str) -> str | None:
         peers = frr_state.bgp_peers(self.vtysh_json(node, "show bgp summary json"))
@@ -92,10 +94,3 @@ class FrrNodes(LabBase):
 def _prefix(dst: str, family: int) -> str:
     """``ip -j`` prints host routes without a length."""
     return host_prefix(dst) if family == 4 or "/" in dst else f"{dst}/128"
-
-
-def _gateway(route: dict[str, Any]) -> str:
-    """The route's gateway; a multipath route's (FRR installs an IPv6 BGP route learned
-    over IPv4 via both the peer's global and link-local address) first nexthop's."""
-    hops = route.get("nexthops") or [route]
-    return str(hops[0].get("gateway", ""))
