@@ -90,6 +90,10 @@ FIXTURES: dict[str, tuple[str, bool, Bend | None]] = {
     "no-carrier": ("gateway", False, no_carrier),
     "rfc8212": ("gateway", False, rfc8212),
     "tailscale52": ("route", True, tailscale52),
+    # The dual-stack lab (ULA LAN, the Worker's IPv6 source; broken's profile keeps IPv6
+    # out of WARP's table): the same scenarios, recorded with both families.
+    "broken-dual": ("broken", False, None),
+    "route-dual": ("route", True, None),
 }
 
 
