@@ -316,7 +316,8 @@ def test_router_accepts_ipv6_routes_on_the_same_sessions() -> None:
 
 def test_evaluate_bgp_holds_the_ipv6_table_to_the_ipv6_source_range() -> None:
     scn = get_scenario("bgp")
-    assert scn.expect6 is not None and scn.expect6.bgp_from_conn == {"2606:4700:cf1:5000::/64"}
+    both = frozenset({"2606:4700:cf1:5000::/64", "2606:4700:cf1:1000::/64"})
+    assert scn.expect6 is not None and scn.expect6.bgp_from_conn == both
     route6 = """\
 CloudflareWARP In  IP6 2606:4700:cf1:5000::5.40000 > fd00:1::50.3000: Flags [S], seq 1
 CloudflareWARP Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.40000: Flags [S.], seq 2, ack 2
@@ -328,7 +329,7 @@ CloudflareWARP Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.40000: Flags [S.]
         worker6=WorkerResult(200, "{}", None),
         service_sources6=("2606:4700:cf1:5000::5",),
         packets6=parse_lines(route6),
-        bgp6_from_conn=frozenset({"2606:4700:cf1:5000::/64"}),
+        bgp6_from_conn=both,
     )
     v6_checks = {c.name: c.ok for c in evaluate(scn, good) if c.name.endswith("(v6)")}
     assert v6_checks == {
@@ -337,7 +338,7 @@ CloudflareWARP Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.40000: Flags [S.]
         "trace on conn (v6)": True,
         "bgp table (v6)": True,
     }
-    leaked = replace(good, bgp6_from_conn=frozenset({"2606:4700:cf1:5000::/64", "2001:db8::/32"}))
+    leaked = replace(good, bgp6_from_conn=both | {"2001:db8::/32"})
     assert [c.name for c in evaluate(scn, leaked) if c.name.endswith("(v6)") and not c.ok] == [
         "bgp table (v6)"
     ]

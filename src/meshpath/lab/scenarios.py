@@ -16,6 +16,7 @@ from meshpath.lab.capture import Hop, Sighting, find, match_sequence
 from meshpath.lab.frr import LEAK_CANARY
 from meshpath.lab.topology import (
     DEVICE_RANGE,
+    DEVICE_RANGE6,
     LAN_ADDR,
     LAN_IF,
     SERVICE_IP,
@@ -163,6 +164,8 @@ REPLY_VIA_TUNNEL6: Final = (
 )
 TIMEOUT: Final = Expectation(500, HANDSHAKE_TIMEOUT, None)
 BGP_RANGES: Final = frozenset({SOURCE_RANGE, DEVICE_RANGE})
+# The bgp fix's IPv6 family (--also-device-range: the device range too), nothing else.
+BGP_RANGES6: Final = frozenset({SOURCE_RANGE6, DEVICE_RANGE6})
 # staticd also holds a canary route: present on conn, it must not reach the router.
 CONN_STATICS: Final = BGP_RANGES | {LEAK_CANARY}
 
@@ -217,8 +220,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "bgp",
-        "FRR on the connector owns and advertises the two /12s (and the IPv6 source range "
-        "in the ipv6 unicast family); the router installs them",
+        "FRR on the connector owns and advertises the two /12s (and the IPv6 source and "
+        "device ranges in the ipv6 unicast family); the router installs them",
         "gateway",
         "bgp",
         Expectation(
@@ -235,7 +238,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             None,
             WORKER_SOURCE6,
             trace=REPLY_VIA_TUNNEL6,
-            bgp_from_conn=frozenset({SOURCE_RANGE6}),
+            bgp_from_conn=BGP_RANGES6,
         ),
     ),
     Scenario(
