@@ -26,6 +26,7 @@ from meshpath.lab.topology import (
     ASN,
     DEVICE_RANGE,
     LAN_ADDR,
+    LAN_ADDR6,
     LAN_IF,
     SOURCE_RANGE,
     SOURCE_RANGE6,
@@ -159,7 +160,9 @@ def fix_reconnect(lab: Lab) -> None:
     )
     for mode, apply in steps:
         if mode == "bgp":  # BGP carries the way back now: a kernel static would shadow it
-            lab.ip_batch("router", f"route del {SOURCE_RANGE} via {LAN_ADDR['conn']}\n")
+            text = f"route del {SOURCE_RANGE} via {LAN_ADDR['conn']}\n"
+            text += f"route del {SOURCE_RANGE6} via {LAN_ADDR6['conn']}\n"
+            lab.ip_batch("router", text)
         apply(lab)
         seconds = lab.warp_reconnect()
         after = lab.worker_call()
