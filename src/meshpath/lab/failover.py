@@ -90,6 +90,16 @@ def phase_figures(calls: Sequence[Call], start: float, end: float) -> PhaseFigur
     return PhaseFigures(len(mine), failed, delayed, None if back is None else back - start)
 
 
+@dataclass(frozen=True, slots=True)
+class DrillFigures:
+    event: str
+    bfd: bool
+    failover: PhaseFigures  # from the event until the primary is restored
+    failback: PhaseFigures  # from the restore on
+    router_switch: float | None  # seconds until the router routed the ranges via connb
+    via_standby: bool  # connb's session carried calls during the failure
+
+
 class Prober:
     """A Worker call every ``interval`` seconds, each in its own thread (a failing call
     waits for the handshake timeout; the rate must not slow down)."""
