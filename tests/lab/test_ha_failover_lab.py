@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from meshpath.checks.fleet import ads_from_doc, check_fleet
 from meshpath.lab import Lab, failover, get_scenario, ha
 from meshpath.lab.topology import LAN_ADDR
 
@@ -24,6 +25,15 @@ def ha_lab(lab: Lab) -> Lab:
     ha.start_replica(lab)  # both connectors with their sessions, bare FRR and bfdd
     failover.fix_all(lab, bfd=False)
     return lab
+
+
+def test_the_fleet_check_is_clean_and_models_the_paths_the_router_sees(ha_lab: Lab) -> None:
+    ads = [ad for n in ha.ROLES for ad in ads_from_doc(ha.fleet_facts(ha_lab, n), n)]
+    assert check_fleet(ads) == ()
+    seen = ha.router_paths(ha_lab)
+    assert {a.peer: a.as_path_length for a in ads if a.host == "conn"} == {ROUTER: 1}
+    for ad in ads:  # the AS-path length fleet facts compute is the one the router got
+        assert ad.as_path_length == seen[LAN_ADDR[ad.host]], (ad, seen)
 
 
 def test_bfd_comes_up_and_makes_link_failover_faster(ha_lab: Lab) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from meshpath.collect.frr import decode_show_list
 from meshpath.lab import frr
-from meshpath.lab.failover import Call, PhaseFigures, parse_bfd_peers, phase_figures
+from meshpath.lab.failover import Call, PhaseFigures, phase_figures
+from meshpath.state.frr import bfd_status
 
 
 def _calls(*spec: tuple[float, float, bool]) -> list[Call]:
@@ -47,10 +49,14 @@ def test_bfd_peers_json_to_status() -> None:
     text = (
         '[{"multihop":false,"peer":"10.0.1.2","status":"up"},{"peer":"10.0.1.4","status":"down"}]'
     )
-    assert parse_bfd_peers(text) == {"10.0.1.2": "up", "10.0.1.4": "down"}
-    assert parse_bfd_peers("") == {}  # bfdd not running: vtysh prints nothing
-    assert parse_bfd_peers("% Unknown command") == {}
-    assert parse_bfd_peers('{"peer": "x"}') == {}
+    peers, problem = decode_show_list("show bfd peers json", text)
+    assert problem is None
+    assert bfd_status(peers) == {"10.0.1.2": "up", "10.0.1.4": "down"}
+    assert bfd_status(None) == {}  # bfdd not running: vtysh prints nothing
+    for bad in ("% Unknown command", '{"peer": "x"}'):
+        peers, problem = decode_show_list("show bfd peers json", bad)
+        assert peers is None and problem is not None
+    assert bfd_status([{"status": "up"}, "x"]) == {}
 
 
 def test_the_ha_router_runs_bfdd_with_a_peer_per_connector_and_bgp_follows_it() -> None:

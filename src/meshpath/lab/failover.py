@@ -21,7 +21,6 @@ until calls succeed again for good.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -31,10 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from meshpath.collect.frr import decode_show_list
 from meshpath.fsafe import atomic_write
 from meshpath.lab import frr, ha
 from meshpath.lab.procs import LabTimeout, frr_pathspace, wait_for
 from meshpath.lab.topology import LAN_ADDR, LAN_IF, WORKER_SOURCE
+from meshpath.state import frr as frr_state
 
 if TYPE_CHECKING:
     from meshpath.lab.core import Lab
@@ -243,17 +244,8 @@ def fix_all(lab: Lab, bfd: bool) -> None:
 
 
 def bfd_status(lab: Lab, node: str) -> dict[str, str]:
-    """``show bfd peers json`` in ``node``: peer address -> status ("up", "down", ...)."""
-    return parse_bfd_peers(lab.vtysh(node, "show bfd peers json"))
-
-
-def parse_bfd_peers(text: str) -> dict[str, str]:
-    """FRR's ``show bfd peers json`` (a list of sessions): peer -> status; {} for anything
-    else (bfdd not running prints nothing)."""
-    try:
-        peers = json.loads(text or "[]")
-    except ValueError:
-        return {}
-    if not isinstance(peers, list):
-        return {}
-    return {str(p.get("peer")): str(p.get("status")) for p in peers if isinstance(p, dict)}
+    """``show bfd peers json`` in ``node``: peer address -> status ("up", "down", ...);
+    {} when bfdd does not answer."""
+    command = "show bfd peers json"
+    peers, _problem = decode_show_list(command, lab.vtysh(node, command) or "[]")
+    return frr_state.bfd_status(peers)

@@ -165,6 +165,20 @@ def meshpath_on(
     )
 
 
+def fleet_facts(lab: Lab, node: str) -> dict[str, object]:
+    """``meshpath fleet facts --json`` in ``node``, named after the node."""
+    argv = [sys.executable, "-m", "meshpath", "fleet", "facts", "--json", "--name", node]
+    argv += ["--netns", lab.ns(node)]
+    done = subprocess.run(  # noqa: S603 - argv list
+        argv, capture_output=True, text=True, timeout=60, env=lab.meshpath_env(), check=False
+    )
+    if done.returncode != 0:
+        raise LabFixError(f"lab: meshpath fleet facts in {node} exited {done.returncode}: "
+                          f"{done.stderr.strip()[-300:]}")  # fmt: skip
+    facts: dict[str, object] = json.loads(done.stdout)
+    return facts
+
+
 def fix_replica(lab: Lab, node: str, role: str | None, bfd: bool = False) -> None:
     args = ["fix", "--mode", "bgp", "--apply", *bgp_args(node, role, bfd)]
     done = meshpath_on(lab, node, args)
