@@ -44,13 +44,16 @@ requirements:
   - meshpath on the managed host, run as root
 attributes:
   check_mode:
+    description: Only reads the host, the same in check mode.
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
   facts:
+    description: Sets C(ansible_facts.meshpath).
     support: full
 author:
-  - meshpath maintainers
+  - meshpath maintainers (@meshpath)
 """
 
 EXAMPLES = r"""
