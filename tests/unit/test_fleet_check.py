@@ -125,8 +125,17 @@ def _with_config(text: str) -> Snapshot:
 
 def test_attributes_come_from_the_redistribute_and_the_out_route_maps() -> None:
     (ad,) = advertisements(_with_config(STANDBY_CONFIG), RANGES, "connb")
-    # 1 (its AS) + 3 (redistribute) + 1 (out, the first permit entry that lets it through)
-    assert ad == Advertisement("connb", "10.0.1.1", CF, 5, 300, 50)
+    # 1 (its AS) + 3 (redistribute) + 1 (out, the first permit entry that lets it through);
+    # local-preference 300 is not sent to an external peer
+    assert ad == Advertisement("connb", "10.0.1.1", CF, 5, None, 50)
+
+
+def test_local_preference_counts_only_towards_an_internal_peer() -> None:
+    ebgp = STANDBY_CONFIG  # remote-as 65000 under router bgp 65001: external
+    assert advertisements(_with_config(ebgp), RANGES, "x")[0].local_pref is None
+    for remote in ("internal", "65001"):
+        text = STANDBY_CONFIG.replace("remote-as 65000", f"remote-as {remote}")
+        assert advertisements(_with_config(text), RANGES, "x")[0].local_pref == 300
 
 
 def test_the_recorded_bgp_connector_advertises_exactly_the_ranges() -> None:

@@ -39,7 +39,7 @@ class Advertisement:
     peer: str
     prefixes: tuple[str, ...]
     as_path_length: int  # as the peer receives it: the connector's AS + every prepend
-    local_pref: int | None = None  # set by the connector (counts only on iBGP sessions)
+    local_pref: int | None = None  # set by the connector; None on eBGP (never sent there)
     med: int | None = None
 
     def preference(self) -> tuple[int, int, int]:
@@ -85,14 +85,19 @@ def _advertisement(
         found = _entry_sets(blocks, rmap, prefixes[0]) if rmap else {}
         prepends += len(found.get("as-path prepend", "").split())
         sets |= {k: v for k, v in found.items() if k != "as-path prepend"}
-    return Advertisement(
-        host,
-        peer,
-        prefixes,
-        1 + prepends,
-        _int(sets.get("local-preference")),
-        _int(sets.get("metric")),
-    )
+    # LOCAL_PREF is only sent to internal peers (RFC 4271 5.1.5): an eBGP peer never sees it.
+    local_pref = _int(sets.get("local-preference")) if _internal(blocks, peer) else None
+    return Advertisement(host, peer, prefixes, 1 + prepends, local_pref, _int(sets.get("metric")))
+
+
+def _internal(blocks: Sequence[Block], peer: str) -> bool:
+    """``neighbor PEER remote-as internal`` or the block's own AS number."""
+    header = next((b[0] for b in blocks if b[0].split()[:2] == ["router", "bgp"]), "")
+    own = header.split()[2] if len(header.split()) > 2 else None
+    for words in (line.split() for line in _bgp_body(blocks)):
+        if words[:3] == ["neighbor", peer, "remote-as"] and len(words) == 4:
+            return words[3] == "internal" or words[3] == own
+    return False
 
 
 def in_ranges(prefix: str, ranges: CloudflareRanges) -> bool:
