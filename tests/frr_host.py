@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshpath.apply.frr import Frr
+from meshpath.fix import frrfit
 from meshpath.fsafe import atomic_write, ensure_dir, remove_inside
 from meshpath.lab import frr as lab_frr
 from meshpath.lab.procs import FRR_RUN_DIR, frr_pathspace, kill_in_namespaces, wait_for
@@ -119,7 +120,7 @@ def intent_for(running: str, peer: str = PEER, statics: tuple[str, ...] = V4_ONL
         bgp_created=asn is None,
         owned_statics=owned,
     )
-    return frr.compose(running, intent)
+    return frrfit.compose(running, intent)
 
 
 def round_trip(
@@ -155,7 +156,7 @@ def _round_trip(host: FrrHost, original: str, peer: str, statics: tuple[str, ...
     host.frr.check(conf)  # vtysh -C, frr-reload.py --test
     host.frr.reload(conf)
     applied = host.running()
-    if not frr.is_applied(applied, intent):
+    if not frrfit.is_applied(applied, intent):
         missing = frr.line_keys(frr.intent_blocks(intent)) - frr.line_keys(
             frr.parse_blocks(applied)
         )

@@ -12,7 +12,7 @@ import pytest
 
 from meshpath.config import Settings
 from meshpath.errors import BadInputError
-from meshpath.fix import FixOptions, FrrReload, NftFile, Run, WaitBgp, plan_fix
+from meshpath.fix import FixOptions, FrrReload, NftFile, Run, WaitBgp, frrfit, plan_fix
 from meshpath.fix.model import Plan
 from meshpath.fix.verify import frr_static_checks
 from meshpath.render import frr
@@ -68,7 +68,7 @@ def test_route_with_frr_writes_ipv6_route_for_v6_ranges_and_strips_only_them() -
     assert f"ip route {V6} CloudflareWARP" not in desired  # what FRR would refuse
     assert frr.strip_text(desired, intent) == EMPTY_FRR
     # applied: the next plan finds the v6 static in place
-    assert frr.is_applied(desired, intent)
+    assert frrfit.is_applied(desired, intent)
 
 
 def test_a_users_own_ipv6_static_is_not_meshpaths_to_remove() -> None:

@@ -12,7 +12,8 @@ import pytest
 from meshpath.checks.targets import Target, choose_targets, default_targets, worker_for
 from meshpath.cli import main
 from meshpath.config import Settings
-from meshpath.fix import FixOptions, plan_fix
+from meshpath.fix import FixOptions
+from meshpath.fix.desired import desired_state
 from meshpath.state import Address, Route, codec
 from meshpath.usecase.fix import prediction
 from tests.builders import broken_connector
@@ -38,8 +39,7 @@ def test_worker_for_follows_the_targets_family() -> None:
 
 def test_fix_predicts_for_each_lan_like_the_doctor_not_the_gateway_on_443() -> None:
     snap = broken_connector()
-    plan = plan_fix(snap, S, "route", FixOptions())
-    forecast = prediction(snap, plan, "eth0", None, S)
+    forecast = prediction(snap, desired_state(snap, S, "route", FixOptions()), None, S)
     assert forecast is not None and ":443" not in forecast
     assert forecast.splitlines() == [
         line for line in forecast.splitlines() if line.startswith("Worker 100.64.12.189 -> ")
@@ -54,8 +54,7 @@ def test_fix_predicts_a_v6_lan_from_the_v6_source_range() -> None:
     snap = msgspec.structs.replace(
         snap, addresses=(*snap.addresses, lan6), routes=(*snap.routes, route6)
     )
-    plan = plan_fix(snap, S, "route", FixOptions())
-    forecast = prediction(snap, plan, "eth0", None, S) or ""
+    forecast = prediction(snap, desired_state(snap, S, "route", FixOptions()), None, S) or ""
     lines = forecast.splitlines()
     assert len(lines) == 2
     assert lines[1].startswith(f"Worker {S.ranges.worker_probe_v6()} -> [fd00:1::1]:80")

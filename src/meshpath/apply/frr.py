@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from meshpath.collect.frr import decode_show, vtysh_base
 from meshpath.errors import StepFailed as StepFailed  # re-exported: its old home
+from meshpath.fix import frrfit
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
 from meshpath.state import frr as frr_state
@@ -69,7 +70,7 @@ class Frr:
             left = owned_lines(running, intent)
             if left:
                 raise StepFailed(f"FRR still has meshpath's lines after reload: {sorted(left)[:3]}")
-        elif not frr_render.is_applied(running, intent):
+        elif not frrfit.is_applied(running, intent):
             raise StepFailed("frr-reload.py finished but meshpath's lines are not all running")
 
     def has_owned(self, intent: frr_render.FrrIntent) -> bool:

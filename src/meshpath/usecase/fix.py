@@ -23,8 +23,10 @@ from meshpath.apply import journal as jr
 from meshpath.checks.targets import Target, choose_targets, parse_target, worker_for
 from meshpath.config import Settings
 from meshpath.errors import BadInputError, MeshpathError
-from meshpath.fix import Expect, FixOptions, Plan, plan_fix, validate
+from meshpath.fix import Expect, FixOptions, Plan
+from meshpath.fix.desired import Desired, desired_state
 from meshpath.fix.model import WriteFile
+from meshpath.fix.plan import plan_from
 from meshpath.fix.predict import predict
 from meshpath.sim import simulate_flow
 from meshpath.state import Snapshot
@@ -91,9 +93,8 @@ def session(
     options = msgspec.structs.replace(request.options, post_checks=check_names(round_trip))
     lock = jr.locked(host.state_dir) if request.apply else contextlib.nullcontext()
     with lock:
-        snap, plan = make_plan(host, settings, request.mode, options, request.saved)
-        lan = validate.lan_interface(snap, settings.tunnel_interface, options.lan_if)
-        forecast = prediction(snap, plan, lan, request.target, settings)
+        snap, desired, plan = make_plan(host, settings, request.mode, options, request.saved)
+        forecast = prediction(snap, desired, request.target, settings)
         proposal = Proposal(plan, interrupted(host.state_dir), forecast)
         if not request.apply:
             return FixOutcome(proposal, ApplyResult.planned(plan))
@@ -126,9 +127,10 @@ def interrupted(states: Path) -> jr.Journal | None:
 
 def make_plan(
     host: Host, settings: Settings, mode: str, options: FixOptions, saved: Snapshot | None
-) -> tuple[Snapshot, Plan]:
-    """Collect (or take the saved) host state and plan from it; route mode also reads what
-    its persistence files hold now, so the plan's undo can put them back exactly."""
+) -> tuple[Snapshot, Desired, Plan]:
+    """Collect (or take the saved) host state, compute the desired state and plan the
+    difference; route mode also reads what its persistence files hold now, so the plan's
+    undo can put them back exactly."""
     snap = saved if saved is not None else host.snapshot()
     if mode == "route":
         links = [link.name for link in snap.links]
@@ -140,7 +142,8 @@ def make_plan(
             absent_dirs=found.absent_dirs,
             notes=found.notes,
         )
-    return snap, plan_fix(snap, settings, mode, options)  # type: ignore[arg-type]
+    desired = desired_state(snap, settings, mode, options)  # type: ignore[arg-type]
+    return snap, desired, plan_from(snap, desired, options)
 
 
 def refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
@@ -166,13 +169,14 @@ def fix_targets(snap: Snapshot, settings: Settings, target: str | None) -> tuple
 
 
 def prediction(
-    snap: Snapshot, plan: Plan, lan_if: str, target: str | None, settings: Settings
+    snap: Snapshot, desired: Desired, target: str | None, settings: Settings
 ) -> str | None:
-    """The simulator's verdict on a Worker flow to each target once the plan is applied."""
+    """The simulator's verdict on a Worker flow to each target once ``desired`` holds (the
+    state the plan was diffed from)."""
     targets = fix_targets(snap, settings, target)
     if not targets:
         return NO_TARGET
-    after = predict(snap, plan, lan_if)
+    after = predict(snap, desired)
     return "\n".join(_forecast(after, t, settings) for t in targets)
 
 
