@@ -17,6 +17,4 @@ EXPECT: dict[str, tuple[str, str | None, frozenset[str]]] = {
     "no-carrier": ("PATH BROKEN", "MP150", frozenset({"MP150", "MP151"})),
     "rfc8212": ("PATH BROKEN", "MP162", frozenset({"MP162"})),
     "tailscale52": ("PATH BROKEN", "MP170", frozenset({"MP170"})),
-    "broken-dual": ("PATH BROKEN", "MP101", frozenset({"MP101"})),
-    "route-dual": ("PATH OK", None, frozenset({"MP103"})),
 }

@@ -96,7 +96,7 @@ def test_meaningless_route_is_one_line_exit_2(
 
 
 def _dual(name: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    args = ["--json", "doctor", "--snapshot", str(SNAPSHOTS / f"{name}.json")]
+    args = ["--json", "doctor", "--snapshot", str(SNAPSHOTS / "dual" / f"{name}.json")]
     code = main([*args, "--target", "10.0.1.50:3000", "--target", "[fd00:1::50]:3000"])
     report: dict[str, Any] = json.loads(capsys.readouterr().out)
     return code, report
