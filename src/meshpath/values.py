@@ -169,8 +169,13 @@ class HostPort:
     port: int
 
     def __str__(self) -> str:
-        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        return f"{host}:{self.port}"
+        return endpoint(str(self.address), self.port)
+
+
+def endpoint(address: str, port: int) -> str:
+    """``IP:PORT`` as people and :func:`parse_hostport` read it: IPv6 in brackets
+    (``fd00:1::50:3000`` would be an address, not an address and a port)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def parse_hostport(text: str, what: str = "--target", default_port: int | None = None) -> HostPort:

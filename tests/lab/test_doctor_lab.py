@@ -77,7 +77,7 @@ def test_doctor_names_the_missing_ipv6_route_then_path_ok_for_both_families(
     ]
     assert v6, [f["title"] for f in report["findings"]]
     evidence = " | ".join(v6[0]["evidence"])
-    assert "reply fd00:1::50:3000 > 2606:4700:cf1:5000::5" in evidence, evidence
+    assert "reply [fd00:1::50]:3000 > [2606:4700:cf1:5000::5]" in evidence, evidence
     assert "route ::/0 (table 254, rule 32766) dev eth0" in evidence, evidence
     assert _v6_flow(report)["status"] != "delivered"
     lab.setup("route")

@@ -110,11 +110,11 @@ def test_dual_stack_broken_names_the_missing_ipv6_route(
     code, report = _dual("broken-dual", capsys)
     assert code == 1
     flows = {f["target"]: f["status"] for f in report["flows"]}
-    assert flows["fd00:1::50:3000"] != "delivered"  # the doctor's target text, unbracketed
+    assert flows["[fd00:1::50]:3000"] != "delivered"  # the target as --target reads it
     v6 = next(f for f in report["findings"] if "2606:4700:cf1:5000::/64" in f["title"])
     assert v6["id"] == "MP101"
     assert any(
-        "reply fd00:1::50:3000 > 2606:4700:cf1:5000::5" in e and "route ::/0" in e
+        "reply [fd00:1::50]:3000 > [2606:4700:cf1:5000::5]" in e and "route ::/0" in e
         for e in v6["evidence"]
     ), v6["evidence"]
 
@@ -126,5 +126,5 @@ def test_dual_stack_route_fix_is_path_ok_for_both_families(
     assert (code, report["verdict"]) == (0, "PATH OK")
     assert {f["target"]: f["status"] for f in report["flows"]} == {
         "10.0.1.50:3000": "delivered",
-        "fd00:1::50:3000": "delivered",
+        "[fd00:1::50]:3000": "delivered",
     }

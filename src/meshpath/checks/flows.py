@@ -10,6 +10,7 @@ from meshpath.checks.path import PathOutcome
 from meshpath.checks.targets import Target, worker_for
 from meshpath.sim import Decision, Fib, FlowResult, Packet, PathResult, route_input, simulate_flow
 from meshpath.sim import values as v
+from meshpath.values import endpoint
 
 _DECISION_CAUSES = {
     v.RP_FILTER: "rp_filter",
@@ -84,7 +85,8 @@ def _cause(flow: FlowResult, failed: PathResult | None) -> str | None:
 
 def _hop_line(path: PathResult) -> str:
     pkt = path.arrived
-    head = f"{path.direction} {pkt.src}:{pkt.sport} > {pkt.dst}:{pkt.dport} in {pkt.iif}"
+    src, dst = endpoint(pkt.src, pkt.sport), endpoint(pkt.dst, pkt.dport)
+    head = f"{path.direction} {src} > {dst} in {pkt.iif}"
     return f"{head}: {_decision_text(path.decision)} -> {path.reason}"
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from meshpath.ranges import CloudflareRanges
 from meshpath.state import TABLE_MAIN, Snapshot
-from meshpath.values import parse_hostport
+from meshpath.values import endpoint, parse_hostport
 
 DEFAULT_PORT = 80
 
@@ -28,13 +28,12 @@ class Target:
     lan_dev: str | None = None  # the interface the connector reaches it by, when known
 
     def __str__(self) -> str:
-        return f"{self.address}:{self.port}"
+        return self.endpoint
 
     @property
     def endpoint(self) -> str:
         """``IP:PORT`` as parse_target reads it back: IPv6 in brackets."""
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{host}:{self.port}"
+        return endpoint(self.address, self.port)
 
 
 def parse_target(text: str, what: str = "target", *, port_required: bool = False) -> Target:
