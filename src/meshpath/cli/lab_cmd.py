@@ -115,7 +115,7 @@ def run(
         typer.Option(
             "--jobs",
             "-j",
-            help="Scenarios at once, each in its own lab instance (default: the CPU count, "
+            help="Scenarios at once, each in a lab of its own (default: the CPU count, "
             "at least 2); 1 runs them one after another in one lab.",
         ),
     ] = None,

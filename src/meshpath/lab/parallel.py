@@ -40,6 +40,11 @@ from meshpath.lab.run import ScenarioResult, failed_result, run_scenario
 from meshpath.lab.state import RUN_ROOT, known_instances
 
 HEADER: Final = struct.Struct("!Q")
+# Seconds a scenario takes alone (bench/README.md, `lab run all --jobs 1`), used only to
+# hand the longest out first so no worker starts one late (output order is unaffected);
+# a scenario not listed counts as DEFAULT_COST.
+COST_HINT: Final = {"drift": 7.5, "profile": 7.0, "bgp": 6.5, "tailscale-overlap": 6.0}
+DEFAULT_COST: Final = 5.0
 # How long a worker may take to tear its lab down once asked to stop (one scenario's
 # teardown is well under a second; a stuck one is killed and its lab removed by name).
 STOP_GRACE: Final = 20.0
@@ -124,9 +129,11 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
         if self.proc.returncode != 0 or lab_namespaces(self.instance):
             remove_lab(self.instance, run_root)  # its owner is gone: nothing else removes it
-        self.log.close()
 
 
 def run_parallel(
@@ -156,10 +163,15 @@ def run_parallel(
             w.stop(aborted, run_root)
 
 
+def longest_first(names: Sequence[str]) -> list[str]:
+    """``names`` by their expected time, longest first (stable among equals)."""
+    return sorted(names, key=lambda n: -COST_HINT.get(n, DEFAULT_COST))
+
+
 def _dispatch(
     workers: list[Worker], names: list[str], on_result: Callable[[ScenarioResult], None]
 ) -> list[ScenarioResult]:
-    todo = iter(names)
+    todo = iter(longest_first(names))
     done: dict[str, ScenarioResult] = {}
     shown = 0
     with selectors.DefaultSelector() as sel:
