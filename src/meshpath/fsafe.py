@@ -28,6 +28,7 @@ import pwd
 import secrets
 import shutil
 import stat
+import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -323,6 +324,21 @@ def clear_inside(root: Path, *parts: str, keep: Collection[str] = ()) -> None:
                 _remove_entry(dfd, name, root.joinpath(*parts, name))
 
 
+def _rmtree_settled(dfd: int, name: str, tries: int = 3) -> None:
+    """``rmtree`` that tolerates a writer finishing its last file: a lab daemon killed a
+    moment ago can still have renamed one more file into a directory that rmtree had
+    already emptied (ENOTEMPTY once seen in a teardown). Every try goes through the same
+    descriptor, so a retry never reaches anything ``rmtree`` would not."""
+    for attempt in range(tries):
+        try:
+            shutil.rmtree(name, dir_fd=dfd)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
+
+
 def _remove_entry(dfd: int, name: str, shown: Path) -> bool:
     _check_component(name)
     try:
@@ -332,7 +348,7 @@ def _remove_entry(dfd: int, name: str, shown: Path) -> bool:
     if stat.S_ISLNK(st.st_mode):
         raise OSError(errno.ELOOP, "is a symbolic link; refusing to remove it", str(shown))
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=dfd)
+        _rmtree_settled(dfd, name)
     else:
         os.unlink(name, dir_fd=dfd)
     return True

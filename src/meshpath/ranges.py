@@ -25,15 +25,18 @@ class RangeInfo:
     key: str
     purpose: str
     family: int
+    # Cloudflare's Reserved IPs page marks each IPv6 row "Configurable: No": an account
+    # cannot move them, so an override could only describe a network that does not exist.
+    configurable: bool = True
 
 
 RANGE_INFO: Final[tuple[RangeInfo, ...]] = (
     RangeInfo("source_v4", "Cloudflare source IPs (Workers / Mesh traffic arrives from here)", 4),
-    RangeInfo("source_v6", "Cloudflare source IPs, IPv6", 6),
+    RangeInfo("source_v6", "Cloudflare source IPs, IPv6", 6, configurable=False),
     RangeInfo("device_v4", "Device IPs (WARP clients, Mesh nodes, connectors)", 4),
-    RangeInfo("device_v6", "Device IPs, IPv6", 6),
+    RangeInfo("device_v6", "Device IPs, IPv6", 6, configurable=False),
     RangeInfo("gateway_v4", "Gateway initial resolved IPs (older accounts: 100.80.0.0/16)", 4),
-    RangeInfo("gateway_v6", "Gateway initial resolved IPs, IPv6", 6),
+    RangeInfo("gateway_v6", "Gateway initial resolved IPs, IPv6", 6, configurable=False),
     RangeInfo("lb_v4", "Private load balancer IPs", 4),
 )
 RANGE_KEYS: Final[frozenset[str]] = frozenset(info.key for info in RANGE_INFO)
@@ -117,6 +120,11 @@ def parse_override(key: str, text: str) -> IPNetwork:
         raise RangeError(f"range {key}={text!r} is not a valid network: {exc}") from exc
     if net.version != info.family:
         raise RangeError(f"range {key}={text!r} must be IPv{info.family}")
+    if not info.configurable:
+        raise RangeError(
+            f"range {key}={text!r}: Cloudflare fixes this range (Reserved IPs: "
+            "'Configurable: No'); it cannot be overridden"
+        )
     return net
 
 

@@ -20,6 +20,7 @@ from meshpath.fix import (
     WriteFile,
     plan_fix,
 )
+from meshpath.fix.desired import desired_state
 from meshpath.fix.model import FileState, Plan, WaitNatDrain
 from meshpath.render import nft as nft_render
 from meshpath.render import systemd
@@ -256,8 +257,7 @@ def test_the_predicted_snapshot_needs_no_further_kernel_or_nft_step(mode: str) -
     from meshpath.fix.predict import predict
 
     snap = broken_connector()
-    plan = plan_fix(snap, S, mode, FixOptions())  # type: ignore[arg-type]
-    after = predict(snap, plan, "eth0")
+    after = predict(snap, desired_state(snap, S, mode, FixOptions()))  # type: ignore[arg-type]
     again = plan_fix(after, S, mode, FixOptions())  # type: ignore[arg-type]
     assert [s.key for s in again.steps if not s.key.startswith("file:")] == []
 
@@ -266,8 +266,8 @@ def test_prediction_after_bgp_replace_nat_drops_the_nat_table() -> None:
     from meshpath.fix.predict import predict
 
     snap = with_frr(nat_fixed(), USER_FRR)
-    plan = plan_fix(snap, S, "bgp", msgspec.structs.replace(BGP, replace_nat=True))
-    after = predict(snap, plan, "eth0")
+    desired = desired_state(snap, S, "bgp", msgspec.structs.replace(BGP, replace_nat=True))
+    after = predict(snap, desired)
     assert nft_render.masquerades_in(after.nft.ruleset) is None
     assert {r.dst: r.protocol for r in after.routes if r.dst.endswith("/12")} == {
         "100.64.0.0/12": PROTO_FRR_STATIC,

@@ -6,6 +6,7 @@ import errno
 import io
 import os
 import resource
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -312,3 +313,32 @@ def test_read_stream_stops_past_the_limit_in_chunks() -> None:
     with pytest.raises(OSError, match="larger than the limit"):
         fsafe.read_stream(stream, (2 << 20) + 5)
     assert fsafe.read_stream(io.BytesIO(b"y" * (3 << 20)), 3 << 20) == b"y" * (3 << 20)
+
+
+def test_remove_inside_retries_a_tree_a_writer_refilled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon killed a moment before teardown renamed one more file into a directory
+    # rmtree had emptied: ENOTEMPTY once, then the tree goes; a lasting ENOTEMPTY is raised.
+    tree = tmp_path / "run" / "warp.json.d"
+    tree.mkdir(parents=True)
+    (tree / "status").write_text("x")
+    real = shutil.rmtree
+    calls: list[str] = []
+
+    def refilled_once(path: str, *args: object, **kwargs: object) -> None:
+        calls.append(path)
+        if len(calls) == 1:
+            raise OSError(errno.ENOTEMPTY, "Directory not empty", path)
+        real(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(shutil, "rmtree", refilled_once)
+    assert fsafe.remove_inside(tmp_path, "run", "warp.json.d")
+    assert not tree.exists() and len(calls) == 2
+
+    tree.mkdir()
+    monkeypatch.setattr(
+        shutil, "rmtree", lambda p, *a, **k: (_ for _ in ()).throw(OSError(errno.ENOTEMPTY, "x"))
+    )
+    with pytest.raises(OSError):
+        fsafe.remove_inside(tmp_path, "run", "warp.json.d")

@@ -93,3 +93,10 @@ def test_worker_probe_follows_the_source_range() -> None:
     assert DEFAULT_RANGES.worker_probe() == "100.64.12.189"
     moved = DEFAULT_RANGES.with_overrides({"source_v4": "100.80.0.0/13"})
     assert moved.worker_probe() == "100.80.0.1"
+
+
+@pytest.mark.parametrize("key", ["source_v6", "device_v6", "gateway_v6"])
+def test_the_v6_ranges_cloudflare_fixes_cannot_be_overridden(key: str) -> None:
+    # Reserved IPs page: every IPv6 row is "Configurable: No".
+    with pytest.raises(RangeError, match=f"{key}=.*cannot be overridden"):
+        DEFAULT_RANGES.with_overrides({key: "2606:4700:cf1:9000::/64"})

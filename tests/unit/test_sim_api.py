@@ -15,8 +15,8 @@ SIM_DIR = Path(sim.__file__).parent
 
 def test_exported_members() -> None:
     assert sorted(sim.__all__) == [
-        "Decision", "Fib", "FlowResult", "HookResult", "NfPacket", "Packet", "PathResult",
-        "Ruleset", "Step", "check_rp_filter", "match_rule", "netfilter_verdict", "route_get",
+        "Decision", "Fib", "FlowResult", "HookResult", "KernelStep", "NfPacket", "Packet",
+        "PathResult", "Ruleset", "check_rp_filter", "match_rule", "netfilter_verdict", "route_get",
         "route_input", "route_output", "simulate_flow",
     ]  # fmt: skip
 

@@ -242,6 +242,7 @@ class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     role: str | None = None  # None: no preference set (what a single connector needs)
     bfd: bool = False  # BFD on the session: the LAN drops a dead primary in < 1 s
     replace_nat: bool = False
+    nat6: bool = False  # nat mode: masquerade the IPv6 source range too (NAT66), when asked
     bgp_timeout: float = 30.0
     post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)
     networkd_file: str | None = None  # the .network file systemd-networkd applies to the tunnel

@@ -23,7 +23,7 @@ from meshpath.sim.fib import Fib, match_rule
 from meshpath.sim.flow import FlowResult, PathResult, simulate_flow
 from meshpath.sim.netfilter import HookResult, NfPacket, Ruleset, netfilter_verdict
 from meshpath.sim.route import check_rp_filter, route_input, route_output, route_packet
-from meshpath.sim.values import Decision, Packet, Step
+from meshpath.sim.values import Decision, KernelStep, Packet
 from meshpath.state import Snapshot
 
 
@@ -40,11 +40,11 @@ __all__ = [
     "Fib",
     "FlowResult",
     "HookResult",
+    "KernelStep",
     "NfPacket",
     "Packet",
     "PathResult",
     "Ruleset",
-    "Step",
     "check_rp_filter",
     "match_rule",
     "netfilter_verdict",

@@ -26,7 +26,7 @@ from typing import Final, NamedTuple
 
 from meshpath.errors import SnapshotError
 from meshpath.sim.addr import MASKS, OCTETS, ip_to_int, parse_prefix
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
 from meshpath.state.validate import check_rule_goto
 
@@ -147,8 +147,8 @@ class CompiledRule:
         self.table_ref: RouteTable | None = None  # set by Fib: the table this rule looks up
         self.text = describe_rule(rule)
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
-        self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
-        self.hit_steps: dict[int, Step] = {}  # id(route) -> step; the Fib keeps the routes
+        self.miss_step = KernelStep("rule", self.text, "matched; no route in the table: continue")
+        self.hit_steps: dict[int, KernelStep] = {}  # id(route) -> step; the Fib keeps the routes
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -396,7 +396,7 @@ class Fib:
     # -- lookups --------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable, fl: Flow, steps: list[Step] | None, linkstate: bool = True
+        self, table: RouteTable, fl: Flow, steps: list[KernelStep] | None, linkstate: bool = True
     ) -> tuple[str | None, Hit | None]:
         """``fib_table_lookup``: the first usable route of the longest covering prefix.
 
@@ -429,7 +429,7 @@ class Fib:
         entry: Entry,
         plen: int,
         fl: Flow,
-        steps: list[Step] | None,
+        steps: list[KernelStep] | None,
         linkstate: bool,
     ) -> tuple[str | None, Hit | None] | None:
         """The routes of one prefix in the kernel's order; None to try shorter prefixes."""
@@ -479,7 +479,7 @@ class Fib:
         return not (fl.oif and dev is not None and self.ifindex.get(dev, -1) != fl.oif)
 
     def fib_lookup(
-        self, fl: Flow, steps: list[Step] | None = None, *, linkstate: bool = True
+        self, fl: Flow, steps: list[KernelStep] | None = None, *, linkstate: bool = True
     ) -> LookupResult:
         """``fib_lookup``: the rules in priority order, or main+default without custom rules."""
         if not self.custom_rules:
@@ -503,7 +503,7 @@ class Fib:
             if outcome is not None:
                 return outcome
         if steps is not None:
-            steps.append(Step("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
+            steps.append(KernelStep("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
         return LookupResult("ENETUNREACH", None, None)
 
     def src_class(self, saddr: int) -> tuple[bool, ...]:
@@ -520,7 +520,7 @@ class Fib:
         self.memo[key] = value
 
     def _apply_rule(
-        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
+        self, r: CompiledRule, fl: Flow, steps: list[KernelStep] | None, linkstate: bool
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
         text = r.text
@@ -540,7 +540,7 @@ class Fib:
         return self._rule_lookup(r, fl, steps, linkstate, text)
 
     def _rule_lookup(
-        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
+        self, r: CompiledRule, fl: Flow, steps: list[KernelStep] | None, linkstate: bool, text: str
     ) -> LookupResult | None:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
         table = r.table_ref
@@ -559,20 +559,24 @@ class Fib:
                 steps.append(r.miss_step)
             return None
         if steps is not None:
-            steps.append(self._hit_step(r, hit) if hit else Step("rule", text, f"matched; {error}"))
+            steps.append(
+                self._hit_step(r, hit) if hit else KernelStep("rule", text, f"matched; {error}")
+            )
         return LookupResult(error, hit, r.priority)
 
-    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> Step:
-        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared Step
+    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> KernelStep:
+        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared KernelStep
         per rule, route and verdict, under the same conditions as :meth:`hit_text`."""
         route = hit.route
         reason = " suppressed: continue" if suppressed else ""
         if hit.multipath or hit.table != route.table:
-            return Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+            return KernelStep("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
         key = ~id(route) if suppressed else id(route)  # ids are >= 0: ~id never collides
         step = r.hit_steps.get(key)
         if step is None:
-            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {_hit_text(hit)}{reason}")
+            step = r.hit_steps[key] = KernelStep(
+                "rule", r.text, f"matched; {_hit_text(hit)}{reason}"
+            )
         return step
 
     def hit_text(self, hit: Hit) -> str:
@@ -600,7 +604,7 @@ class Fib:
         )
 
     def _lookup_without_rules(
-        self, fl: Flow, steps: list[Step] | None, linkstate: bool
+        self, fl: Flow, steps: list[KernelStep] | None, linkstate: bool
     ) -> LookupResult:
         """No custom rules: main (whose trie holds the local table too) then default; an
         error in main also falls through to default, and "nothing" becomes ENETUNREACH."""
@@ -727,9 +731,9 @@ def _has_selectors(rule: Rule) -> bool:
     )  # fmt: skip
 
 
-def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
+def note(steps: list[KernelStep] | None, kind: str, detail: str, reason: str) -> None:
     if steps is not None:
-        steps.append(Step(kind, detail, reason))
+        steps.append(KernelStep(kind, detail, reason))
 
 
 def _hit_text(hit: Hit) -> str:
@@ -748,8 +752,8 @@ def _hit_text(hit: Hit) -> str:
     return f"route {route_text(hit.route)} (table {table_name(hit.table)}) -> dev {hit.dev}{via}"
 
 
-def _route_step(table: int, route: Route, reason: str) -> Step:
-    return Step("route", f"table {table_name(table)}: {route_text(route)}", reason)
+def _route_step(table: int, route: Route, reason: str) -> KernelStep:
+    return KernelStep("route", f"table {table_name(table)}: {route_text(route)}", reason)
 
 
 def route_text(route: Route) -> str:

@@ -41,7 +41,7 @@ from meshpath.sim.fib import (
     route_text,
     table_name,
 )
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_LOCAL, TABLE_MAIN, Ipv6Conf, Route, Rule, Snapshot
 
 LOOPBACK_IFINDEX: Final = 1
@@ -228,7 +228,7 @@ class Fib6:
     # -- lookups ---------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable6, fl: Flow6, steps: list[Step] | None
+        self, table: RouteTable6, fl: Flow6, steps: list[KernelStep] | None
     ) -> tuple[str | None, Hit | None]:
         """``fib6_table_lookup``: the longest prefix with a usable route, backtracking.
 
@@ -291,7 +291,7 @@ class Fib6:
             return score, Hit(route, plen, table, dev, gateway, bool(route.nexthops))
         return None
 
-    def fib_lookup(self, fl: Flow6, steps: list[Step] | None = None) -> LookupResult:
+    def fib_lookup(self, fl: Flow6, steps: list[KernelStep] | None = None) -> LookupResult:
         """``fib6_rule_lookup`` through ``fib_rules_lookup``: the rules in priority order."""
         rules = self.rules
         i, n = 0, len(rules)
@@ -309,7 +309,7 @@ class Fib6:
         return LookupResult("ENETUNREACH", None, None)
 
     def _apply_rule(
-        self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
+        self, r: CompiledRule6, fl: Flow6, steps: list[KernelStep] | None
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
         action = r.rule.action
@@ -329,7 +329,7 @@ class Fib6:
         return self._rule_lookup(r, fl, steps)
 
     def _rule_lookup(
-        self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
+        self, r: CompiledRule6, fl: Flow6, steps: list[KernelStep] | None
     ) -> LookupResult | None:
         """``__fib6_rule_action`` for ``lookup TABLE`` and ``fib6_rule_suppress``."""
         table = self.tables.get(r.rule.table or 0)

@@ -31,7 +31,7 @@ from meshpath.sim.fib import Fib, Flow, Hit, LookupResult, note, table_name
 from meshpath.sim.fib6 import Fib6
 from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
-from meshpath.sim.values import Decision, Leg, Packet, Step
+from meshpath.sim.values import Decision, KernelStep, Leg, Packet
 from meshpath.state.model import SCOPE_LINK, TABLE_MAIN
 
 ERROR_OUTCOMES: Final = {
@@ -71,7 +71,7 @@ def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     dev = packet.iif or "lo"
     iif = _ifindex(fib, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     if is_multicast(daddr):
         return input_multicast(fib, packet, dev, iif, steps)
     martian = check_martians(fib, dev, saddr, daddr, steps, packet)
@@ -90,7 +90,7 @@ def route_input(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def check_martians(
-    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
+    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[KernelStep] | None, packet: Packet
 ) -> Failure | None:
     """The martian checks ``ip_route_input_slow`` makes before any lookup."""
     problem: tuple[str, str] | None = None
@@ -120,7 +120,7 @@ def check_martians(
 
 
 def _input_error(
-    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: Packet, dev: str, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """``no_route``: the lookup failed; without forwarding on the ingress device the
     kernel answers EHOSTUNREACH whatever the lookup said."""
@@ -141,7 +141,7 @@ def _input_error(
 
 
 def _input_hit(
-    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """A route was found: broadcast and local are delivered here (after the source check);
     anything else must be unicast and the ingress device must forward."""
@@ -163,7 +163,7 @@ def _input_hit(
     if steps is not None:
         step = fib.memo.get(("may forward", dev))
         if step is None:
-            step = Step("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
+            step = KernelStep("forwarding", f"net.ipv4.conf.{dev}.forwarding=1", "may forward")
             fib.remember(("may forward", dev), step)
         steps.append(step)  # type: ignore[arg-type]
     if rtype != "unicast":
@@ -173,7 +173,7 @@ def _input_hit(
 
 
 def _forward(
-    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: Packet, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
     assert res.hit is not None
@@ -212,7 +212,13 @@ def _legs_past_rp_filter(
 
 
 def check_rp_filter(
-    fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
+    fib: Fib,
+    fl: Flow,
+    dev: str,
+    oif: int,
+    steps: list[KernelStep] | None,
+    *,
+    dst: int | None = None,
 ) -> Failure | None:
     """``fib_validate_source``: is the source acceptable on ``dev``?
 
@@ -255,7 +261,7 @@ def check_rp_filter(
 
 
 class _Verdict:
-    """A memoised reverse-path verdict. Its Step is a function of the memo key too, so it
+    """A memoised reverse-path verdict. Its KernelStep is a function of the memo key too, so it
     is made once, on the first traced query (untraced ones never pay for its text)."""
 
     __slots__ = ("failure", "step", "why")
@@ -263,17 +269,19 @@ class _Verdict:
     def __init__(self, failure: Failure | None, why: str) -> None:
         self.failure = failure
         self.why = why
-        self.step: Step | None = None
+        self.step: KernelStep | None = None
 
 
-def _rp_step(fib: Fib, verdict: _Verdict, rpf: int, dev: str, saddr: int, iif: int) -> Step:
+def _rp_step(fib: Fib, verdict: _Verdict, rpf: int, dev: str, saddr: int, iif: int) -> KernelStep:
     via = fib.ifname.get(iif, str(iif))
     detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
-    verdict.step = Step("rp_filter", detail, verdict.why)
+    verdict.step = KernelStep("rp_filter", detail, verdict.why)
     return verdict.step
 
 
-def _rp_shortcut(fib: Fib, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
+def _rp_shortcut(
+    fib: Fib, fl: Flow, dev: str, steps: list[KernelStep] | None
+) -> Failure | str | None:
     if fib.orconf(dev, "accept_local"):
         note(steps, "rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted")
         return None
@@ -318,7 +326,7 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
     """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     early = _output_source_checks(fib, packet, saddr, oif, steps)
     if early is not None:
         return _failed(packet, steps, early)
@@ -346,7 +354,7 @@ def route_output(fib: Fib, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def _output_by_source(
-    fib: Fib, packet: Packet, saddr: int, daddr: int, steps: list[Step] | None
+    fib: Fib, packet: Packet, saddr: int, daddr: int, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_route_output_key_hash_rcu``'s "special hack": a multicast or limited broadcast
     sent from a source address leaves by the device that has that address, no lookup."""
@@ -359,7 +367,9 @@ def _output_by_source(
     return Decision(packet=packet, outcome=outcome, dev=dev, steps=tuple(steps or ()))
 
 
-def _output_on_oif(fib: Fib, packet: Packet, daddr: int, steps: list[Step] | None) -> Decision:
+def _output_on_oif(
+    fib: Fib, packet: Packet, daddr: int, steps: list[KernelStep] | None
+) -> Decision:
     """A link-local group (224.0.0.0/24) or the limited broadcast sent on a bound device
     goes out there with no lookup (``ip_route_output_key_hash_rcu``)."""
     dev = packet.oif or "lo"
@@ -370,7 +380,7 @@ def _output_on_oif(fib: Fib, packet: Packet, daddr: int, steps: list[Step] | Non
 
 
 def _output_source_checks(
-    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[Step] | None
+    fib: Fib, packet: Packet, saddr: int, oif: int, steps: list[KernelStep] | None
 ) -> Failure | None:
     """A given source must be a host address (``__ip_dev_find``); a given oif must be up."""
     if saddr:
@@ -401,7 +411,12 @@ def is_local_address(fib: Fib, addr: int) -> bool:
 
 
 def _output_error(
-    fib: Fib, packet: Packet, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
+    fib: Fib,
+    packet: Packet,
+    saddr: int,
+    res: LookupResult,
+    oif: int,
+    steps: list[KernelStep] | None,
 ) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
@@ -430,7 +445,12 @@ def _output_error(
 
 
 def _output_hit(
-    fib: Fib, packet: Packet, saddr: int, daddr: int, res: LookupResult, steps: list[Step] | None
+    fib: Fib,
+    packet: Packet,
+    saddr: int,
+    daddr: int,
+    res: LookupResult,
+    steps: list[KernelStep] | None,
 ) -> Decision:
     """``RTN_LOCAL`` goes to lo; else ``__mkroute_output``'s checks on the egress device."""
     hit = res.hit
@@ -501,7 +521,7 @@ def _usable_legs(fib: Fib, hit: Hit) -> tuple[list[LegInput], tuple[Leg, ...], b
 
 
 def pick_leg(
-    fib: Fib, hit: Hit, packet: Packet, saddr: int, prefer: int, steps: list[Step] | None
+    fib: Fib, hit: Hit, packet: Packet, saddr: int, prefer: int, steps: list[KernelStep] | None
 ) -> Picked:
     """``fib_select_multipath``: the leg of a multipath route a flow takes, when knowable.
 
@@ -536,7 +556,7 @@ def pick_leg(
 
 
 def input_multicast(
-    fib: Fib, packet: Packet, dev: str, iif: int, steps: list[Step] | None
+    fib: Fib, packet: Packet, dev: str, iif: int, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_route_input_rcu``'s multicast branch: a group the ingress device has joined is
     delivered locally (``ip_route_input_mc``, dev lo); any other is EINVAL (multicast
@@ -569,7 +589,7 @@ def input_multicast(
 
 
 def _mc_validate_source(
-    fib: Fib, fl: Flow, dev: str, packet: Packet, steps: list[Step] | None
+    fib: Fib, fl: Flow, dev: str, packet: Packet, steps: list[KernelStep] | None
 ) -> Failure | None:
     """``ip_mc_validate_source``: the source of a multicast packet that arrived."""
     saddr = fl.saddr
@@ -593,7 +613,7 @@ def _first_address(fib: Fib, dev: str) -> str | None:
     return int_to_ip(addrs[0]) if addrs else None
 
 
-def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
+def _on_link(fib: Fib, hit: Hit, steps: list[KernelStep] | None) -> str | None:
     """The gateway ``ip route get`` reports. ``fib_check_nh_v4_gw`` resolved the gateway
     when the route was added — in the route's own table first (unless main), else by a full
     lookup; link or host scope routes only, on the route's device. A gateway that resolved
@@ -628,7 +648,7 @@ def _resolves_local(fib: Fib, hit: Hit, gateway: str) -> bool:
 
 def _decision(
     packet: Packet,
-    steps: list[Step] | None,
+    steps: list[KernelStep] | None,
     outcome: str,
     res: LookupResult,
     *,
@@ -657,7 +677,10 @@ def _decision(
 
 
 def _failed(
-    packet: Packet, steps: list[Step] | None, failure: Failure, res: LookupResult | None = None
+    packet: Packet,
+    steps: list[KernelStep] | None,
+    failure: Failure,
+    res: LookupResult | None = None,
 ) -> Decision:
     hit = res.hit if res else None
     return Decision(

@@ -34,7 +34,7 @@ from meshpath.sim.addr6 import (
 )
 from meshpath.sim.fib import LookupResult, note
 from meshpath.sim.fib6 import INVALID_UID, Fib6, Flow6
-from meshpath.sim.values import Decision, Packet, Step
+from meshpath.sim.values import Decision, KernelStep, Packet
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -71,7 +71,7 @@ def route_input6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
     dev = packet.iif or "lo"
     iif = _ifindex(fib, dev, "iif")
     daddr, saddr = _addresses(packet)
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     martian = check_martians6(fib, dev, saddr, daddr, steps, packet)
     fl = Flow6(
         daddr, saddr, iif=iif, nh_oif=iif, strict=need_strict(daddr), mark=packet.mark,
@@ -93,7 +93,7 @@ def route_input6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
 
 
 def check_martians6(
-    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: Packet
+    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[KernelStep] | None, packet: Packet
 ) -> str | None:
     """``ip6_rcv_core``'s drops before routing (RFC 4291): loopback source or destination
     from a non-loopback device, a multicast source, a multicast destination of reserved
@@ -116,7 +116,7 @@ def check_martians6(
 
 
 def forward_gates(
-    fib: Fib6, dev: str, saddr: int, res: LookupResult, steps: list[Step] | None
+    fib: Fib6, dev: str, saddr: int, res: LookupResult, steps: list[KernelStep] | None
 ) -> str:
     """``ip6_forward``: ``all.forwarding`` gates every forwarded packet; a packet not sent
     back out of its ingress device (that one gets a redirect) must have a routable source."""
@@ -149,7 +149,7 @@ def route_output6(fib: Fib6, packet: Packet, *, trace: bool = True) -> Decision:
     (and a link-local/multicast/loopback destination) makes the lookup strict."""
     daddr, saddr = _addresses(packet)
     oif = _ifindex(fib, packet.oif, "oif") if packet.oif else 0
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     fl = Flow6(
         daddr, saddr, iif=fib.loopback, oif=oif, nh_oif=oif,
         strict=bool(oif and not saddr) or need_strict(daddr), mark=packet.mark,
@@ -175,7 +175,7 @@ def _first_address(fib: Fib6, dev: str | None) -> str | None:
 
 
 def _error(
-    packet: Packet, res: LookupResult, steps: list[Step] | None, martian: str | None
+    packet: Packet, res: LookupResult, steps: list[KernelStep] | None, martian: str | None
 ) -> Decision:
     error = res.error or "ENETUNREACH"
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
@@ -192,7 +192,7 @@ def _error(
 
 def _decision(
     packet: Packet,
-    steps: list[Step] | None,
+    steps: list[KernelStep] | None,
     outcome: str,
     res: LookupResult,
     *,

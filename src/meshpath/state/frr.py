@@ -17,6 +17,8 @@ from typing import Any, Final
 ESTABLISHED: Final = "Established"
 # The address family meshpath's fixes advertise in (`show bgp summary json` key).
 IPV4_UNICAST: Final = "ipv4Unicast"
+IPV6_UNICAST: Final = "ipv6Unicast"
+FAMILIES: Final = (IPV4_UNICAST, IPV6_UNICAST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +68,14 @@ def frr_view(
     bgp_summary: Mapping[str, Any] | None,
     bgp_advertised: Mapping[str, Any] | None,
     ip_route: Mapping[str, Any] | None,
+    ipv6_route: Mapping[str, Any] | None = None,
 ) -> FrrView:
     """The typed view of the show commands' documents a snapshot keeps."""
+    both = (*routes(ip_route), *routes(ipv6_route))
     return FrrView(
         peers=bgp_peers(bgp_summary),
         advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
-        statics=tuple(r for r in routes(ip_route) if r.protocol == "static"),
+        statics=tuple(r for r in both if r.protocol == "static"),
     )
 
 
