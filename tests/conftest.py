@@ -51,3 +51,34 @@ def make_netns() -> Iterator[Callable[[], str]]:
     yield factory
     for name in made:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+# -- shards: `make test` runs the namespace tests as concurrent shards (issue 18) ----------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run only the test modules in shard K of N (round robin over the sorted module "
+        "paths; a module stays whole, so its module-scoped lab is built once)",
+    )
+
+
+def shard_of(value: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N) with 1 <= K <= N; UsageError otherwise."""
+    k, sep, n = value.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"--shard {value!r}: expected K/N with 1 <= K <= N")
+    return int(k), int(n)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    value = config.getoption("--shard")
+    if value is None:
+        return
+    k, n = shard_of(value)
+    modules = sorted({str(item.path) for item in items})
+    mine = {m for i, m in enumerate(modules) if i % n == k - 1}
+    keep = [item for item in items if str(item.path) in mine]
+    config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
+    items[:] = keep
