@@ -5,7 +5,7 @@ deleting) the same number of empty namespaces with `ip netns add/del`. BGP conve
 the bgp fix step (FRR start on the connector -> both /12s in the router's kernel).
 Also times `lab run all` once with ``--jobs 1`` and once with the default jobs, per
 scenario (its own set-up, fix, drill and call) and in total (wall clock), with the load
-average. Needs root. Usage: python bench/lab.py [--reps N] [--all-only]
+average. Needs root. Usage: python bench/lab.py [--reps N] [--all-only] [--jobs 1,2,3]
 """
 
 from __future__ import annotations
@@ -73,11 +73,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--all-only", action="store_true", help="only the lab run all timings")
+    p.add_argument("--jobs", default=None, help="worker counts to time, e.g. 1,2,3")
     args = p.parse_args()
     if not args.all_only:
         phases(args.reps)
     print(f"lab run all ({len(ALL_NAMES)} scenarios), one run each (budget 30 s)")
-    for jobs in (1, default_jobs(len(ALL_NAMES))):
+    counts = (1, default_jobs(len(ALL_NAMES)))
+    for jobs in [int(j) for j in args.jobs.split(",")] if args.jobs else counts:
         run_all(jobs)
 
 
