@@ -6,10 +6,12 @@ test run never leaves one behind and never touches the root namespace.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,32 +55,40 @@ def make_netns() -> Iterator[Callable[[], str]]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
-# -- shards: `make test` runs the namespace tests as concurrent shards (issue 18) ----------
+# -- claims: `make test` runs the namespace tests in concurrent pytest processes (issue 18)
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--shard",
+        "--claim-dir",
         default=None,
-        metavar="K/N",
-        help="run only the test modules in shard K of N (round robin over the sorted module "
-        "paths; a module stays whole, so its module-scoped lab is built once)",
+        metavar="DIR",
+        help="share the test modules with other pytest runs given the same DIR: each module "
+        "runs in the run that claims it first (its other runs skip it); a module stays "
+        "whole, so its module-scoped lab is built once",
     )
 
 
-def shard_of(value: str) -> tuple[int, int]:
-    """``K/N`` -> (K, N) with 1 <= K <= N; UsageError otherwise."""
-    k, sep, n = value.partition("/")
-    if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
-        raise pytest.UsageError(f"--shard {value!r}: expected K/N with 1 <= K <= N")
-    return int(k), int(n)
+_CLAIMED: dict[str, bool] = {}  # module path -> claimed by this run
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    value = config.getoption("--shard")
+def claim(directory: Path, module: str) -> bool:
+    """True when this run is the first to claim ``module`` in ``directory`` (O_EXCL)."""
+    name = hashlib.sha256(module.encode()).hexdigest()[:32]
+    try:
+        os.close(os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    value = item.config.getoption("--claim-dir")
     if value is None:
         return
-    k, n = shard_of(value)
-    modules = sorted({str(item.path) for item in items})
-    mine = {m for i, m in enumerate(modules) if i % n == k - 1}
-    keep = [item for item in items if str(item.path) in mine]
-    config.hook.pytest_deselected(items=[item for item in items if str(item.path) not in mine])
-    items[:] = keep
+    module = str(item.path)
+    if module not in _CLAIMED:
+        directory = Path(value)
+        directory.mkdir(parents=True, exist_ok=True)
+        _CLAIMED[module] = claim(directory, module)
+    if not _CLAIMED[module]:
+        pytest.skip("run by another pytest sharing --claim-dir")
