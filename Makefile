@@ -17,7 +17,7 @@ WORKERD_SRC := src/meshpath/lab/worker
 WORKERD_DIR := $(VENV)/workerd
 WORKERD_STAMP := $(WORKERD_DIR)/.installed
 
-.PHONY: setup system node venv workerd test lint typecheck unit root-tests demo bench clean dist
+.PHONY: setup system node venv workerd test lint typecheck unit root-tests demo bench clean dist sanity
 
 setup: system node venv
 
@@ -68,6 +68,20 @@ typecheck: venv
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
+
+# ansible-test sanity on the Ansible collection, each test in a venv of its own (--venv).
+# ansible-test fetches get-pip.py from ci-files.testing.ansible.com unless a copy is cached
+# in ~/.ansible/test/cache: tests/ansible/get_pip.py (ensurepip, then pip from the package
+# index) goes there, under a HOME inside the venv, so nothing outside the repository is
+# touched. ~95 s the first time (venvs and their requirements), ~25 s after.
+SANITY_HOME = $(abspath $(VENV))/ansible-test-home
+SANITY_PY := 3.11
+sanity: venv
+	@pip=$$($(PY) -c 'from types import SimpleNamespace as N; from ansible_test._internal.python_requirements import get_venv_packages as g; print(g(N(version="$(SANITY_PY)"))["pip"].replace(".", "_"))') && \
+	mkdir -p $(SANITY_HOME)/.ansible/test/cache && \
+	cp tests/ansible/get_pip.py $(SANITY_HOME)/.ansible/test/cache/get_pip_$$pip.py
+	cd ansible_collections/meshpath/connector && \
+	  HOME=$(SANITY_HOME) $(abspath $(VENV))/bin/ansible-test sanity --venv --python $(SANITY_PY)
 
 # The whole suite: lint, types, unit, then the namespace tiers (need root; skipped without).
 # Three pytest runs at once (issue 18: make test under 6 minutes): the pure tiers are

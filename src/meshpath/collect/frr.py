@@ -54,6 +54,18 @@ def decode_show(command: str, text: str) -> tuple[dict[str, Any] | None, str | N
     return value, None
 
 
+def decode_show_list(command: str, text: str) -> tuple[list[Any] | None, str | None]:
+    """The JSON list a ``show ... json`` command printed (``show bfd peers json``), or None
+    and why not (bfdd not running: vtysh prints nothing)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None, f"{command}: not JSON: {text.strip()[:200]}"
+    if not isinstance(value, list):
+        return None, f"{command}: expected a JSON list"
+    return value, None
+
+
 def running_daemons(run_dir: Path) -> tuple[str, ...]:
     """Daemons whose vty socket in ``run_dir`` accepts a connection, sorted."""
     if not run_dir.is_dir():

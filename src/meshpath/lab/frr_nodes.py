@@ -30,7 +30,8 @@ class FrrNodes(LabBase):
         return frr_pathspace(self.ns(node))
 
     def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
-        """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""
+        """Render ``cfg``, start its daemons in ``node`` (zebra, staticd, bgpd, bfdd if asked),
+        wait until they answer."""
         d = self._frr_dir(node)
         # The dir belongs to the frr user: never follow a link planted in it (as root).
         ensure_dir(d, 0o755, owner=("frr", "frr"))

@@ -10,7 +10,7 @@ values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -138,6 +138,15 @@ def path_lengths(prefix_doc: Mapping[str, Any] | None) -> dict[str, int]:
             length = aspath.get("length", 0) if isinstance(aspath, Mapping) else 0
             out[str(peer_id)] = int(length)
     return out
+
+
+def bfd_status(peers: Sequence[Any] | None) -> dict[str, str]:
+    """``show bfd peers json`` (a list of sessions): peer address -> status (up, down, ...)."""
+    return {
+        str(p.get("peer")): str(p.get("status"))
+        for p in peers or ()
+        if isinstance(p, Mapping) and "peer" in p
+    }
 
 
 def routes(ip_route: Mapping[str, Any] | None) -> tuple[FrrRoute, ...]:
