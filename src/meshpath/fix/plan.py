@@ -36,6 +36,7 @@ from meshpath.fix.model import (
     Run,
     Step,
     WaitBgp,
+    WaitNatDrain,
     WriteFile,
 )
 from meshpath.render import frr as frr_render
@@ -46,6 +47,9 @@ from meshpath.state.model import PROTO_FRR_STATIC
 
 NFT_PROBE = ("nft", "list", "table", "inet", "meshpath")
 FRR_PROBE = ("vtysh", "-c", "show running-config")
+# How long --replace-nat waits for masqueraded connections to end before deleting the
+# table anyway (a long-lived connection would otherwise hold the migration forever).
+NAT_DRAIN_TIMEOUT = 10.0
 
 Part = tuple[list[Step], list[str]]  # the steps a part of the desired state needs, and
 # what of it was found already in place
@@ -112,17 +116,22 @@ def _nft_restore(snap: Snapshot) -> NftFile:
 
 
 def _nat_removal(snap: Snapshot, desired: Desired) -> list[Step]:
-    """Remove meshpath's NAT only after the peer accepted the routes; then the caller's
-    round-trip checks, so a failure rolls the removal back and NAT stays."""
-    if desired.nat != () or snap.nft.view.masquerades is None:
+    """Remove meshpath's NAT only after the peer accepted the routes, in three moves so no
+    connection open meanwhile breaks: empty the nat chain (new connections go without NAT;
+    the chain keeps the NAT hooks, so open masqueraded ones keep their translation); the
+    caller's round-trip checks (a failure rolls back and NAT stays); wait until the
+    masqueraded connections ended; only then delete the table (and with it the hooks)."""
+    have = snap.nft.view.masquerades
+    if desired.nat != () or have is None:
         return []
+    restore = _nft_restore(snap)
     steps = [
         Step(
-            key="nft:remove inet meshpath",
-            description="remove meshpath's NAT (table inet meshpath): BGP carries the return path",
-            action=NftFile(text=nft_render.render_delete()),
-            inverse=_nft_restore(snap),
-            check="table inet meshpath present",
+            key="nft:empty inet meshpath",
+            description="stop masquerading new connections (the nat chain stays for open ones)",
+            action=NftFile(text=nft_render.render_empty()),
+            inverse=restore,
+            check="table inet meshpath masquerades",
             probe=NFT_PROBE,
         )
     ]
@@ -136,6 +145,27 @@ def _nat_removal(snap: Snapshot, desired: Desired) -> list[Step]:
         )
         for name in desired.post_checks
     ]
+    steps.append(
+        Step(
+            key="wait:nat-drain",
+            description="wait for the connections still masqueraded to end",
+            action=WaitNatDrain(
+                sources=tuple(sorted({m.source for m in have})), timeout=NAT_DRAIN_TIMEOUT
+            ),
+            inverse=None,
+            check="deleting the last nat chain breaks the connections it translates",
+        )
+    )
+    steps.append(
+        Step(
+            key="nft:remove inet meshpath",
+            description="remove meshpath's NAT (table inet meshpath): BGP carries the return path",
+            action=NftFile(text=nft_render.render_delete()),
+            inverse=restore,
+            check="table inet meshpath present",
+            probe=NFT_PROBE,
+        )
+    )
     return steps
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from meshpath.collect.iproute import host_prefix, ip_json
+from meshpath.errors import BadInputError
 from meshpath.lab.capture import Sighting
 from meshpath.lab.core import Lab
 from meshpath.lab.fixes import FIXES, FixStep
@@ -35,6 +36,8 @@ class ScenarioResult:
     worker: WorkerResult
     packets: tuple[Sighting, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    # where setup's time went: teardown of the previous build, netns, ..., frr
+    setup_phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -49,6 +52,7 @@ class ScenarioResult:
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
             "trace": [p.describe() for p in self.packets],
             "timings": self.timings,
+            "setup_phases": self.setup_phases,
         }
 
 
@@ -156,7 +160,13 @@ def run_scenario(
         obs.worker,
         packets,
         {k: round(v, 2) for k, v in timings.items()},
+        {k: round(v, 2) for k, v in lab.phases.items()},
     )
+
+
+def failed_result(name: str, why: str) -> ScenarioResult:
+    """A scenario that could not run to its judgement (its set-up or fix step raised)."""
+    return ScenarioResult(name, (Check("ran", False, why),), WorkerResult(0, "", None), ())
 
 
 def _drill(lab: Lab, name: str) -> tuple[Check, ...]:
@@ -172,8 +182,17 @@ def run_many(
     instance: str | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
     fixes: Mapping[str, FixStep] = FIXES,
+    jobs: int = 1,
 ) -> list[ScenarioResult]:
-    """Run scenarios one after another in one lab instance, torn down at the end."""
+    """Run scenarios one after another in one lab instance, torn down at the end; with
+    ``jobs`` > 1, on that many worker processes at once, each with its own lab instance
+    (:mod:`meshpath.lab.parallel`; results still in the order of ``names``)."""
+    if jobs > 1 and len(names) > 1:
+        if fixes is not FIXES:
+            raise BadInputError("jobs > 1 runs the registered fix steps only (lab.fixes.FIXES)")
+        from meshpath.lab.parallel import run_parallel  # the worker processes import run
+
+        return run_parallel(names, jobs, instance, on_result)
     results = []
     with Lab.create(instance) as lab:
         for name in names:

@@ -4,20 +4,32 @@ Run as ``python -m meshpath.lab.service --bind 10.0.1.50 --port 3000 --log FILE`
 (``--bind6 fd00:1::50``: the same service on an IPv6 address too, one log). Every
 request appends one JSON line ``{"client": ip, "port": n, "path": p, "time": t}`` to the
 log (what the upstream's access log shows in the field report) and answers with a JSON
-body naming the service and the client address it saw.
+body naming the service and the client address it saw. A path starting ``/delay/MS/``
+answers after MS milliseconds (at most 3000): a request kept in flight, so tests can
+change the path under open connections.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+DELAY: Final = re.compile(r"/delay/(\d{1,5})(?:/|$)")
+MAX_DELAY_MS: Final = 3000
+
+
+def delay_of(path: str) -> float:
+    """Seconds to hold the answer for ``path`` (``/delay/MS/...``), capped; 0 otherwise."""
+    m = DELAY.match(path)
+    return min(int(m.group(1)), MAX_DELAY_MS) / 1000 if m else 0.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -26,6 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         client, port = self.client_address[0], self.client_address[1]
         entry = {"client": client, "port": port, "path": self.path, "time": time.time()}
+        time.sleep(delay_of(self.path))  # the connection stays open meanwhile
         self.server.record(entry)
         body = json.dumps({"service": self.server.name, **entry}).encode()
         self.send_response(200)

@@ -32,6 +32,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -93,18 +94,27 @@ class Warpd:
         self.installed: tuple[str, list[str], int] | None = None
         self.written: dict[str, Any] | None = None
         self.running = True
+        self.api = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api")
 
     # -- the API ----------------------------------------------------------------------
     def _get(self, kind: str) -> list[dict[str, str]]:
         policy = f"/{self.args.policy}" if self.args.policy else ""
         url = f"{self.args.api}/accounts/{self.args.account}/devices/policy{policy}/{kind}"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
-        with in_netns(self.args.api_ns), urllib.request.urlopen(request, timeout=2) as answer:
-            data: dict[str, Any] = json.loads(answer.read())
+        # In a thread of its own: setns moves only the calling thread, and the main
+        # thread must stay in conn, where /proc/PID/ns/net (what the collector's process
+        # list reads) places the whole process. Done in the main thread, a snapshot
+        # taken during a fetch saw no process in conn (a test lost that race under load).
+        data = self.api.submit(self._read, request).result()
         result = data.get("result") or []
         if not data.get("success") or not isinstance(result, list):
             raise ValueError(f"API answer without success: {data.get('errors')}")
         return result
+
+    def _read(self, request: urllib.request.Request) -> dict[str, Any]:
+        with in_netns(self.args.api_ns), urllib.request.urlopen(request, timeout=2) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+        return data
 
     def fetch(self) -> None:
         try:
