@@ -85,7 +85,8 @@ def _cause(flow: FlowResult, failed: PathResult | None) -> str | None:
 
 def _hop_line(path: PathResult) -> str:
     pkt = path.arrived
-    src, dst = endpoint(pkt.src, pkt.sport), endpoint(pkt.dst, pkt.dport)
+    # A flow always has a source by now; "?" only keeps an impossible None readable.
+    src, dst = endpoint(pkt.src or "?", pkt.sport), endpoint(pkt.dst, pkt.dport)
     head = f"{path.direction} {src} > {dst} in {pkt.iif}"
     return f"{head}: {_decision_text(path.decision)} -> {path.reason}"
 
