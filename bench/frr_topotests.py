@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.frr_host import PEER, frr_host, intent_for, round_trip  # noqa: E402
 
 from meshpath.errors import BadInputError  # noqa: E402
+from meshpath.fix import frrfit
 from meshpath.render import frr  # noqa: E402
 
 _NEIGHBOR = re.compile(r"^\s*neighbor (\d+\.\d+\.\d+\.\d+) remote-as ", re.M)
@@ -67,7 +68,7 @@ def _check_text(text: str, peer: str) -> tuple[str, str | None]:
     user = frr.line_keys(frr.parse_blocks(text))
     if not user <= frr.line_keys(frr.parse_blocks(merged)):
         return "lost", str(sorted(user - frr.line_keys(frr.parse_blocks(merged)))[:2])
-    if not frr.is_applied(merged, intent):
+    if not frrfit.is_applied(merged, intent):
         return "not applied", None
     if frr.line_keys(frr.parse_blocks(frr.strip_text(merged, intent))) != user:
         return "strip differs", None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshpath.apply.frr import Frr
+from meshpath.fix import frrfit
 from meshpath.fsafe import atomic_write, ensure_dir, remove_inside
 from meshpath.lab import frr as lab_frr
 from meshpath.lab.procs import FRR_RUN_DIR, frr_pathspace, kill_in_namespaces, wait_for
@@ -101,13 +102,15 @@ class RoundTrip:
     loaded: bool = True  # FRR itself took the config (topotests follow FRR's master)
 
 
-def intent_for(running: str, peer: str = PEER) -> frr.FrrIntent:
+V4_ONLY = ("100.64.0.0/12",)
+
+
+def intent_for(running: str, peer: str = PEER, statics: tuple[str, ...] = V4_ONLY) -> frr.FrrIntent:
     """meshpath's bgp intent for a host running ``running``: its own ASN, a new peer."""
     blocks = frr.parse_blocks(running)
     asn = frr.bgp_asn_of(blocks)
     have = frr.line_keys(blocks)
-    statics = ("100.64.0.0/12",)
-    owned = tuple(p for p in statics if (f"ip route {p} CloudflareWARP",) not in have)
+    owned = tuple(p for p in statics if (frr.static_line(p, "CloudflareWARP"),) not in have)
     intent = frr.FrrIntent(
         tunnel="CloudflareWARP",
         statics=statics,
@@ -117,17 +120,19 @@ def intent_for(running: str, peer: str = PEER) -> frr.FrrIntent:
         bgp_created=asn is None,
         owned_statics=owned,
     )
-    return frr.compose(running, intent)
+    return frrfit.compose(running, intent)
 
 
-def round_trip(host: FrrHost, name: str, text: str, peer: str = PEER) -> RoundTrip:
+def round_trip(
+    host: FrrHost, name: str, text: str, peer: str = PEER, statics: tuple[str, ...] = V4_ONLY
+) -> RoundTrip:
     start = time.monotonic()
     try:
         original = host.load(text)
     except Exception as exc:  # noqa: BLE001 - FRR refusing the input is not meshpath's
         return RoundTrip(name, _short(exc), round(time.monotonic() - start, 2), loaded=False)
     try:
-        problem = _round_trip(host, original, peer)
+        problem = _round_trip(host, original, peer, statics)
     except Exception as exc:  # noqa: BLE001 - one config's failure is a result, not a crash
         problem = _short(exc)
     return RoundTrip(name, problem, round(time.monotonic() - start, 2))
@@ -140,8 +145,8 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {' '.join(' '.join(lines[-3:]).split())[:300]}"
 
 
-def _round_trip(host: FrrHost, original: str, peer: str) -> str | None:
-    intent = intent_for(original, peer)
+def _round_trip(host: FrrHost, original: str, peer: str, statics: tuple[str, ...]) -> str | None:
+    intent = intent_for(original, peer, statics)
     desired = frr.merge_text(original, intent)
     user = frr.line_keys(frr.parse_blocks(original))
     lost = user - frr.line_keys(frr.parse_blocks(desired))
@@ -151,7 +156,7 @@ def _round_trip(host: FrrHost, original: str, peer: str) -> str | None:
     host.frr.check(conf)  # vtysh -C, frr-reload.py --test
     host.frr.reload(conf)
     applied = host.running()
-    if not frr.is_applied(applied, intent):
+    if not frrfit.is_applied(applied, intent):
         missing = frr.line_keys(frr.intent_blocks(intent)) - frr.line_keys(
             frr.parse_blocks(applied)
         )

@@ -128,15 +128,22 @@ def parse_peer_asn(text: str, what: str = "--peer-asn") -> str:
 
 
 def parse_peer(text: str, what: str = "--peer") -> str:
-    """A BGP peer: one unicast IPv4 address, in its canonical spelling."""
+    """A BGP peer: one unicast IPv4 or IPv6 address, in its canonical spelling (as FRR
+    prints it). A link-local IPv6 peer needs an interface FRR would have to be told
+    about, an IPv4-mapped one is an IPv4 peer: both are refused."""
     try:
-        ip = ipaddress.IPv4Address(text) if text.isascii() else None
+        plain = text.isascii() and text.strip() == text and "%" not in text  # no zone id
+        ip = ipaddress.ip_address(text) if plain else None
     except ValueError:
         ip = None
     if ip is None:
-        raise BadInputError(f"{what} {text!r} is not an IP address (expected IPv4, e.g. 10.0.1.1)")
+        raise BadInputError(
+            f"{what} {text!r} is not an IP address (expected IPv4 or IPv6, e.g. 10.0.1.1)"
+        )
     if ip.is_unspecified or ip.is_multicast or ip.is_loopback or ip.is_reserved:
-        raise BadInputError(f"{what} {ip}: expected a unicast IPv4 address on the LAN")
+        raise BadInputError(f"{what} {ip}: expected a unicast address on the LAN")
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.is_link_local or ip.ipv4_mapped):
+        raise BadInputError(f"{what} {ip}: expected a global or ULA IPv6 address (not link-local)")
     return str(ip)
 
 
@@ -162,8 +169,13 @@ class HostPort:
     port: int
 
     def __str__(self) -> str:
-        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        return f"{host}:{self.port}"
+        return endpoint(str(self.address), self.port)
+
+
+def endpoint(address: str, port: int) -> str:
+    """``IP:PORT`` as people and :func:`parse_hostport` read it: IPv6 in brackets
+    (``fd00:1::50:3000`` would be an address, not an address and a port)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def parse_hostport(text: str, what: str = "--target", default_port: int | None = None) -> HostPort:

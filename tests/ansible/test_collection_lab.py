@@ -55,6 +55,36 @@ PLAYBOOK = """
       check_mode: false
       changed_when: false
 """
+# The example playbook's last two tasks (playbooks/fleet.yml): every connector's fleet
+# facts, then `meshpath fleet check` once, on the controller, over all of them.
+FLEET_PLAYBOOK = """
+- hosts: connectors
+  gather_facts: false
+  tasks:
+    - name: facts
+      meshpath.connector.meshpath_facts:
+        fleet_name: "{{ inventory_hostname }}"
+        netns: "{{ netns }}"
+        executable: "{{ meshpath_bin }}"
+    - name: fleet check, once, on the controller
+      ansible.builtin.command:
+        argv: ["{{ meshpath_bin }}", --json, fleet, check, "-"]
+        stdin: >-
+          {{ ansible_play_hosts | map('extract', hostvars, ['ansible_facts', 'meshpath', 'fleet'])
+             | list | to_json }}
+      delegate_to: localhost
+      run_once: true
+      changed_when: false
+      register: fleet
+    - name: keep the check's result for the test
+      ansible.builtin.copy:
+        content: "{{ fleet.stdout }}"
+        dest: "{{ out_dir }}/fleet.json"
+        mode: "0600"
+      delegate_to: localhost
+      run_once: true
+      changed_when: false
+"""
 RECAP = re.compile(
     r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
 )
@@ -117,12 +147,17 @@ def _inventory(lab: Lab, tmp: Path) -> Path:
 
 
 def _playbook(
-    lab: Lab, collections: Path, tmp: Path, *extra: str, state: str = "present"
+    lab: Lab,
+    collections: Path,
+    tmp: Path,
+    *extra: str,
+    state: str = "present",
+    text: str = PLAYBOOK,
 ) -> dict[str, int]:
     """Run the playbook; host -> changed tasks, from the play recap (no host failed).
     Each host's module result is left in ``tmp/out/<host>.json``."""
     book = tmp / "fix.yml"
-    book.write_text(PLAYBOOK)
+    book.write_text(text)
     out = tmp / "out"
     out.mkdir(exist_ok=True)
     env = dict(lab.meshpath_env())
@@ -179,6 +214,15 @@ def test_playbook_check_apply_idempotent_and_absent(
     # killed (calls move to connb), then restored (back to conn)
     checks = ha.drill(lab)
     assert all(c.ok for c in checks), checks
+
+    # the fleet check over both connectors' facts, on the controller: primary and standby
+    # advertise with different preference
+    stats = _playbook(lab, collections, tmp_path, text=FLEET_PLAYBOOK)
+    assert stats == {"conn": 0, "connb": 0}
+    fleet = json.loads((tmp_path / "out" / "fleet.json").read_text())
+    assert fleet["schema"] == "meshpath/fleet-check/1" and fleet["ok"], fleet
+    lengths = {c["host"]: c["advertisements"][0]["as_path_length"] for c in fleet["connectors"]}
+    assert lengths == {"conn": 1, "connb": 7}
 
     # second run: nothing to do anywhere
     stats = _playbook(lab, collections, tmp_path)

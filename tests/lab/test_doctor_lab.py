@@ -7,7 +7,7 @@ import json
 import pytest
 
 from meshpath.cli import main
-from meshpath.lab import Lab
+from meshpath.lab import FIXES, Lab
 from tests.conftest import needs_root
 from tests.data.snapshots.record import prepare
 from tests.doctor_expectations import EXPECT
@@ -51,3 +51,40 @@ def test_unknown_rule_falls_back_to_the_kernel(
     assert any("cpu" in line for line in unknown["evidence"]), unknown
     assert report["flows"][0]["decided_by"] == "kernel"
     assert report["root_cause"] == "MP101" and code == 1
+
+
+def _v6_flow(report: dict[str, object]) -> dict[str, object]:
+    flows = report["flows"]
+    assert isinstance(flows, list)
+    return next(f for f in flows if str(f["worker_ip"]).startswith("2606:4700:cf1:5000:"))
+
+
+def test_doctor_names_the_missing_ipv6_route_then_path_ok_for_both_families(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dual-stack lab: broken (the profile keeps IPv6 out of WARP's table) has an
+    MP101 for the IPv6 source range with the reply's route as evidence; after the route
+    fix, both families' flows are delivered and the verdict is PATH OK."""
+    lab.setup("broken")
+    args = ["--json", "doctor", "--netns", lab.ns("conn")]
+    args += ["--target", "10.0.1.50:3000", "--target", "[fd00:1::50]:3000"]
+    assert main(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    v6 = [
+        f
+        for f in report["findings"]
+        if f["id"] == "MP101" and "2606:4700:cf1:5000::/64" in f["title"]
+    ]
+    assert v6, [f["title"] for f in report["findings"]]
+    evidence = " | ".join(v6[0]["evidence"])
+    assert "reply [fd00:1::50]:3000 > [2606:4700:cf1:5000::5]" in evidence, evidence
+    assert "route ::/0 (table 254, rule 32766) dev eth0" in evidence, evidence
+    assert _v6_flow(report)["status"] != "delivered"
+    lab.setup("route")
+    FIXES["route"](lab)
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "PATH OK", report["verdict"]
+    assert {f["status"] for f in report["flows"]} == {"delivered"}
+    assert _v6_flow(report)["egress"] == "CloudflareWARP"
+    assert report["disagreements"] == []  # the model agrees with the kernel, IPv6 too

@@ -69,3 +69,39 @@ def test_a_peer_with_the_users_route_map_is_refused_before_anything_changes(
     assert result.problem is not None
     assert "already has 'route-map rmap out'" in result.problem
     assert "MESHPATH" not in host.running()
+
+
+# IPv6 (#16 item 4): the v6 range's ``ipv6 route``, its own prefix-list and the ipv6 unicast
+# family on the same session (or a v6 session), on configs with and without a v6 family.
+DUAL = ("100.64.0.0/12", "2606:4700:cf1:5000::/64")
+USERS_V6 = """frr version 8.4.4
+hostname conn
+!
+router bgp 65001
+ neighbor 10.0.1.1 remote-as 65000
+ !
+ address-family ipv6 unicast
+  network fd00:9::/64
+  neighbor 10.0.1.1 activate
+ exit-address-family
+exit
+!
+end
+"""
+V6_CASES = [
+    ("no bgp yet, v4 peer", "frr version 8.4.4\nhostname conn\n!\nend\n", PEER),
+    ("no bgp yet, v6 peer", "frr version 8.4.4\nhostname conn\n!\nend\n", "fd00:1::1"),
+    ("the user's ipv6 family, the user's neighbour", USERS_V6, "10.0.1.1"),
+    ("the user's ipv6 family, a new peer", USERS_V6, PEER),
+    ("snapshot nodefault (a new peer to activate)", snapshot_config("nodefault"), PEER),
+    ("snapshot redist (redistribute static)", snapshot_config("redist"), PEER),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "peer"), V6_CASES, ids=[c[0] for c in V6_CASES])
+def test_v6_merge_checks_applies_and_rolls_back_exactly(
+    host: FrrHost, name: str, text: str, peer: str
+) -> None:
+    result = round_trip(host, name, text, peer, statics=DUAL)
+    assert result.loaded, f"FRR did not take the input itself: {result.problem}"
+    assert result.problem is None, result.problem

@@ -39,7 +39,7 @@ from meshpath.collect import collect_snapshot
 from meshpath.collect.frr import running_daemons
 from meshpath.config import Settings
 from meshpath.errors import BadInputError
-from meshpath.fix import FixOptions, NftFile, Plan, plan_fix
+from meshpath.fix import FixOptions, NftFile, Plan, frrfit, plan_fix
 from meshpath.fix.model import FrrReload, WriteFile
 from meshpath.fix.verify import nft_checks
 from meshpath.lab import frr as lab_frr
@@ -311,7 +311,7 @@ def test_routes_and_frr_through_a_hostile_tunnel_name_are_exact_or_refused(
     try:
         assert [h.get("interfaceName") for h in frr_nexthops(host, SRC)] == [name]
         running = host.vtysh("-c", "show running-config").stdout
-        assert frr_render.is_applied(running, intents["route"])
+        assert frrfit.is_applied(running, intents["route"])
     finally:
         host.vtysh("-c", "configure terminal", "-c", f"no ip route {SRC} {name}")
     assert frr_nexthops(host, SRC) == []

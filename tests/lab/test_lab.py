@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from meshpath.cli import main
-from meshpath.lab import SCENARIO_NAMES, Lab, clean_leftovers, frr, run_scenario
+from meshpath.lab import SCENARIO_NAMES, Lab, ScenarioResult, clean_leftovers, frr, run_many
 from meshpath.lab.core import LabConfigError
+from meshpath.lab.parallel import default_jobs
 from meshpath.lab.state import RUN_ROOT, read_state
 from meshpath.lab.topology import WORKER_SOURCE
 from tests.conftest import needs_root, sh
@@ -47,9 +48,17 @@ def leftovers(instance: str) -> list[str]:
     return found
 
 
+@pytest.fixture(scope="module")
+def scenario_results() -> dict[str, ScenarioResult]:
+    """Every scenario, run at once on default_jobs workers (labs of their own, each torn
+    down by run_many): one after another they took ~2 minutes of this tier (issue 18)."""
+    names = list(SCENARIO_NAMES)
+    return {r.name: r for r in run_many(names, jobs=default_jobs(len(names)))}
+
+
 @pytest.mark.parametrize("name", SCENARIO_NAMES)
-def test_scenario(lab: Lab, name: str) -> None:
-    result = run_scenario(lab, name)
+def test_scenario(scenario_results: dict[str, ScenarioResult], name: str) -> None:
+    result = scenario_results[name]
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
     assert result.passed, f"{name}: {failed}; trace: {[p.describe() for p in result.packets]}"
 

@@ -12,6 +12,7 @@ import pytest
 
 from meshpath.cli import main
 from meshpath.collect import collect_snapshot
+from meshpath.collect.host import processes_in_netns
 from meshpath.config import Settings
 from meshpath.lab import Lab
 from meshpath.lab.topology import SOURCE_RANGE
@@ -118,3 +119,15 @@ def test_stand_in_formats(lab: Lab) -> None:
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "unrecognized subcommand" in bad.stderr
+
+
+def test_warpd_stays_in_conn_while_it_fetches_the_profile(lab: Lab) -> None:
+    # warpd fetches from the API in edge every 0.25 s; setns in its main thread moved the
+    # whole process (as /proc/PID/ns/net shows it) to edge meanwhile, and a snapshot taken
+    # then listed no process in conn (CI lost that race under load).
+    lab.setup("broken")
+    missing = 0
+    for _ in range(300):
+        if not any(p.startswith("python") for p in processes_in_netns(lab.ns("conn"))):
+            missing += 1
+    assert missing == 0, f"warpd not in conn in {missing} of 300 looks"

@@ -144,3 +144,23 @@ def _accepts(lab: Lab) -> bool:
         except OSError:
             return False
     return True
+
+
+def test_mesh_binding_takes_an_ipv6_url_and_connects_from_the_ipv6_source(lab: Lab) -> None:
+    """``env.MESH.fetch("http://[fd00:1::50]:3000/...")`` and
+    ``env.MESH.connect("[fd00:1::50]:3000")`` in workerd: over IPv6 through the tunnel, from
+    the Worker's IPv6 source; on broken (the profile keeps IPv6 out of WARP's table) both
+    time out, with the IPv6 route both work."""
+    lab.user_worker = PROBE_APP
+    lab.connect_timeout = 1.5
+    lab.setup("broken")
+    url, hostport = f"http://[{topology.SERVICE_IP6}]:3000/six", f"[{topology.SERVICE_IP6}]:3000"
+    assert call(lab, "/fetch", url) == (500, "Error: handshake timeout")
+    assert call(lab, "/connect", hostport) == (500, "Error: handshake timeout")
+    lab.ip_batch("conn", f"route add {topology.SOURCE_RANGE6} dev {topology.TUN_CONN}\n")
+    status, body = call(lab, "/fetch", url)
+    assert status == 200 and f'"client": "{topology.WORKER_SOURCE6}"' in body, body
+    cap = lab.capture("conn", lambda: call(lab, "/connect", hostport), name="connect6")
+    assert cap.value == (200, "opened")
+    syn = next(p for p in cap.packets if p.flags == "S" and p.iface == topology.TUN_CONN)
+    assert (syn.src, syn.dst) == (topology.WORKER_SOURCE6, topology.SERVICE_IP6)

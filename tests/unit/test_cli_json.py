@@ -42,6 +42,8 @@ COMMAND_SCHEMAS = {
     "worker check": "worker-check",
     "explain": "explain|explain-list",
     "watch": "watch-evaluation|watch-unit|watch-event",
+    "fleet facts": "fleet-facts",
+    "fleet check": "fleet-check",
 }
 
 
@@ -212,3 +214,19 @@ def test_watch_unit_and_event_lines_validate(
     event = json.loads(line)
     assert "targets_broken" not in event  # unknown values are left out, as in logfmt
     assert_schema(event)
+
+
+FLEET = DATA / "fleet"
+
+
+@pytest.mark.parametrize("scenario", ["ha", "ha-equal"])
+def test_fleet_facts_and_check_validate(scenario: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = _run(capsys, "fleet", "facts", "--snapshot", str(SNAPSHOTS / "bgp.json"), "--json")
+    assert code == 0
+    assert_schema(doc)
+    files = [str(FLEET / f"{scenario}-{node}.json") for node in ("conn", "connb")]
+    for path in files:
+        assert_schema(json.loads(Path(path).read_text()))
+    code, doc = _run(capsys, "fleet", "check", *files, "--json")
+    assert code == (0 if scenario == "ha" else 1) and doc["ok"] is (code == 0)
+    assert_schema(doc)

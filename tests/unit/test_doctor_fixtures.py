@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,38 @@ def test_meaningless_route_is_one_line_exit_2(
     assert main(["doctor", "--snapshot", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("meshpath: error:") and "\n" not in err
+
+
+def _dual(name: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    args = ["--json", "doctor", "--snapshot", str(SNAPSHOTS / "dual" / f"{name}.json")]
+    code = main([*args, "--target", "10.0.1.50:3000", "--target", "[fd00:1::50]:3000"])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return code, report
+
+
+def test_dual_stack_broken_names_the_missing_ipv6_route(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The dual-stack lab's connector, recorded: the IPv6 flow fails too, and its own MP101
+    names the IPv6 source range with the reply's route as evidence."""
+    code, report = _dual("broken-dual", capsys)
+    assert code == 1
+    flows = {f["target"]: f["status"] for f in report["flows"]}
+    assert flows["[fd00:1::50]:3000"] != "delivered"  # the target as --target reads it
+    v6 = next(f for f in report["findings"] if "2606:4700:cf1:5000::/64" in f["title"])
+    assert v6["id"] == "MP101"
+    assert any(
+        "reply [fd00:1::50]:3000 > [2606:4700:cf1:5000::5]" in e and "route ::/0" in e
+        for e in v6["evidence"]
+    ), v6["evidence"]
+
+
+def test_dual_stack_route_fix_is_path_ok_for_both_families(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, report = _dual("route-dual", capsys)
+    assert (code, report["verdict"]) == (0, "PATH OK")
+    assert {f["target"]: f["status"] for f in report["flows"]} == {
+        "10.0.1.50:3000": "delivered",
+        "[fd00:1::50]:3000": "delivered",
+    }

@@ -56,7 +56,7 @@ def nft(*rules: list[dict[str, Any]], hook: str = "forward", policy: str = "acce
 def test_v6_lan_is_a_default_target_and_its_reply_is_misrouted() -> None:
     rep = diagnose(dual_stack_connector(), Settings())
     v6 = [f for f in rep.flows if ":" in f.target.address]
-    assert [str(f.target) for f in v6] == ["fd00:1::1:80"]
+    assert [str(f.target) for f in v6] == ["[fd00:1::1]:80"]
     assert v6[0].worker_ip == WORKER6  # from the v6 source range
     assert (v6[0].status, v6[0].egress) == ("misrouted", "eth0")
     titles = [f.title for f in rep.findings if f.id == "MP101"]

@@ -301,7 +301,7 @@ def _netns_commands() -> list[tuple[str, ...]]:
 def test_the_netns_sweep_finds_every_command() -> None:
     assert set(_netns_commands()) == {
         ("snapshot",), ("trace",), ("flow",), ("doctor",), ("fix",), ("verify",),
-        ("route", "get"), ("watch",),
+        ("route", "get"), ("watch",), ("fleet", "facts"),
     }  # fmt: skip
 
 

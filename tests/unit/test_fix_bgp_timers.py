@@ -17,7 +17,7 @@ import msgspec
 
 from meshpath.apply import Applier
 from meshpath.config import Settings
-from meshpath.fix import FixOptions, FrrReload, plan_fix
+from meshpath.fix import FixOptions, FrrReload, frrfit, plan_fix
 from meshpath.fix.model import Plan
 from meshpath.render import frr
 from meshpath.runner import Completed
@@ -67,7 +67,7 @@ def test_a_users_delay_timer_is_kept_and_survives_the_rollback() -> None:
 def test_rollback_of_a_fresh_bgp_removes_the_delay_line_too() -> None:
     intent = _frr_step(FRESH).intent
     running = frr.render_blocks(frr.merge(FRESH, intent))
-    assert frr.is_applied(running, intent)
+    assert frrfit.is_applied(running, intent)
     back = frr.strip_owned(frr.parse_blocks(running), intent, intent.owned_statics)
     assert frr.line_keys(back) == frr.line_keys(frr.parse_blocks(FRESH))
 

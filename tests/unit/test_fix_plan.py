@@ -20,7 +20,8 @@ from meshpath.fix import (
     WriteFile,
     plan_fix,
 )
-from meshpath.fix.model import FileState, Plan
+from meshpath.fix.desired import desired_state
+from meshpath.fix.model import FileState, Plan, WaitNatDrain
 from meshpath.render import nft as nft_render
 from meshpath.render import systemd
 from meshpath.state import FrrState, NftState
@@ -172,7 +173,9 @@ def test_bgp_on_an_already_fixed_connector_is_nothing_to_do() -> None:
     assert plan_fix(bgp_fixed(), S, "bgp", BGP).empty
 
 
-def test_bgp_replace_nat_removes_nat_after_the_peer_and_before_the_round_trip() -> None:
+def test_bgp_replace_nat_stops_nat_after_the_peer_and_deletes_it_after_the_round_trip() -> None:
+    # Issue 18: the table (and with its last nat chain the kernel's NAT hooks) goes only
+    # after the round trip without NAT passed and the masqueraded connections ended.
     snap = with_frr(nat_fixed(), USER_FRR)
     opts = msgspec.structs.replace(BGP, replace_nat=True, post_checks=("worker round trip",))
     plan = plan_fix(snap, S, "bgp", opts)
@@ -181,12 +184,19 @@ def test_bgp_replace_nat_removes_nat_after_the_peer_and_before_the_round_trip() 
         "frr:meshpath",
         "route-handover:100.64.0.0/12",
         "wait:10.0.1.1",
-        "nft:remove inet meshpath",
+        "nft:empty inet meshpath",
         "check:worker round trip",
+        "wait:nat-drain",
+        "nft:remove inet meshpath",
     ]
-    remove = plan.steps[3]
+    empty, drain, remove = plan.steps[3], plan.steps[5], plan.steps[6]
+    assert isinstance(empty.action, NftFile) and "flush chain" in empty.action.text
+    assert "delete" not in empty.action.text
     assert isinstance(remove.inverse, NftFile) and remove.inverse.json
+    assert empty.inverse == remove.inverse
     assert isinstance(plan.steps[4].action, PostCheck)
+    assert isinstance(drain.action, WaitNatDrain)
+    assert drain.action.sources == ("100.64.0.0/12",) and drain.inverse is None
     assert plan.expect.nat is False
 
 
@@ -247,8 +257,7 @@ def test_the_predicted_snapshot_needs_no_further_kernel_or_nft_step(mode: str) -
     from meshpath.fix.predict import predict
 
     snap = broken_connector()
-    plan = plan_fix(snap, S, mode, FixOptions())  # type: ignore[arg-type]
-    after = predict(snap, plan, "eth0")
+    after = predict(snap, desired_state(snap, S, mode, FixOptions()))  # type: ignore[arg-type]
     again = plan_fix(after, S, mode, FixOptions())  # type: ignore[arg-type]
     assert [s.key for s in again.steps if not s.key.startswith("file:")] == []
 
@@ -257,8 +266,8 @@ def test_prediction_after_bgp_replace_nat_drops_the_nat_table() -> None:
     from meshpath.fix.predict import predict
 
     snap = with_frr(nat_fixed(), USER_FRR)
-    plan = plan_fix(snap, S, "bgp", msgspec.structs.replace(BGP, replace_nat=True))
-    after = predict(snap, plan, "eth0")
+    desired = desired_state(snap, S, "bgp", msgspec.structs.replace(BGP, replace_nat=True))
+    after = predict(snap, desired)
     assert nft_render.masquerades_in(after.nft.ruleset) is None
     assert {r.dst: r.protocol for r in after.routes if r.dst.endswith("/12")} == {
         "100.64.0.0/12": PROTO_FRR_STATIC,

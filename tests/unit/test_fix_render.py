@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from meshpath.errors import BadInputError
+from meshpath.fix import frrfit
 from meshpath.render import frr, nft, systemd
 from tests.fix_builders import data_text
 
@@ -81,7 +82,7 @@ def test_merge_keeps_every_user_line_and_strip_gives_them_back() -> None:
     merged_keys = frr.line_keys(merged)
     assert user_keys <= merged_keys
     assert frr.line_keys(frr.render_intent(INTENT)) <= merged_keys
-    assert frr.is_applied(frr.render_blocks(merged), INTENT)
+    assert frrfit.is_applied(frr.render_blocks(merged), INTENT)
     stripped = frr.strip_owned(merged, INTENT, INTENT.owned_statics)
     assert frr.line_keys(stripped) == user_keys
 
@@ -108,7 +109,7 @@ def test_a_stale_meshpath_prefix_list_entry_is_not_applied() -> None:
     running = frr.render_blocks(frr.render_intent(INTENT)) + (
         "ip prefix-list MESHPATH-CF seq 30 permit 10.0.0.0/8\n"
     )
-    assert not frr.is_applied(running, INTENT)
+    assert not frrfit.is_applied(running, INTENT)
     merged = frr.render_blocks(frr.merge(running, INTENT))
     assert "10.0.0.0/8" not in merged
 

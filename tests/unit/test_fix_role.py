@@ -7,7 +7,7 @@ import pytest
 
 from meshpath.config import Settings
 from meshpath.errors import BadInputError
-from meshpath.fix import FixOptions, FrrReload, plan_fix
+from meshpath.fix import FixOptions, FrrReload, frrfit, plan_fix
 from meshpath.render import frr
 from tests.fix_builders import bgp_fixed
 
@@ -44,9 +44,9 @@ def test_a_standby_line_left_in_frr_is_stale_for_a_primary() -> None:
         asn=65001, peer="10.0.1.1", role="standby",
     )  # fmt: skip
     running = frr.render_blocks(frr.render_intent(standby))
-    assert frr.is_applied(running, standby)
+    assert frrfit.is_applied(running, standby)
     primary = frr.FrrIntent(**{**_fields(standby), "role": "primary"})
-    assert not frr.is_applied(running, primary)
+    assert not frrfit.is_applied(running, primary)
     merged = frr.render_blocks(frr.merge(running, primary))
     assert "as-path prepend" not in merged
 

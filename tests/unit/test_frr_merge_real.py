@@ -14,6 +14,7 @@ import pytest
 
 from meshpath.cli import main
 from meshpath.errors import BadInputError
+from meshpath.fix import frrfit
 from meshpath.render import frr
 from meshpath.state import codec
 
@@ -38,7 +39,7 @@ def intent(text: str, peer: str = NEW_PEER, asn: int = 65001) -> frr.FrrIntent:
         bgp_created=frr.bgp_asn_of(frr.parse_blocks(text)) is None,
         owned_statics=tuple(p for p in statics if (f"ip route {p} CloudflareWARP",) not in have),
     )
-    return frr.compose(text, base)
+    return frrfit.compose(text, base)
 
 
 def plan_json(capsys: pytest.CaptureFixture[str], name: str, *extra: str) -> tuple[int, str]:
@@ -59,7 +60,7 @@ def assert_round_trip(text: str, it: frr.FrrIntent) -> str:
     merged = frr.merge_text(text, it)
     user = frr.line_keys(frr.parse_blocks(text))
     assert user <= frr.line_keys(frr.parse_blocks(merged))
-    assert frr.is_applied(merged, it)
+    assert frrfit.is_applied(merged, it)
     assert frr.line_keys(frr.parse_blocks(frr.strip_text(merged, it))) == user
     return merged
 

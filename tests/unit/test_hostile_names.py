@@ -15,7 +15,7 @@ import pytest
 
 from meshpath.config import Settings
 from meshpath.errors import BadInputError
-from meshpath.fix import FixOptions, NftFile, plan_fix
+from meshpath.fix import FixOptions, NftFile, frrfit, plan_fix
 from meshpath.fix.model import FrrReload, Run
 from meshpath.fix.plan import expect_for
 from meshpath.fix.verify import nft_checks
@@ -173,7 +173,7 @@ def test_frr_renders_exactly_the_name_or_refuses_it(name: str) -> None:
     assert [ln.split(" ") for ln in routes] == [["ip", "route", SRC, name]]
     # meshpath reads its own line back from the running config exactly (FRR splits on
     # '\n' and blanks only; splitlines() would cut "a\u2028b" in two).
-    assert frr.is_applied(text, intent)
+    assert frrfit.is_applied(text, intent)
     stripped = frr.strip_owned(frr.parse_blocks(text), intent, intent.owned_statics)
     assert frr.render_blocks(stripped) == frr.render_blocks(frr.parse_blocks(USER_FRR))
 

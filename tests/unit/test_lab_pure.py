@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
 import pytest
 
@@ -26,6 +27,14 @@ eth0           Out IP 100.64.12.189.9025 > 10.0.1.50.3000: [S], seq 710527279
 eth0           In  IP 10.0.1.50.3000 > 100.64.12.189.9025: [S.], seq 830383984, ack 710527280
 eth0           Out IP 10.0.1.50.3000 > 100.64.12.189.9025: [S.], seq 830383984, ack 710527280
 CloudflareWARP In  IP 100.64.12.189.9025 > 10.0.1.50.3000: [S], seq 710527279
+"""
+# The same failure over IPv6, as the lab's broken scenario captures it on conn.
+REPORT_TEXT6 = """\
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
+eth0  Out IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
+eth0  In  IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.43901: Flags [S.], seq 3926163976, ack 1
+eth0  Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.43901: Flags [S.], seq 3926163976, ack 1
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.43901 > fd00:1::50.3000: Flags [S], seq 3836865506
 """
 TCPDUMP_LINE = (
     "22:34:00.930967 CloudflareWARP In  IP 100.64.12.189.55063 > 10.0.1.50.3000: "
@@ -102,7 +111,29 @@ def test_unknown_scenario_is_bad_input() -> None:
 
 
 def _obs(status: int, body: str, sources: tuple[str, ...], text: str = "") -> Observation:
-    return Observation(WorkerResult(status, body, None), sources, parse_lines(text))
+    """An observation of the IPv4 call; its IPv6 half is broken's evidence (the scenarios
+    without an IPv6 call ignore it)."""
+    return Observation(
+        WorkerResult(status, body, None),
+        sources,
+        parse_lines(text),
+        worker6=WorkerResult(500, "handshake timeout", None),
+        packets6=parse_lines(REPORT_TEXT6),
+    )
+
+
+def test_evaluate_broken_judges_the_ipv6_call_on_its_own() -> None:
+    """broken's IPv6 expectation: the report's five hops over IPv6, nothing at the
+    service. Each deviation of the IPv6 half fails a (v6) check; a missing call too."""
+    broken = get_scenario("broken")
+    base = _obs(500, "handshake timeout", (), REPORT_TEXT)
+    served = replace(base, worker6=WorkerResult(200, "{}", None), service_sources6=("fd00:1::2",))
+    bad = {c.name for c in evaluate(broken, served) if not c.ok}
+    assert bad == {"worker status (v6)", "worker body (v6)", "service log (v6)"}
+    v4_hops = replace(base, packets6=parse_lines(REPORT_TEXT))
+    assert [c.name for c in evaluate(broken, v4_hops) if not c.ok] == ["trace on conn (v6)"]
+    uncalled = replace(base, worker6=None)
+    assert [c.name for c in evaluate(broken, uncalled) if not c.ok] == ["worker status (v6)"]
 
 
 def test_evaluate_broken_passes_on_the_reports_evidence() -> None:
@@ -272,3 +303,42 @@ def test_pure_lab_modules_do_no_io() -> None:
             elif isinstance(node, ast.ImportFrom):
                 imported.add((node.module or "").split(".")[0])
         assert not imported & {"subprocess", "socket", "os"}, module
+
+
+def test_router_accepts_ipv6_routes_on_the_same_sessions() -> None:
+    text = frr.render_bgpd(frr.router_config(False))
+    v6 = text[text.index(" address-family ipv6 unicast") :]
+    assert "  neighbor 10.0.1.2 activate" in v6
+    assert "  neighbor 10.0.1.2 route-map ALLOW-ALL in" in v6
+    assert "  neighbor 10.0.1.2 route-map DENY-ALL out" in v6  # advertises nothing, v6 too
+    assert "address-family ipv6" not in frr.render_bgpd(frr.connector_config())
+
+
+def test_evaluate_bgp_holds_the_ipv6_table_to_the_ipv6_source_range() -> None:
+    scn = get_scenario("bgp")
+    both = frozenset({"2606:4700:cf1:5000::/64", "2606:4700:cf1:1000::/64"})
+    assert scn.expect6 is not None and scn.expect6.bgp_from_conn == both
+    route6 = """\
+CloudflareWARP In  IP6 2606:4700:cf1:5000::5.40000 > fd00:1::50.3000: Flags [S], seq 1
+CloudflareWARP Out IP6 fd00:1::50.3000 > 2606:4700:cf1:5000::5.40000: Flags [S.], seq 2, ack 2
+"""
+    good = Observation(
+        WorkerResult(200, "{}", None),
+        ("100.64.12.189",),
+        parse_lines(REPORT_TEXT),
+        worker6=WorkerResult(200, "{}", None),
+        service_sources6=("2606:4700:cf1:5000::5",),
+        packets6=parse_lines(route6),
+        bgp6_from_conn=both,
+    )
+    v6_checks = {c.name: c.ok for c in evaluate(scn, good) if c.name.endswith("(v6)")}
+    assert v6_checks == {
+        "worker status (v6)": True,
+        "service saw (v6)": True,
+        "trace on conn (v6)": True,
+        "bgp table (v6)": True,
+    }
+    leaked = replace(good, bgp6_from_conn=both | {"2001:db8::/32"})
+    assert [c.name for c in evaluate(scn, leaked) if c.name.endswith("(v6)") and not c.ok] == [
+        "bgp table (v6)"
+    ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from meshpath.collect.warp import parse_registration, parse_split_list, parse_warp
-from meshpath.lab import cfapi, warp, warpcli
+from meshpath.lab import cfapi, topology, warp, warpcli
 
 ACCOUNT = "6d1ab0c3e5f74a2b9c8d0e1f2a3b4c5d"
 BASE = f"/client/v4/accounts/{ACCOUNT}/devices/policy"
@@ -107,3 +107,56 @@ def test_stand_in_script(tmp_path: Path) -> None:
     assert run("--version").stdout == "warp-cli 2025.2.600.0\n"
     bad = run("connect")
     assert bad.returncode == 2 and "unrecognized subcommand 'connect'" in bad.stderr
+
+
+def _covers(nets: list[ipaddress.IPv6Network], addr: str) -> bool:
+    return any(ipaddress.ip_address(addr) in n for n in nets)
+
+
+def test_v6_table_keeps_the_managed_range_in_the_tunnel() -> None:
+    """The Split Tunnels page: the client removes 2606:4700:0cf1::/48 from any exclusion.
+    So the default profile tunnels the Worker's IPv6 source but not the ULA LAN, and even a
+    profile excluding all of IPv6 leaves exactly the /48; applied literally, nothing."""
+    source6, lan6 = topology.WORKER_SOURCE6, topology.SERVICE_IP6
+    default = warp.tunnel_prefixes6()
+    assert _covers(default, source6) and not _covers(default, lan6)
+    assert not _covers(default, "fe80::1") and not _covers(default, "ff02::1")
+    assert _covers(default, "2001:db8::1")
+    everything = [*warp.LAB_EXCLUDES, warp.ALL_V6]
+    assert warp.tunnel_prefixes6(excludes=everything) == [warp.AUTO_MANAGED6]
+    assert warp.tunnel_prefixes6(excludes=everything, auto_managed=False) == []
+    literal = warp.tunnel_prefixes6(excludes=warp.LAB_EXCLUDES, auto_managed=False)
+    assert literal == default  # the default list never touches the /48
+    included = warp.tunnel_prefixes6(includes=["10.0.0.0/8", "2001:db8::/32"])
+    assert included == [ipaddress.IPv6Network("2001:db8::/32"), warp.AUTO_MANAGED6]
+    # The IPv4 table ignores the IPv6 entries the lab's default profile now carries.
+    v4_only = [e for e in warp.LAB_EXCLUDES if ":" not in e]
+    assert warp.tunnel_prefixes() == warp.tunnel_prefixes(excludes=v4_only)
+
+
+def test_v6_rules_and_routes_are_batch_lines_of_the_right_family() -> None:
+    four, six = warp.rule_lines(4), warp.rule_lines(6)
+    assert six[0] == "rule add pref 32764 from ::/0 lookup main suppress_prefixlength 0"
+    assert six[1] == "rule add pref 32765 not from ::/0 fwmark 0x100cf lookup 65743"
+    assert four == warp.rule_lines()  # IPv4 unchanged
+    text = warp.route_diff(["::/1"], [ipaddress.IPv6Network("2606:4700:cf1::/48")])
+    assert text == (
+        "route del ::/1 table 65743\n"
+        "route replace 2606:4700:cf1::/48 dev CloudflareWARP table 65743\n"
+    )
+
+
+def test_lab_hosts_are_dual_stack() -> None:
+    svc = topology.host_batch("svc")
+    assert "addr add fd00:1::50/64 dev eth0 nodad" in svc
+    assert "route add ::/0 via fd00:1::1 dev eth0" in svc
+    conn = topology.host_batch("conn")
+    assert "addr add 2606:4700:cf1:1000::5/128 dev CloudflareWARP nodad" in conn
+    edge = topology.edge_batch()
+    assert "addr add 2606:4700:cf1:5000::5/128 dev cfedge nodad" in edge
+    assert "route add fd00:1::/64 dev cfedge src 2606:4700:cf1:5000::5" in edge
+    assert topology.sysctls_for("conn")["net.ipv6.conf.all.forwarding"] == "1"
+    assert "net.ipv6.conf.all.forwarding" not in topology.sysctls_for("svc")
+    assert ipaddress.ip_address(topology.WORKER_SOURCE6) in ipaddress.ip_network(
+        topology.SOURCE_RANGE6
+    )

@@ -164,3 +164,41 @@ def test_forward_refused_and_silent() -> None:
             meshedge.forward("GET", f"http://127.0.0.1:{port}/", [], None, "127.0.0.1", (1, 0.2))
     with pytest.raises(meshedge.MeshError, match="unsupported URL"):
         meshedge.forward("GET", "https://x/", [], None, "127.0.0.1", (1, 1))
+
+
+class _Who(BaseHTTPRequestHandler):
+    """Answers with the client address it saw (the lab's service does the same)."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        reply = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def test_forward_to_an_ipv6_host_connects_from_the_ipv6_source() -> None:
+    """``http://[::1]:PORT/`` (the binding's form of an IPv6 target) is fetched from
+    ``source6``; the IPv4 ``source`` would not even bind to an IPv6 socket."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    server = _Server6(("::1", 0), _Who)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://[::1]:{server.server_address[1]}/x"
+        status, _headers, body = meshedge.forward(
+            "GET", url, [], None, "127.0.0.1", (1.0, 1.0), source6="::1"
+        )
+        assert (status, body) == (200, b"::1")
+        with pytest.raises(meshedge.MeshError, match="connect failed"):
+            meshedge.forward("GET", url, [], None, "127.0.0.1", (1.0, 1.0), source6="127.0.0.1")
+    finally:
+        server.shutdown()
+        server.server_close()

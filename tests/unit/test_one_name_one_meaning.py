@@ -1,6 +1,6 @@
 """One name, one meaning: the lab's capture holds the trace's Packet (no second Packet
 class), and the simulator's FlowResult is the only FlowResult (a trace's classified
-connection is a FlowVerdict)."""
+connection is a FlowVerdict); a Step is a fix plan's step, a KernelStep the simulator's."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def test_flow_result_is_defined_once() -> None:
     assert meshpath.trace.FlowVerdict.__module__ == "meshpath.trace.model"
 
 
+def test_step_is_the_plan_step_and_the_kernel_step_has_its_own_name() -> None:
+    # A "step" is one step of a fix plan; one thing the kernel did in the simulator is a
+    # KernelStep (the sim's Step until #17 item 3).
+    homes = class_homes()
+    assert homes["Step"] == {"fix/model.py"}
+    assert homes["KernelStep"] == {"sim/values.py"}
+
+
 def test_packet_is_defined_once_in_lab_and_trace() -> None:
     homes = {h for h in class_homes()["Packet"] if h.startswith(("lab/", "trace/"))}
     assert homes == {"trace/packet.py"}
@@ -57,3 +65,21 @@ def test_only_tcp_lines_with_a_direction_are_sightings() -> None:
     assert [s.describe() for s in parse_lines(text)] == [
         "eth0 Out 10.0.1.50.3000 > 100.64.12.189.9025 [R.]"
     ]
+
+
+def function_homes() -> dict[str, set[str]]:
+    homes: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                homes[node.name].add(str(path.relative_to(PACKAGE)))
+    return homes
+
+
+def test_one_target_parser_and_one_default_target_policy() -> None:
+    """#17 item 2: fix, sim and trace each had their own ``--target`` parser, and fix had
+    its own default (the LAN gateway on 443)."""
+    homes = function_homes()
+    assert homes["parse_target"] == {"checks/targets.py"}
+    assert homes["_target"] == set() and homes["lan_target"] == set()
+    assert homes["choose_targets"] == {"checks/targets.py"}

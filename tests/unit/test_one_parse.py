@@ -38,7 +38,12 @@ ALLOWED: Final = {
     "lab/apps.py": (2, "the service's own log and its HTTP body"),
     "lab/warp_nodes.py": (1, "the WARP emulator's state file (the lab's own)"),
     "lab/wiring.py": (1, "the tunnel emulator's status file (the lab's own)"),
-    "lab/ha.py": (2, "the replica tunnel emulators' status files (the lab's own)"),
+    "lab/ha.py": (
+        3,
+        "the replica tunnel emulators' status files (the lab's own) and meshpath's own "
+        "fleet facts document",
+    ),
+    "cli/fleet_cmd.py": (1, "fleet facts documents and snapshots (meshpath's own formats)"),
     "lab/warpcli.py": (1, "the emulated warp-cli's status file (the lab's own)"),
     "lab/cfapi.py": (2, "the API emulator's state file and its HTTP request bodies"),
     "lab/warpd.py": (1, "the API emulator's HTTP answer"),

@@ -15,9 +15,9 @@ SIM_DIR = Path(sim.__file__).parent
 
 def test_exported_members() -> None:
     assert sorted(sim.__all__) == [
-        "Decision", "Fib", "FlowKey", "FlowResult", "HookResult", "NfPacket", "PathResult",
-        "Ruleset", "Step", "check_rp_filter", "match_rule", "netfilter_verdict", "route_get",
-        "route_input", "route_many", "route_output", "simulate_flow",
+        "Decision", "Fib", "FlowKey", "FlowResult", "HookResult", "KernelStep", "NfPacket",
+        "PathResult", "Ruleset", "check_rp_filter", "match_rule", "netfilter_verdict",
+        "route_get", "route_input", "route_many", "route_output", "simulate_flow",
     ]  # fmt: skip
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from meshpath.cli.trace_cmd import target_endpoint as parse_target
 from meshpath.errors import BadInputError, CommandError, MissingToolError
 from meshpath.runner import RecordedRunner
-from meshpath.trace import parse_target
 from meshpath.trace.live import capture, capture_argv, capture_filter, link_names
 
 PATH = Path("/tmp/x.pcap")

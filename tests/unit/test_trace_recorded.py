@@ -37,6 +37,10 @@ LAB_EXPECTED = {
     # masquerade alone: the reply is de-NATed, then still leaves by the default route
     "lab-nat-only": ("return-misrouted", True),
     "lab-tailscale-overlap": ("ok", False),
+    # the dual-stack lab's IPv6 calls: the Worker at 2606:4700:cf1:5000::5, the service at
+    # fd00:1::50 (broken: WARP's profile keeps IPv6 out of its table; route: fixed)
+    "lab-broken6": ("return-misrouted", False),
+    "lab-route6": ("ok", False),
 }
 
 
@@ -89,3 +93,27 @@ def test_recorded_broken_shows_the_field_reports_lines(
     assert "verdict: return-misrouted" in out
     # the Worker retries its SYN, the service its SYN-ACK: counts depend on the timeouts
     assert re.search(r"retransmissions: SYN [12], SYN-ACK [123];", out)
+
+
+def test_recorded_broken6_names_the_ipv6_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lab's own capture of the Worker's IPv6 call: the report's lines, IPv6 addresses
+    in tcpdump's form, and the verdict naming the missing route for the IPv6 source."""
+    links = tuple(link(i, name, "veth") for i, name in names("lab-broken6").items())
+    snapshot = msgspec.structs.replace(broken_connector(), links=links)
+    codec.save(snapshot, tmp_path / "conn.json")
+    capture = str(DATA / "lab-broken6.pcap")
+    code = main(["trace", capture, "--snapshot", str(tmp_path / "conn.json")])
+    out = capsys.readouterr().out
+    assert code == 1
+    client, service = r"2606:4700:cf1:5000::5\.\d+", r"fd00:1::50\.3000"
+    for pattern in (
+        rf"CloudflareWARP In  IP6 {client} > {service}: Flags \[S\], seq \d+",
+        rf"eth0  Out IP6 {client} > {service}: Flags \[S\], seq \d+",
+        rf"eth0  In  IP6 {service} > {client}: Flags \[S\.\], seq \d+, ack \d+",
+        rf"eth0  Out IP6 {service} > {client}: Flags \[S\.\], seq \d+, ack \d+",
+    ):
+        assert re.search(pattern, out), pattern
+    assert "verdict: return-misrouted" in out
+    assert "no route for 2606:4700:cf1:5000::5 via the tunnel" in out

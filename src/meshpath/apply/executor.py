@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from meshpath.apply import files
 from meshpath.apply import journal as jr
+from meshpath.apply.drain import wait_drained
 from meshpath.apply.frr import Frr, StepFailed, vtysh
 from meshpath.apply.profile import ApiFactory, sdk_api
 from meshpath.apply.result import ALREADY, ApplyResult, ApplyStatus, step_results
@@ -44,6 +45,7 @@ from meshpath.fix.model import (
     RemoveFile,
     Run,
     WaitBgp,
+    WaitNatDrain,
     WriteFile,
 )
 from meshpath.fsafe import atomic_write, ensure_dir
@@ -279,13 +281,18 @@ class Applier:
             return files.remove(self.root, action)
         elif isinstance(action, FrrReload):
             return self._frr(action, seq, index)
-        elif isinstance(action, WaitBgp):
-            return Frr(self.runner, self.netns).wait(action.peer, action.prefixes, action.timeout)
+        elif isinstance(action, WaitBgp | WaitNatDrain):
+            return self._wait(action)
         elif isinstance(action, PostCheck):
             return self._named_check(action.name)
         elif isinstance(action, ProfileUpdate):
             return self._profile(action)
         return None
+
+    def _wait(self, action: WaitBgp | WaitNatDrain) -> str:
+        if isinstance(action, WaitNatDrain):
+            return wait_drained(self.runner, action)
+        return Frr(self.runner, self.netns).wait(action.peer, action.prefixes, action.timeout)
 
     def _profile_unchanged(self, action: ProfileUpdate) -> None:
         """Refuse to overwrite a list that changed since the plan was read."""

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from meshpath.collect.frr import decode_show, vtysh_base
 from meshpath.errors import StepFailed as StepFailed  # re-exported: its old home
+from meshpath.fix import frrfit
 from meshpath.render import frr as frr_render
 from meshpath.runner import Runner
 from meshpath.state import frr as frr_state
@@ -69,7 +70,7 @@ class Frr:
             left = owned_lines(running, intent)
             if left:
                 raise StepFailed(f"FRR still has meshpath's lines after reload: {sorted(left)[:3]}")
-        elif not frr_render.is_applied(running, intent):
+        elif not frrfit.is_applied(running, intent):
             raise StepFailed("frr-reload.py finished but meshpath's lines are not all running")
 
     def has_owned(self, intent: frr_render.FrrIntent) -> bool:
@@ -77,15 +78,24 @@ class Frr:
         return bool(owned_lines(self.running_config(), intent))
 
     def peer_state(self, peer: str) -> str | None:
-        peers = frr_state.bgp_peers(self.show_json("show bgp summary json"))
+        """The session's state, from whichever family lists the peer (a v6 peer with
+        ``no bgp default ipv4-unicast`` is only in ipv6Unicast)."""
+        summary = self.show_json("show bgp summary json")
+        peers = [p for afi in frr_state.FAMILIES for p in frr_state.bgp_peers(summary, afi)]
         return next((p.state for p in peers if p.address == peer), None)
 
     def advertised(self, peer: str) -> frozenset[str]:
+        """What ``peer`` is sent, IPv4 and IPv6 unicast together."""
         # The peer may come from a journal: parsed again before it reaches ``vtysh -c``
         # (which runs each line of a command as its own command).
         address = parse_peer(peer, "BGP peer")
-        data = self.show_json(f"show ip bgp neighbors {address} advertised-routes json")
-        return frr_state.advertised_routes(data) or frozenset()
+        got: frozenset[str] = frozenset()
+        for family in ("ipv4", "ipv6"):
+            data = self.show_json(
+                f"show bgp {family} unicast neighbors {address} advertised-routes json"
+            )
+            got |= frr_state.advertised_routes(data) or frozenset()
+        return got
 
     def wait(
         self,

@@ -8,7 +8,7 @@ from meshpath.checks.context import CheckContext, lan_interfaces
 from meshpath.checks.flows import simulate_targets
 from meshpath.checks.path import PathOutcome
 from meshpath.checks.report import Disagreement, Report, build_report
-from meshpath.checks.targets import Target, default_targets
+from meshpath.checks.targets import Target, choose_targets
 from meshpath.config import Settings
 from meshpath.errors import SnapshotError
 from meshpath.state import Snapshot
@@ -39,7 +39,7 @@ def diagnose(
     """
     ctx = context_for(snapshot, settings)
     try:
-        chosen = targets or default_targets(snapshot, settings.tunnel_interface)
+        chosen = choose_targets(snapshot, settings.tunnel_interface, targets)
         flows = simulate_targets(ctx, chosen, worker_ip)
         disagreements: tuple[Disagreement, ...] = ()
         if kernel_check is not None:

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from meshpath.checks.context import CheckContext
 from meshpath.checks.finding import Finding, Severity
 from meshpath.checks.path import PathOutcome
-from meshpath.checks.targets import Target
+from meshpath.checks.targets import Target, worker_for
 from meshpath.sim import Decision, FlowKey, FlowResult, PathResult, route_input, simulate_flow
 from meshpath.sim import values as v
+from meshpath.values import endpoint
 
 _DECISION_CAUSES = {
     v.RP_FILTER: "rp_filter",
@@ -27,12 +28,13 @@ _DECISION_CAUSES = {
 def simulate_targets(
     ctx: CheckContext, targets: tuple[Target, ...], worker_ip: str | None = None
 ) -> tuple[PathOutcome, ...]:
+    ranges = ctx.settings.ranges
     return tuple(
         to_outcome(
             t,
             simulate_flow(
                 ctx.snapshot,
-                _worker_for(ctx, t, worker_ip),
+                worker_for(t, ranges, worker_ip),
                 t.address,
                 t.port,
                 tunnel=ctx.tunnel,
@@ -41,16 +43,6 @@ def simulate_targets(
         )
         for t in targets
     )
-
-
-def _worker_for(ctx: CheckContext, target: Target, worker_ip: str | None) -> str:
-    """The Worker source for ``target``: the one given when its family matches, else the
-    probe of the target's family (a v6 LAN is reached from the v6 source range)."""
-    v6 = ":" in target.address
-    if worker_ip is not None and (":" in worker_ip) == v6:
-        return worker_ip
-    ranges = ctx.settings.ranges
-    return ranges.worker_probe_v6() if v6 else ranges.worker_probe()
 
 
 def to_outcome(target: Target, flow: FlowResult) -> PathOutcome:
@@ -98,7 +90,9 @@ def _cause(flow: FlowResult, failed: PathResult | None) -> str | None:
 
 def _hop_line(path: PathResult) -> str:
     pkt = path.arrived
-    head = f"{path.direction} {pkt.src}:{pkt.sport} > {pkt.dst}:{pkt.dport} in {pkt.iif}"
+    # A flow always has a source by now; "?" only keeps an impossible None readable.
+    src, dst = endpoint(pkt.src or "?", pkt.sport), endpoint(pkt.dst, pkt.dport)
+    head = f"{path.direction} {src} > {dst} in {pkt.iif}"
     return f"{head}: {_decision_text(path.decision)} -> {path.reason}"
 
 

@@ -1,12 +1,22 @@
-"""Which Worker targets the doctor simulates when none are given, and target parsing."""
+"""Worker targets: the one parser of ``IP:PORT`` text (:func:`parse_target`) and the one
+default-target policy (:func:`choose_targets`), for doctor, watch, fix, flow and trace.
+
+The policy: the targets the user gave, else one address in each LAN subnet the connector
+reaches (:func:`default_targets`), port 80. It beats the LAN's default gateway on 443 (what
+fix used to predict with): every LAN the Worker may call is covered, a host without an IPv4
+default route still has targets, and an IPv6 LAN gets its own v6 target. The port matters
+to the simulator only through firewall rules; 80 is what a bare ``IP`` means everywhere.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from meshpath.ranges import CloudflareRanges
 from meshpath.state import TABLE_MAIN, Snapshot
-from meshpath.values import parse_hostport
+from meshpath.values import endpoint, parse_hostport
 
 DEFAULT_PORT = 80
 
@@ -18,13 +28,39 @@ class Target:
     lan_dev: str | None = None  # the interface the connector reaches it by, when known
 
     def __str__(self) -> str:
-        return f"{self.address}:{self.port}"
+        return self.endpoint
+
+    @property
+    def endpoint(self) -> str:
+        """``IP:PORT`` as parse_target reads it back: IPv6 in brackets."""
+        return endpoint(self.address, self.port)
 
 
-def parse_target(text: str) -> Target:
-    """``10.0.1.50:3000`` or ``10.0.1.50`` (port 80); ``[2001:db8::5]:443`` for IPv6."""
-    parsed = parse_hostport(text, "target", default_port=DEFAULT_PORT)
+def parse_target(text: str, what: str = "target", *, port_required: bool = False) -> Target:
+    """``10.0.1.50:3000`` or ``10.0.1.50`` (port 80); ``[2001:db8::5]:443`` for IPv6.
+
+    ``port_required``: a bare address is refused (``trace --target`` filters a capture by
+    the exact endpoint, where a guessed port would hide every other flow)."""
+    default = None if port_required else DEFAULT_PORT
+    parsed = parse_hostport(text, what, default_port=default)
     return Target(str(parsed.address), parsed.port)
+
+
+def choose_targets(
+    snapshot: Snapshot, tunnel: str, given: Sequence[Target] = ()
+) -> tuple[Target, ...]:
+    """The one default-target policy: ``given`` when the user named targets, else
+    :func:`default_targets` (may be empty: the host reaches no LAN)."""
+    return tuple(given) or default_targets(snapshot, tunnel)
+
+
+def worker_for(target: Target, ranges: CloudflareRanges, given: str | None = None) -> str:
+    """The Worker source a flow to ``target`` comes from: ``given`` when its family matches,
+    else the probe of the target's family (a v6 LAN is reached from the v6 source range)."""
+    v6 = ":" in target.address
+    if given is not None and (":" in given) == v6:
+        return given
+    return ranges.worker_probe_v6() if v6 else ranges.worker_probe()
 
 
 def default_targets(snapshot: Snapshot, tunnel: str) -> tuple[Target, ...]:

@@ -21,6 +21,7 @@ from meshpath.cli import (
     doctor_cmd,
     explain_cmd,
     fix_cmd,
+    fleet_cmd,
     lab_cmd,
     ranges_cmd,
     sim_cmd,
@@ -98,6 +99,7 @@ _COMMANDS = (
     worker_cmd,
     explain_cmd,
     watch_cmd,
+    fleet_cmd,
 )
 for _module in _COMMANDS:
     _module.register(app)

@@ -64,6 +64,9 @@ def fix(
     replace_nat: Annotated[
         bool, typer.Option("--replace-nat", help="Remove meshpath's NAT once BGP works.")
     ] = False,
+    nat6: Annotated[
+        bool, typer.Option("--nat6", help="nat: masquerade the IPv6 source range too (NAT66).")
+    ] = False,
     bgp_timeout: Annotated[
         float,
         typer.Option(
@@ -135,6 +138,7 @@ def fix(
         role=role,
         bfd=bfd,
         replace_nat=replace_nat,
+        nat6=nat6,
         bgp_timeout=bgp_timeout,
     )
     saved = _load(snapshot_file)

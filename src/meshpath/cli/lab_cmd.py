@@ -34,11 +34,15 @@ from meshpath.lab import (
 )
 from meshpath.lab.core import terminate_as_interrupt
 from meshpath.lab.demo import DemoStep, run_demo
+from meshpath.lab.parallel import default_jobs
 from meshpath.lab.scenarios import ALL_NAMES
 from meshpath.lab.state import RUN_ROOT as RUN_ROOT
 from meshpath.lab.state import known_instances, read_state
 from meshpath.lab.up import UpOptions, bring_up
 from meshpath.lab.worker.user import user_app
+
+# Each job is a whole lab (7 namespaces, workerd, FRR): more than this is a typo.
+MAX_JOBS = 16
 
 lab_app = typer.Typer(
     help="A network-namespace lab of the whole Worker -> Mesh -> Connector -> LAN path.",
@@ -106,19 +110,31 @@ def run(
     ctx: typer.Context,
     scenario: Annotated[str, typer.Argument(help=f"'all' or one of: {', '.join(SCENARIO_NAMES)}.")],
     instance: Instance = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Scenarios at once, each in a lab of its own (default: the CPU count, "
+            "at least 2); 1 runs them one after another in one lab.",
+        ),
+    ] = None,
 ) -> None:
     """Run scenarios in a fresh lab and check each expected outcome (exit 1 on a failure).
 
-    'all' is every scenario but reconnect (run it by name: it re-applies all four fixes)."""
+    'all' is every scenario but reconnect, ha and ha-equal (run them by name)."""
     actx = app_context(ctx)
     names = list(ALL_NAMES) if scenario == "all" else [get_scenario(scenario).name]
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        raise BadInputError(f"--jobs {jobs}: expected 1 to {MAX_JOBS}")
+    workers = jobs if jobs is not None else default_jobs(len(names))
 
     def show(result: ScenarioResult) -> None:
         if not actx.json_output:
             actx.console.print(format_result(result))
 
     with terminate_as_interrupt(), actx.console.status("running lab scenarios"):
-        results = run_many(names, instance, show)
+        results = run_many(names, instance, show, jobs=workers)
     if actx.json_output:
         actx.emit({"results": [r.to_dict() for r in results]}, schema="lab-run")
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,20 +11,20 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from meshpath.checks.targets import choose_targets, parse_target, worker_for
 from meshpath.cli.context import app_context
 from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.sim import Decision, Fib, route_get, simulate_flow
 from meshpath.sim.flow import DELIVERED, FlowResult, PathResult
 from meshpath.sim.routeget import decision_data, ip_route_line, route_get_packet
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import Snapshot, codec
-from meshpath.values import IfName, given, parse_hostport, parse_ifname
+from meshpath.values import IfName, given, parse_ifname
 
 route_app = typer.Typer(
     help="Routing decisions as the kernel would take them (with every step).",
     no_args_is_help=True,
 )
-FIELD_REPORT_WORKER = "100.64.12.189"
 
 SnapshotOpt = Annotated[
     Path | None, typer.Option("--snapshot", help="Use a saved snapshot (meshpath snapshot -o).")
@@ -85,7 +84,7 @@ def route_get_cmd(
     actx.emit(decision_data(decision), format_decision(decision), schema="route-get")
 
 
-def steps_table(steps: tuple[Step, ...], title: str = "steps") -> Table:
+def steps_table(steps: tuple[KernelStep, ...], title: str = "steps") -> Table:
     table = Table(title=title, show_lines=False)
     table.add_column("step")
     table.add_column("looked at")
@@ -100,11 +99,6 @@ def format_decision(d: Decision) -> Group:
     return Group(Text(ip_route_line(d), style=style), steps_table(d.steps))
 
 
-def _target(text: str) -> tuple[str, int]:
-    parsed = parse_hostport(text, "target")
-    return str(parsed.address), parsed.port
-
-
 def _tunnel(snap: Snapshot, name: str) -> IfName:
     """The tunnel the Worker's SYN comes in on: a name that exists in the snapshot."""
     tunnel = parse_ifname(name, "--tunnel")
@@ -116,7 +110,10 @@ def _tunnel(snap: Snapshot, name: str) -> IfName:
 
 def flow(
     ctx: typer.Context,
-    targets: Annotated[list[str], typer.Argument(help="TARGET:PORT, one or more.")],
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="TARGET:PORT, any number (default: one in each LAN subnet)."),
+    ] = None,
     worker_ip: Annotated[
         str | None, typer.Option("--worker-ip", help="Worker source address (default: in range).")
     ] = None,
@@ -129,24 +126,21 @@ def flow(
     """Simulate a Worker's connection to each target, SYN in and SYN-ACK back; exit 1 if any
     is not delivered."""
     actx = app_context(ctx)
-    parsed = [_target(t) for t in targets]
-    source = actx.settings.ranges.source_v4
-    worker = given(worker_ip, "--worker-ip") or (
-        FIELD_REPORT_WORKER
-        if ipaddress.IPv4Address(FIELD_REPORT_WORKER) in source
-        else str(next(source.hosts()))
-    )
-    for host, _port in parsed:
-        if worker_ip is not None and (":" in worker_ip) != (":" in host):
-            raise BadInputError(f"--worker-ip {worker_ip} and target {host} differ in family")
-    # A v6 target is reached from the v6 source range (unless --worker-ip says otherwise).
-    worker6 = worker_ip or actx.settings.ranges.worker_probe_v6()
+    named = tuple(parse_target(t, port_required=True) for t in targets or ())
+    worker = given(worker_ip, "--worker-ip")
+    for t in named:
+        if worker is not None and (":" in worker) != (":" in t.address):
+            raise BadInputError(f"--worker-ip {worker_ip} and target {t.address} differ in family")
     snap = load_snapshot(snapshot, netns)
     tun = _tunnel(snap, tunnel) if tunnel is not None else actx.settings.tunnel_interface
+    chosen = choose_targets(snap, tun, named)
+    if not chosen:
+        raise BadInputError("no LAN subnet to pick a target from: give TARGET:PORT")
+    ranges = actx.settings.ranges
     fib = Fib.from_snapshot(snap)  # one model for every target
     results = [
-        simulate_flow(snap, worker6 if ":" in host else worker, host, port, tunnel=tun, fib=fib)
-        for host, port in parsed
+        simulate_flow(snap, worker_for(t, ranges, worker), t.address, t.port, tunnel=tun, fib=fib)
+        for t in chosen
     ]
     data = {"flows": [msgspec.to_builtins(r) for r in results]}
     actx.emit(data, Group(*(format_flow(r) for r in results)), schema="flow")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from meshpath.checks.targets import parse_target
 from meshpath.cli import numbers
 from meshpath.cli.context import AppContext, app_context
 from meshpath.collect.netns import netns_path
@@ -17,7 +18,7 @@ from meshpath.errors import EXIT_FINDINGS, BadInputError
 from meshpath.fsafe import remove_inside
 from meshpath.runner import SubprocessRunner
 from meshpath.state import codec
-from meshpath.trace.analyse import parse_sources, parse_target
+from meshpath.trace.analyse import parse_sources
 from meshpath.trace.files import trace_file
 from meshpath.trace.flows import Network
 from meshpath.trace.live import MAX_DURATION, capture, link_names
@@ -87,7 +88,7 @@ def trace(
 ) -> None:
     """Classify each TCP flow from the Cloudflare source range: ok, return-misrouted, ..."""
     actx = app_context(ctx)
-    goal = parse_target(target) if target is not None else None
+    goal = target_endpoint(target) if target is not None else None
     sources = parse_sources(source) if source else None
     if live == (capture_file is not None):
         raise BadInputError("give a capture FILE or --live (not both, not neither)")
@@ -143,3 +144,10 @@ def _emit(actx: AppContext, report: TraceReport, sources: list[Network] | None) 
     data = report_data(report, ranges_text, who=who)
     data["sources"] = [str(net) for net in sources] if sources is not None else None
     actx.emit(data, format_report(report, ranges_text, who=who), schema="trace")
+
+
+def target_endpoint(text: str) -> Endpoint:
+    """``--target IP:PORT``: the one target parser, the port required (a capture is
+    filtered by the exact endpoint)."""
+    parsed = parse_target(text, "--target", port_required=True)
+    return Endpoint.of(parsed.address, parsed.port)

@@ -54,6 +54,18 @@ def decode_show(command: str, text: str) -> tuple[dict[str, Any] | None, str | N
     return value, None
 
 
+def decode_show_list(command: str, text: str) -> tuple[list[Any] | None, str | None]:
+    """The JSON list a ``show ... json`` command printed (``show bfd peers json``), or None
+    and why not (bfdd not running: vtysh prints nothing)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None, f"{command}: not JSON: {text.strip()[:200]}"
+    if not isinstance(value, list):
+        return None, f"{command}: expected a JSON list"
+    return value, None
+
+
 def running_daemons(run_dir: Path) -> tuple[str, ...]:
     """Daemons whose vty socket in ``run_dir`` accepts a connection, sorted."""
     if not run_dir.is_dir():
@@ -94,12 +106,16 @@ def query_frr(
     ip_route = _json(runner, argv, "show ip route json", errors) if "zebra" in daemons else None
     bgp = _json(runner, argv, "show bgp summary json", errors) if "bgpd" in daemons else None
     config = _text(runner, argv, "show running-config", errors)
+    # staticd's IPv6 routes (meshpath's v6 fixes), asked only when the config has some
+    v6_statics = "zebra" in daemons and "\nipv6 route " in f"\n{config or ''}"
+    ipv6_route = _json(runner, argv, "show ipv6 route json", errors) if v6_statics else None
     advertised = _advertised(runner, argv, bgp, errors) if bgp is not None else None
     return FrrState(
         available=True,
         running=True,
         daemons=daemons,
         ip_route=ip_route,
+        ipv6_route=ipv6_route,
         bgp_summary=bgp,
         running_config=config,
         bgp_advertised=advertised,

@@ -111,6 +111,20 @@ class WaitBgp(_Action, frozen=True, tag="wait-bgp"):
         return f"poll show bgp summary / advertised-routes for {self.peer}"
 
 
+class WaitNatDrain(_Action, frozen=True, tag="wait-nat-drain"):
+    """Poll the conntrack table until no open TCP connection from ``sources`` is
+    masqueraded (bounded by ``timeout``; then the step goes on and names what it cuts).
+    Run between emptying meshpath's nat chain and deleting its table: the NAT hooks go
+    with the last nat chain, and a connection still masqueraded then breaks."""
+
+    sources: tuple[str, ...]
+    timeout: float = 10.0
+
+    def describe(self) -> str:
+        froms = ", ".join(self.sources)
+        return f"poll /proc/net/nf_conntrack until no masqueraded connection from {froms}"
+
+
 class PostCheck(_Action, frozen=True, tag="check"):
     """A named check the caller supplies (e.g. a lab Worker round trip); must pass."""
 
@@ -152,7 +166,17 @@ class ProfileUpdate(_Action, frozen=True, tag="profile"):
         return f"PUT {self.api_base or 'Cloudflare API'}{where} ({len(self.entries)} entries)"
 
 
-Action = Run | NftFile | WriteFile | RemoveFile | FrrReload | WaitBgp | PostCheck | ProfileUpdate
+Action = (
+    Run
+    | NftFile
+    | WriteFile
+    | RemoveFile
+    | FrrReload
+    | WaitBgp
+    | WaitNatDrain
+    | PostCheck
+    | ProfileUpdate
+)
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):
@@ -218,6 +242,7 @@ class FixOptions(msgspec.Struct, frozen=True, kw_only=True):
     role: str | None = None  # None: no preference set (what a single connector needs)
     bfd: bool = False  # BFD on the session: the LAN drops a dead primary in < 1 s
     replace_nat: bool = False
+    nat6: bool = False  # nat mode: masquerade the IPv6 source range too (NAT66), when asked
     bgp_timeout: float = 30.0
     post_checks: tuple[str, ...] = ()  # names of checks the caller can run (PostCheck)
     networkd_file: str | None = None  # the .network file systemd-networkd applies to the tunnel

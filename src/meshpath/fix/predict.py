@@ -1,8 +1,9 @@
-"""The snapshot a plan would leave behind (pure), for the simulator's prediction.
+"""The snapshot a fix would leave behind (pure), for the simulator's prediction.
 
-Applying a plan to a Snapshot is a value change: the routes it adds or removes (with the
-protocol that will carry them) and meshpath's nft table, written the way
-``nft -j list ruleset`` shows it, so the simulator reads it like a collected one.
+The prediction is the desired state (:mod:`meshpath.fix.desired`) written into the snapshot,
+the same value the plan was diffed from: the routes (with the protocol that will carry
+them) and meshpath's nft table, written the way ``nft -j list ruleset`` shows it, so the
+simulator reads it like a collected one.
 """
 
 from __future__ import annotations
@@ -12,34 +13,30 @@ from typing import Any
 
 import msgspec
 
-from meshpath.fix.model import Expect, Plan
+from meshpath.fix.desired import Desired
 from meshpath.state import TABLE_MAIN, NftState, Route, Snapshot
 from meshpath.state.nft import Masquerade, parse_ruleset, replace_own_table, rule_expr
 
 
-def predict(snapshot: Snapshot, plan: Plan, lan_if: str) -> Snapshot:
-    """``snapshot`` as it will be once ``plan`` is applied (its expectations met)."""
-    expect = plan.expect
-    routes = tuple(r for r in snapshot.routes if not _replaced(r, expect)) + tuple(
-        _route(expect, rng) for rng in expect.ranges
+def predict(snapshot: Snapshot, desired: Desired) -> Snapshot:
+    """``snapshot`` as it will be once ``desired`` holds."""
+    routes = tuple(r for r in snapshot.routes if not _replaced(r, desired)) + tuple(
+        _route(desired, rng) for rng in desired.ranges
     )
     nft = snapshot.nft
-    if expect.nat is True:
-        sources = expect.nat_sources or expect.ranges[:1]
-        nft = _with_nat(nft, [Masquerade(lan_if, r) for r in sources])
-    elif expect.nat is False:
-        nft = _with_nat(nft, [])
+    if desired.nat is not None:
+        nft = _with_nat(nft, list(desired.nat))
     return msgspec.structs.replace(snapshot, routes=routes, nft=nft)
 
 
-def _replaced(route: Route, expect: Expect) -> bool:
-    return route.table == TABLE_MAIN and route.dst in expect.ranges and route.dev == expect.tunnel
+def _replaced(route: Route, desired: Desired) -> bool:
+    return route.table == TABLE_MAIN and route.dst in desired.ranges and route.dev == desired.tunnel
 
 
-def _route(expect: Expect, rng: str) -> Route:
+def _route(desired: Desired, rng: str) -> Route:
     family = ipaddress.ip_network(rng).version
     return Route(
-        table=TABLE_MAIN, family=family, dst=rng, dev=expect.tunnel, protocol=expect.route_proto
+        table=TABLE_MAIN, family=family, dst=rng, dev=desired.tunnel, protocol=desired.route_proto
     )
 
 

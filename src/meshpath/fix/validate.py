@@ -67,8 +67,8 @@ def check_peer(peer: str | None, ranges: Sequence[IPNetwork]) -> str:
     if peer is None:
         raise BadInputError("bgp mode needs --peer IP (the LAN router to peer with)")
     address = parse_peer(peer, "--peer")
-    ip = ipaddress.IPv4Address(address)
-    if any(ip in net for net in ranges if net.version == 4):
+    ip = ipaddress.ip_address(address)
+    if any(ip in net for net in ranges if net.version == ip.version):
         raise BadInputError(f"--peer {peer} lies inside a range meshpath routes to the tunnel")
     return address
 
@@ -105,6 +105,8 @@ def check_options(snap: Snapshot, mode: Mode, options: FixOptions) -> None:
         raise BadInputError(
             f"--peer/--asn/--replace-nat/--role/--bfd only apply to --mode bgp, not {mode}"
         )
+    if options.nat6 and mode != "nat":
+        raise BadInputError(f"--nat6 only applies to --mode nat, not {mode}")
     if mode == "bgp":
         check_role(options.role)
         check_asn(options.asn)

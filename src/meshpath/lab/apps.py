@@ -23,9 +23,8 @@ class Apps(LabBase):
         ready = []
         log = str(self.run_dir / "service.log")
         svc_ready = self.run_dir / "service.ready"
-        self._spawn(
-            "service", "svc", [*py, "meshpath.lab.service", "--log", log, "--ready", str(svc_ready)]
-        )
+        argv = [*py, "meshpath.lab.service", "--bind6", topology.SERVICE_IP6]
+        self._spawn("service", "svc", [*argv, "--log", log, "--ready", str(svc_ready)])
         ready.append(svc_ready)
         ready.append(start_edge(self))
         if scn.tailnet:

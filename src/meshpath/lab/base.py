@@ -39,6 +39,8 @@ class LabBase:
         # A user's Worker run beside the lab's own (`lab up --worker DIR`), set before setup.
         self.user_worker: WorkerApp | None = None
         self.reconnects: list[ReconnectResult] = []  # filled by the reconnect scenario
+        # Seconds per phase of the last setup (teardown, netns, ..., frr): where time goes.
+        self.phases: dict[str, float] = {}
         self._children: list[Process] = []
         self._named: dict[str, Process] = {}
         self._state = read_state(run_root, instance) or new_state(run_root, instance, None)

@@ -224,23 +224,32 @@ class Lab(Apps, FrrNodes, WarpNodes, Captures):
     def setup(self, scenario: str | Scenario) -> None:
         """Build the lab for ``scenario`` from scratch (an existing build is torn down)."""
         scn = get_scenario(scenario) if isinstance(scenario, str) else scenario
+        self.phases = {}
+        start = time.monotonic()
         self._clear()
+        self.phases["teardown"] = time.monotonic() - start
         run_dir(self.run_root, self.instance)
         nodes = topology.nodes_for(scn.tailnet, scn.ha)
         names = tuple(self.ns(n) for n in nodes)
         self._save(self._replace(namespaces=names, scenario=scn.name, fixed=None, pids={}))
         self.scenario = scn
         self.reconnects = []
+        clock = PhaseClock(self.phases)
         for name in names:
             self.runner.run(["ip", "netns", "add", name])
         for node in nodes:
             self._sysctls(node)
+        clock.lap("netns")
         self._start_tunnel()
         self._wire(scn, nodes)
+        clock.lap("tunnel+links")
         self._start_warp()  # started first, waited for last: the start-ups overlap
         self._start_apps(scn)
+        clock.lap("apps+workerd")
         self._wait_warp()
+        clock.lap("warp")
         self._start_frr_base(scn)
+        clock.lap("frr")
         self._save(self._replace(pids={k: c.pid for k, c in self._named.items()}))
 
     def status(self) -> dict[str, Any]:
@@ -283,6 +292,19 @@ def terminate_as_interrupt() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class PhaseClock:
+    """Seconds per phase of a set-up, into ``into`` (each lap: since the previous one)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.last = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.into[phase] = now - self.last
+        self.last = now
 
 
 def elapsed(start: float) -> float:

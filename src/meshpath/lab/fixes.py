@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Final
 from meshpath.errors import LabFixError as LabFixError  # re-exported: its old home
 from meshpath.lab import frr
 from meshpath.lab.procs import wait_for
-from meshpath.lab.topology import ASN, DEVICE_RANGE, LAN_ADDR, LAN_IF, SOURCE_RANGE
+from meshpath.lab.topology import (
+    ASN,
+    DEVICE_RANGE,
+    LAN_ADDR,
+    LAN_ADDR6,
+    LAN_IF,
+    SOURCE_RANGE,
+    SOURCE_RANGE6,
+)
 
 if TYPE_CHECKING:
     from meshpath.lab.core import Lab
@@ -108,13 +116,16 @@ def start_conn_frr(lab: Lab) -> None:
 
 def fix_bgp(lab: Lab, timeout: float = 20.0) -> None:
     """FRR on the connector owns the two /12s and advertises exactly them to the router,
-    configured by ``meshpath fix --mode bgp``; returns once the router's kernel has both."""
+    configured by ``meshpath fix --mode bgp`` (with the IPv6 source range in its ipv6
+    unicast family: the tunnel carries IPv6); returns once the router's kernel has all."""
     start_conn_frr(lab)
     meshpath_fix(lab, "bgp", *BGP_ARGS)
     want = {SOURCE_RANGE, DEVICE_RANGE}
     wait_for(
         "BGP routes in the router's kernel",
-        lambda: want <= set(lab.bgp_routes("router")),
+        lambda: (
+            want <= set(lab.bgp_routes("router")) and SOURCE_RANGE6 in lab.bgp_routes("router", 6)
+        ),
         timeout,
     )
 
@@ -149,7 +160,9 @@ def fix_reconnect(lab: Lab) -> None:
     )
     for mode, apply in steps:
         if mode == "bgp":  # BGP carries the way back now: a kernel static would shadow it
-            lab.ip_batch("router", f"route del {SOURCE_RANGE} via {LAN_ADDR['conn']}\n")
+            text = f"route del {SOURCE_RANGE} via {LAN_ADDR['conn']}\n"
+            text += f"route del {SOURCE_RANGE6} via {LAN_ADDR6['conn']}\n"
+            lab.ip_batch("router", text)
         apply(lab)
         seconds = lab.warp_reconnect()
         after = lab.worker_call()

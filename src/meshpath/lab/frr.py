@@ -1,7 +1,8 @@
 """FRR configuration for the lab's routers, rendered as text (pure).
 
-Each daemon gets its own file (zebra, staticd, bgpd) because the lab runs daemons per
-namespace with explicit paths instead of one integrated ``frr.conf`` under /etc/frr.
+Each daemon gets its own file (zebra, staticd, bgpd, and bfdd where BFD runs) because the
+lab runs daemons per namespace with explicit paths instead of one integrated ``frr.conf``
+under /etc/frr.
 The bgp fix follows the field report's design, done carefully: staticd owns the routes,
 bgpd redistributes them through a prefix-list route-map (so a later static route never
 leaks), and every eBGP session has an explicit inbound policy (RFC 8212). Timers are short
@@ -49,6 +50,7 @@ class Neighbor:
     asn: int
     policy_in: str | None  # None: no route-map (how RFC 8212 blocks a session)
     policy_out: str | None
+    bfd: bool = False  # ``neighbor X bfd``: bgpd registers the session with bfdd
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,14 @@ class FrrConfig:
     neighbors: tuple[Neighbor, ...] = ()
     redistribute_static: str | None = None
     networks: tuple[str, ...] = ()
+    ipv6: bool = False  # the neighbours activated in ``address-family ipv6 unicast`` too
+    # bfdd runs too (ha: the router and both connectors), with these configured peers.
+    bfdd: bool = False
+    bfd_peers: tuple[str, ...] = ()
+
+    @property
+    def daemons(self) -> tuple[str, ...]:
+        return (*DAEMONS, "bfdd") if self.bfdd else DAEMONS
 
 
 def render_zebra(cfg: FrrConfig, log_file: str) -> str:
@@ -98,6 +108,8 @@ def _render_neighbors(cfg: FrrConfig) -> tuple[list[str], list[str]]:
             f" neighbor {n.address} timers connect 1",
             f" neighbor {n.address} advertisement-interval 0",
         ]
+        if n.bfd:
+            top.append(f" neighbor {n.address} bfd")
         af.append(f"  neighbor {n.address} activate")
         if n.policy_in:
             af.append(f"  neighbor {n.address} route-map {n.policy_in} in")
@@ -122,17 +134,33 @@ def render_bgpd(cfg: FrrConfig) -> str:
         if cfg.redistribute_static:
             lines.append(f"  redistribute static route-map {cfg.redistribute_static}")
         lines += [f"  network {net}" for net in cfg.networks]
-        lines += [*af, " exit-address-family", "exit"]
+        lines += [*af, " exit-address-family"]
+        if cfg.ipv6:
+            # The same neighbours and policies for IPv6 routes, on the same (IPv4) sessions.
+            lines += [" address-family ipv6 unicast", *af, " exit-address-family"]
+        lines.append("exit")
+    return "\n".join(lines) + "\n!\n"
+
+
+def render_bfdd(cfg: FrrConfig) -> str:
+    """bfdd's file: the configured peers (FRR's BFD docs: peers are created in the ``bfd``
+    node; ``neighbor X bfd`` in bgpd then follows the session with that peer)."""
+    lines = [f"hostname {cfg.hostname}"]
+    if cfg.bfd_peers:
+        lines += ["bfd", *(f" peer {peer}\n exit" for peer in cfg.bfd_peers), "exit"]
     return "\n".join(lines) + "\n!\n"
 
 
 def render_all(cfg: FrrConfig, log_file: str) -> dict[str, str]:
     """Daemon name -> config text, for every daemon the lab starts."""
-    return {
+    texts = {
         "zebra": render_zebra(cfg, log_file),
         "staticd": render_staticd(cfg),
         "bgpd": render_bgpd(cfg),
     }
+    if cfg.bfdd:
+        texts["bfdd"] = render_bfdd(cfg)
+    return texts
 
 
 ALLOW_ALL: Final = RouteMap("ALLOW-ALL")
@@ -141,10 +169,13 @@ DENY_ALL: Final = RouteMap("DENY-ALL", permit=False)
 
 def router_config(tailnet: bool, ha: bool = False) -> FrrConfig:
     """The LAN router: accepts what its peers advertise, advertises nothing itself
-    (``ha``: the second connector, a replica of the same Mesh node, same AS, is a peer too)."""
-    peers = [Neighbor(LAN_ADDR["conn"], ASN["conn"], "ALLOW-ALL", "DENY-ALL")]
+    (``ha``: the second connector, a replica of the same Mesh node, same AS, is a peer too,
+    and the router is ready for BFD with both: bfdd runs with a peer for each connector
+    and bgpd follows it; a session comes up once the connector runs ``fix --bfd``, and a
+    BFD session that never came up leaves BGP alone)."""
+    peers = [Neighbor(LAN_ADDR["conn"], ASN["conn"], "ALLOW-ALL", "DENY-ALL", bfd=ha)]
     if ha:
-        peers.append(Neighbor(LAN_ADDR["connb"], ASN["conn"], "ALLOW-ALL", "DENY-ALL"))
+        peers.append(Neighbor(LAN_ADDR["connb"], ASN["conn"], "ALLOW-ALL", "DENY-ALL", bfd=True))
     if tailnet:
         peers.append(Neighbor(LAN_ADDR["ts"], ASN["ts"], "ALLOW-ALL", "DENY-ALL"))
     return FrrConfig(
@@ -153,6 +184,9 @@ def router_config(tailnet: bool, ha: bool = False) -> FrrConfig:
         asn=ASN["router"],
         route_maps=(ALLOW_ALL, DENY_ALL),
         neighbors=tuple(peers),
+        ipv6=True,  # a dual-stack LAN: IPv6 routes from the connectors too
+        bfdd=ha,
+        bfd_peers=(LAN_ADDR["conn"], LAN_ADDR["connb"]) if ha else (),
     )
 
 
@@ -202,6 +236,8 @@ def tailnet_config() -> FrrConfig:
 
 def daemon_argv(daemon: str, conf: str, rundir: str) -> list[str]:
     """argv to start one FRR daemon with every path inside ``rundir`` (run in the node's ns)."""
+    # bfdd's control socket defaults to /var/run/frr/bfdd.sock: one per node, not shared.
+    bfdctl = ["--bfdctl", f"{rundir}/bfdd.sock"] if daemon == "bfdd" else []
     return [
         f"/usr/lib/frr/{daemon}",
         "-d",
@@ -213,6 +249,7 @@ def daemon_argv(daemon: str, conf: str, rundir: str) -> list[str]:
         f"{rundir}/zserv.api",
         "--vty_socket",
         rundir,
+        *bfdctl,
     ]
 
 

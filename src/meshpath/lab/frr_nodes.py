@@ -30,7 +30,8 @@ class FrrNodes(LabBase):
         return frr_pathspace(self.ns(node))
 
     def start_frr(self, node: str, cfg: frr.FrrConfig) -> None:
-        """Render ``cfg``, start zebra, staticd and bgpd in ``node``, wait until they answer."""
+        """Render ``cfg``, start its daemons in ``node`` (zebra, staticd, bgpd, bfdd if asked),
+        wait until they answer."""
         d = self._frr_dir(node)
         # The dir belongs to the frr user: never follow a link planted in it (as root).
         ensure_dir(d, 0o755, owner=("frr", "frr"))
@@ -65,24 +66,32 @@ class FrrNodes(LabBase):
             node = f"{topology.TAILNET_NODE}/32"
             wait_for("tailnet route on the router", lambda: node in self.bgp_routes("router"), 15.0)
 
-    def bgp_routes(self, node: str) -> dict[str, str]:
-        """Kernel routes installed by BGP in ``node``: prefix -> gateway."""
-        return self._kernel_routes(node, "bgp")
+    def bgp_routes(self, node: str, family: int = 4) -> dict[str, str]:
+        """Kernel routes of ``family`` installed by BGP in ``node``: prefix -> gateway."""
+        return self._kernel_routes(node, "bgp", family)
 
     def frr_statics(self, node: str) -> frozenset[str]:
         """Kernel routes installed by FRR staticd in ``node`` (protocol 196, not 'static')."""
         return frozenset(self._kernel_routes(node, "196"))
 
-    def _kernel_routes(self, node: str, proto: str) -> dict[str, str]:
-        done = self.exec(node, ["ip", "-j", "-4", "route", "show", "proto", proto])
+    def _kernel_routes(self, node: str, proto: str, family: int = 4) -> dict[str, str]:
+        done = self.exec(node, ["ip", "-j", f"-{family}", "route", "show", "proto", proto])
         if not done.ok or not done.stdout.strip():
             return {}
-        return {host_prefix(r["dst"]): r.get("gateway", "") for r in ip_json(done.stdout)}
+        # A multipath route (FRR installs an IPv6 route learned over an IPv4 session via the
+        # peer's global and link-local addresses) has no single gateway: "".
+        return {_prefix(r["dst"], family): r.get("gateway", "") for r in ip_json(done.stdout)}
 
     def bgp_peer_state(self, node: str, peer: str) -> str | None:
         peers = frr_state.bgp_peers(self.vtysh_json(node, "show bgp summary json"))
         return next((p.state for p in peers if p.address == peer), None)
 
-    def bgp_learned(self, node: str, peer: str) -> frozenset[str]:
-        """Prefixes in ``node``'s BGP table with a path from ``peer``."""
-        return frr_state.learned_from(self.vtysh_json(node, "show bgp ipv4 unicast json"), peer)
+    def bgp_learned(self, node: str, peer: str, family: int = 4) -> frozenset[str]:
+        """Prefixes of ``family`` in ``node``'s BGP table with a path from ``peer``."""
+        afi = "ipv6" if family == 6 else "ipv4"
+        return frr_state.learned_from(self.vtysh_json(node, f"show bgp {afi} unicast json"), peer)
+
+
+def _prefix(dst: str, family: int) -> str:
+    """``ip -j`` prints host routes without a length."""
+    return host_prefix(dst) if family == 4 or "/" in dst else f"{dst}/128"

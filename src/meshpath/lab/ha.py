@@ -140,8 +140,9 @@ def start_replica(lab: Lab) -> None:
 
 
 def connector_base(node: str) -> frr.FrrConfig:
-    """A connector's FRR before meshpath: zebra, staticd and bgpd running, no BGP yet."""
-    return frr.FrrConfig(hostname=node, router_id=LAN_ADDR[node])
+    """A connector's FRR before meshpath: zebra, staticd, bgpd and bfdd running, no BGP yet
+    (bfdd so that ``fix --bfd`` can bring up a session with the router)."""
+    return frr.FrrConfig(hostname=node, router_id=LAN_ADDR[node], bfdd=True)
 
 
 def bgp_args(node: str, role: str | None, bfd: bool = False) -> list[str]:
@@ -162,6 +163,20 @@ def meshpath_on(
     return subprocess.run(  # noqa: S603 - argv list
         argv, capture_output=True, text=True, timeout=timeout, env=lab.meshpath_env(), check=False
     )
+
+
+def fleet_facts(lab: Lab, node: str) -> dict[str, object]:
+    """``meshpath fleet facts --json`` in ``node``, named after the node."""
+    argv = [sys.executable, "-m", "meshpath", "fleet", "facts", "--json", "--name", node]
+    argv += ["--netns", lab.ns(node)]
+    done = subprocess.run(  # noqa: S603 - argv list
+        argv, capture_output=True, text=True, timeout=60, env=lab.meshpath_env(), check=False
+    )
+    if done.returncode != 0:
+        raise LabFixError(f"lab: meshpath fleet facts in {node} exited {done.returncode}: "
+                          f"{done.stderr.strip()[-300:]}")  # fmt: skip
+    facts: dict[str, object] = json.loads(done.stdout)
+    return facts
 
 
 def fix_replica(lab: Lab, node: str, role: str | None, bfd: bool = False) -> None:
@@ -243,20 +258,20 @@ def drill(lab: Lab) -> tuple[Check, ...]:
 def calls_via(lab: Lab, node: str) -> str | None:
     """Why a Worker call did not get 200 with the real source through ``node``'s tunnel;
     None when it did."""
-    before = _carried(lab, node)
+    before = carried(lab, node)
     result = lab.worker_call()
     if result.status != 200 or result.seen_source != WORKER_SOURCE:
         return f"the call got {result.status}, the service saw {result.seen_source}"
     # The tunnel emulator writes its counters at most every 100 ms, after the packets it
     # relayed: the call can return before the file shows them (a race CI once lost).
     try:
-        wait_for(f"{node}'s tunnel counters", lambda: _carried(lab, node) > before, 2.0)
+        wait_for(f"{node}'s tunnel counters", lambda: carried(lab, node) > before, 2.0)
     except LabTimeout:
         return f"{node}'s tunnel did not carry the call"
     return None
 
 
-def _carried(lab: Lab, node: str) -> int:
+def carried(lab: Lab, node: str) -> int:
     try:
         data = json.loads(status_file(lab, node).read_text())
     except (OSError, ValueError):

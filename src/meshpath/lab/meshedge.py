@@ -81,15 +81,21 @@ def forward(
     body: bytes | None,
     source: str,
     timeouts: tuple[float, float],
+    source6: str | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One request to ``url`` from ``source`` over one TCP connection; MeshError if Mesh
-    cannot deliver it. ``timeouts`` is (handshake, response)."""
+    """One request to ``url`` from ``source`` (``source6`` for an IPv6 host; without it
+    the kernel picks) over one TCP connection; MeshError if Mesh cannot deliver it.
+    ``timeouts`` is (handshake, response)."""
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise MeshError(f"unsupported URL {url!r}: the lab's Mesh speaks http://host[:port]/")
     port = parts.port or 80
+    local = source6 if ":" in parts.hostname else source
     conn = http.client.HTTPConnection(
-        parts.hostname, port, timeout=timeouts[0], source_address=(source, 0)
+        parts.hostname,
+        port,
+        timeout=timeouts[0],
+        source_address=(local, 0) if local is not None else None,
     )
     try:
         try:
@@ -138,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         edge = self.server
         try:
             status, out_headers, data = forward(
-                self.command, target, headers, body, edge.source, edge.timeouts
+                self.command, target, headers, body, edge.sources[0], edge.timeouts, edge.sources[1]
             )
         except MeshError as exc:
             self._reply(502, [], str(exc).encode(), str(exc))
@@ -167,9 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Edge(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, listen: tuple[str, int], source: str, timeouts: tuple[float, float]):
+    def __init__(
+        self, listen: tuple[str, int], sources: tuple[str, str], timeouts: tuple[float, float]
+    ):
         super().__init__(listen, _Handler)
-        self.source = source
+        self.sources = sources
         self.timeouts = timeouts
 
 
@@ -182,12 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="meshpath.lab.meshedge", description=__doc__)
     p.add_argument("--listen", default="127.0.0.1:8790")
     p.add_argument("--source", default="100.64.12.189")
+    p.add_argument("--source6", default="2606:4700:cf1:5000::5")
     p.add_argument("--connect-timeout", type=float, default=2.5)
     p.add_argument("--read-timeout", type=float, default=5.0)
     p.add_argument("--ready", type=Path)
     args = p.parse_args(argv)
     timeouts = (args.connect_timeout, args.read_timeout)
-    server = _Edge(_hostport(args.listen), args.source, timeouts)
+    server = _Edge(_hostport(args.listen), (args.source, args.source6), timeouts)
     if args.ready:
         args.ready.touch()
     server.serve_forever()

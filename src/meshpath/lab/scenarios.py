@@ -16,13 +16,17 @@ from meshpath.lab.capture import Hop, Sighting, find, match_sequence
 from meshpath.lab.frr import LEAK_CANARY
 from meshpath.lab.topology import (
     DEVICE_RANGE,
+    DEVICE_RANGE6,
     LAN_ADDR,
     LAN_IF,
     SERVICE_IP,
+    SERVICE_IP6,
     SOURCE_RANGE,
+    SOURCE_RANGE6,
     TAILNET_NODE,
     TUN_CONN,
     WORKER_SOURCE,
+    WORKER_SOURCE6,
 )
 
 # broken: svc routes the CGNAT range to conn; gateway: svc knows only its default gateway;
@@ -50,6 +54,18 @@ class Expectation:
 
 
 @dataclass(frozen=True, slots=True)
+class Expect6:
+    """What must hold of the Worker's IPv6 call (``/v6/``: the service at [fd00:1::50]:3000),
+    judged on the IPv6 packets of the same capture and the service's IPv6 clients."""
+
+    status: int
+    body_contains: str | None = None
+    seen_source: str | None = None  # None: the service must log no IPv6 request at all
+    trace: tuple[Hop, ...] = ()
+    bgp_from_conn: frozenset[str] | None = None  # exactly these IPv6 prefixes at the router
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     summary: str
@@ -59,6 +75,10 @@ class Scenario:
     tailnet: bool = False
     drill: str | None = None  # a procedure run after the fix step (lab.drift.DRILLS)
     ha: bool = False  # a second connector, connb (lab/ha.py)
+    # The profile excludes all of IPv6 and WARP applies it literally (lab/warp.py): WARP's
+    # table 65743 leaves the IPv6 source range out, as IPv4's default profile does CGNAT.
+    v6_excluded: bool = False
+    expect6: Expect6 | None = None  # None: no IPv6 call
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +117,10 @@ class Observation:
     tailnet_answer: str | None = None
     warp_covers: dict[str, str] = field(default_factory=dict)  # range -> full/partial/none
     reconnects: tuple[ReconnectResult, ...] = ()
+    worker6: WorkerResult | None = None  # the IPv6 call, when the scenario makes one
+    service_sources6: tuple[str, ...] = ()
+    packets6: tuple[Sighting, ...] | None = None
+    bgp6_from_conn: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,18 +150,35 @@ REPLY_VIA_TUNNEL: Final = (
     _syn(TUN_CONN, "In", src=WORKER_SOURCE),
     _synack(TUN_CONN, "Out", dst=WORKER_SOURCE),
 )
+# The same two, over IPv6: the reply of a LAN on IPv6 to the Worker's IPv6 source.
+REPORT_TRACE6: Final = (
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE6, dst=SERVICE_IP6),
+    _syn(LAN_IF, "Out", src=WORKER_SOURCE6, dst=SERVICE_IP6),
+    _synack(LAN_IF, "In", src=SERVICE_IP6, dst=WORKER_SOURCE6),
+    _synack(LAN_IF, "Out", src=SERVICE_IP6, dst=WORKER_SOURCE6),
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE6, dst=SERVICE_IP6),
+)
+REPLY_VIA_TUNNEL6: Final = (
+    _syn(TUN_CONN, "In", src=WORKER_SOURCE6),
+    _synack(TUN_CONN, "Out", dst=WORKER_SOURCE6),
+)
 TIMEOUT: Final = Expectation(500, HANDSHAKE_TIMEOUT, None)
 BGP_RANGES: Final = frozenset({SOURCE_RANGE, DEVICE_RANGE})
+# The bgp fix's IPv6 family (--also-device-range: the device range too), nothing else.
+BGP_RANGES6: Final = frozenset({SOURCE_RANGE6, DEVICE_RANGE6})
 # staticd also holds a canary route: present on conn, it must not reach the router.
 CONN_STATICS: Final = BGP_RANGES | {LEAK_CANARY}
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "broken",
-        "fresh WARP install; the service routes the CGNAT range to the connector",
+        "fresh WARP install; the service routes the CGNAT range (and Cloudflare's IPv6 /48) "
+        "to the connector; the profile keeps IPv6 out of the tunnel",
         "broken",
         None,
         Expectation(500, HANDSHAKE_TIMEOUT, None, trace=REPORT_TRACE),
+        v6_excluded=True,
+        expect6=Expect6(500, HANDSHAKE_TIMEOUT, None, trace=REPORT_TRACE6),
     ),
     Scenario(
         "gateway",
@@ -170,14 +211,17 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "route",
-        "a kernel route for the source range via CloudflareWARP, no NAT",
+        "kernel routes for the source ranges (IPv4 and IPv6) via CloudflareWARP, no NAT",
         "broken",
         "route",
         Expectation(200, None, WORKER_SOURCE, trace=REPLY_VIA_TUNNEL),
+        v6_excluded=True,
+        expect6=Expect6(200, None, WORKER_SOURCE6, trace=REPLY_VIA_TUNNEL6),
     ),
     Scenario(
         "bgp",
-        "FRR on the connector owns and advertises the two /12s; the router installs them",
+        "FRR on the connector owns and advertises the two /12s (and the IPv6 source and "
+        "device ranges in the ipv6 unicast family); the router installs them",
         "gateway",
         "bgp",
         Expectation(
@@ -188,6 +232,13 @@ SCENARIOS: tuple[Scenario, ...] = (
             bgp_from_conn=BGP_RANGES,
             conn_statics=CONN_STATICS,
             router_via=((WORKER_SOURCE, LAN_ADDR["conn"]),),
+        ),
+        expect6=Expect6(
+            200,
+            None,
+            WORKER_SOURCE6,
+            trace=REPLY_VIA_TUNNEL6,
+            bgp_from_conn=BGP_RANGES6,
         ),
     ),
     Scenario(
@@ -380,6 +431,22 @@ def _check_warp(e: Expectation, o: Observation) -> list[Check]:
     return checks
 
 
+def _check_v6(e6: Expect6 | None, o: Observation) -> list[Check]:
+    """The IPv6 call judged like the IPv4 one (same checks on the IPv6 half of ``o``),
+    each check's name marked ``(v6)``."""
+    if e6 is None:
+        return []
+    if o.worker6 is None:
+        return [Check("worker status (v6)", False, "no IPv6 call made")]
+    e = Expectation(
+        e6.status, e6.body_contains, e6.seen_source, trace=e6.trace, bgp_from_conn=e6.bgp_from_conn
+    )
+    half = Observation(o.worker6, o.service_sources6, o.packets6, o.bgp6_from_conn)
+    checks = [*_check_worker(e, half), _check_service(e, half), *_check_trace(e, half)]
+    checks += _check_routing(e, half)
+    return [Check(f"{c.name} (v6)", c.ok, c.detail) for c in checks]
+
+
 def evaluate(scenario: Scenario, obs: Observation) -> tuple[Check, ...]:
     """Every expectation of ``scenario`` judged against ``obs``."""
     e = scenario.expect
@@ -389,4 +456,5 @@ def evaluate(scenario: Scenario, obs: Observation) -> tuple[Check, ...]:
         *_check_trace(e, obs),
         *_check_routing(e, obs),
         *_check_warp(e, obs),
+        *_check_v6(scenario.expect6, obs),
     )

@@ -10,6 +10,12 @@ with another lab's (only namespace names do, and those are prefixed per instance
     svc   eth0 10.0.1.50/24 ─┤
     ts    eth0 10.0.1.3/24  ─┤  (tailnet router, lo 100.64.0.5/32; overlap scenario only)
     connb eth0 10.0.1.4/24  ─┘  (a second connector, ``ha`` scenarios only: lab/ha.py)
+
+Dual-stack: every LAN host also has ``fd00:1::<n>/64`` (a ULA prefix; the service listens
+at ``[fd00:1::50]:3000`` too), and edge sends from the Worker's IPv6 source
+``2606:4700:cf1:5000::5`` (in Cloudflare's IPv6 source range, as ``meshpath doctor``
+simulates it: ``CloudflareRanges.worker_probe_v6``). The tun devices carry both families:
+with ``IFF_NO_PI`` the kernel takes a packet's family from its version nibble.
 """
 
 from __future__ import annotations
@@ -52,12 +58,30 @@ CF_API_IP: Final = "203.0.113.10"
 CF_API_PORT: Final = 8443
 LAB_ACCOUNT: Final = "6d1ab0c3e5f74a2b9c8d0e1f2a3b4c5d"
 
+# IPv6. The ranges are the IPv6 rows of Cloudflare's Reserved IPs page ("Cloudflare source
+# IPs 2606:4700:0cf1:5000::/64", "Device IPs 2606:4700:0cf1:1000::/64", both "Configurable:
+# No"): https://developers.cloudflare.com/cloudflare-one/networks/routes/reserved-ips/
+WORKER_SOURCE6: Final = "2606:4700:cf1:5000::5"
+SOURCE_RANGE6: Final = "2606:4700:cf1:5000::/64"
+DEVICE_RANGE6: Final = "2606:4700:cf1:1000::/64"
+CONN_DEVICE_IP6: Final = "2606:4700:cf1:1000::5"
+SERVICE_IP6: Final = "fd00:1::50"
+CF_RESERVED6: Final = "2606:4700:cf1::/48"  # device, source and Gateway IPv6 ranges
+LAN_PREFIX6: Final = "fd00:1::/64"
+
 LAN_ADDR: Final[dict[str, str]] = {
     "router": "10.0.1.1",
     "conn": "10.0.1.2",
     "ts": "10.0.1.3",
     "svc": "10.0.1.50",
     "connb": "10.0.1.4",
+}
+LAN_ADDR6: Final[dict[str, str]] = {
+    "router": "fd00:1::1",
+    "conn": "fd00:1::2",
+    "ts": "fd00:1::3",
+    "svc": SERVICE_IP6,
+    "connb": "fd00:1::4",
 }
 ASN: Final[dict[str, int]] = {"router": 65000, "conn": 65001, "ts": 65002}
 
@@ -116,26 +140,37 @@ def lan_batch(instance: str, hosts: Sequence[str]) -> str:
 
 
 def host_batch(host: str) -> str:
-    """`ip -batch` text for a LAN host: loopback, eth0 address, default route."""
-    addr = LAN_ADDR[host]
-    lines = ["link set lo up", f"addr add {addr}/24 dev {LAN_IF}", f"link set {LAN_IF} up"]
+    """`ip -batch` text for a LAN host: loopback, eth0 addresses, default routes.
+
+    IPv6 addresses are added ``nodad``: duplicate address detection would hold each one
+    ``tentative`` (unusable) for a second or more, and the lab assigns them all itself.
+    """
+    addr, addr6 = LAN_ADDR[host], LAN_ADDR6[host]
+    lines = ["link set lo up", f"addr add {addr}/24 dev {LAN_IF}"]
+    lines += [f"addr add {addr6}/64 dev {LAN_IF} nodad", f"link set {LAN_IF} up"]
     if host in ("conn", "svc", "connb"):
         lines.append(f"route add default via {LAN_ADDR['router']} dev {LAN_IF}")
+        lines.append(f"route add ::/0 via {LAN_ADDR6['router']} dev {LAN_IF}")
     if host == "conn":
         lines.append(f"addr add {CONN_DEVICE_IP}/32 dev {TUN_CONN}")
+        lines.append(f"addr add {CONN_DEVICE_IP6}/128 dev {TUN_CONN} nodad")
     if host == "ts":
         lines.append(f"addr add {TAILNET_NODE}/32 dev lo")
     return "\n".join(lines) + "\n"
 
 
 def edge_batch() -> str:
-    """Cloudflare's side: the Worker source on the tun, the LAN and device range through it."""
+    """Cloudflare's side: the Worker sources (both families) on the tun, the LAN and the
+    device ranges through it."""
     return (
         "link set lo up\n"
         f"addr add {CF_API_IP}/32 dev lo\n"
         f"addr add {WORKER_SOURCE}/32 dev {TUN_EDGE}\n"
+        f"addr add {WORKER_SOURCE6}/128 dev {TUN_EDGE} nodad\n"
         f"route add {LAN_PREFIX} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
         f"route add {DEVICE_RANGE} dev {TUN_EDGE} src {WORKER_SOURCE}\n"
+        f"route add {LAN_PREFIX6} dev {TUN_EDGE} src {WORKER_SOURCE6}\n"
+        f"route add {DEVICE_RANGE6} dev {TUN_EDGE} src {WORKER_SOURCE6}\n"
     )
 
 
@@ -143,10 +178,21 @@ def sysctls_for(node: str) -> dict[str, str]:
     """Sysctls set in each namespace; explicit so the lab never inherits the host's values.
 
     conn uses loose rp_filter (2), what Ubuntu (systemd) ships on a real connector host.
+    IPv6 forwarding is on where IPv4's is (Cloudflare's Linux connector guide enables both);
+    IPv6 has no rp_filter sysctl. ``disable_ipv6=0`` explicitly: a namespace may inherit
+    the host's ``default`` values.
     """
     values = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
+    values["net.ipv6.conf.all.disable_ipv6"] = "0"
+    values["net.ipv6.conf.default.disable_ipv6"] = "0"
+    # No duplicate address detection on the lab's links (set before any exists): a
+    # link-local address stays tentative ~1 s, and until then neighbour discovery holds
+    # the first IPv6 packet to the LAN (a Worker's SYN, forwarded only after 1 s).
+    values["net.ipv6.conf.all.accept_dad"] = "0"
+    values["net.ipv6.conf.default.accept_dad"] = "0"
     if node in ("conn", "router", "ts", "connb"):
         values["net.ipv4.ip_forward"] = "1"
+        values["net.ipv6.conf.all.forwarding"] = "1"
     if node in ("conn", "connb"):
         values["net.ipv4.conf.all.rp_filter"] = "2"
         values["net.ipv4.conf.default.rp_filter"] = "2"

@@ -19,6 +19,20 @@ the WARP-to-WARP page's older recipe does it (delete 100.64.0.0/10, re-add 100.6
 100.112.0.0/12). That keeps the Cloudflare source range excluded, so a LAN reply to a
 Worker, ``ip route get 100.64.12.189 from 10.0.1.50 iif eth0``, takes the main table's
 default route out eth0: exactly the field report's trace.
+
+IPv6, the same way: ``ip -6`` rules 32764/32765 and table 65743's IPv6 routes, the
+complement of the profile's IPv6 excludes. The Split Tunnels page ("Automatically managed
+ranges") says the client keeps ``2606:4700:0cf1::/48`` (device, source and Gateway IPs) in
+the tunnel: it "automatically removes them from any exclusions configured in Exclude mode"
+and includes them in Include mode. So with a documented client a LAN reply to the Worker's
+IPv6 source *does* go back into the tunnel, where the IPv4 one does not. The lab models
+that by default (``auto_managed=True``). What the page does not list is the default
+profile's IPv6 excludes; the lab assumes the entries Cloudflare's own Terraform export of a
+default profile carries (``fe80::/10``, ``fd00::/8``, ``ff01::/16`` ... ``ff05::/16``).
+A client that applies a profile excluding all of IPv6 (``::/0``) *literally*
+(``auto_managed=False``: what the lab assumes of a client predating the managed ranges; the
+docs do not say since when they exist) leaves the IPv6 source range out, and the IPv6
+reply takes the main table's default route: the field report's failure, over IPv6.
 """
 
 from __future__ import annotations
@@ -49,11 +63,30 @@ SPLIT_TUNNEL_EXCLUDES: Final[tuple[str, ...]] = (
 )
 
 
+# The default profile's IPv6 excludes (a lab assumption, see the module docstring).
+SPLIT_TUNNEL_EXCLUDES6: Final[tuple[str, ...]] = (
+    "fe80::/10",
+    "fd00::/8",
+    "ff01::/16",
+    "ff02::/16",
+    "ff03::/16",
+    "ff04::/16",
+    "ff05::/16",
+)
+# Kept in the tunnel by the client whatever the profile says (Split Tunnels page,
+# "Automatically managed ranges").
+AUTO_MANAGED6: Final = ipaddress.IPv6Network("2606:4700:cf1::/48")
+# Excluding all of IPv6: the profile entry of the v6-broken scenarios.
+ALL_V6: Final = "::/0"
+
 # What the Mesh wizard / WARP-to-WARP recipe leaves: the device range no longer excluded.
-LAB_EXCLUDES: Final[tuple[str, ...]] = tuple(
-    e
-    for x in SPLIT_TUNNEL_EXCLUDES
-    for e in (("100.64.0.0/11", "100.112.0.0/12") if x == "100.64.0.0/10" else (x,))
+LAB_EXCLUDES: Final[tuple[str, ...]] = (
+    *(
+        e
+        for x in SPLIT_TUNNEL_EXCLUDES
+        for e in (("100.64.0.0/11", "100.112.0.0/12") if x == "100.64.0.0/10" else (x,))
+    ),
+    *SPLIT_TUNNEL_EXCLUDES6,
 )
 
 
@@ -93,6 +126,43 @@ def tunnel_prefixes(
     return out
 
 
+def tunnel_prefixes6(
+    excludes: Iterable[str] = LAB_EXCLUDES,
+    includes: Iterable[str] | None = None,
+    auto_managed: bool = True,
+) -> list[ipaddress.IPv6Network]:
+    """Table 65743's IPv6 destinations for a profile: the Include list (plus the managed
+    /48), or the complement of the Exclude list with the managed /48 carved out of every
+    exclusion (``auto_managed=False``: the list applied literally)."""
+    if includes is not None:
+        nets = {n for n in (_v6(e) for e in includes) if n is not None}
+        return sorted(nets | ({AUTO_MANAGED6} if auto_managed else set()))
+    excluded = [n for n in (_v6(e) for e in excludes) if n is not None]
+    if auto_managed:
+        excluded = [p for n in excluded for p in _without(n, AUTO_MANAGED6)]
+    remaining = [ipaddress.IPv6Network("::/0")]
+    for ex in ipaddress.collapse_addresses(excluded):
+        remaining = [p for net in remaining for p in _without(net, ex)]
+    return sorted(remaining)
+
+
+def _without(
+    net: ipaddress.IPv6Network, hole: ipaddress.IPv6Network
+) -> list[ipaddress.IPv6Network]:
+    """``net`` minus ``hole`` as prefixes (``net`` itself when they do not overlap)."""
+    if not net.overlaps(hole):
+        return [net]
+    return list(net.address_exclude(hole)) if hole.subnet_of(net) else []
+
+
+def _v6(entry: str) -> ipaddress.IPv6Network | None:
+    try:
+        net = ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, ipaddress.IPv6Network) else None
+
+
 def _v4(entry: str) -> ipaddress.IPv4Network | None:
     try:
         net = ipaddress.ip_network(entry, strict=False)
@@ -101,7 +171,9 @@ def _v4(entry: str) -> ipaddress.IPv4Network | None:
     return net if isinstance(net, ipaddress.IPv4Network) else None
 
 
-def route_diff(current: Iterable[str], desired: Iterable[ipaddress.IPv4Network]) -> str:
+def route_diff(
+    current: Iterable[str], desired: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> str:
     """`ip -batch` text taking table 65743 from ``current`` to ``desired`` without a moment
     in which a kept route is missing (``replace`` what stays, ``del`` what goes)."""
     want = {str(n) for n in desired}
@@ -119,11 +191,13 @@ def route_batch(max_len: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rule_lines() -> tuple[str, str]:
-    """The two WARP rules as `ip -batch` lines."""
+def rule_lines(family: int = 4) -> tuple[str, str]:
+    """The two WARP rules of ``family`` as `ip -batch` lines (a batch line takes no ``-6``:
+    ``from ::/0`` makes a rule IPv6, and matches every IPv6 source as ``all`` does)."""
+    src = "from ::/0 " if family == 6 else ""
     return (
-        f"rule add pref {RULE_PREFS[0]} lookup main suppress_prefixlength 0",
-        f"rule add pref {RULE_PREFS[1]} not fwmark {WARP_FWMARK:#x} lookup {WARP_TABLE}",
+        f"rule add pref {RULE_PREFS[0]} {src}lookup main suppress_prefixlength 0",
+        f"rule add pref {RULE_PREFS[1]} not {src}fwmark {WARP_FWMARK:#x} lookup {WARP_TABLE}",
     )
 
 

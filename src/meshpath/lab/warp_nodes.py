@@ -28,7 +28,10 @@ class WarpNodes(Wiring):
         token_file = self.run_dir / "cf-token"
         token_file.touch(mode=0o600)
         token_file.write_text(token)
-        excludes = [{"address": a} for a in warp.LAB_EXCLUDES]
+        # The v6-broken scenarios: a profile excluding all of IPv6, applied literally.
+        literal6 = self.scenario is not None and self.scenario.v6_excluded
+        listed = [*warp.LAB_EXCLUDES, *((warp.ALL_V6,) if literal6 else ())]
+        excludes = [{"address": a} for a in listed]
         cfapi.write_state(self.cfapi_state, cfapi.new_state(LAB_ACCOUNT, {token: "edit"}, excludes))
         py = [sys.executable, "-m"]
         argv = [*py, "meshpath.lab.cfapi", "--state", str(self.cfapi_state)]
@@ -37,6 +40,7 @@ class WarpNodes(Wiring):
         argv = [*py, "meshpath.lab.warpd", "--api", f"http://127.0.0.1:{CF_API_PORT}/client/v4"]
         argv += ["--api-ns", self.ns("edge"), "--account", LAB_ACCOUNT]
         argv += ["--token-file", str(token_file), "--status", str(self.warp_file)]
+        argv += ["--exclude", *listed, *(["--literal-v6"] if literal6 else [])]
         self._spawn("warpd", "conn", argv)
         bin_dir = self.run_dir / "bin"
         bin_dir.mkdir(exist_ok=True)

@@ -9,9 +9,11 @@ Run inside the conn namespace as ``python -m meshpath.lab.warpd --status FILE ..
   opens its API sockets in the edge namespace (``--api-ns``, setns, as the tunnel emulator
   opens its tuns) and reaches the API on edge's loopback;
 * whenever the profile changes, or ``CloudflareWARP`` is a new device (a reconnect: the
-  tunnel emulator recreated it), it installs WARP's state: the device address, table
+  tunnel emulator recreated it), it installs WARP's state: the device addresses, table
   65743 (routes added and removed by difference, so a kept route never disappears), the
-  two rules and the ``inet cloudflare-warp`` table (:mod:`meshpath.lab.warp`);
+  two rules and the ``inet cloudflare-warp`` table (:mod:`meshpath.lab.warp`), each in
+  both families (``--literal-v6``: the profile's IPv6 entries applied as written, without
+  the ranges the client manages itself);
 * it writes its state (status, mode, entries, the ifindex it installed for, a generation
   counter) to ``--status`` atomically, and the lab's ``warp-cli`` stand-in's answers
   (:mod:`meshpath.lab.warpcli`) into ``--status``.d/.
@@ -30,6 +32,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -68,6 +71,16 @@ class WarpStatus:
     version: str = VERSION
 
 
+def _prefix(dst: str, family: int) -> str:
+    """A route's destination as a prefix (``ip -j`` prints host routes without a length;
+    ``default`` for the zero prefix)."""
+    if dst == "default":
+        return "::/0" if family == 6 else "0.0.0.0/0"
+    if family == 6:
+        return dst if "/" in dst else f"{dst}/128"
+    return host_prefix(dst)
+
+
 def run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)  # noqa: S603
 
@@ -81,18 +94,27 @@ class Warpd:
         self.installed: tuple[str, list[str], int] | None = None
         self.written: dict[str, Any] | None = None
         self.running = True
+        self.api = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api")
 
     # -- the API ----------------------------------------------------------------------
     def _get(self, kind: str) -> list[dict[str, str]]:
         policy = f"/{self.args.policy}" if self.args.policy else ""
         url = f"{self.args.api}/accounts/{self.args.account}/devices/policy{policy}/{kind}"
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.token}"})
-        with in_netns(self.args.api_ns), urllib.request.urlopen(request, timeout=2) as answer:
-            data: dict[str, Any] = json.loads(answer.read())
+        # In a thread of its own: setns moves only the calling thread, and the main
+        # thread must stay in conn, where /proc/PID/ns/net (what the collector's process
+        # list reads) places the whole process. Done in the main thread, a snapshot
+        # taken during a fetch saw no process in conn (a test lost that race under load).
+        data = self.api.submit(self._read, request).result()
         result = data.get("result") or []
         if not data.get("success") or not isinstance(result, list):
             raise ValueError(f"API answer without success: {data.get('errors')}")
         return result
+
+    def _read(self, request: urllib.request.Request) -> dict[str, Any]:
+        with in_netns(self.args.api_ns), urllib.request.urlopen(request, timeout=2) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+        return data
 
     def fetch(self) -> None:
         try:
@@ -115,11 +137,16 @@ class Warpd:
     def install(self, ifindex: int) -> None:
         """WARP's state for the current profile on device ``ifindex``."""
         run(["ip", "addr", "replace", self.args.address, "dev", TUN_CONN])
+        run(["ip", "addr", "replace", self.args.address6, "dev", TUN_CONN, "nodad"])
+        values, auto = self.profile.values(), not self.args.literal_v6
         if self.profile.mode == "include":
-            desired = warp.tunnel_prefixes(includes=self.profile.values())
+            desired = warp.tunnel_prefixes(includes=values)
+            desired6 = warp.tunnel_prefixes6(includes=values, auto_managed=auto)
         else:
-            desired = warp.tunnel_prefixes(excludes=self.profile.values())
-        batch = warp.route_diff(self._table(), desired) + self._missing_rules()
+            desired = warp.tunnel_prefixes(excludes=values)
+            desired6 = warp.tunnel_prefixes6(excludes=values, auto_managed=auto)
+        batch = warp.route_diff(self._table(4), desired) + warp.route_diff(self._table(6), desired6)
+        batch += self._missing_rules(4) + self._missing_rules(6)
         if batch:
             run(["ip", "-batch", "-"], stdin=batch)
         run(["nft", "-f", "-"], stdin=warp.nft_ruleset())
@@ -128,17 +155,18 @@ class Warpd:
         self.state.generation += 1
         self.state.installed_at = time.time()
 
-    def _table(self) -> list[str]:
-        done = run(["ip", "-j", "-4", "route", "show", "table", str(warp.WARP_TABLE)])
+    def _table(self, family: int) -> list[str]:
+        argv = ["ip", "-j", f"-{family}", "route", "show", "table", str(warp.WARP_TABLE)]
+        done = run(argv)
         routes = ip_json(done.stdout) if done.returncode == 0 else []
-        return [host_prefix(r["dst"]) for r in routes]
+        return [_prefix(r["dst"], family) for r in routes]
 
-    def _missing_rules(self) -> str:
-        done = run(["ip", "-j", "-4", "rule", "show"])
+    def _missing_rules(self, family: int) -> str:
+        done = run(["ip", "-j", f"-{family}", "rule", "show"])
         prefs = {r.get("priority") for r in ip_json(done.stdout)}
         lines = [
             line
-            for pref, line in zip(warp.RULE_PREFS, warp.rule_lines(), strict=True)
+            for pref, line in zip(warp.RULE_PREFS, warp.rule_lines(family), strict=True)
             if pref not in prefs
         ]
         return "".join(f"{line}\n" for line in lines)
@@ -185,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token-file", required=True)
     p.add_argument("--status", required=True)
     p.add_argument("--address", default="100.96.0.5/32")
+    p.add_argument("--address6", default="2606:4700:cf1:1000::5/128")
+    p.add_argument("--literal-v6", action="store_true", help="no automatically managed ranges")
     p.add_argument("--interval", type=float, default=0.25)
     p.add_argument("--exclude", nargs="*", default=list(warp.LAB_EXCLUDES))
     args = p.parse_args(argv)

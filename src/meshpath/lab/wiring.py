@@ -45,13 +45,18 @@ class Wiring(LabBase):
         for host in hosts:
             self.ip_batch(host, topology.host_batch(host))
         self.ip_batch("edge", topology.edge_batch())
-        via = topology.LAN_ADDR["conn"]
+        via, via6 = topology.LAN_ADDR["conn"], topology.LAN_ADDR6["conn"]
         if scn.lan == "broken":
-            # Cloudflare's docs advise LAN hosts to route the CGNAT range to the connector.
-            self.ip_batch("svc", f"route add {topology.CGNAT} via {via} dev eth0\n")
+            # Cloudflare's docs advise LAN hosts to route the CGNAT range to the connector;
+            # the IPv6 counterpart is Cloudflare's /48 of reserved IPv6 ranges.
+            text = f"route add {topology.CGNAT} via {via} dev eth0\n"
+            text += f"route add {topology.CF_RESERVED6} via {via6} dev eth0\n"
+            self.ip_batch("svc", text)
         elif scn.lan == "router":
             # The Mesh Routes page's return route, on the LAN router (svc's gateway).
-            self.ip_batch("router", f"route add {topology.SOURCE_RANGE} via {via} dev eth0\n")
+            text = f"route add {topology.SOURCE_RANGE} via {via} dev eth0\n"
+            text += f"route add {topology.SOURCE_RANGE6} via {via6} dev eth0\n"
+            self.ip_batch("router", text)
 
     def tunnel_status(self) -> dict[str, Any]:
         """The tunnel emulator's counters: edge_to_conn, conn_to_edge, dropped, paused."""

@@ -2,11 +2,18 @@
 
 meshpath owns, and only ever adds or removes:
 
-* ``ip route RANGE TUNNEL`` static lines for the ranges it was asked to route (staticd),
-* the prefix-list ``MESHPATH-CF`` and the route-maps ``MESHPATH-OUT`` / ``MESHPATH-IN``
-  (recognised by name),
+* ``ip route RANGE TUNNEL`` / ``ipv6 route RANGE TUNNEL`` static lines for the ranges it
+  was asked to route (staticd),
+* the prefix-lists ``MESHPATH-CF`` (IPv4) and ``MESHPATH-CF6`` (IPv6) and the route-maps
+  ``MESHPATH-OUT`` / ``MESHPATH-IN`` (recognised by name),
 * inside ``router bgp ASN``: the lines naming its peer and ``redistribute static
-  route-map MESHPATH-OUT`` (the whole block only when meshpath created it).
+  route-map MESHPATH-OUT``, in the ipv4 unicast family and, when IPv6 ranges are
+  advertised, the ipv6 unicast family (the whole block only when meshpath created it).
+
+IPv6 rides on the same session (#16 item 4): ``MESHPATH-OUT`` gets a second entry matching
+``MESHPATH-CF6`` (FRR's prefix-list match never matches a prefix of the other family, so
+each entry passes exactly its own family's ranges), and the ipv6 unicast family activates
+the peer, whose address may be IPv4 or IPv6.
 
 A standby connector (``role="standby"``, one of several HA replicas of a Mesh node) sets
 ``set as-path prepend`` in ``MESHPATH-OUT``: the LAN then prefers the primary's routes and
@@ -39,11 +46,28 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from meshpath.errors import BadInputError, ConfigError
+from meshpath.errors import BadInputError
+from meshpath.state.frrconf import IPV4_AF as _IPV4
+from meshpath.state.frrconf import IPV6_AF as _IPV6
+from meshpath.state.frrconf import SEPARATOR as _SEPARATOR
+from meshpath.state.frrconf import Block as Block
+from meshpath.state.frrconf import Span as Span
+from meshpath.state.frrconf import af_of as _af_of
+from meshpath.state.frrconf import bgp_asn_of as bgp_asn_of
+from meshpath.state.frrconf import body_of as _body
+from meshpath.state.frrconf import config_lines as config_lines
+from meshpath.state.frrconf import header_key as _header_key
+from meshpath.state.frrconf import line_keys as line_keys
+from meshpath.state.frrconf import parse_asn as parse_asn
+from meshpath.state.frrconf import parse_blocks as parse_blocks
+from meshpath.state.frrconf import rmap_delay_set as rmap_delay_set
+from meshpath.state.frrconf import spans as spans
+from meshpath.state.frrconf import split_lines as _split_lines
 from meshpath.values import parse_asn as checked_asn
 from meshpath.values import parse_ifname, parse_peer, parse_peer_asn
 
 PREFIX_LIST: Final = "MESHPATH-CF"
+PREFIX_LIST6: Final = "MESHPATH-CF6"
 RMAP_OUT: Final = "MESHPATH-OUT"
 RMAP_IN: Final = "MESHPATH-IN"
 # How often a standby prepends its own AS: longer than any primary's path the LAN may hear
@@ -69,12 +93,6 @@ RMAP_DELAY: Final = "bgp route-map delay-timer 1"
 # v_coalesce, bgp_updgrp.c update_subgroup_create). The heuristic batches announcements to
 # many peers; one peer with two routes has nothing to batch.
 COALESCE_MS: Final = 100
-_NOISE: Final = ("Building configuration", "Current configuration", "end")
-# FRR splits config into lines on '\n' and words on these; str.splitlines()/strip() would
-# also cut at characters an interface name may hold (\x1c-\x1f, \x85, \u2028).
-_BLANKS: Final = " \t\r"
-
-Block = tuple[str, ...]  # header line, then its indented body (``exit`` not kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +116,9 @@ class FrrIntent:
     # name, "" without one) that stays; None: meshpath adds its own
     redist_seq: int = 0  # the entry meshpath adds to the user's redistribute route-map
     af_created: bool = False  # meshpath opens the ipv4 unicast family in the user's block
+    af6_created: bool = False  # meshpath opens the ipv6 unicast family in the user's block
+    activate6: bool = True  # add ``neighbor PEER activate`` in ipv6 unicast (FRR activates
+    # only ipv4 unicast by default); False when the user's neighbour already has it
     # RMAP_DELAY is meshpath's (set when it creates router bgp and FRR's default is in effect)
     rmap_delay: bool = False
 
@@ -105,140 +126,18 @@ class FrrIntent:
     def bgp(self) -> bool:
         return self.asn is not None and self.peer is not None
 
+    @property
+    def advertise_v4(self) -> tuple[str, ...]:
+        return tuple(p for p in self.advertise if ":" not in p)
 
-_SEPARATOR: Final = "!"
-_AF_ALIASES: Final = {
-    "address-family ipv4": "address-family ipv4 unicast",
-    "address-family ipv6": "address-family ipv6 unicast",
-}
-_CLOSERS: Final = frozenset({"exit", "exit-vrf"})
-# Commands FRR only accepts inside these nodes: at column 0 in a hand-written file they
-# still belong to the block that is open (FRR runs a line in the current node first).
-_BODY_WORDS: Final = {
-    "router bgp": frozenset(
-        {"neighbor", "network", "address-family", "exit-address-family", "redistribute",
-         "aggregate-address", "maximum-paths", "timers", "distance", "import", "export"}
-    ),
-    "route-map": frozenset({"match", "set", "on-match", "call", "continue", "description"}),
-}  # fmt: skip
+    @property
+    def advertise_v6(self) -> tuple[str, ...]:
+        return tuple(p for p in self.advertise if ":" in p)
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A top-level block in config text: lines ``start`` (its header) to ``end``."""
-
-    start: int
-    end: int  # after its last line (its exit line included)
-    header: str  # stripped
-    exit_at: int | None  # index of its closing exit/exit-vrf line, if it has one
-
-
-def _split_lines(text: str) -> list[str]:
-    """Lines as FRR splits them: on '\\n' only (see _BLANKS); no empty line after the last."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def config_lines(text: str) -> list[str]:
-    """The config's own lines: vtysh's banner ('Building configuration...') dropped."""
-    return [
-        line.rstrip(_BLANKS)
-        for line in _split_lines(text)
-        if not line.strip(_BLANKS).startswith(("Building configuration", "Current configuration"))
-    ]
-
-
-def _indented(line: str) -> bool:
-    return line[:1] in (" ", "\t")
-
-
-def _attaches(stripped: str, header: str) -> bool:
-    """A column-0 line that belongs to the open block (hand-written, unindented)."""
-    word = stripped.split()[0]
-    return any(header.startswith(kind) and word in words for kind, words in _BODY_WORDS.items())
-
-
-def spans(lines: Sequence[str]) -> list[Span]:
-    """The top-level blocks of ``lines``, as FRR's parser nests them."""
-    found: list[Span] = []
-    start: int | None = None
-    last = 0
-    for i, raw in enumerate(lines):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith(_SEPARATOR):
-            continue
-        if start is not None and not _indented(raw) and stripped in _CLOSERS:
-            found.append(Span(start, i + 1, lines[start].strip(), i))
-            start = None
-            continue
-        if _indented(raw) and start is not None:
-            last = i
-            continue
-        if start is not None and _attaches(stripped, lines[start].strip()):
-            last = i
-            continue
-        if start is not None:
-            found.append(Span(start, last + 1, lines[start].strip(), None))
-        start = None if stripped in ("end", *_CLOSERS) else i
-        last = i
-    if start is not None:
-        found.append(Span(start, last + 1, lines[start].strip(), None))
-    return found
-
-
-def _body(lines: Sequence[str], span: Span) -> list[str]:
-    """A block's body lines (separators and its closing line dropped), each indented."""
-    stop = span.exit_at if span.exit_at is not None else span.end
-    body = []
-    for raw in lines[span.start + 1 : stop]:
-        stripped = raw.strip()
-        if stripped and not stripped.startswith(_SEPARATOR):
-            body.append(raw if _indented(raw) else " " + stripped)
-    return body
-
-
-def parse_blocks(text: str) -> list[Block]:
-    """Split FRR config text into top-level blocks; ``!``, ``exit`` and banners dropped."""
-    lines = config_lines(text)
-    return [(lines[sp.start].strip(), *_body(lines, sp)) for sp in spans(lines)]
-
-
-def _af_of(stripped: str, current: str | None) -> str | None:
-    """The address family a body line leaves open after it (FRR's node walk)."""
-    if stripped.startswith("address-family "):
-        # FRR reads "address-family ipv4" as ipv4 unicast (and prints it so)
-        return _AF_ALIASES.get(stripped, stripped)
-    if stripped == "exit-address-family":
-        return None
-    return current
-
-
-def line_keys(blocks: Iterable[Block]) -> frozenset[tuple[str, ...]]:
-    """Every configured line with its context path (what frr-reload compares).
-
-    A line belongs to the address family opened before it until ``exit-address-family``
-    or the next ``address-family`` (indentation is not what FRR goes by); ASNs are keyed
-    in asplain, so ``router bgp 1.1`` and ``router bgp 65537`` are one block.
-    """
-    keys: set[tuple[str, ...]] = set()
-    for block in blocks:
-        header = _header_key(block[0].strip())
-        keys.add((header,))
-        sub: str | None = None
-        for line in block[1:]:
-            s = " ".join(line.split())
-            opened = _af_of(s, sub)
-            if s.startswith("address-family ") or s == "exit-address-family":
-                if opened is not None:
-                    keys.add((header, opened))
-            elif sub is not None:
-                keys.add((header, sub, s))
-            else:
-                keys.add((header, s))
-            sub = opened
-    return frozenset(keys)
+def static_line(prefix: str, tunnel: str) -> str:
+    """staticd's line routing ``prefix`` via ``tunnel``: ``ip route`` or ``ipv6 route``."""
+    return f"{'ipv6' if ':' in prefix else 'ip'} route {prefix} {tunnel}"
 
 
 # What FRR reads in the nexthop place of ``ip route PREFIX NEXTHOP`` instead of an
@@ -297,38 +196,25 @@ def _prefix(text: str) -> str:
         raise BadInputError(f"FRR static route {text!r} is not a CIDR prefix") from None
 
 
-def _header_key(header: str) -> str:
-    parts = header.split()
-    if parts[:2] == ["router", "bgp"] and len(parts) >= 3:
-        asn = parse_asn(parts[2])
-        if asn is not None:
-            return " ".join(["router", "bgp", str(asn), *parts[3:]])
-    return " ".join(parts)
-
-
-def parse_asn(text: str) -> int | None:
-    """An AS number in asplain (``65537``) or asdot (``1.1``, RFC 5396); None otherwise."""
-    try:
-        return checked_asn(text)
-    except BadInputError:
-        return None
-
-
 def render_intent(intent: FrrIntent) -> list[Block]:
     """meshpath's own blocks (statics, prefix-list, route-maps, router bgp).
 
     Every value is parsed before it is written (the intent may come from a journal)."""
     tunnel = frr_ifname(intent.tunnel)
-    blocks: list[Block] = [(f"ip route {_prefix(p)} {tunnel}",) for p in intent.statics]
+    blocks: list[Block] = [(static_line(_prefix(p), tunnel),) for p in intent.statics]
     if not intent.bgp:
         return blocks
     if intent.rmap_delay:
         blocks.append((RMAP_DELAY,))
     blocks += [
         (f"ip prefix-list {PREFIX_LIST} seq {10 * i} permit {_prefix(p)}",)
-        for i, p in enumerate(intent.advertise, start=1)
+        for i, p in enumerate(intent.advertise_v4, start=1)
     ]
-    blocks.append(_route_map_out(intent))
+    blocks += [
+        (f"ipv6 prefix-list {PREFIX_LIST6} seq {10 * i} permit {_prefix(p)}",)
+        for i, p in enumerate(intent.advertise_v6, start=1)
+    ]
+    blocks += _route_map_out(intent)
     # RFC 8212: an eBGP session needs an explicit inbound policy; the connector needs to
     # learn nothing, so it is an explicit deny.
     blocks.append((f"route-map {RMAP_IN} deny 10",))
@@ -336,45 +222,50 @@ def render_intent(intent: FrrIntent) -> list[Block]:
     return blocks
 
 
-def _route_map_out(intent: FrrIntent) -> Block:
-    """``MESHPATH-OUT``: exactly the prefix-list; a standby also lengthens its AS path."""
-    lines = [f"route-map {RMAP_OUT} permit 10", f" match ip address prefix-list {PREFIX_LIST}"]
+def _route_map_out(intent: FrrIntent) -> list[Block]:
+    """``MESHPATH-OUT``: exactly the prefix-lists (entry 10 IPv4, entry 20 IPv6); a standby
+    also lengthens its AS path."""
+    prepend: list[str] = []
     if intent.role == "standby":
         asn = str(checked_asn(intent.asn or 0, "ASN"))
-        lines.append(f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}")
+        prepend = [f" set as-path prepend {' '.join([asn] * STANDBY_PREPEND)}"]
     elif intent.role not in (None, "primary"):
         raise BadInputError(f"role {intent.role!r}: expected primary or standby")
-    return tuple(lines)
+    out: list[Block] = []
+    if intent.advertise_v4 or not intent.advertise_v6:
+        match = f" match ip address prefix-list {PREFIX_LIST}"
+        out.append((f"route-map {RMAP_OUT} permit 10", match, *prepend))
+    if intent.advertise_v6:
+        match = f" match ipv6 address prefix-list {PREFIX_LIST6}"
+        out.append((f"route-map {RMAP_OUT} permit 20", match, *prepend))
+    return out
 
 
-def _bgp_lines(intent: FrrIntent) -> list[str]:
-    peer = parse_peer(intent.peer or "", "BGP peer")
-    bfd = [f" neighbor {peer} bfd"] if intent.bfd else []
+def _family_lines(peer: str, family: str, activate: bool) -> list[str]:
     return [
-        *([f" coalesce-time {COALESCE_MS}"] if intent.bgp_created else []),
-        f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
-        *bfd,
-        " address-family ipv4 unicast",
+        f" {family}",
         f"  redistribute static route-map {RMAP_OUT}",
+        *([f"  neighbor {peer} activate"] if activate else []),
         f"  neighbor {peer} route-map {RMAP_IN} in",
         f"  neighbor {peer} route-map {RMAP_OUT} out",
         " exit-address-family",
     ]
 
 
-def bgp_asn_of(blocks: Iterable[Block]) -> int | None:
-    """The ASN (asplain) of the default-VRF ``router bgp`` block, if there is one."""
-    for block in blocks:
-        parts = block[0].split()
-        if parts[:2] == ["router", "bgp"] and len(parts) == 3:
-            asn = parse_asn(parts[2])
-            if asn is None:
-                raise ConfigError(f"FRR config: {block[0].strip()!r} names no AS number")
-            return asn
-    return None
+def _bgp_lines(intent: FrrIntent) -> list[str]:
+    peer = parse_peer(intent.peer or "", "BGP peer")
+    bfd = [f" neighbor {peer} bfd"] if intent.bfd else []
+    v6 = _family_lines(peer, _IPV6, intent.activate6) if intent.advertise_v6 else []
+    return [
+        *([f" coalesce-time {COALESCE_MS}"] if intent.bgp_created else []),
+        f" neighbor {peer} remote-as {parse_peer_asn(intent.peer_asn, 'peer AS')}",
+        *bfd,
+        *_family_lines(peer, _IPV4, False),
+        *v6,
+    ]
 
 
-def _is_my_bgp(header: str, intent: FrrIntent) -> bool:
+def is_my_bgp(header: str, intent: FrrIntent) -> bool:
     parts = header.split()
     return (
         intent.bgp
@@ -391,7 +282,7 @@ def intent_blocks(intent: FrrIntent) -> list[Block]:
         return blocks
     out: list[Block] = []
     for block in blocks:
-        if _is_my_bgp(block[0], intent):
+        if is_my_bgp(block[0], intent):
             block = (block[0], *_my_bgp_body(block[1:], intent))
         out.append(block)
     if intent.user_redistribute:
@@ -402,58 +293,56 @@ def intent_blocks(intent: FrrIntent) -> list[Block]:
 
 def _my_bgp_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
     out: list[str] = []
+    af: str | None = None
     for line in body:
         s = line.strip()
         if intent.user_neighbor and s.startswith(f"neighbor {intent.peer} remote-as "):
             continue  # the user's own session definition stays as it is
-        if intent.user_redistribute is not None and s.startswith("redistribute static"):
+        if (
+            af == _IPV4
+            and intent.user_redistribute is not None
+            and s.startswith("redistribute static")
+        ):
             continue  # the user's own redistribute stays (one per address family)
-        if s == "exit-address-family" and intent.activate:
+        if s == "exit-address-family" and af == _IPV4 and intent.activate:
             out.append(f"  neighbor {intent.peer} activate")
         out.append(line)
+        af = _af_of(s, af)
     return out
 
 
 # -- ownership: what meshpath added, and only that ----------------------------------------
 
 
-def rmap_delay_set(blocks: Iterable[Block]) -> bool:
-    """Whether the config sets bgpd's route-map delay timer (absent: FRR's default)."""
-    return any(b[0].startswith("bgp route-map delay-timer") for b in blocks)
-
-
 def _owned_top(header: str, body: Sequence[str], intent: FrrIntent, statics: Sequence[str]) -> bool:
-    if header.startswith(f"ip prefix-list {PREFIX_LIST} "):
+    if header.startswith((f"ip prefix-list {PREFIX_LIST} ", f"ipv6 prefix-list {PREFIX_LIST6} ")):
         return True
     if intent.rmap_delay and header == RMAP_DELAY:
         return True
     if header.startswith((f"route-map {RMAP_OUT} ", f"route-map {RMAP_IN} ")):
         return True
-    if _is_cf_entry(header, body):
+    if is_cf_entry(header, body):
         return True  # meshpath's entry in the user's redistribute route-map
-    return any(header == f"ip route {p} {intent.tunnel}" for p in statics)
+    return any(header == static_line(p, intent.tunnel) for p in statics)
 
 
-def _is_cf_entry(header: str, body: Sequence[str]) -> bool:
+def is_cf_entry(header: str, body: Sequence[str]) -> bool:
     """A route-map entry matching only meshpath's prefix-list: meshpath wrote it."""
     mine = f"match ip address prefix-list {PREFIX_LIST}"
     return header.startswith("route-map ") and [" ".join(b.split()) for b in body] == [mine]
 
 
-_IPV4: Final = "address-family ipv4 unicast"
-
-
 def _owned_bgp_line(line: str, intent: FrrIntent, af: str | None) -> bool:
     """meshpath's line in its router bgp block; ``af``: the address family it is in.
 
-    meshpath writes only at the bgp level and in the ipv4 unicast family: a peer it
-    created is its own there; a user's peer only has meshpath's route-maps (and
+    meshpath writes only at the bgp level and in the ipv4 and ipv6 unicast families: a
+    peer it created is its own there; a user's peer only has meshpath's route-maps (and
     ``activate`` when meshpath added it). Other families are never touched.
     """
     s = " ".join(line.split())
-    if af not in (None, _IPV4):
+    if af not in (None, _IPV4, _IPV6):
         return False
-    if af == _IPV4 and s == f"redistribute static route-map {RMAP_OUT}":
+    if af is not None and s == f"redistribute static route-map {RMAP_OUT}":
         return True
     if intent.peer is None or not s.startswith(f"neighbor {intent.peer} "):
         return False
@@ -463,9 +352,9 @@ def _owned_bgp_line(line: str, intent: FrrIntent, af: str | None) -> bool:
         f"neighbor {intent.peer} route-map {RMAP_IN} in",
         f"neighbor {intent.peer} route-map {RMAP_OUT} out",
     }
-    if intent.activate:
+    if (intent.activate and af == _IPV4) or (intent.activate6 and af == _IPV6):
         mine.add(f"neighbor {intent.peer} activate")
-    return af == _IPV4 and s in mine
+    return af is not None and s in mine
 
 
 def _strip_body(body: Sequence[str], intent: FrrIntent) -> list[str]:
@@ -486,7 +375,7 @@ def strip_owned(blocks: Iterable[Block], intent: FrrIntent, statics: Sequence[st
         header = block[0]
         if _owned_top(header, block[1:], intent, statics):
             continue
-        if _is_my_bgp(header, intent):
+        if is_my_bgp(header, intent):
             if intent.bgp_created:
                 continue
             block = (header, *_strip_body(block[1:], intent))
@@ -497,43 +386,7 @@ def strip_owned(blocks: Iterable[Block], intent: FrrIntent, statics: Sequence[st
 # -- composing with the user's router bgp -------------------------------------------------
 
 
-def compose(running: str, intent: FrrIntent) -> FrrIntent:
-    """``intent`` fitted to the user's config: whose neighbour, whose redistribute."""
-    if not intent.bgp:
-        return intent
-    blocks = parse_blocks(running)
-    _check_asn(blocks, intent)
-    mine = [b for b in blocks if _is_my_bgp(b[0], intent)]  # FRR merges repeated blocks
-    if not mine:
-        return intent
-    keys = line_keys(mine)
-    head = _header_key(mine[0][0])
-    af = (head, _IPV4)
-    peer = intent.peer
-    maps = {f"neighbor {peer} route-map {RMAP_IN} in", f"neighbor {peer} route-map {RMAP_OUT} out"}
-    user_neighbor = any(
-        len(k) > 1 and k[-1].startswith(f"neighbor {peer} ") and k[-1] not in maps for k in keys
-    )
-    _check_peer_maps(keys, af, intent)
-    no_default = (head, "no bgp default ipv4-unicast") in keys
-    activated = (*af, f"neighbor {peer} activate") in keys
-    redist = _user_redistribute(keys, af)
-    return _replace(
-        intent,
-        af_created=af not in keys,
-        user_neighbor=user_neighbor,
-        activate=no_default and not (user_neighbor and activated),
-        user_redistribute=redist,
-        redist_seq=_free_seq(blocks, redist) if redist else 0,
-    )
-
-
-def _replace(intent: FrrIntent, **changes: object) -> FrrIntent:
-    fields = {f: getattr(intent, f) for f in intent.__dataclass_fields__}
-    return FrrIntent(**{**fields, **changes})
-
-
-def _check_asn(blocks: Sequence[Block], intent: FrrIntent) -> None:
+def check_asn(blocks: Sequence[Block], intent: FrrIntent) -> None:
     existing = bgp_asn_of(blocks)
     if intent.bgp and existing is not None and existing != intent.asn:
         header = next(
@@ -543,51 +396,6 @@ def _check_asn(blocks: Sequence[Block], intent: FrrIntent) -> None:
         raise BadInputError(f"FRR already runs {shown}; --asn {intent.asn} must match it")
 
 
-def _check_peer_maps(
-    keys: frozenset[tuple[str, ...]], af: tuple[str, str], intent: FrrIntent
-) -> None:
-    """FRR keeps one route-map per direction per neighbour: never replace the user's."""
-    for direction, mine in (("in", RMAP_IN), ("out", RMAP_OUT)):
-        prefix = f"neighbor {intent.peer} route-map "
-        for key in keys:
-            line = key[-1]
-            if key[:2] == af and line.startswith(prefix) and line.endswith(f" {direction}"):
-                name = line[len(prefix) : -len(direction) - 1]
-                if name != mine:
-                    raise BadInputError(
-                        f"neighbor {intent.peer} already has 'route-map {name} {direction}' "
-                        f"in FRR; meshpath would replace it with {mine}: remove it, or "
-                        "advertise to another peer"
-                    )
-
-
-def _user_redistribute(keys: frozenset[tuple[str, ...]], af: tuple[str, str]) -> str | None:
-    for key in keys:
-        if key[:2] == af and len(key) == 3 and key[2].startswith("redistribute static"):
-            words = key[2].split()
-            if words[2:3] == ["route-map"] and len(words) >= 4:
-                return None if words[3] == RMAP_OUT else words[3]
-            return ""
-    return None
-
-
-def _free_seq(blocks: Sequence[Block], name: str) -> int:
-    """A sequence number for meshpath's entry in route-map ``name``: before the user's
-    first entry when there is room (their entries then see no meshpath prefix), else
-    after their last."""
-    taken = sorted(
-        int(b[0].split()[3])
-        for b in blocks
-        if b[0].startswith(f"route-map {name} ")
-        and len(b[0].split()) == 4
-        and b[0].split()[3].isdigit()
-        and not _is_cf_entry(b[0], b[1:])
-    )
-    if not taken:
-        return 10
-    return taken[0] - 1 if taken[0] > 1 else taken[-1] + 1
-
-
 # -- the text edit -------------------------------------------------------------------------
 
 
@@ -595,16 +403,16 @@ def merge_text(running: str, intent: FrrIntent) -> str:
     """The desired config: the running config's own text, meshpath's lines inserted where
     missing and its stale ones removed (nothing else moves)."""
     blocks = parse_blocks(running)
-    _check_asn(blocks, intent)
+    check_asn(blocks, intent)
     lines = config_lines(running)
     mine = intent_blocks(intent)
     want = line_keys(mine)
     lines = _remove(lines, intent, intent.statics, keep=want)
     present = line_keys(parse_blocks("\n".join(lines)))
-    users_bgp = any(_is_my_bgp(sp.header, intent) for sp in spans(lines))
+    users_bgp = any(is_my_bgp(sp.header, intent) for sp in spans(lines))
     missing: list[Block] = []
     for block in mine:
-        if users_bgp and _is_my_bgp(block[0], intent):
+        if users_bgp and is_my_bgp(block[0], intent):
             lines = _splice_bgp_text(lines, block, present, intent)
         elif not line_keys([block]) <= present:
             missing.append(block)
@@ -631,7 +439,7 @@ def _remove(
             if not line_keys([(sp.header, *body)]) <= keep:
                 drop.update(range(sp.start, sp.end))
                 drop.update(_separator_after(lines, sp.end))
-        elif _is_my_bgp(sp.header, intent):
+        elif is_my_bgp(sp.header, intent):
             drop.update(_bgp_drops(lines, sp, intent, keep))
     return [line for i, line in enumerate(lines) if i not in drop]
 
@@ -656,12 +464,14 @@ def _bgp_drops(
         if s and _owned_bgp_line(s, intent, af) and key not in keep:
             drop.add(i)
         af = _af_of(s, af)
-    return drop | (_emptied_families(lines, sp, drop) if intent.af_created else set())
+    opened = {af for af, made in ((_IPV4, intent.af_created), (_IPV6, intent.af6_created)) if made}
+    return drop | _emptied_families(lines, sp, drop, opened)
 
 
-def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int]) -> set[int]:
+def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int], opened: set[str]) -> set[int]:
     """Address-family sections left with nothing but meshpath's lines, when meshpath
-    opened the family: gone with them (its header, exit and the ' !' before it)."""
+    opened the family (``opened``): gone with them (its header, exit and the ' !' before
+    it)."""
     out: set[int] = set()
     sections: list[list[int]] = []
     open_ = False
@@ -669,8 +479,9 @@ def _emptied_families(lines: Sequence[str], sp: Span, drop: set[int]) -> set[int
     for i in range(sp.start + 1, stop):
         s = lines[i].strip()
         if s.startswith("address-family "):
-            sections.append([i])
-            open_ = True
+            open_ = _af_of(" ".join(s.split()), None) in opened
+            if open_:
+                sections.append([i])
         elif open_ and s and not s.startswith(_SEPARATOR):
             sections[-1].append(i)
             open_ = s != "exit-address-family"
@@ -687,45 +498,60 @@ def _splice_bgp_text(
     lines: list[str], mine: Block, present: frozenset[tuple[str, ...]], intent: FrrIntent
 ) -> list[str]:
     head = _header_key(mine[0])
-    bgp_level, af_lines = _split_af(mine[1:])
+    bgp_level, families = _split_af(mine[1:])
     top = [ln for ln in bgp_level if (head, ln.strip()) not in present]
-    af = [ln for ln in af_lines if (head, "address-family ipv4 unicast", ln.strip()) not in present]
-    mine_spans = [s for s in spans(lines) if _is_my_bgp(s.header, intent)]
-    sp = mine_spans[0]
-    # the family goes where the user has it (FRR merges repeated router bgp blocks)
-    ends = [(e, x) for x in mine_spans if (e := _ipv4_end(lines, x)) is not None]
     out = list(lines)
-    if af:
-        if not ends:
-            end = sp.exit_at if sp.exit_at is not None else sp.end
-            out[end:end] = [" !", f" {_IPV4}", *af, " exit-address-family"]
-        else:
-            out[ends[0][0] : ends[0][0]] = af
+    # later positions first, so the earlier ones stay where they were computed
+    edits: list[tuple[int, list[str]]] = []
+    for family, af_lines in families.items():
+        missing = [ln for ln in af_lines if (head, family, ln.strip()) not in present]
+        if missing:
+            edits.append(_family_edit(lines, intent, family, missing))
     if top:
-        first = _first_af(lines, sp)
-        out[first:first] = top
+        first = _first_af(lines, [s for s in spans(lines) if is_my_bgp(s.header, intent)][0])
+        edits.append((first, top))
+    # at one position the later edit goes in first, so the earlier one ends up before it
+    for _, at, new in sorted(
+        ((i, at, new) for i, (at, new) in enumerate(edits)),
+        key=lambda e: (e[1], e[0]),
+        reverse=True,
+    ):
+        out[at:at] = new
     return out
 
 
-def _split_af(body: Sequence[str]) -> tuple[list[str], list[str]]:
+def _family_edit(
+    lines: Sequence[str], intent: FrrIntent, family: str, missing: list[str]
+) -> tuple[int, list[str]]:
+    """Where ``missing`` lines of ``family`` go, and the lines to insert there: into the
+    user's section of that family (FRR merges repeated router bgp blocks, so the first
+    block that has one), else a new section at the end of the first block."""
+    mine_spans = [s for s in spans(lines) if is_my_bgp(s.header, intent)]
+    ends = [e for x in mine_spans if (e := _af_end(lines, x, family)) is not None]
+    if ends:
+        return ends[0], missing
+    sp = mine_spans[0]
+    end = sp.exit_at if sp.exit_at is not None else sp.end
+    return end, [" !", f" {family}", *missing, " exit-address-family"]
+
+
+def _split_af(body: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
     top: list[str] = []
-    af: list[str] = []
-    inside = False
+    families: dict[str, list[str]] = {}
+    af: str | None = None
     for line in body:
-        s = line.strip()
-        if s.startswith("address-family"):
-            inside = True
-        elif s == "exit-address-family":
-            inside = False
-        elif inside:
-            af.append(line)
+        s = " ".join(line.split())
+        if s.startswith("address-family") or s == "exit-address-family":
+            af = _af_of(s, af)
+        elif af is not None:
+            families.setdefault(af, []).append(line)
         else:
             top.append(line)
-    return top, af
+    return top, families
 
 
-def _ipv4_end(lines: Sequence[str], sp: Span) -> int | None:
-    """Where to append to the ipv4 unicast family of a router bgp block: before its
+def _af_end(lines: Sequence[str], sp: Span, family: str) -> int | None:
+    """Where to append to ``family`` in a router bgp block: before its
     exit-address-family, the next address-family (FRR leaves one family for the next
     without it), or the block's end; None when the block has no such family."""
     start: int | None = None
@@ -733,7 +559,7 @@ def _ipv4_end(lines: Sequence[str], sp: Span) -> int | None:
     for i in range(sp.start + 1, stop):
         s = " ".join(lines[i].split())
         if start is None:
-            if s in ("address-family ipv4 unicast", "address-family ipv4"):
+            if s.startswith("address-family ") and _af_of(s, None) == family:
                 start = i
         elif s == "exit-address-family" or s.startswith("address-family "):
             return _before_separators(lines, i, start)
@@ -784,16 +610,6 @@ def render_blocks(blocks: Iterable[Block]) -> str:
             out.append("exit")
         out.append("!")
     return "\n".join(out) + "\n"
-
-
-def is_applied(running: str | None, intent: FrrIntent) -> bool:
-    """meshpath's lines are all in ``running`` and no stale meshpath-named line is."""
-    if running is None:
-        return False
-    have = line_keys(parse_blocks(running))
-    want = line_keys(intent_blocks(intent))
-    named = {k for k in have if any(n in k[0] for n in (PREFIX_LIST, RMAP_OUT, RMAP_IN))}
-    return want <= have and named <= want
 
 
 def diff(before: str, after: str, label: str = "frr") -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "masquerades_in",
     "nft_ifname",
     "render_delete",
+    "render_empty",
     "render_nat_table",
     "render_replace",
     "restore_json",
@@ -67,6 +68,14 @@ def render_replace(rules: Iterable[Masquerade]) -> str:
 def render_delete() -> str:
     """An ``nft -f`` file removing meshpath's table (a no-op when it is already gone)."""
     return f"table {TABLE_FAMILY} {TABLE_NAME} {{}}\ndelete table {TABLE_FAMILY} {TABLE_NAME}\n"
+
+
+def render_empty() -> str:
+    """An ``nft -f`` file emptying meshpath's nat chain but keeping it: new connections are
+    no longer masqueraded, while the chain keeps the kernel's NAT hooks registered, so the
+    connections already masqueraded keep their translation until they end (deleting the
+    last nat chain unregisters the hooks and breaks them mid-flow)."""
+    return f"flush chain {TABLE_FAMILY} {TABLE_NAME} {CHAIN_NAME}\n"
 
 
 def restore_json(ruleset: NftView | Mapping[str, Any] | None) -> dict[str, Any] | None:

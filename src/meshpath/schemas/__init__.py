@@ -40,6 +40,8 @@ VERSIONS: Final = {
     "watch-unit": 1,
     "watch-evaluation": 1,
     "watch-event": 1,
+    "fleet-facts": 1,
+    "fleet-check": 1,
 }
 
 

@@ -24,7 +24,7 @@ from meshpath.sim.fib import Fib, match_rule
 from meshpath.sim.flow import FlowResult, PathResult, simulate_flow
 from meshpath.sim.netfilter import HookResult, NfPacket, Ruleset, netfilter_verdict
 from meshpath.sim.route import check_rp_filter, route_input, route_many, route_output, route_packet
-from meshpath.sim.values import Decision, FlowKey, Step
+from meshpath.sim.values import Decision, FlowKey, KernelStep
 from meshpath.state import Snapshot
 
 
@@ -47,7 +47,7 @@ __all__ = [
     "NfPacket",
     "PathResult",
     "Ruleset",
-    "Step",
+    "KernelStep",
     "check_rp_filter",
     "match_rule",
     "netfilter_verdict",

@@ -49,7 +49,7 @@ from meshpath.sim.lookup import (
     table_name,
 )
 from meshpath.sim.table import Entry, RouteTable, fine_blocks, index_routes, merge_keep_order
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
 from meshpath.state.model import SCOPE_LINK
 from meshpath.state.validate import check_rule_goto
@@ -156,8 +156,8 @@ class CompiledRule:
         self.table_ref: RouteTable | None = None  # set by Fib: the table this rule looks up
         self.text = describe_rule(rule)
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
-        self.miss_step = Step("rule", self.text, "matched; no route in the table: continue")
-        self.hit_steps: dict[int, Step] = {}  # id(route) -> step; the Fib keeps the routes
+        self.miss_step = KernelStep("rule", self.text, "matched; no route in the table: continue")
+        self.hit_steps: dict[int, KernelStep] = {}  # id(route) -> step; the Fib keeps the routes
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -238,7 +238,7 @@ class Fib:
         self._on_link: Memo[tuple[int, str | None, str], bool] = Memo()
         self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
         self._orconf: Memo[tuple[str, str], int] = Memo()
-        self._steps: Memo[tuple[str, str], Step] = Memo()  # shared Steps by (what, device)
+        self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
         self._rp_conf: Memo[str, tuple[int, int, int]] = Memo()
 
     @classmethod
@@ -296,7 +296,7 @@ class Fib:
     # -- lookups --------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable, fl: Flow, steps: list[Step] | None, linkstate: bool = True
+        self, table: RouteTable, fl: Flow, steps: list[KernelStep] | None, linkstate: bool = True
     ) -> tuple[str | None, Hit | None]:
         """``fib_table_lookup``: the first usable route of the longest covering prefix.
 
@@ -330,7 +330,7 @@ class Fib:
         entry: Entry,
         plen: int,
         fl: Flow,
-        steps: list[Step] | None,
+        steps: list[KernelStep] | None,
         linkstate: bool,
     ) -> tuple[str | None, Hit | None] | None:
         """The routes of one prefix in the kernel's order; None to try shorter prefixes."""
@@ -389,7 +389,7 @@ class Fib:
         return not (fl.oif and dev is not None and self.ifindex.get(dev, -1) != fl.oif)
 
     def fib_lookup(
-        self, fl: Flow, steps: list[Step] | None = None, *, linkstate: bool = True
+        self, fl: Flow, steps: list[KernelStep] | None = None, *, linkstate: bool = True
     ) -> LookupResult:
         """``fib_lookup``: the rules in priority order, or main+default without custom rules."""
         if not self.custom_rules:
@@ -413,7 +413,7 @@ class Fib:
             if outcome is not None:
                 return outcome
         if steps is not None:
-            steps.append(Step("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
+            steps.append(KernelStep("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
         return LookupResult("ENETUNREACH", None, None)
 
     def src_class(self, saddr: int) -> tuple[bool, ...]:
@@ -424,7 +424,7 @@ class Fib:
         return tuple(((saddr ^ net) & mask) == 0 for net, mask in self._src_rules)
 
     def _apply_rule(
-        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool
+        self, r: CompiledRule, fl: Flow, steps: list[KernelStep] | None, linkstate: bool
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
         outcome = rule_action(r.rule, r.goto_index, r.text, steps)
@@ -433,7 +433,7 @@ class Fib:
         return outcome
 
     def _rule_lookup(
-        self, r: CompiledRule, fl: Flow, steps: list[Step] | None, linkstate: bool, text: str
+        self, r: CompiledRule, fl: Flow, steps: list[KernelStep] | None, linkstate: bool, text: str
     ) -> LookupResult | None:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
         table = r.table_ref
@@ -456,20 +456,24 @@ class Fib:
                 steps.append(r.miss_step)
             return None
         if steps is not None:
-            steps.append(self._hit_step(r, hit) if hit else Step("rule", text, f"matched; {error}"))
+            steps.append(
+                self._hit_step(r, hit) if hit else KernelStep("rule", text, f"matched; {error}")
+            )
         return LookupResult(error, hit, r.priority)
 
-    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> Step:
-        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared Step
+    def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> KernelStep:
+        """``rule matched; route ...`` (or ``... suppressed: continue``): one shared KernelStep
         per rule, route and verdict, under the same conditions as :meth:`_hit_text_of`."""
         route = hit.route
         reason = " suppressed: continue" if suppressed else ""
         if hit.multipath or hit.table != route.table:
-            return Step("rule", r.text, f"matched; {hit_text(hit)}{reason}")
+            return KernelStep("rule", r.text, f"matched; {hit_text(hit)}{reason}")
         key = ~id(route) if suppressed else id(route)  # ids are >= 0: ~id never collides
         step = r.hit_steps.get(key)
         if step is None:
-            step = r.hit_steps[key] = Step("rule", r.text, f"matched; {hit_text(hit)}{reason}")
+            step = r.hit_steps[key] = KernelStep(
+                "rule", r.text, f"matched; {hit_text(hit)}{reason}"
+            )
         return step
 
     def _hit_text_of(self, hit: Hit) -> str:
@@ -497,7 +501,7 @@ class Fib:
         )
 
     def _lookup_without_rules(
-        self, fl: Flow, steps: list[Step] | None, linkstate: bool
+        self, fl: Flow, steps: list[KernelStep] | None, linkstate: bool
     ) -> LookupResult:
         """No custom rules: main (whose trie holds the local table too) then default; an
         error in main also falls through to default, and "nothing" becomes ENETUNREACH."""
@@ -529,12 +533,14 @@ class Fib:
 
     # -- shared steps and nexthops ------------------------------------------------------
 
-    def forward_step(self, dev: str) -> Step:
-        """``may forward`` on ``dev``: one Step per device, shared by every query."""
+    def forward_step(self, dev: str) -> KernelStep:
+        """``may forward`` on ``dev``: one KernelStep per device, shared by every query."""
         step = self._steps.get(("may forward", dev))
         if step is None:
             text = f"net.ipv4.conf.{dev}.forwarding=1"
-            step = self._steps.put(("may forward", dev), Step("forwarding", text, "may forward"))
+            step = self._steps.put(
+                ("may forward", dev), KernelStep("forwarding", text, "may forward")
+            )
         return step
 
     def gateway_is_local(self, hit: Hit, gateway: str) -> bool:
@@ -575,7 +581,13 @@ class Fib:
         return conf
 
     def validate_source(
-        self, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
+        self,
+        fl: Flow,
+        dev: str,
+        oif: int,
+        steps: list[KernelStep] | None,
+        *,
+        dst: int | None = None,
     ) -> Failure | None:
         """``fib_validate_source``: is the source acceptable on ``dev``?
 
@@ -615,7 +627,9 @@ class Fib:
             steps.append(step or verdict.step(self, rpf, dev, saddr, iif))
         return verdict.failure
 
-    def _rp_shortcut(self, fl: Flow, dev: str, steps: list[Step] | None) -> Failure | str | None:
+    def _rp_shortcut(
+        self, fl: Flow, dev: str, steps: list[KernelStep] | None
+    ) -> Failure | str | None:
         if self.orconf(dev, "accept_local"):
             note(steps, "rp_filter", f"rp_filter=0, accept_local on {dev}", "source accepted")
             return None
@@ -650,7 +664,7 @@ class Fib:
 
 
 class _Verdict:
-    """A memoised reverse-path verdict, and its Steps: a Step names the exact source and
+    """A memoised reverse-path verdict, and its Steps: a KernelStep names the exact source and
     the reverse iif, so one per (source, iif) of the class, made on its first traced query
     (untraced ones never pay for the text), at most STEPS_PER_VERDICT kept."""
 
@@ -659,14 +673,14 @@ class _Verdict:
     def __init__(self, failure: Failure | None, why: str) -> None:
         self.failure = failure
         self.why = why
-        self.steps: dict[int, Step] = {}
+        self.steps: dict[int, KernelStep] = {}
 
-    def step(self, fib: Fib, rpf: int, dev: str, saddr: int, iif: int) -> Step:
+    def step(self, fib: Fib, rpf: int, dev: str, saddr: int, iif: int) -> KernelStep:
         via = fib.ifname.get(iif, str(iif))
         detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
         if len(self.steps) >= STEPS_PER_VERDICT:
             self.steps.clear()
-        step = self.steps[saddr | iif << 32] = Step("rp_filter", detail, self.why)
+        step = self.steps[saddr | iif << 32] = KernelStep("rp_filter", detail, self.why)
         return step
 
 

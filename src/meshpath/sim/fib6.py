@@ -45,7 +45,7 @@ from meshpath.sim.lookup import (
     rule_action,
     table_name,
 )
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_LOCAL, TABLE_MAIN, Ipv6Conf, Route, Rule, Snapshot
 
 INVALID_UID: Final = 0xFFFFFFFF  # the uid of a forwarded packet's flow (inet6_rtm_getroute)
@@ -219,7 +219,7 @@ class Fib6:
     # -- lookups ---------------------------------------------------------------------------
 
     def lookup_table(
-        self, table: RouteTable6, fl: Flow6, steps: list[Step] | None
+        self, table: RouteTable6, fl: Flow6, steps: list[KernelStep] | None
     ) -> tuple[str | None, Hit | None]:
         """``fib6_table_lookup``: the longest prefix with a usable route, backtracking.
 
@@ -292,7 +292,7 @@ class Fib6:
             "linkdown" in flags and dev and self.ignore_linkdown(dev)
         )
 
-    def fib_lookup(self, fl: Flow6, steps: list[Step] | None = None) -> LookupResult:
+    def fib_lookup(self, fl: Flow6, steps: list[KernelStep] | None = None) -> LookupResult:
         """``fib6_rule_lookup`` through ``fib_rules_lookup``: the rules in priority order."""
         rules = self.rules
         i, n = 0, len(rules)
@@ -310,7 +310,7 @@ class Fib6:
         return LookupResult("ENETUNREACH", None, None)
 
     def _apply_rule(
-        self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
+        self, r: CompiledRule6, fl: Flow6, steps: list[KernelStep] | None
     ) -> LookupResult | int | None:
         """One matching rule: a result, the index to jump to (goto), or None to go on."""
         outcome = rule_action(r.rule, r.goto_index, r.text, steps)
@@ -319,7 +319,7 @@ class Fib6:
         return outcome
 
     def _rule_lookup(
-        self, r: CompiledRule6, fl: Flow6, steps: list[Step] | None
+        self, r: CompiledRule6, fl: Flow6, steps: list[KernelStep] | None
     ) -> LookupResult | None:
         """``__fib6_rule_action`` for ``lookup TABLE`` and ``fib6_rule_suppress``."""
         table = self.tables.get(r.rule.table or 0)

@@ -26,7 +26,7 @@ from meshpath.sim.fib6 import Fib6, Flow6
 from meshpath.sim.netfilter import ACCEPT, HookResult, NfPacket, Ruleset, netfilter_verdict
 from meshpath.sim.route import route_packet
 from meshpath.sim.route6 import LOCAL_TYPES
-from meshpath.sim.values import TCP, Decision, FlowKey, Step
+from meshpath.sim.values import TCP, Decision, FlowKey, KernelStep
 from meshpath.state import Snapshot
 from meshpath.state.nft import NftView
 
@@ -47,7 +47,7 @@ class PathResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     egress: str | None
     reason: str
     decision: Decision | None = None
-    hops: tuple[Step, ...] = ()
+    hops: tuple[KernelStep, ...] = ()
 
 
 class FlowResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -71,7 +71,7 @@ class _Walk:
         self.fib = fib
         self.fib6 = fib.v6 if v6 else None
         self.ruleset = Ruleset.of(snapshot.nft.view if snapshot.nft.available else NftView())
-        self.hops: list[Step] = []
+        self.hops: list[KernelStep] = []
 
     def addr_of(self, dev: str) -> str | None:
         """The device's primary address of the walk's family (masquerade's choice; for
@@ -88,7 +88,7 @@ class _Walk:
             pkt.fib_oif = lambda p: fib6_oif(fib6, p)
         result = netfilter_verdict(self.ruleset, name, pkt, self.addr_of)
         self.hops.extend(result.steps)
-        self.hops.append(Step("hook", name, f"{result.verdict}: {result.reason}"))
+        self.hops.append(KernelStep("hook", name, f"{result.verdict}: {result.reason}"))
         return result
 
     def route(self, pkt: NfPacket) -> Decision:
@@ -97,7 +97,7 @@ class _Walk:
         self.hops.extend(decision.steps)
         where = f"{decision.dev} via {decision.gateway}" if decision.gateway else decision.dev
         text = f"{decision.outcome} {where or ''}".strip()
-        self.hops.append(Step("routing", f"{pkt.src} -> {pkt.dst}", text))
+        self.hops.append(KernelStep("routing", f"{pkt.src} -> {pkt.dst}", text))
         return decision
 
 
@@ -251,7 +251,7 @@ def _undo_dnat(reply: PathResult, syn: NfPacket, target: str, port: int) -> Path
     if reply.left is None or not any(kind == "dnat" for kind, _ in syn.nat):
         return reply
     left = msgspec.structs.replace(reply.left, src=target, sport=port)
-    step = Step("conntrack", "reply (postrouting)", f"dnat undone: source {target}:{port}")
+    step = KernelStep("conntrack", "reply (postrouting)", f"dnat undone: source {target}:{port}")
     return msgspec.structs.replace(reply, left=left, hops=(*reply.hops, step))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from meshpath.errors import BadInputError
-from meshpath.sim.values import Step
+from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Route, Rule, Snapshot
 
 LOOPBACK_IFINDEX: Final = 1
@@ -101,13 +101,13 @@ def table_name(table: int) -> str:
     return _TABLE_NAMES.get(table) or str(table)
 
 
-def note(steps: list[Step] | None, kind: str, detail: str, reason: str) -> None:
+def note(steps: list[KernelStep] | None, kind: str, detail: str, reason: str) -> None:
     if steps is not None:
-        steps.append(Step(kind, detail, reason))
+        steps.append(KernelStep(kind, detail, reason))
 
 
-def route_step(table: int, route: Route, reason: str) -> Step:
-    return Step("route", f"table {table_name(table)}: {route_text(route)}", reason)
+def route_step(table: int, route: Route, reason: str) -> KernelStep:
+    return KernelStep("route", f"table {table_name(table)}: {route_text(route)}", reason)
 
 
 def route_text(route: Route) -> str:
@@ -170,7 +170,7 @@ LOOKUP: Final = -1  # rule_action: the rule looks a table up (the family's own s
 
 
 def rule_action(rule: Rule, goto_index: int | None, text: str,
-                steps: list[Step] | None) -> LookupResult | int | None:  # fmt: skip
+                steps: list[KernelStep] | None) -> LookupResult | int | None:  # fmt: skip
     """``fib_rules_lookup``'s handling of a matching rule that does not look a table up:
     goto (the index to jump to; a missing target is ignored), nop, and the actions that
     end the walk with an errno; LOOKUP for a ``lookup TABLE`` rule, None to go on."""

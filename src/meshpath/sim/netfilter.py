@@ -29,7 +29,7 @@ import msgspec
 from meshpath.errors import BadInputError
 from meshpath.sim.addr import MASKS, ip_to_int
 from meshpath.sim.addr6 import MASKS6, ip6_to_int, is_v6
-from meshpath.sim.values import TCP, UDP, Step
+from meshpath.sim.values import TCP, UDP, KernelStep
 from meshpath.state.nft import BaseChain, NftRule, NftView, parse_ruleset
 
 ACCEPT: Final = "accept"
@@ -78,7 +78,7 @@ class HookResult(msgspec.Struct, frozen=True, gc=False):
     hook: str
     verdict: str
     reason: str
-    steps: tuple[Step, ...] = ()
+    steps: tuple[KernelStep, ...] = ()
 
 
 class _Unknown(Exception):
@@ -121,14 +121,16 @@ def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) 
     ``addr_of(dev)`` gives a device's primary address of the packet's family, for
     ``masquerade``.
     """
-    steps: list[Step] = []
+    steps: list[KernelStep] = []
     skip = "ip" if pkt.v6 else "ip6"
     for chain in ruleset.base.get(hook, ()):
         if chain.family == skip:
             continue
         name = f"{chain.family} {chain.table} {chain.name}"
         if chain.type == "nat" and pkt.ct_state != "new":
-            steps.append(Step("netfilter", name, "nat chain: only a connection's first packet"))
+            steps.append(
+                KernelStep("netfilter", name, "nat chain: only a connection's first packet")
+            )
             continue
         verdict, why = _run_base(ruleset, chain, pkt, addr_of, steps)
         if verdict != ACCEPT:
@@ -137,17 +139,17 @@ def netfilter_verdict(ruleset: Ruleset, hook: str, pkt: NfPacket, addr_of: Any) 
 
 
 def _run_base(
-    ruleset: Ruleset, chain: BaseChain, pkt: NfPacket, addr_of: Any, steps: list[Step]
+    ruleset: Ruleset, chain: BaseChain, pkt: NfPacket, addr_of: Any, steps: list[KernelStep]
 ) -> tuple[str, str]:
     key = (chain.family, chain.table, chain.name)
     try:
         verdict, why = _run_chain(ruleset, key, pkt, addr_of, steps, 0)
     except _Unknown as exc:
-        steps.append(Step("netfilter", " ".join(key), f"unknown: {exc}"))
+        steps.append(KernelStep("netfilter", " ".join(key), f"unknown: {exc}"))
         return UNKNOWN, str(exc)
     if verdict in ("end", "return"):
         policy = chain.policy
-        steps.append(Step("netfilter", " ".join(key), f"policy {policy}"))
+        steps.append(KernelStep("netfilter", " ".join(key), f"policy {policy}"))
         return (DROP if policy == DROP else ACCEPT), f"policy {policy}"
     return (DROP if verdict in (DROP, "reject") else ACCEPT), why
 
@@ -157,7 +159,7 @@ def _run_chain(
     key: tuple[str, str, str],
     pkt: NfPacket,
     addr_of: Any,
-    steps: list[Step],
+    steps: list[KernelStep],
     depth: int,
 ) -> tuple[str, str]:
     """Rules of one chain in order: (verdict, why); verdict "end" when it falls off."""
@@ -169,7 +171,7 @@ def _run_chain(
         if result is None:
             continue
         verdict, target = result
-        steps.append(Step("netfilter", where, f"matched: {verdict} {target or ''}".strip()))
+        steps.append(KernelStep("netfilter", where, f"matched: {verdict} {target or ''}".strip()))
         if verdict in ("jump", "goto"):
             sub, why = _run_chain(ruleset, (key[0], key[1], target), pkt, addr_of, steps, depth + 1)
             if sub not in ("end", "return"):

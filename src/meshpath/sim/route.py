@@ -30,7 +30,7 @@ from meshpath.sim.fib import Failure, Fib, Flow
 from meshpath.sim.lookup import Hit, LookupResult, ifindex_of, note
 from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
-from meshpath.sim.values import Decision, FlowKey, Leg, Step
+from meshpath.sim.values import Decision, FlowKey, KernelStep, Leg
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -66,7 +66,7 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     dev = packet.iif or "lo"
     iif = fib.ifindex.get(dev) or ifindex_of(fib.ifindex, dev, "iif")
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     if is_multicast(daddr):
         return input_multicast(fib, packet, dev, iif, steps)
     martian = check_martians(fib, dev, saddr, daddr, steps, packet)
@@ -84,7 +84,7 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
 
 
 def check_martians(
-    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: FlowKey
+    fib: Fib, dev: str, saddr: int, daddr: int, steps: list[KernelStep] | None, packet: FlowKey
 ) -> Failure | None:
     """The martian checks ``ip_route_input_slow`` makes before any lookup."""
     problem: tuple[str, str] | None = None
@@ -114,7 +114,7 @@ def check_martians(
 
 
 def _input_error(
-    fib: Fib, packet: FlowKey, dev: str, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """``no_route``: the lookup failed; without forwarding on the ingress device the
     kernel answers EHOSTUNREACH whatever the lookup said."""
@@ -135,7 +135,7 @@ def _input_error(
 
 
 def _input_hit(
-    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """A route was found: broadcast and local are delivered here (after the source check);
     anything else must be unicast and the ingress device must forward."""
@@ -163,7 +163,7 @@ def _input_hit(
 
 
 def _forward(
-    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
     hit = res.hit
@@ -206,7 +206,13 @@ def _legs_past_rp_filter(
 
 
 def check_rp_filter(
-    fib: Fib, fl: Flow, dev: str, oif: int, steps: list[Step] | None, *, dst: int | None = None
+    fib: Fib,
+    fl: Flow,
+    dev: str,
+    oif: int,
+    steps: list[KernelStep] | None,
+    *,
+    dst: int | None = None,
 ) -> Failure | None:
     """``fib_validate_source``: :meth:`Fib.validate_source` (the Fib memoises verdicts)."""
     return fib.validate_source(fl, dev, oif, steps, dst=dst)
@@ -216,7 +222,7 @@ def route_output(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     """``ip_route_output_key_hash_rcu``: route a locally generated packet."""
     daddr, saddr = ip_to_int(packet.dst), ip_to_int(packet.src or "0.0.0.0")
     oif = ifindex_of(fib.ifindex, packet.oif, "oif") if packet.oif else 0
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     early = _output_source_checks(fib, packet, saddr, oif, steps)
     if early is not None:
         return _failed(packet, steps, early)
@@ -244,7 +250,7 @@ def route_output(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
 
 
 def _output_by_source(
-    fib: Fib, packet: FlowKey, saddr: int, daddr: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, daddr: int, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_route_output_key_hash_rcu``'s "special hack": a multicast or limited broadcast
     sent from a source address leaves by the device that has that address, no lookup."""
@@ -257,7 +263,9 @@ def _output_by_source(
     return Decision(packet=packet, outcome=outcome, dev=dev, steps=tuple(steps or ()))
 
 
-def _output_on_oif(fib: Fib, packet: FlowKey, daddr: int, steps: list[Step] | None) -> Decision:
+def _output_on_oif(
+    fib: Fib, packet: FlowKey, daddr: int, steps: list[KernelStep] | None
+) -> Decision:
     """A link-local group (224.0.0.0/24) or the limited broadcast sent on a bound device
     goes out there with no lookup (``ip_route_output_key_hash_rcu``)."""
     dev = packet.oif or "lo"
@@ -268,7 +276,7 @@ def _output_on_oif(fib: Fib, packet: FlowKey, daddr: int, steps: list[Step] | No
 
 
 def _output_source_checks(
-    fib: Fib, packet: FlowKey, saddr: int, oif: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, saddr: int, oif: int, steps: list[KernelStep] | None
 ) -> Failure | None:
     """A given source must be a host address (``__ip_dev_find``); a given oif must be up."""
     if saddr:
@@ -299,7 +307,12 @@ def is_local_address(fib: Fib, addr: int) -> bool:
 
 
 def _output_error(
-    fib: Fib, packet: FlowKey, saddr: int, res: LookupResult, oif: int, steps: list[Step] | None
+    fib: Fib,
+    packet: FlowKey,
+    saddr: int,
+    res: LookupResult,
+    oif: int,
+    steps: list[KernelStep] | None,
 ) -> Decision:
     if oif:
         # "Apparently, routing tables are wrong. Assume, that the destination is on link."
@@ -328,7 +341,12 @@ def _output_error(
 
 
 def _output_hit(
-    fib: Fib, packet: FlowKey, saddr: int, daddr: int, res: LookupResult, steps: list[Step] | None
+    fib: Fib,
+    packet: FlowKey,
+    saddr: int,
+    daddr: int,
+    res: LookupResult,
+    steps: list[KernelStep] | None,
 ) -> Decision:
     """``RTN_LOCAL`` goes to lo; else ``__mkroute_output``'s checks on the egress device."""
     hit = res.hit
@@ -399,7 +417,7 @@ def _usable_legs(fib: Fib, hit: Hit) -> tuple[list[LegInput], tuple[Leg, ...], b
 
 
 def pick_leg(
-    fib: Fib, hit: Hit, packet: FlowKey, saddr: int, prefer: int, steps: list[Step] | None
+    fib: Fib, hit: Hit, packet: FlowKey, saddr: int, prefer: int, steps: list[KernelStep] | None
 ) -> Picked:
     """``fib_select_multipath``: the leg of a multipath route a flow takes, when knowable.
 
@@ -434,7 +452,7 @@ def pick_leg(
 
 
 def input_multicast(
-    fib: Fib, packet: FlowKey, dev: str, iif: int, steps: list[Step] | None
+    fib: Fib, packet: FlowKey, dev: str, iif: int, steps: list[KernelStep] | None
 ) -> Decision:
     """``ip_route_input_rcu``'s multicast branch: a group the ingress device has joined is
     delivered locally (``ip_route_input_mc``, dev lo); any other is EINVAL (multicast
@@ -467,7 +485,7 @@ def input_multicast(
 
 
 def _mc_validate_source(
-    fib: Fib, fl: Flow, dev: str, packet: FlowKey, steps: list[Step] | None
+    fib: Fib, fl: Flow, dev: str, packet: FlowKey, steps: list[KernelStep] | None
 ) -> Failure | None:
     """``ip_mc_validate_source``: the source of a multicast packet that arrived."""
     saddr = fl.saddr
@@ -491,7 +509,7 @@ def _first_address(fib: Fib, dev: str) -> str | None:
     return int_to_ip(addrs[0]) if addrs else None
 
 
-def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
+def _on_link(fib: Fib, hit: Hit, steps: list[KernelStep] | None) -> str | None:
     """The gateway ``ip route get`` reports: none when it resolved to a local route
     (:meth:`Fib.gateway_is_local`; ``rt_uses_gateway`` stays 0)."""
     gateway = hit.gateway
@@ -503,7 +521,7 @@ def _on_link(fib: Fib, hit: Hit, steps: list[Step] | None) -> str | None:
 
 def _decision(
     packet: FlowKey,
-    steps: list[Step] | None,
+    steps: list[KernelStep] | None,
     outcome: str,
     res: LookupResult,
     *,
@@ -532,7 +550,10 @@ def _decision(
 
 
 def _failed(
-    packet: FlowKey, steps: list[Step] | None, failure: Failure, res: LookupResult | None = None
+    packet: FlowKey,
+    steps: list[KernelStep] | None,
+    failure: Failure,
+    res: LookupResult | None = None,
 ) -> Decision:
     hit = res.hit if res else None
     return Decision(

@@ -35,7 +35,7 @@ from meshpath.sim.addr6 import (
 from meshpath.sim.fib6 import INVALID_UID, Fib6, Flow6
 from meshpath.sim.lookup import LookupResult, ifindex_of, note
 from meshpath.sim.multipath import HASHABLE_POLICIES, LegInput, multipath_hash6, upper_bounds
-from meshpath.sim.values import Decision, FlowKey, Leg, Step
+from meshpath.sim.values import Decision, FlowKey, KernelStep, Leg
 from meshpath.state import Nexthop
 
 ERROR_OUTCOMES: Final = {
@@ -65,7 +65,7 @@ def route_input6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
     dev = packet.iif or "lo"
     iif = ifindex_of(fib.ifindex, dev, "iif")
     daddr, saddr = _addresses(packet)
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     martian = check_martians6(fib, dev, saddr, daddr, steps, packet)
     fl = Flow6(
         daddr, saddr, iif=iif, nh_oif=iif, strict=need_strict(daddr), mark=packet.mark,
@@ -89,7 +89,7 @@ def route_input6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision:
 
 
 def check_martians6(
-    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[Step] | None, packet: FlowKey
+    fib: Fib6, dev: str, saddr: int, daddr: int, steps: list[KernelStep] | None, packet: FlowKey
 ) -> str | None:
     """``ip6_rcv_core``'s drops before routing (RFC 4291): loopback source or destination
     from a non-loopback device, a multicast source, a multicast destination of reserved
@@ -112,7 +112,7 @@ def check_martians6(
 
 
 def forward_gates(
-    fib: Fib6, dev: str, saddr: int, res: LookupResult, steps: list[Step] | None
+    fib: Fib6, dev: str, saddr: int, res: LookupResult, steps: list[KernelStep] | None
 ) -> str:
     """``ip6_forward``: ``all.forwarding`` gates every forwarded packet; a packet not sent
     back out of its ingress device (that one gets a redirect) must have a routable source."""
@@ -145,7 +145,7 @@ def route_output6(fib: Fib6, packet: FlowKey, *, trace: bool = True) -> Decision
     (and a link-local/multicast/loopback destination) makes the lookup strict."""
     daddr, saddr = _addresses(packet)
     oif = ifindex_of(fib.ifindex, packet.oif, "oif") if packet.oif else 0
-    steps: list[Step] | None = [] if trace else None
+    steps: list[KernelStep] | None = [] if trace else None
     fl = Flow6(
         daddr, saddr, iif=fib.loopback, oif=oif, nh_oif=oif,
         strict=bool(oif and not saddr) or need_strict(daddr), mark=packet.mark,
@@ -173,7 +173,7 @@ def _first_address(fib: Fib6, dev: str | None) -> str | None:
 
 
 def _error(
-    packet: FlowKey, res: LookupResult, steps: list[Step] | None, martian: str | None
+    packet: FlowKey, res: LookupResult, steps: list[KernelStep] | None, martian: str | None
 ) -> Decision:
     error = res.error or "ENETUNREACH"
     outcome = ERROR_OUTCOMES.get(error, v.UNKNOWN)
@@ -193,7 +193,7 @@ _NO_LEGS: Final[Picked6] = ((), None)
 
 
 def pick_leg6(
-    fib: Fib6, res: LookupResult, fl: Flow6, steps: list[Step] | None
+    fib: Fib6, res: LookupResult, fl: Flow6, steps: list[KernelStep] | None
 ) -> tuple[LookupResult, Picked6]:
     """``fib6_select_path``: the sibling a flow takes, when that can be known.
 
@@ -240,7 +240,7 @@ def _fails_score(fib: Fib6, nh: Nexthop, fl: Flow6) -> bool:
 
 def _decision(
     packet: FlowKey,
-    steps: list[Step] | None,
+    steps: list[KernelStep] | None,
     outcome: str,
     res: LookupResult,
     picked: Picked6 = _NO_LEGS,

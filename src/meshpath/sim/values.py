@@ -58,7 +58,7 @@ class FlowKey(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     uid: int | None = None
 
 
-class Step(msgspec.Struct, frozen=True, gc=False):
+class KernelStep(msgspec.Struct, frozen=True, gc=False):
     """One thing the kernel did: ``kind`` (martian, rule, lookup, rp_filter, forwarding,
     netfilter, nat, ...), ``detail`` (what it looked at) and ``reason`` (what followed)."""
 
@@ -103,7 +103,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     route: str | None = None  # the matching route's prefix
     route_type: str | None = None
     multipath: bool = False
-    steps: tuple[Step, ...] = ()
+    steps: tuple[KernelStep, ...] = ()
     legs: tuple[Leg, ...] = ()
     leg_by: str | None = None
     legs_dropped: tuple[Leg, ...] = ()  # legs a forwarded flow would be dropped on (rp_filter)

@@ -10,13 +10,15 @@ values.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 ESTABLISHED: Final = "Established"
 # The address family meshpath's fixes advertise in (`show bgp summary json` key).
 IPV4_UNICAST: Final = "ipv4Unicast"
+IPV6_UNICAST: Final = "ipv6Unicast"
+FAMILIES: Final = (IPV4_UNICAST, IPV6_UNICAST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +68,14 @@ def frr_view(
     bgp_summary: Mapping[str, Any] | None,
     bgp_advertised: Mapping[str, Any] | None,
     ip_route: Mapping[str, Any] | None,
+    ipv6_route: Mapping[str, Any] | None = None,
 ) -> FrrView:
     """The typed view of the show commands' documents a snapshot keeps."""
+    both = (*routes(ip_route), *routes(ipv6_route))
     return FrrView(
         peers=bgp_peers(bgp_summary),
         advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
-        statics=tuple(r for r in routes(ip_route) if r.protocol == "static"),
+        statics=tuple(r for r in both if r.protocol == "static"),
     )
 
 
@@ -134,6 +138,15 @@ def path_lengths(prefix_doc: Mapping[str, Any] | None) -> dict[str, int]:
             length = aspath.get("length", 0) if isinstance(aspath, Mapping) else 0
             out[str(peer_id)] = int(length)
     return out
+
+
+def bfd_status(peers: Sequence[Any] | None) -> dict[str, str]:
+    """``show bfd peers json`` (a list of sessions): peer address -> status (up, down, ...)."""
+    return {
+        str(p.get("peer")): str(p.get("status"))
+        for p in peers or ()
+        if isinstance(p, Mapping) and "peer" in p
+    }
 
 
 def routes(ip_route: Mapping[str, Any] | None) -> tuple[FrrRoute, ...]:

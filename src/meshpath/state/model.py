@@ -20,6 +20,7 @@ import msgspec
 
 from meshpath.state.base import Frozen as _Frozen
 from meshpath.state.frr import FrrView, frr_view
+from meshpath.state.frrconf import FrrConfig
 from meshpath.state.nft import BaseChain, NftView, parse_ruleset
 
 SCHEMA_VERSION: Final = 2
@@ -216,6 +217,7 @@ class FrrState(_Frozen, frozen=True, dict=True):
     running: bool = False
     daemons: tuple[str, ...] = ()
     ip_route: dict[str, Any] | None = None  # show ip route json
+    ipv6_route: dict[str, Any] | None = None  # show ipv6 route json (when it has statics)
     bgp_summary: dict[str, Any] | None = None  # show bgp summary json
     running_config: str | None = None
     # peer -> `show ip bgp neighbors PEER advertised-routes json`
@@ -225,7 +227,12 @@ class FrrState(_Frozen, frozen=True, dict=True):
     @cached_property
     def view(self) -> FrrView:
         """BGP peers, what each is sent, staticd's routes (derived once)."""
-        return frr_view(self.bgp_summary, self.bgp_advertised, self.ip_route)
+        return frr_view(self.bgp_summary, self.bgp_advertised, self.ip_route, self.ipv6_route)
+
+    @cached_property
+    def config(self) -> FrrConfig:
+        """The running config's blocks and line keys (parsed once; empty without one)."""
+        return FrrConfig.read(self.running_config)
 
 
 class SplitEntry(_Frozen, frozen=True, gc=False):

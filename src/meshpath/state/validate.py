@@ -418,6 +418,8 @@ _NFT_OBJECTS: Final[dict[str, Callable[[Mapping[str, Any], str], None]]] = {
 def _check_frr(frr: FrrState) -> None:
     if frr.ip_route is not None:
         _frr_ip_route(frr.ip_route)
+    if frr.ipv6_route is not None:
+        _frr_ip_route(frr.ipv6_route, "ipv6_route")
     if frr.bgp_summary is not None:
         _frr_summary(frr.bgp_summary)
     if frr.bgp_advertised is not None:
@@ -433,10 +435,10 @@ def _check_frr(frr: FrrState) -> None:
         _frr_running(frr.running_config)
 
 
-def _frr_ip_route(table: Mapping[str, Any]) -> None:
-    """``show ip route json``: prefix -> [route entry {"protocol", "nexthops": [...]}]."""
+def _frr_ip_route(table: Mapping[str, Any], field: str = "ip_route") -> None:
+    """``show ip[v6] route json``: prefix -> [route entry {"protocol", "nexthops": [...]}]."""
     for prefix, entries in table.items():
-        where = f".frr.ip_route[{prefix!r}]"
+        where = f".frr.{field}[{prefix!r}]"
         for j, entry in enumerate(_list(entries, where)):
             at = f"{where}[{j}]"
             hops = _obj(entry, at).get("nexthops", [])

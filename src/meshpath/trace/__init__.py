@@ -4,7 +4,7 @@ Pure on bytes (parsing and classification); :mod:`meshpath.trace.files` opens fi
 :mod:`meshpath.trace.live` captures through a Runner.
 """
 
-from meshpath.trace.analyse import analyse, parse_target
+from meshpath.trace.analyse import analyse
 from meshpath.trace.model import VERDICTS, Endpoint, FlowVerdict, TraceReport
 
-__all__ = ["VERDICTS", "Endpoint", "FlowVerdict", "TraceReport", "analyse", "parse_target"]
+__all__ = ["VERDICTS", "Endpoint", "FlowVerdict", "TraceReport", "analyse"]

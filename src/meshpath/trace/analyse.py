@@ -16,13 +16,6 @@ from meshpath.trace.decode import IDB_BASE, Buffer, Decoder
 from meshpath.trace.flows import Network, Tracker
 from meshpath.trace.model import NO_SYN, Endpoint, TraceReport
 from meshpath.trace.text import TextCapture, iter_lines, looks_like_text, parse_text
-from meshpath.values import parse_hostport
-
-
-def parse_target(text: str) -> Endpoint:
-    """``IP:PORT`` or ``[IPv6]:PORT`` into an Endpoint; BadInputError otherwise."""
-    parsed = parse_hostport(text, "--target")
-    return Endpoint(parsed.address.packed, parsed.port)
 
 
 def parse_sources(texts: list[str]) -> list[Network]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +32,11 @@ VERDICTS: Final = (
 class Endpoint:
     address: bytes
     port: int
+
+    @classmethod
+    def of(cls, address: str, port: int) -> Endpoint:
+        """An endpoint from an address's text (a parsed target's) and a port."""
+        return cls(ipaddress.ip_address(address).packed, port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,18 +20,19 @@ import msgspec
 
 from meshpath.apply import Applier, ApplyResult, files
 from meshpath.apply import journal as jr
-from meshpath.checks.targets import DEFAULT_PORT
+from meshpath.checks.targets import Target, choose_targets, parse_target, worker_for
 from meshpath.config import Settings
 from meshpath.errors import BadInputError, MeshpathError
-from meshpath.fix import Expect, FixOptions, Plan, plan_fix, validate
+from meshpath.fix import Expect, FixOptions, Plan
+from meshpath.fix.desired import Desired, desired_state
 from meshpath.fix.model import WriteFile
+from meshpath.fix.plan import plan_from
 from meshpath.fix.predict import predict
 from meshpath.sim import simulate_flow
-from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state import Snapshot
 from meshpath.usecase import verify
 from meshpath.usecase.host import Host
 from meshpath.usecase.verify import CheckFn, RoundTrip
-from meshpath.values import parse_hostport
 
 # The check that must pass without NAT before --replace-nat keeps NAT removed: a Worker
 # round trip when a post-check plug-in gives one (the lab), else the simulator's verdict.
@@ -92,16 +93,15 @@ def session(
     options = msgspec.structs.replace(request.options, post_checks=check_names(round_trip))
     lock = jr.locked(host.state_dir) if request.apply else contextlib.nullcontext()
     with lock:
-        snap, plan = make_plan(host, settings, request.mode, options, request.saved)
-        lan = validate.lan_interface(snap, settings.tunnel_interface, options.lan_if)
-        forecast = prediction(snap, plan, lan, request.target, settings)
+        snap, desired, plan = make_plan(host, settings, request.mode, options, request.saved)
+        forecast = prediction(snap, desired, request.target, settings)
         proposal = Proposal(plan, interrupted(host.state_dir), forecast)
         if not request.apply:
             return FixOutcome(proposal, ApplyResult.planned(plan))
         refuse_host_files_for_netns(plan, host.netns, host.root)
         show(proposal)
         applier = make_applier(host, plan.expect, round_trip, on_event)
-        applier.checks = {**applier.checks, **sim_check(host, settings, lan, request.target)}
+        applier.checks = {**applier.checks, **sim_check(host, settings, request.target)}
         return FixOutcome(proposal, applier.apply_locked(plan))
 
 
@@ -127,9 +127,10 @@ def interrupted(states: Path) -> jr.Journal | None:
 
 def make_plan(
     host: Host, settings: Settings, mode: str, options: FixOptions, saved: Snapshot | None
-) -> tuple[Snapshot, Plan]:
-    """Collect (or take the saved) host state and plan from it; route mode also reads what
-    its persistence files hold now, so the plan's undo can put them back exactly."""
+) -> tuple[Snapshot, Desired, Plan]:
+    """Collect (or take the saved) host state, compute the desired state and plan the
+    difference; route mode also reads what its persistence files hold now, so the plan's
+    undo can put them back exactly."""
     snap = saved if saved is not None else host.snapshot()
     if mode == "route":
         links = [link.name for link in snap.links]
@@ -141,7 +142,8 @@ def make_plan(
             absent_dirs=found.absent_dirs,
             notes=found.notes,
         )
-    return snap, plan_fix(snap, settings, mode, options)  # type: ignore[arg-type]
+    desired = desired_state(snap, settings, mode, options)  # type: ignore[arg-type]
+    return snap, desired, plan_from(snap, desired, options)
 
 
 def refuse_host_files_for_netns(plan: Plan, netns: str | None, root: Path) -> None:
@@ -160,47 +162,52 @@ def check_names(round_trip: RoundTrip | None) -> tuple[str, ...]:
 
 
 # -- the simulator's view ------------------------------------------------------------------
+def fix_targets(snap: Snapshot, settings: Settings, target: str | None) -> tuple[Target, ...]:
+    """``--target``, else the one default-target policy (checks.targets.choose_targets)."""
+    given = (parse_target(target, "--target"),) if target is not None else ()
+    return choose_targets(snap, settings.tunnel_interface, given)
+
+
 def prediction(
-    snap: Snapshot, plan: Plan, lan_if: str, target: str | None, settings: Settings
+    snap: Snapshot, desired: Desired, target: str | None, settings: Settings
 ) -> str | None:
-    """The simulator's verdict on a Worker flow once the plan is applied."""
-    host, port = lan_target(snap, lan_if, target)
-    if host is None:
+    """The simulator's verdict on a Worker flow to each target once ``desired`` holds (the
+    state the plan was diffed from)."""
+    targets = fix_targets(snap, settings, target)
+    if not targets:
         return NO_TARGET
-    after = predict(snap, plan, lan_if)
-    worker = settings.ranges.worker_probe()
+    after = predict(snap, desired)
+    return "\n".join(_forecast(after, t, settings) for t in targets)
+
+
+def _forecast(after: Snapshot, target: Target, settings: Settings) -> str:
+    worker = worker_for(target, settings.ranges)
     try:
-        flow = simulate_flow(after, worker, host, port, tunnel=settings.tunnel_interface)
+        flow = simulate_flow(
+            after, worker, target.address, target.port, tunnel=settings.tunnel_interface
+        )
     except (ValueError, MeshpathError) as exc:
         # The simulator is another component: a gap in it must not block a fix.
         return f"the simulator could not predict this flow: {exc}"
-    return f"Worker {worker} -> {host}:{port} after the fix: {flow.outcome} ({flow.reason})"
+    return f"Worker {worker} -> {target.endpoint} after the fix: {flow.outcome} ({flow.reason})"
 
 
-def lan_target(snap: Snapshot, lan_if: str, target: str | None) -> tuple[str | None, int]:
-    """``--target`` when given, else the LAN's default gateway on port 443."""
-    if target is not None:
-        parsed = parse_hostport(target, "--target", default_port=DEFAULT_PORT)
-        return str(parsed.address), parsed.port
-    for route in snap.routes_in(TABLE_MAIN):
-        if route.dst == "0.0.0.0/0" and route.dev == lan_if and route.gateway:
-            return route.gateway, 443
-    return None, 443
-
-
-def sim_check(
-    host: Host, settings: Settings, lan_if: str, target: str | None
-) -> dict[str, CheckFn]:
-    """The simulator's verdict on the live host once more, as the named check."""
+def sim_check(host: Host, settings: Settings, target: str | None) -> dict[str, CheckFn]:
+    """The simulator's verdict on the live host once more, as the named check: every
+    target's flow delivered."""
 
     def check() -> tuple[bool, str]:
         snap = host.snapshot()
-        address, port = lan_target(snap, lan_if, target)
-        if address is None:
+        targets = fix_targets(snap, settings, target)
+        if not targets:
             return False, NO_TARGET
-        worker = settings.ranges.worker_probe()
-        flow = simulate_flow(snap, worker, address, port, tunnel=settings.tunnel_interface)
-        return flow.outcome == "delivered", f"{flow.outcome}: {flow.reason}"
+        flows = [
+            (t, simulate_flow(snap, worker_for(t, settings.ranges), t.address, t.port,
+                              tunnel=settings.tunnel_interface))
+            for t in targets
+        ]  # fmt: skip
+        ok = all(f.outcome == "delivered" for _, f in flows)
+        return ok, "; ".join(f"{t.endpoint}: {f.outcome}: {f.reason}" for t, f in flows)
 
     return {SIM_CHECK: check}
 

@@ -90,6 +90,10 @@ FIXTURES: dict[str, tuple[str, bool, Bend | None]] = {
     "no-carrier": ("gateway", False, no_carrier),
     "rfc8212": ("gateway", False, rfc8212),
     "tailscale52": ("route", True, tailscale52),
+    # The dual-stack lab (ULA LAN, the Worker's IPv6 source; broken's profile keeps IPv6
+    # out of WARP's table): the same scenarios, recorded with both families.
+    "broken-dual": ("broken", False, None),
+    "route-dual": ("route", True, None),
 }
 
 
@@ -106,7 +110,9 @@ def prepare(lab: Lab, name: str) -> None:
 def record(lab: Lab, name: str) -> Path:
     prepare(lab, name)
     snap = collect_snapshot(netns=lab.ns("conn"))
-    path = HERE / f"{name}.json"
+    # The dual-stack ones are recorded with today's schema; the directory above holds the
+    # schema-1 fixtures the codec must keep loading (tests/unit/test_warp_collect.py).
+    path = (HERE / "dual" if name.endswith("-dual") else HERE) / f"{name}.json"
     codec.save(snap, path)
     return path
 

@@ -11,7 +11,9 @@ ifindex -> name map in ``names.json``.
 ``--lab``: the real lab (:mod:`meshpath.lab`: tun tunnel relay, Worker in workerd, FRR)
 runs each scenario with its fix step; its own capture on the connector (tcpdump -i any,
 Linux cooked v1: direction and hardware type, no interface index) is copied to
-``lab-<scenario>.pcap``.
+``lab-<scenario>.pcap``; a scenario that also calls the service over IPv6 (dual-stack)
+has its IPv4 packets there and its IPv6 packets in ``lab-<scenario>6.pcap`` (split by
+``tcpdump -r ... ip`` / ``ip6``).
 """
 
 from __future__ import annotations
@@ -49,16 +51,27 @@ def record(scenario: str, out: Path) -> dict[str, str]:
 
 def record_lab(chosen: list[str], names: dict[str, dict[str, str]]) -> None:
     import shutil
+    import subprocess
 
-    from meshpath.lab import SCENARIO_NAMES, Lab, run_scenario
+    from meshpath.lab import SCENARIO_NAMES, Lab, get_scenario, run_scenario
 
     with Lab.create() as lab:
         for name in chosen or list(SCENARIO_NAMES):
             result = run_scenario(lab, name)
-            target = HERE / f"lab-{name}.pcap"
-            shutil.copyfile(lab.run_dir / f"capture-{name}.pcap", target)
-            print(f"lab {name}: passed={result.passed}, {target.stat().st_size} bytes")
-            names[f"lab-{name}"] = _link_names(lab.exec("conn", ["ip", "-o", "link"]).stdout)
+            capture = lab.run_dir / f"capture-{name}.pcap"
+            links = _link_names(lab.exec("conn", ["ip", "-o", "link"]).stdout)
+            outputs = {f"lab-{name}": "ip"}
+            if get_scenario(name).expect6 is not None:
+                outputs[f"lab-{name}6"] = "ip6"
+            for stem, family in outputs.items():
+                target = HERE / f"{stem}.pcap"
+                if len(outputs) == 1:
+                    shutil.copyfile(capture, target)
+                else:
+                    argv = ["tcpdump", "-r", str(capture), "-w", str(target), family]
+                    subprocess.run(argv, check=True, capture_output=True)  # noqa: S603
+                print(f"{stem}: passed={result.passed}, {target.stat().st_size} bytes")
+                names[stem] = links
 
 
 def _link_names(text: str) -> dict[str, str]:

@@ -70,7 +70,8 @@ def start_edge(lab: Lab) -> Path:
     """
     ready = lab.run_dir / f"{EDGE_PROCESS}.ready"
     argv = [sys.executable, "-m", "meshpath.lab.meshedge", "--listen", edge_address()]
-    argv += ["--source", topology.WORKER_SOURCE, "--ready", str(ready)]
+    argv += ["--source", topology.WORKER_SOURCE, "--source6", topology.WORKER_SOURCE6]
+    argv += ["--ready", str(ready)]
     argv += ["--connect-timeout", str(lab.connect_timeout)]
     argv += ["--read-timeout", str(lab.response_timeout)]
     lab._spawn(EDGE_PROCESS, "edge", argv)

@@ -19,6 +19,7 @@ SCHEMAS = {
     "fix-result": (1,),
     "verify": (1,),
     "doctor": (1,),
+    "fleet-facts": (1,),
 }
 # meshpath's exit codes: 0 ok, 1 findings / check failed, 2 bad input, 3 environment.
 EXIT_FINDINGS = 1

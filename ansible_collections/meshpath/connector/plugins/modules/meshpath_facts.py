@@ -15,6 +15,9 @@ version_added: "0.1.0"
 description:
   - Runs C(meshpath doctor) on the managed host and sets the fact C(meshpath) with the
     verdict, the root cause, the findings and a summary of the Worker flows it simulated.
+  - Also runs C(meshpath fleet facts) and sets C(meshpath.fleet) to what the host advertises
+    over BGP; C(meshpath fleet check) on the controller judges every connector's C(fleet)
+    together (two replicas advertising with equal preference, MP401).
   - Never changes the host.
 options:
   targets:
@@ -22,6 +25,11 @@ options:
     type: list
     elements: str
     default: []
+  fleet_name:
+    description:
+      - The name this connector has in C(meshpath.fleet) (use C(inventory_hostname)).
+      - Default, the host's name (and C(/NETNS) with O(netns)).
+    type: str
   netns:
     description: Act inside this network namespace of the managed host.
     type: str
@@ -36,13 +44,16 @@ requirements:
   - meshpath on the managed host, run as root
 attributes:
   check_mode:
+    description: Only reads the host, the same in check mode.
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
   facts:
+    description: Sets C(ansible_facts.meshpath).
     support: full
 author:
-  - meshpath maintainers
+  - meshpath maintainers (@meshpath)
 """
 
 EXAMPLES = r"""
@@ -53,6 +64,10 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ inventory_hostname }}: {{ ansible_facts.meshpath.root_cause }}"
   when: not ansible_facts.meshpath.ok
+
+- name: Facts named after the inventory, for meshpath fleet check
+  meshpath.connector.meshpath_facts:
+    fleet_name: "{{ inventory_hostname }}"
 """
 
 RETURN = r"""
@@ -62,10 +77,13 @@ ansible_facts:
   type: complex
   contains:
     meshpath:
-      description: The doctor's verdict, root cause, finding ids and flows.
+      description:
+        - The doctor's verdict, root cause, finding ids and flows.
+        - C(fleet) is the C(meshpath/fleet-facts/1) document of C(meshpath fleet facts).
       type: dict
       returned: always
-      sample: {"ok": false, "verdict": "PATH BROKEN", "root_cause": "...", "finding_ids": ["MP101"]}
+      sample: {"ok": false, "verdict": "PATH BROKEN", "root_cause": "...", "finding_ids": ["MP101"],
+               "fleet": {"schema": "meshpath/fleet-facts/1", "host": "conn-a", "advertisements": []}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -90,15 +108,23 @@ def summary(doc):
 
 
 def main():
-    argument_spec = dict(targets=dict(type="list", elements="str", default=[]))
+    argument_spec = dict(
+        targets=dict(type="list", elements="str", default=[]),
+        fleet_name=dict(type="str"),
+    )
     argument_spec.update(COMMON_ARGS)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     args = ["doctor"]
     for target in module.params["targets"]:
         args += ["--target", target]
-    module.params["root"] = None  # doctor takes no --root
+    module.params["root"] = None  # doctor and fleet facts take no --root
     _rc, doc, _err = run_json(module, "doctor", args, ok_codes=(0, EXIT_FINDINGS))
-    module.exit_json(changed=False, ansible_facts=dict(meshpath=summary(doc)))
+    facts = summary(doc)
+    fleet = ["fleet", "facts"]
+    if module.params["fleet_name"]:
+        fleet += ["--name", module.params["fleet_name"]]
+    _rc, facts["fleet"], _err = run_json(module, "fleet-facts", fleet)
+    module.exit_json(changed=False, ansible_facts=dict(meshpath=facts))
 
 
 if __name__ == "__main__":

@@ -77,11 +77,13 @@ notes:
   - Supports check mode and diff mode.
 attributes:
   check_mode:
+    description: Returns the plan (C(meshpath fix) without C(--apply)) and changes nothing.
     support: full
   diff_mode:
+    description: Shows the FRR configuration diff and the nftables ruleset of the plan.
     support: full
 author:
-  - meshpath maintainers
+  - meshpath maintainers (@meshpath)
 """
 
 EXAMPLES = r"""

@@ -43,11 +43,13 @@ notes:
   - Read-only; supports check mode (it runs the same read-only checks).
 attributes:
   check_mode:
+    description: Only reads the host, the same in check mode.
     support: full
   diff_mode:
+    description: Nothing changes, so there is no diff.
     support: none
 author:
-  - meshpath maintainers
+  - meshpath maintainers (@meshpath)
 """
 
 EXAMPLES = r"""

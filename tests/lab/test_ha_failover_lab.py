@@ -1,0 +1,61 @@
+"""Failover between the ha lab's two connectors, with and without BFD (lab/failover.py).
+
+One lab for the module: both connectors fixed (primary and standby) without BFD; the
+primary's LAN link taken down while a Worker calls every 100 ms; then both re-fixed with
+``fix --bfd`` and the same drill again. bench/ha.py runs every event and reports figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from meshpath.checks.fleet import ads_from_doc, check_fleet
+from meshpath.lab import Lab, failover, get_scenario, ha
+from meshpath.lab.topology import LAN_ADDR
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+ROUTER = LAN_ADDR["router"]
+REPLICAS = {LAN_ADDR["conn"], LAN_ADDR["connb"]}
+
+
+@pytest.fixture(scope="module")
+def ha_lab(lab: Lab) -> Lab:
+    lab.setup(get_scenario("ha"))
+    ha.start_replica(lab)  # both connectors with their sessions, bare FRR and bfdd
+    failover.fix_all(lab, bfd=False)
+    return lab
+
+
+def test_the_fleet_check_is_clean_and_models_the_paths_the_router_sees(ha_lab: Lab) -> None:
+    ads = [ad for n in ha.ROLES for ad in ads_from_doc(ha.fleet_facts(ha_lab, n), n)]
+    assert check_fleet(ads) == ()
+    seen = ha.router_paths(ha_lab)
+    assert {a.peer: a.as_path_length for a in ads if a.host == "conn"} == {ROUTER: 1}
+    for ad in ads:  # the AS-path length fleet facts compute is the one the router got
+        assert ad.as_path_length == seen[LAN_ADDR[ad.host]], (ad, seen)
+
+
+def test_bfd_comes_up_and_makes_link_failover_faster(ha_lab: Lab) -> None:
+    lab = ha_lab
+    # The router is ready for BFD with both, but a connector without --bfd has no session:
+    # down, and BGP does not care (fix_all waited for the router's route via conn).
+    assert failover.bfd_status(lab, "router") == dict.fromkeys(REPLICAS, "down")
+    without = failover.drill(lab, "link", bfd=False, window=4.0)
+
+    failover.fix_all(lab, bfd=True)
+    assert failover.bfd_status(lab, "router") == dict.fromkeys(REPLICAS, "up")
+    assert failover.bfd_status(lab, "conn") == {ROUTER: "up"}
+    assert failover.bfd_status(lab, "connb") == {ROUTER: "up"}
+    with_bfd = failover.drill(lab, "link", bfd=True, window=4.0)
+
+    for run in (without, with_bfd):
+        assert run.via_standby, run  # the calls moved to connb's session
+        assert run.failover.recovery is not None, run
+        assert run.failback.failed == 0 and run.failback.recovery is not None, run
+    # Without BFD the router keeps conn's paths until its hold timer (3 s) expires; BFD
+    # drops them after 3 x 300 ms.
+    assert without.router_switch is not None and with_bfd.router_switch is not None
+    assert with_bfd.router_switch < without.router_switch, (with_bfd, without)
+    assert with_bfd.failover.recovery < without.failover.recovery, (with_bfd, without)
+    assert with_bfd.failover.failed <= without.failover.failed, (with_bfd, without)
