@@ -300,3 +300,44 @@ def test_ipv4_route_via_an_ipv6_gateway_is_followed() -> None:
     route = Route(table=TABLE_MAIN, family=4, dst="10.9.0.0/16", gateway="fe80::1", dev="eth0")
     decision = route_get(with_routes(broken_connector(), route), FlowKey(dst="10.9.1.1"))
     assert decision.ok and (decision.dev, decision.gateway) == ("eth0", "fe80::1")
+
+
+def test_a_dumped_dead_linkdown_nexthop_still_resolves_a_gateway() -> None:
+    # The dump adds "dead" to a linkdown nexthop where ignore_routes_with_linkdown is set
+    # (fib_nexthop_info); the gateway check ignores the link state, so eth0's connected
+    # route still resolves 10.0.1.8 (not table 102's local route behind it): the kernel
+    # keeps the gateway. Found by the differential suite (seed 1741059381).
+    from meshpath.state import Nexthop
+
+    base = broken_connector()
+    routes = tuple(
+        msgspec.structs.replace(r, flags=("dead", "linkdown")) if r.dst == "10.0.1.0/24" else r
+        for r in base.routes
+    )
+    snap = with_rules(
+        with_routes(
+            msgspec.structs.replace(base, routes=routes),
+            Route(table=102, family=4, dst="10.0.0.0/8", type="local", dev="eth0", scope=254),
+            Route(table=TABLE_MAIN, family=4, dst="60.0.0.0/8",
+                  nexthops=(Nexthop(gateway="10.0.1.8", dev="eth0", flags=("dead", "linkdown")),
+                            Nexthop(dev="CloudflareWARP"))),
+        ),
+        Rule(family=4, priority=40000, table=102),
+    )  # fmt: skip
+    snap = with_conf(snap, "eth0", ignore_routes_with_linkdown=1)
+    legs = route_get(snap, FlowKey(dst="60.1.1.1")).legs
+    assert {leg.dev: leg.gateway for leg in legs}["eth0"] == "10.0.1.8", legs
+
+
+def test_multicast_from_a_local_route_source_leaves_by_that_routes_device() -> None:
+    # __ip_dev_find falls back to table local: 127.0.0.0/8 is local on lo, so a multicast
+    # sent from 127.253.203.124 leaves by lo (the kernel; differential seed 520082471).
+    from meshpath.state import TABLE_LOCAL
+
+    snap = with_routes(
+        broken_connector(),
+        Route(table=TABLE_LOCAL, family=4, dst="127.0.0.0/8", type="local", dev="lo", scope=254),
+    )
+    d = route_get(snap, FlowKey(dst="239.232.179.1", src="127.253.203.124"))
+    assert (d.outcome, d.dev, d.error) == (v.MULTICAST, "lo", None), d
+    assert route_get(snap, FlowKey(dst="239.1.1.1", src="10.9.9.9")).error == "ENETUNREACH"

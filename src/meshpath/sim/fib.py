@@ -359,7 +359,7 @@ class Fib:
                     return Hit(route, plen, table, nh.dev, nh.gateway, True)
             return None
         flags = route.flags
-        if flags and ("dead" in flags or not self._nh_usable(route.dev, flags, fl, linkstate)):
+        if flags and not self._nh_usable(route.dev, flags, fl, linkstate):
             return None
         if fl.oif and route.dev is not None and self.ifindex.get(route.dev, -1) != fl.oif:
             return None
@@ -377,7 +377,7 @@ class Fib:
     def _nh_usable(
         self, dev: str | None, flags: tuple[str, ...], fl: Flow, linkstate: bool
     ) -> bool:
-        if "dead" in flags:
+        if "dead" in flags and self._dead(dev, flags):
             return False
         if (
             linkstate
@@ -387,6 +387,21 @@ class Fib:
         ):
             return False
         return not (fl.oif and dev is not None and self.ifindex.get(dev, -1) != fl.oif)
+
+    def _dead(self, dev: str | None, flags: tuple[str, ...]) -> bool:
+        """A dumped ``dead`` flag is ``RTNH_F_DEAD`` in the kernel. Not always: the dump adds
+        ``dead`` to a ``linkdown`` nexthop where ``ignore_routes_with_linkdown`` is set
+        (``fib_nexthop_info``); that one is really dead only when its device is also down
+        (``NETDEV_DOWN`` sets both). Only a lookup that ignores the link state (the
+        gateway check of ``fib_check_nh_v4_gw``) can tell the two apart."""
+        if (
+            "linkdown" not in flags
+            or not dev
+            or not self.orconf(dev, "ignore_routes_with_linkdown")
+        ):
+            return True
+        link = self.snapshot.link_by_index(self.ifindex.get(dev, -1))
+        return link is None or not link.admin_up
 
     def fib_lookup(
         self, fl: Flow, steps: list[KernelStep] | None = None, *, linkstate: bool = True

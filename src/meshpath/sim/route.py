@@ -254,7 +254,7 @@ def _output_by_source(
 ) -> Decision:
     """``ip_route_output_key_hash_rcu``'s "special hack": a multicast or limited broadcast
     sent from a source address leaves by the device that has that address, no lookup."""
-    dev = fib.local_addrs.get(saddr)
+    dev = local_dev(fib, saddr)
     if dev is None:
         note(steps, "route", f"from {packet.src}", "no device has this address: ENETUNREACH")
         return _failed(packet, steps, (v.NO_ROUTE, "ENETUNREACH"))
@@ -295,15 +295,24 @@ def _output_source_checks(
 
 
 def is_local_address(fib: Fib, addr: int) -> bool:
-    """``__ip_dev_find``: an interface address, else a ``local`` route in table local
-    (which, before any custom rule, is one trie with main: main's local routes count)."""
-    if addr in fib.local_addrs:
-        return True
+    """``__ip_dev_find`` finds a device for ``addr``."""
+    return local_dev(fib, addr) is not None
+
+
+def local_dev(fib: Fib, addr: int) -> str | None:
+    """``__ip_dev_find``: the device of an interface address, else the device of a
+    ``local`` route in table local (which, before any custom rule, is one trie with main:
+    main's local routes count), e.g. ``lo`` for any of 127.0.0.0/8."""
+    dev = fib.local_addrs.get(addr)
+    if dev is not None:
+        return dev
     local = fib.tables.get(255) if fib.custom_rules else fib.merged_main()
     if local is None:
-        return False
+        return None
     error, hit = fib.lookup_table(local, Flow(addr, 0, iif=fib.loopback), None)
-    return error is None and hit is not None and hit.route.type == "local"
+    if error is None and hit is not None and hit.route.type == "local":
+        return hit.dev or "lo"
+    return None
 
 
 def _output_error(
