@@ -57,7 +57,11 @@ def test_bfd_comes_up_and_makes_link_failover_faster(ha_lab: Lab) -> None:
     for run in (without, with_bfd):
         assert run.via_standby, run  # the calls moved to connb's session
         assert run.failover.recovery is not None, run
-        assert run.failback.failed == 0 and run.failback.recovery is not None, run
+        # Failback: conn's session is back at once, its BGP session only after the connect
+        # retry (the link was down longer than the hold time): a call in between goes in
+        # through conn and its reply to connb, and fails (seen in 1 of ~20 drills). What
+        # must hold is that calls succeed again for good within the window.
+        assert run.failback.recovery is not None, run
     # Without BFD the router keeps conn's paths until its hold timer (3 s) expires; BFD
     # drops them after 3 x 300 ms.
     assert without.router_switch is not None and with_bfd.router_switch is not None
