@@ -46,6 +46,7 @@ from meshpath.sim.lookup import (
     note,
     route_step,
     rule_action,
+    rule_selectors,
     table_name,
 )
 from meshpath.sim.table import Entry, RouteTable, fine_blocks, index_routes, merge_keep_order
@@ -137,14 +138,8 @@ class CompiledRule:
         # A rule naming an absent device is "detached": its ifindex matches nothing.
         self.iif = ifindex.get(rule.iif, -1) if rule.iif else 0
         self.oif = ifindex.get(rule.oif, -1) if rule.oif else 0
-        self.mark = rule.fwmark or 0
-        self.mask = (0xFFFFFFFF if rule.fwmask is None else rule.fwmask) if rule.fwmark else 0
-        if rule.fwmark is None and rule.fwmask:
-            self.mask = rule.fwmask
+        self.mark, self.mask, self.proto, self.sport, self.dport = rule_selectors(rule)
         self.tos = rule.tos
-        self.proto = rule.ipproto or 0
-        self.sport = (rule.sport.start, rule.sport.end) if rule.sport else None
-        self.dport = (rule.dport.start, rule.dport.end) if rule.dport else None
         self.uid = (rule.uidrange.start, rule.uidrange.end) if rule.uidrange else ANY_UID
         self.l3mdev = rule.l3mdev
         self.suppress_plen = (

@@ -43,6 +43,7 @@ from meshpath.sim.lookup import (
     note,
     route_text,
     rule_action,
+    rule_selectors,
     table_name,
 )
 from meshpath.sim.values import KernelStep
@@ -110,13 +111,7 @@ class CompiledRule6:
         iif = ifindex.get(rule.iif, _NO_MATCH) if rule.iif else 0
         oif = ifindex.get(rule.oif, _NO_MATCH) if rule.oif else 0
         self.iif = (iif, oif)
-        self.mark = rule.fwmark or 0
-        self.mask = (0xFFFFFFFF if rule.fwmask is None else rule.fwmask) if rule.fwmark else 0
-        if rule.fwmark is None and rule.fwmask:
-            self.mask = rule.fwmask
-        self.proto = rule.ipproto or 0
-        self.sport = (rule.sport.start, rule.sport.end) if rule.sport else None
-        self.dport = (rule.dport.start, rule.dport.end) if rule.dport else None
+        self.mark, self.mask, self.proto, self.sport, self.dport = rule_selectors(rule)
         self.uid = (rule.uidrange.start, rule.uidrange.end) if rule.uidrange else (0, INVALID_UID)
         sp = rule.suppress_prefixlength
         self.suppress_plen = _NO_MATCH if sp is None else sp

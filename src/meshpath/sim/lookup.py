@@ -31,6 +31,21 @@ RULE_ACTION_ERRORS: Final = {
 }
 
 
+def rule_selectors(
+    rule: Rule,
+) -> tuple[int, int, int, tuple[int, int] | None, tuple[int, int] | None]:
+    """The selectors both families compare alike, as integers: (mark, mask, ipproto, sport,
+    dport). ``fwmark M`` alone masks all 32 bits; a mask given without a mark still masks
+    (``fwmark 0/K``, which ``ip rule`` shows as a bare mask)."""
+    mark = rule.fwmark or 0
+    mask = (0xFFFFFFFF if rule.fwmask is None else rule.fwmask) if rule.fwmark else 0
+    if rule.fwmark is None and rule.fwmask:
+        mask = rule.fwmask
+    sport = (rule.sport.start, rule.sport.end) if rule.sport else None
+    dport = (rule.dport.start, rule.dport.end) if rule.dport else None
+    return mark, mask, rule.ipproto or 0, sport, dport
+
+
 class Hit(NamedTuple):
     """A successful table lookup: the route, its prefix length and the chosen nexthop."""
 
