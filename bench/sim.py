@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -92,15 +93,19 @@ def queries(prefixes: list[str], n: int, rng: random.Random) -> list[FlowKey]:
     return out
 
 
-def batch(netns: str, lines: list[str], json_out: bool = False) -> tuple[float, str]:
+def batch(
+    netns: str, lines: list[str], json_out: bool = False, family: int = 4
+) -> tuple[float, str, str]:
+    """One `ip [-6] -force -batch` run in ``netns``: seconds, stdout, stderr."""
     with tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False) as fh:
         fh.write("\n".join(lines) + "\n")
-    argv = ["ip", "-n", netns, *(["-j"] if json_out else []), "-force", "-batch", fh.name]
+    argv = ["ip", *(["-6"] if family == 6 else []), "-n", netns, *(["-j"] if json_out else [])]
     start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    proc = subprocess.run([*argv, "-force", "-batch", fh.name], capture_output=True, text=True,
+                          check=False)  # fmt: skip
     elapsed = time.perf_counter() - start
     Path(fh.name).unlink()
-    return elapsed, proc.stdout
+    return elapsed, proc.stdout, proc.stderr
 
 
 def children_cpu() -> float:
@@ -137,7 +142,7 @@ def kernel_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
         subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw",
                         "net.ipv4.conf.all.forwarding=1"], check=True)  # fmt: skip
         prefixes = random_prefixes(n_routes, rng)
-        took, _ = batch(netns, route_lines(prefixes))
+        took = batch(netns, route_lines(prefixes))[0]
         print(f"kernel: installed {n_routes} routes in {took:.1f} s ({n_routes / took:,.0f}/s)")
         packets = queries(prefixes, n_queries, rng)
         snap = collect_snapshot(netns=netns)
@@ -215,8 +220,13 @@ def sim_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
           f"steps, {quiet:,.0f} without")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(
+    kernel: Callable[[int, int, random.Random], None] | None = None,
+    sim: Callable[[int, int, random.Random], None] | None = None,
+    doc: str | None = None,
+) -> None:
+    """The driver both bench/sim.py and bench/sim6.py run, with their own two sides."""
+    parser = argparse.ArgumentParser(description=(doc or __doc__ or "").splitlines()[0])
     parser.add_argument("--kernel-routes", type=int, default=100_000)
     parser.add_argument("--sim-routes", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=100_000)
@@ -224,10 +234,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     if os.geteuid() == 0:
-        kernel_side(args.kernel_routes, args.queries, rng)
+        (kernel or kernel_side)(args.kernel_routes, args.queries, rng)
     else:
         print("not root: kernel side skipped")
-    sim_side(args.sim_routes, args.queries, rng)
+    (sim or sim_side)(args.sim_routes, args.queries, rng)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ The IPv6 counterpart of bench/sim.py, in the same shape:
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -33,6 +31,8 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.sim import batch  # noqa: E402
+from bench.sim import main as bench_main  # noqa: E402
 from tests.builders import broken_connector  # noqa: E402
 from tests.differential.gen import parse_batch  # noqa: E402
 from tests.differential.test_sim_kernel6 import (  # noqa: E402
@@ -114,17 +114,6 @@ def query_lines(prefixes: list[str], n: int, rng: random.Random, spread: bool) -
     return out
 
 
-def batch(netns: str, lines: list[str], json_out: bool = False) -> tuple[float, str, str]:
-    with tempfile.NamedTemporaryFile("w", suffix=".batch", delete=False) as fh:
-        fh.write("\n".join(lines) + "\n")
-    argv = ["ip", "-6", "-n", netns, *(["-j"] if json_out else []), "-force", "-batch", fh.name]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    Path(fh.name).unlink()
-    return elapsed, proc.stdout, proc.stderr
-
-
 def sim_rate(fib: Fib, packets: list[FlowKey], trace: bool = True) -> float:
     start = time.perf_counter()
     for packet in packets:
@@ -138,9 +127,9 @@ def kernel_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
     try:
         sysctl = ["ip", "netns", "exec", netns, "sysctl", "-qw"]
         subprocess.run([*sysctl, "net.ipv6.conf.all.forwarding=1"], check=True)
-        batch(netns, ["link set lo up", *SETUP])
+        batch(netns, ["link set lo up", *SETUP], family=6)
         prefixes = random_prefixes(n_routes, rng)
-        took, _, _ = batch(netns, route_lines(prefixes))
+        took = batch(netns, route_lines(prefixes), family=6)[0]
         print(
             f"kernel: installed {n_routes} IPv6 routes in {took:.1f} s ({n_routes / took:,.0f}/s)"
         )
@@ -165,7 +154,7 @@ def _compare(netns: str, snap: Snapshot, lines: list[str]) -> None:
     packets = [packet_of6(line) for line in lines]
     rates: list[tuple[float, float, float]] = []
     for _ in range(ROUNDS):
-        k_rate = len(lines) / batch(netns, lines)[0]
+        k_rate = len(lines) / batch(netns, lines, family=6)[0]
         s_rate = sim_rate(compiled(snap), packets)
         q_rate = sim_rate(compiled(snap), packets, trace=False)
         rates.append((k_rate, s_rate, q_rate))
@@ -180,7 +169,7 @@ def _compare(netns: str, snap: Snapshot, lines: list[str]) -> None:
 
 def _agreement(netns: str, fib: Fib, lines: list[str]) -> str:
     """Kernel vs simulator on a sample, compared like the v6 differential test does."""
-    _, out, err = batch(netns, lines, json_out=True)
+    _, out, err = batch(netns, lines, json_out=True, family=6)
     kernel = parse_batch(out, err, len(lines))
     same = sum(
         1 for line, want in zip(lines, kernel, strict=True) if want in sim_answers6(fib, line)
@@ -213,20 +202,5 @@ def sim_side(n_routes: int, n_queries: int, rng: random.Random) -> None:
           f"{quiet:,.0f} without")  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kernel-routes", type=int, default=100_000)
-    parser.add_argument("--sim-routes", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    rng = random.Random(args.seed)
-    if os.geteuid() == 0:
-        kernel_side(args.kernel_routes, args.queries, rng)
-    else:
-        print("not root: kernel side skipped")
-    sim_side(args.sim_routes, args.queries, rng)
-
-
 if __name__ == "__main__":
-    main()
+    bench_main(kernel_side, sim_side, __doc__)
