@@ -7,7 +7,6 @@ exactly as ``meshpath doctor --netns N`` does.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -17,7 +16,7 @@ from meshpath.checks.targets import Target
 from meshpath.config import Settings
 from meshpath.runner import Runner
 from meshpath.sim import Fib, FlowKey, route_many
-from meshpath.state import TABLE_MAIN, Snapshot
+from meshpath.state import Snapshot
 from meshpath.state.frr import BgpPeer, FrrView
 from meshpath.state.model import FrrState
 from meshpath.usecase import Host, doctor
@@ -97,48 +96,22 @@ def summarise(
 
 
 def range_states(snapshot: Snapshot, settings: Settings) -> tuple[RangeState, ...]:
-    """Each Cloudflare range's route for the range's first address: the kernel model's
-    lookup for IPv4 (one model, asked for every v4 range at once), the main table's
-    longest prefix for IPv6."""
-    probes = {
-        key: settings.ranges.worker_probe() if key == "source_v4" else _first_host(net)
-        for key in RANGE_KEYS
-        if (net := getattr(settings.ranges, key)).version == 4
-    }
-    answers = _lookup_v4(snapshot, tuple(probes.values())) if probes else ()
-    found = dict(zip(probes, answers, strict=True))
+    """Each Cloudflare range's route for the range's first address (the source range: the
+    Worker probe), asked of the kernel model, both families in one batch on one model."""
+    nets = {key: getattr(settings.ranges, key) for key in RANGE_KEYS}
+    probes = [
+        settings.ranges.worker_probe() if key == "source_v4" else str(net.network_address + 1)
+        for key, net in nets.items()
+    ]
+    decisions = route_many(
+        Fib.from_snapshot(snapshot), [FlowKey(dst=a) for a in probes], trace=False
+    )
     out = []
-    for key in RANGE_KEYS:
-        net = getattr(settings.ranges, key)
-        route, device = found[key] if key in found else _lookup_v6(snapshot, _first_host(net))
+    for (key, net), d in zip(nets.items(), decisions, strict=True):
+        route, device = (d.route, d.dev) if d.ok else (None, None)
         present = route is not None and route not in DEFAULT_ROUTES
         out.append(RangeState(key, str(net), present, device))
     return tuple(out)
-
-
-def _first_host(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-    return str(net.network_address + 1)
-
-
-def _lookup_v4(
-    snapshot: Snapshot, addresses: tuple[str, ...]
-) -> list[tuple[str | None, str | None]]:
-    decisions = route_many(
-        Fib.from_snapshot(snapshot), [FlowKey(dst=a) for a in addresses], trace=False
-    )
-    return [(d.route, d.dev) if d.ok else (None, None) for d in decisions]
-
-
-def _lookup_v6(snapshot: Snapshot, address: str) -> tuple[str | None, str | None]:
-    ip = ipaddress.IPv6Address(address)
-    best: tuple[int, str, str | None] | None = None
-    for route in snapshot.routes_in(TABLE_MAIN):
-        if route.family != 6 or route.type != "unicast":
-            continue
-        net = ipaddress.ip_network(route.dst, strict=False)
-        if ip in net and (best is None or net.prefixlen > best[0]):
-            best = (net.prefixlen, str(net), route.dev)
-    return (best[1], best[2]) if best is not None else (None, None)
 
 
 def peer_states(frr: FrrState) -> tuple[PeerState, ...]:
