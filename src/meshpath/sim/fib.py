@@ -67,6 +67,8 @@ _DEFAULT_CONF: Final = Ipv4Conf(forwarding=0, rp_filter=0)
 _HOST_BITS: Final = 0xFFFFFF00  # an address's class: its /24 (table.fine_blocks)
 STEPS_PER_VERDICT: Final = 1024  # a /24's sources, through a few devices
 Failure = tuple[str, str]  # (outcome, errno) of a packet the kernel drops
+# A rule's lookup answer (None: go on to the next rule) and its steps (None until traced).
+Answer = tuple[LookupResult | None, tuple[KernelStep, ...] | None]
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -121,10 +123,10 @@ class CompiledRule:
     """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
 
     __slots__ = (
-        "action", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert", "l3mdev",
-        "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "rule_dst_plen", "sport",
-        "src", "srcmask", "suppress_ifgroup", "suppress_plen", "table", "table_ref", "text", "tos",
-        "trivial", "uid",
+        "action", "answers", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert",
+        "l3mdev", "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "rule_dst_plen",
+        "sport", "src", "srcmask", "suppress_ifgroup", "suppress_plen", "table", "table_ref",
+        "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -153,6 +155,9 @@ class CompiledRule:
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
         self.miss_step = KernelStep("rule", self.text, "matched; no route in the table: continue")
         self.hit_steps: dict[int, KernelStep] = {}  # id(route) -> step; the Fib keeps the routes
+        # id(route) -> this rule's answer when that route is its table's longest match, for
+        # the lookups where that answer is the route's alone (Fib._rule_answer).
+        self.answers: dict[int, Answer] = {}
         # No selector at all (the default rules, WARP's suppress rule): matches everything.
         self.trivial = not (
             self.iif or self.oif or self.mask or self.uid != ANY_UID or self.l3mdev
@@ -404,6 +409,8 @@ class Fib:
         """``fib_lookup``: the rules in priority order, or main+default without custom rules."""
         if not self.custom_rules:
             return self._lookup_without_rules(fl, steps, linkstate)
+        # Without oif, scope or the link-state switch a plain route's answer is its own.
+        plain = linkstate and not fl.oif and not fl.scope
         rules = self.rules
         i, n = 0, len(rules)
         while i < n:
@@ -412,7 +419,11 @@ class Fib:
             if r.invert if r.trivial else not match_rule(r, fl):
                 continue
             if r.action == "lookup":
-                found = self._rule_lookup(r, fl, steps, linkstate, r.text)
+                found = (
+                    self._rule_answer(r, fl, steps)
+                    if plain and r.table_ref is not None
+                    else self._rule_lookup(r, fl, steps, linkstate, r.text)
+                )
                 if found is not None:
                     return found
                 continue
@@ -455,6 +466,12 @@ class Fib:
                 steps.append(r.miss_step)
             return None
         error, hit = self.lookup_table(table, fl, steps, linkstate)  # positional: hot path
+        return self._rule_result(r, error, hit, steps)
+
+    def _rule_result(
+        self, r: CompiledRule, error: str | None, hit: Hit | None, steps: list[KernelStep] | None
+    ) -> LookupResult | None:
+        """What rule ``r`` makes of its table's answer: suppressed or missing -> None (go on)."""
         if hit is not None and (
             hit.plen <= r.suppress_plen or (r.suppress_ifgroup != -1 and self._suppressed(r, hit))
         ):
@@ -467,9 +484,67 @@ class Fib:
             return None
         if steps is not None:
             steps.append(
-                self._hit_step(r, hit) if hit else KernelStep("rule", text, f"matched; {error}")
+                self._hit_step(r, hit) if hit else KernelStep("rule", r.text, f"matched; {error}")
             )
         return LookupResult(error, hit, r.priority)
+
+    def _rule_answer(
+        self, r: CompiledRule, fl: Flow, steps: list[KernelStep] | None
+    ) -> LookupResult | None:
+        """:meth:`_rule_lookup` (with the link state, no oif, no scope) where the longest
+        match is a route whose answer is its own: remembered per rule and route
+        (``r.answers``), steps included, so a lookup is its probes and one dict get."""
+        table = r.table_ref
+        assert table is not None
+        daddr = fl.daddr
+        top = daddr >> 16
+        if table.covers[top]:
+            by_len, masks = table.by_len, MASKS
+            for plen in table.buckets.get(top, table.short):
+                entry = by_len[plen].get(daddr & masks[plen])
+                if entry is None:
+                    continue
+                known = r.answers.get(id(entry))
+                if known is None or (steps is not None and known[1] is None):
+                    known = self._learn(r, table, entry, plen, fl, steps is not None)
+                    if known is None:  # not the route's alone: the kernel's whole walk
+                        return self._rule_lookup(r, fl, steps, True, r.text)
+                if steps is not None:
+                    steps += known[1]  # type: ignore[arg-type]  # set when traced (_learn)
+                return known[0]
+        if steps is not None:
+            steps.append(r.miss_step)
+        return None
+
+    def _learn(
+        self, r: CompiledRule, table: RouteTable, entry: Entry, plen: int, fl: Flow, trace: bool
+    ) -> Answer | None:
+        """Rule ``r``'s answer when ``entry`` is its table's longest match, if that is a pure
+        function of the route: one route (not aliases) without TOS that gives an answer
+        (an unusable one makes the kernel try shorter prefixes). None otherwise."""
+        if not isinstance(entry, Route) or entry.tos:
+            return None
+        route = entry
+        if not (route.nexthops or route.flags or route.type != "unicast") and (
+            r.suppress_ifgroup == -1
+        ):
+            # The commonest (most routes are hit once): the hit and its step made directly.
+            hit = Hit(route, plen, table.table, route.dev, route.gateway, False)
+            suppressed = plen <= r.suppress_plen
+            res = None if suppressed else LookupResult(None, hit, r.priority)
+            step = None
+            if trace:
+                reason = " suppressed: continue" if suppressed else ""
+                step = (KernelStep("rule", r.text, f"matched; {hit_text(hit)}{reason}"),)
+            answer: Answer = res, step
+        else:
+            steps: list[KernelStep] | None = [] if trace else None
+            found = self._scan(table, route, plen, fl, steps, True)
+            if found is None:
+                return None
+            answer = self._rule_result(r, *found, steps), None if steps is None else tuple(steps)
+        r.answers[id(entry)] = answer
+        return answer
 
     def _hit_step(self, r: CompiledRule, hit: Hit, *, suppressed: bool = False) -> KernelStep:
         """``rule matched; route ...`` (or ``... suppressed: continue``): one shared KernelStep

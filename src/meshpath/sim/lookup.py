@@ -8,7 +8,9 @@ neither imports the other's lookup code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+import msgspec
 
 from meshpath.errors import BadInputError
 from meshpath.sim.values import KernelStep
@@ -46,8 +48,11 @@ def rule_selectors(
     return mark, mask, rule.ipproto or 0, sport, dport
 
 
-class Hit(NamedTuple):
-    """A successful table lookup: the route, its prefix length and the chosen nexthop."""
+class Hit(msgspec.Struct, frozen=True, gc=False):
+    """A successful table lookup: the route, its prefix length and the chosen nexthop.
+
+    A Struct without garbage-collector tracking (a NamedTuple is tracked for life): a Fib
+    keeps many of these in its memos, and a query makes one or two."""
 
     route: Route
     plen: int
@@ -56,13 +61,19 @@ class Hit(NamedTuple):
     gateway: str | None
     multipath: bool
 
+    def _replace(self, **changes: Any) -> Hit:
+        return msgspec.structs.replace(self, **changes)
 
-class LookupResult(NamedTuple):
+
+class LookupResult(msgspec.Struct, frozen=True, gc=False):
     """What ``fib_lookup`` returns: an errno name or a hit, and the deciding rule."""
 
     error: str | None
     hit: Hit | None
     rule: int | None
+
+    def _replace(self, **changes: Any) -> LookupResult:
+        return msgspec.structs.replace(self, **changes)
 
 
 def describe_rule(rule: Rule) -> str:
