@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import Final, TypeVar
 
+import msgspec
+
 from meshpath.errors import SnapshotError
 from meshpath.sim import values as v
 from meshpath.sim.addr import MASKS, int_to_ip, ip_to_int, parse_prefix
@@ -84,39 +86,21 @@ class Memo(dict[K, V]):
         return value
 
 
-class Flow:
-    """``struct flowi4``: the lookup key (addresses and devices as integers)."""
+class Flow(msgspec.Struct, gc=False):
+    """``struct flowi4``: the lookup key (addresses and devices as integers). A Struct: built
+    in C (a query builds one or two), never tracked by the garbage collector."""
 
-    __slots__ = (
-        "daddr", "dport", "iif", "mark", "oif", "proto", "saddr", "scope", "sport", "tos", "uid",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        daddr: int,
-        saddr: int,
-        *,
-        iif: int,
-        oif: int = 0,
-        mark: int = 0,
-        tos: int = 0,
-        proto: int = 0,
-        sport: int = 0,
-        dport: int = 0,
-        uid: int = UID_ROOT,
-        scope: int = 0,
-    ) -> None:
-        self.scope = scope  # routes with a narrower scope are skipped (fib_table_lookup)
-        self.daddr = daddr
-        self.saddr = saddr
-        self.iif = iif
-        self.oif = oif
-        self.mark = mark
-        self.tos = tos
-        self.proto = proto
-        self.sport = sport
-        self.dport = dport
-        self.uid = uid
+    daddr: int
+    saddr: int
+    iif: int
+    oif: int = 0
+    mark: int = 0
+    tos: int = 0
+    proto: int = 0
+    sport: int = 0
+    dport: int = 0
+    uid: int = UID_ROOT
+    scope: int = 0  # routes with a narrower scope are skipped (fib_table_lookup)
 
 
 class CompiledRule:
@@ -239,7 +223,7 @@ class Fib:
         self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
         self._orconf: Memo[tuple[str, str], int] = Memo()
         self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
-        self._rp_conf: Memo[str, tuple[int, int, int]] = Memo()
+        self._rp_conf: Memo[str, tuple[int, int, int, bool]] = Memo()
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -655,13 +639,18 @@ class Fib:
 
     # -- source validation (net/ipv4/fib_frontend.c) --------------------------------------
 
-    def rp_conf(self, dev: str) -> tuple[int, int, int]:
-        """rp_filter (max of all and dev), send_redirects and src_valid_mark (or'ed)."""
+    def rp_conf(self, dev: str) -> tuple[int, int, int, bool]:
+        """rp_filter (max of all and dev), send_redirects and src_valid_mark (or'ed), and
+        whether rp_filter=0 may skip the reverse lookup (:meth:`_rp_shortcut`: accept_local,
+        or no custom rules nor local routes)."""
         conf = self._rp_conf.get(dev)
         if conf is None:
+            may_skip = bool(self.orconf(dev, "accept_local")) or not (
+                self.custom_local_routes or self.custom_rules
+            )
             conf = self._rp_conf.put(dev, (
                 self.maxconf(dev, "rp_filter"), self.orconf(dev, "send_redirects"),
-                self.orconf(dev, "src_valid_mark"),
+                self.orconf(dev, "src_valid_mark"), may_skip,
             ))  # fmt: skip
         return conf
 
@@ -673,8 +662,11 @@ class Fib:
         steps: list[KernelStep] | None,
         *,
         dst: int | None = None,
+        src: str | None = None,
     ) -> Failure | None:
         """``fib_validate_source``: is the source acceptable on ``dev``?
+
+        ``src`` is the source as the query wrote it (``fl.saddr`` as text), for the step.
 
         rp_filter is max(conf.all, conf.<dev>). With it off (and no custom rules or local
         routes, and not forwarding back out of ``dev`` with send_redirects) only a source
@@ -684,8 +676,8 @@ class Fib:
         only with accept_local); strict (1) wants it via ``dev``; loose (2) any route; a
         failed lookup fails both.
         """
-        rpf, send_redirects, src_valid_mark = self.rp_conf(dev)
-        if not rpf and not (oif == fl.iif and send_redirects):
+        rpf, send_redirects, src_valid_mark, may_skip = self._rp_conf.get(dev) or self.rp_conf(dev)
+        if not rpf and not (oif == fl.iif and send_redirects) and may_skip:
             shortcut = self._rp_shortcut(fl, dev, steps)
             if shortcut != "full":
                 return shortcut if isinstance(shortcut, tuple) else None
@@ -708,8 +700,9 @@ class Fib:
             failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
             verdict = self._verdicts.put(key, _Verdict(failure, why))
         if steps is not None:
-            step = verdict.steps.get(saddr | iif << 32)  # the step names both
-            steps.append(step or verdict.step(self, rpf, dev, saddr, iif))
+            at = saddr | iif << 32  # the step names both
+            step = verdict.steps.get(at)
+            steps.append(step or verdict.step(self, rpf, dev, src or int_to_ip(saddr), iif, at))
         return verdict.failure
 
     def _rp_shortcut(
@@ -760,12 +753,13 @@ class _Verdict:
         self.why = why
         self.steps: dict[int, KernelStep] = {}
 
-    def step(self, fib: Fib, rpf: int, dev: str, saddr: int, iif: int) -> KernelStep:
+    def step(self, fib: Fib, rpf: int, dev: str, src: str, iif: int, at: int) -> KernelStep:
+        """The step for source ``src`` (as text) and reverse iif ``iif``, kept at ``at``."""
         via = fib.ifname.get(iif, str(iif))
-        detail = f"rp_filter={rpf} on {dev}: reverse lookup {int_to_ip(saddr)} iif {via}"
+        detail = f"rp_filter={rpf} on {dev}: reverse lookup {src} iif {via}"
         if len(self.steps) >= STEPS_PER_VERDICT:
             self.steps.clear()
-        step = self.steps[saddr | iif << 32] = KernelStep("rp_filter", detail, self.why)
+        step = self.steps[at] = KernelStep("rp_filter", detail, self.why)
         return step
 
 

@@ -199,7 +199,7 @@ def _forward(
         if legs:  # check (and show) the source against a leg the flow may take
             hit = hit._replace(dev=legs[0].dev, gateway=legs[0].gateway)
     oif = fib.ifindex.get(hit.dev or "", 0)
-    failure = fib.validate_source(fl, dev, oif, steps)
+    failure = fib.validate_source(fl, dev, oif, steps, src=packet.src or "0.0.0.0")
     if failure is not None:
         return _failed(packet, steps, failure, res._replace(hit=hit))
     if dropped:
