@@ -51,7 +51,14 @@ from meshpath.sim.lookup import (
     rule_selectors,
     table_name,
 )
-from meshpath.sim.table import Entry, RouteTable, fine_blocks, index_routes, merge_keep_order
+from meshpath.sim.table import (
+    Entry,
+    PrefixSet,
+    RouteTable,
+    fine_blocks,
+    index_routes,
+    merge_keep_order,
+)
 from meshpath.sim.values import KernelStep
 from meshpath.state import TABLE_DEFAULT, TABLE_LOCAL, TABLE_MAIN, Ipv4Conf, Route, Rule, Snapshot
 from meshpath.state.model import SCOPE_LINK
@@ -214,11 +221,13 @@ class Fib:
         # one (a detached one matches no device): the only place it reads iif.
         self._iif_rules = any(r.iif > 0 for r in self.rules)
         self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
-        self._fine = fine_blocks(
-            self.tables, [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
-        )
+        rule_dsts = [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
+        self._fine = fine_blocks(self.tables, rule_dsts)
+        # The second class of a source (PrefixSet), for a /24 the verdict memo misses.
+        self._prefixes = PrefixSet(list(self.tables.values()), rule_dsts)
         # The memos (module docstring); every key holds all that its answer reads.
         self._verdicts: Memo[tuple[object, ...], _Verdict] = Memo()
+        self._wide: Memo[tuple[object, ...], _Verdict] = Memo()  # by the source's prefix
         self._on_link: Memo[tuple[int, str | None, str], bool] = Memo()
         self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
         self._orconf: Memo[tuple[str, str], int] = Memo()
@@ -246,7 +255,7 @@ class Fib:
 
     def memo_sizes(self) -> dict[str, int]:
         """Entries per memo (each bounded by MEMO_MAX)."""
-        memos = ("_verdicts", "_on_link", "_texts", "_orconf", "_steps", "_rp_conf")
+        memos = ("_verdicts", "_wide", "_on_link", "_texts", "_orconf", "_steps", "_rp_conf")
         return {name.lstrip("_"): len(getattr(self, name)) for name in memos}
 
     # -- sysctls (include/linux/inetdevice.h IN_DEV_* accessors) --------------------------
@@ -697,13 +706,24 @@ class Fib:
         if verdict is None:
             rev = Flow(saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,
                        sport=fl.dport, dport=fl.sport)  # fmt: skip
-            failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
-            verdict = self._verdicts.put(key, _Verdict(failure, why))
+            verdict = self._verdicts.put(key, self._verdict(rev, rpf, dev, key))
         if steps is not None:
             at = saddr | iif << 32  # the step names both
             step = verdict.steps.get(at)
             steps.append(step or verdict.step(self, rpf, dev, src or int_to_ip(saddr), iif, at))
         return verdict.failure
+
+    def _verdict(self, rev: Flow, rpf: int, dev: str, key: tuple[object, ...]) -> _Verdict:
+        """The reverse walk's verdict (``rev`` is the reverse flow), memoised again by the
+        source's longest prefix in any table (:class:`PrefixSet`) with the rest of the
+        /24's ``key``: many /24s share one (a /10 throw route, the default route)."""
+        wide = (*self._prefixes.longest(rev.daddr), *key[1:])
+        verdict = self._wide.get(wide)
+        if verdict is None:
+            failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
+            verdict = self._wide.put(wide, _Verdict(failure, why))
+        # Each /24 its own (its steps name its sources: STEPS_PER_VERDICT is per /24).
+        return _Verdict(verdict.failure, verdict.why)
 
     def _rp_shortcut(
         self, fl: Flow, dev: str, steps: list[KernelStep] | None

@@ -163,3 +163,40 @@ def _ordered(routes: list[Route]) -> tuple[Route, ...]:
 
 def _routes_of(entry: Entry) -> tuple[Route, ...]:
     return entry if isinstance(entry, tuple) else (entry,)
+
+
+class PrefixSet:
+    """Every prefix of several tables (and rule selectors), without routes: which is the
+    longest holding an address. Two addresses with the same longest prefix are inside
+    exactly the same prefixes (the ones holding an address form a chain), so no lookup in
+    those tables can tell them apart: the reverse-path memo's second class."""
+
+    __slots__ = ("buckets", "by_len", "short")
+
+    def __init__(self, tables: list[RouteTable], prefixes: list[tuple[int, int]]) -> None:
+        self.by_len: list[set[int]] = [set() for _ in range(33)]
+        for table in tables:
+            for plen, level in enumerate(table.by_len):
+                if level:
+                    self.by_len[plen].update(level)
+        for net, plen in prefixes:
+            self.by_len[plen].add(net)
+        buckets: dict[int, set[int]] = {}
+        for table in tables:
+            for top, plens in table.buckets.items():
+                buckets.setdefault(top, set()).update(p for p in plens if p >= 16)
+        for net, plen in prefixes:
+            if plen >= 16:
+                buckets.setdefault(net >> 16, set()).add(plen)
+        self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
+        self.buckets = {top: (*sorted(plens, reverse=True), *self.short)
+                        for top, plens in buckets.items()}  # fmt: skip
+
+    def longest(self, addr: int) -> tuple[int, int]:
+        """(network, length) of the longest prefix holding ``addr``; (0, -1) for none."""
+        by_len, masks = self.by_len, MASKS
+        for plen in self.buckets.get(addr >> 16, self.short):
+            net = addr & masks[plen]
+            if net in by_len[plen]:
+                return net, plen
+        return 0, -1
