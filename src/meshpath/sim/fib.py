@@ -78,6 +78,7 @@ STEPS_PER_VERDICT: Final = 1024  # a /24's sources, through a few devices
 Failure = tuple[str, str]  # (outcome, errno) of a packet the kernel drops
 # A rule's lookup answer (None: go on to the next rule) and its steps (None until traced).
 Answer = tuple[LookupResult | None, tuple[KernelStep, ...] | None]
+Chain = tuple[tuple["CompiledRule", RouteTable], ...]  # a flow class's rules (Fib._chain_of)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -220,6 +221,11 @@ class Fib:
         # Rules with a `from` selector: the only place a lookup reads saddr; with an `iif`
         # one (a detached one matches no device): the only place it reads iif.
         self._iif_rules = any(r.iif > 0 for r in self.rules)
+        # No rule reads a flow's iif, oif, tos, ipproto, ports or uid: its class is its mark.
+        self._mark_only = not any(
+            r.iif or r.oif or r.tos or r.proto or r.sport or r.dport or r.l3mdev
+            or r.uid != ANY_UID for r in self.rules
+        )  # fmt: skip
         self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
         rule_dsts = [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
         self._fine = fine_blocks(self.tables, rule_dsts)
@@ -233,6 +239,7 @@ class Fib:
         self._orconf: Memo[tuple[str, str], int] = Memo()
         self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
         self._rp_conf: Memo[str, tuple[int, int, int, bool]] = Memo()
+        self._chains: Memo[object, Chain] = Memo()  # by flow class (fib_lookup)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -255,7 +262,9 @@ class Fib:
 
     def memo_sizes(self) -> dict[str, int]:
         """Entries per memo (each bounded by MEMO_MAX)."""
-        memos = ("_verdicts", "_wide", "_on_link", "_texts", "_orconf", "_steps", "_rp_conf")
+        memos = (
+            "_verdicts", "_wide", "_chains", "_on_link", "_texts", "_orconf", "_steps", "_rp_conf",
+        )  # fmt: skip
         return {name.lstrip("_"): len(getattr(self, name)) for name in memos}
 
     # -- sysctls (include/linux/inetdevice.h IN_DEV_* accessors) --------------------------
@@ -402,7 +411,60 @@ class Fib:
         """``fib_lookup``: the rules in priority order, or main+default without custom rules."""
         if not self.custom_rules:
             return self._lookup_without_rules(fl, steps, linkstate)
-        # Without oif, scope or the link-state switch a plain route's answer is its own.
+        if linkstate and not fl.oif and not fl.scope:  # a plain route's answer is its own
+            key = fl.mark if self._mark_only else (
+                fl.iif, fl.mark, fl.tos, fl.proto, fl.sport, fl.dport, fl.uid
+            )  # fmt: skip
+            chain = self._chains.get(key)
+            if chain is None:
+                chain = self._chains.put(key, self._chain_of(fl))
+            if chain:
+                return self._walk_chain(chain, fl, steps)
+        return self._walk_rules(fl, steps, linkstate)
+
+    def _chain_of(self, fl: Flow) -> Chain:
+        """The rules a flow of ``fl``'s class (all but its addresses) meets, when each is a
+        ``lookup`` of an existing table without ``from``/``to``: which match is then known
+        for the class. Empty otherwise (the whole walk: goto, nop, actions, prefixes)."""
+        chain: list[tuple[CompiledRule, RouteTable]] = []
+        for r in self.rules:
+            if r.srcmask or r.dstmask:
+                return ()
+            if not match_rule(r, fl):  # reads the class only: no from/to
+                continue
+            if r.action != "lookup" or r.table_ref is None:
+                return ()
+            chain.append((r, r.table_ref))
+        return tuple(chain)
+
+    def _walk_chain(self, chain: Chain, fl: Flow, steps: list[KernelStep] | None) -> LookupResult:
+        """``fib_rules_lookup`` over a class's chain: each rule's table probed in place, the
+        answer remembered per rule and route (``_rule_answer`` without its rule tests)."""
+        daddr = fl.daddr
+        top = daddr >> 16
+        for r, table in chain:
+            found = table.longest(daddr, top) if table.covers[top] else None
+            if found is None:
+                if steps is not None:
+                    steps.append(r.miss_step)
+                continue
+            entry, plen = found
+            known = r.answers.get(id(entry))
+            if known is None or (steps is not None and known[1] is None):
+                known = self._learn(r, table, entry, plen, fl, steps is not None) or (
+                    self._rule_lookup(r, fl, steps, True, r.text),
+                    (),  # steps noted already
+                )
+            if steps is not None:
+                steps += known[1]  # type: ignore[arg-type]  # set when traced (_learn)
+            if known[0] is not None:
+                return known[0]
+        return _end_of_rules(steps)
+
+    def _walk_rules(
+        self, fl: Flow, steps: list[KernelStep] | None, linkstate: bool
+    ) -> LookupResult:
+        """``fib_rules_lookup``, every rule tested in turn (goto, nop, actions, prefixes)."""
         plain = linkstate and not fl.oif and not fl.scope
         rules = self.rules
         i, n = 0, len(rules)
@@ -426,9 +488,7 @@ class Fib:
                 continue
             if outcome is not None:
                 return outcome
-        if steps is not None:
-            steps.append(KernelStep("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
-        return LookupResult("ENETUNREACH", None, None)
+        return _end_of_rules(steps)
 
     def src_class(self, saddr: int) -> tuple[bool, ...]:
         """All a rule walk reads of saddr: which rules' ``from`` prefixes hold it (tables
@@ -781,6 +841,12 @@ class _Verdict:
             self.steps.clear()
         step = self.steps[at] = KernelStep("rp_filter", detail, self.why)
         return step
+
+
+def _end_of_rules(steps: list[KernelStep] | None) -> LookupResult:
+    if steps is not None:
+        steps.append(KernelStep("rule", "end of rules", "no rule gave a route: ENETUNREACH"))
+    return LookupResult("ENETUNREACH", None, None)
 
 
 def _last_resort(rpf: int, why: str) -> tuple[Failure | None, str]:

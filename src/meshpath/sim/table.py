@@ -71,6 +71,16 @@ class RouteTable:
         self.covers = _covers(self.by_len, buckets)
         return self
 
+    def longest(self, daddr: int, top: int) -> tuple[Entry, int] | None:
+        """The entry of the longest prefix holding ``daddr`` (``top``: its /16), and its
+        length; None when no prefix does."""
+        by_len, masks = self.by_len, MASKS
+        for plen in self.buckets.get(top, self.short):
+            entry = by_len[plen].get(daddr & masks[plen])
+            if entry is not None:
+                return entry, plen
+        return None
+
     @classmethod
     def build(cls, table: int, routes: list[tuple[int, int, Route]]) -> RouteTable:
         """A table from (network, prefix length, route) triples."""
