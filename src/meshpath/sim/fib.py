@@ -78,7 +78,9 @@ STEPS_PER_VERDICT: Final = 1024  # a /24's sources, through a few devices
 Failure = tuple[str, str]  # (outcome, errno) of a packet the kernel drops
 # A rule's lookup answer (None: go on to the next rule) and its steps (None until traced).
 Answer = tuple[LookupResult | None, tuple[KernelStep, ...] | None]
-Chain = tuple[tuple["CompiledRule", RouteTable], ...]  # a flow class's rules (Fib._chain_of)
+# A flow class's rules (Fib._chain_of): each with its table and its step when that misses.
+Chain = tuple[tuple["CompiledRule", RouteTable, KernelStep], ...]
+_NO_TABLE: Final = RouteTable(-1).freeze()  # a rule's table that does not exist
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -115,10 +117,10 @@ class CompiledRule:
     """One ``ip rule`` with its selectors as integers (``struct fib4_rule``)."""
 
     __slots__ = (
-        "action", "answers", "dport", "dst", "dstmask", "goto_index", "hit_steps", "iif", "invert",
-        "l3mdev", "mark", "mask", "miss_step", "oif", "priority", "proto", "rule", "rule_dst_plen",
-        "sport", "src", "srcmask", "suppress_ifgroup", "suppress_plen", "table", "table_ref",
-        "text", "tos", "trivial", "uid",
+        "absent_step", "action", "answers", "dport", "dst", "dstmask", "goto_index", "hit_steps",
+        "iif", "invert", "l3mdev", "mark", "mask", "miss_step", "oif", "priority", "proto", "rule",
+        "rule_dst_plen", "sport", "src", "srcmask", "suppress_ifgroup", "suppress_plen", "table",
+        "table_ref", "text", "tos", "trivial", "uid",
     )  # fmt: skip
 
     def __init__(self, rule: Rule, ifindex: dict[str, int]) -> None:
@@ -146,6 +148,7 @@ class CompiledRule:
         self.text = describe_rule(rule)
         # The commonest step, shared (Steps are frozen): a lookup rule's table had no route.
         self.miss_step = KernelStep("rule", self.text, "matched; no route in the table: continue")
+        self.absent_step = KernelStep("rule", self.text, "matched; table does not exist: continue")
         self.hit_steps: dict[int, KernelStep] = {}  # id(route) -> step; the Fib keeps the routes
         # id(route) -> this rule's answer when that route is its table's longest match, for
         # the lookups where that answer is the route's alone (Fib._rule_answer).
@@ -426,15 +429,18 @@ class Fib:
         """The rules a flow of ``fl``'s class (all but its addresses) meets, when each is a
         ``lookup`` of an existing table without ``from``/``to``: which match is then known
         for the class. Empty otherwise (the whole walk: goto, nop, actions, prefixes)."""
-        chain: list[tuple[CompiledRule, RouteTable]] = []
+        chain: list[tuple[CompiledRule, RouteTable, KernelStep]] = []
         for r in self.rules:
             if r.srcmask or r.dstmask:
                 return ()
             if not match_rule(r, fl):  # reads the class only: no from/to
                 continue
-            if r.action != "lookup" or r.table_ref is None:
+            if r.action != "lookup":
                 return ()
-            chain.append((r, r.table_ref))
+            if r.table_ref is None:  # looks up nothing, as an empty table, but says so
+                chain.append((r, _NO_TABLE, r.absent_step))
+            else:
+                chain.append((r, r.table_ref, r.miss_step))
         return tuple(chain)
 
     def _walk_chain(self, chain: Chain, fl: Flow, steps: list[KernelStep] | None) -> LookupResult:
@@ -442,11 +448,11 @@ class Fib:
         answer remembered per rule and route (``_rule_answer`` without its rule tests)."""
         daddr = fl.daddr
         top = daddr >> 16
-        for r, table in chain:
+        for r, table, miss_step in chain:
             found = table.longest(daddr, top) if table.covers[top] else None
             if found is None:
                 if steps is not None:
-                    steps.append(r.miss_step)
+                    steps.append(miss_step)
                 continue
             entry, plen = found
             known = r.answers.get(id(entry))
@@ -512,7 +518,8 @@ class Fib:
         """``fib4_rule_action`` + ``fib4_rule_suppress`` for a ``lookup TABLE`` rule."""
         table = r.table_ref
         if table is None:
-            note(steps, "rule", text, "matched; table does not exist: continue")
+            if steps is not None:
+                steps.append(r.absent_step)
             return None
         if not table.covers[fl.daddr >> 16]:  # nothing there: the lookup misses
             if steps is not None:
