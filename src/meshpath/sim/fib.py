@@ -243,6 +243,7 @@ class Fib:
         self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
         self._rp_conf: Memo[str, tuple[int, int, int, bool]] = Memo()
         self._chains: Memo[object, Chain] = Memo()  # by flow class (fib_lookup)
+        self._gates: dict[str, KernelStep | None] = {}  # by device: one per link at most
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -687,6 +688,14 @@ class Fib:
                 ("may forward", dev), KernelStep("forwarding", text, "may forward")
             )
         return step
+
+    def forward_gate(self, dev: str) -> KernelStep | None:
+        """IN_DEV_FORWARD of the ingress device as the input path asks it: its shared ``may
+        forward`` step (:meth:`forward_step`), None when it does not forward."""
+        gate = self._gates.get(dev, False)
+        if gate is False:
+            gate = self._gates[dev] = self.forward_step(dev) if self.forwarding(dev) else None
+        return gate
 
     def gateway_is_local(self, hit: Hit, gateway: str) -> bool:
         """``fib_check_nh_v4_gw``: the gateway resolved when the route was added -- in the

@@ -170,13 +170,14 @@ def _input_hit(
             return _failed(packet, steps, failure, res)
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
         return _decision(packet, steps, outcome, res, dev="lo", gateway=None)
-    if not fib.forwarding(dev):
+    gate = fib.forward_gate(dev)
+    if gate is None:
         note(
             steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH"
         )
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
     if steps is not None:
-        steps.append(fib.forward_step(dev))
+        steps.append(gate)
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
@@ -186,7 +187,33 @@ def _input_hit(
 def _forward(
     fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
-    """``ip_mkroute_input``: the leg is taken, then the source is validated against it."""
+    """``ip_mkroute_input``: the source is validated against the egress device, the gateway
+    checked (:func:`_on_link`, inline: every forwarded query asks)."""
+    hit = res.hit
+    assert hit is not None
+    route = hit.route
+    if route.nexthops:
+        return _forward_multipath(fib, packet, dev, fl, res, steps)
+    oif = fib.ifindex.get(hit.dev or "", 0)
+    failure = fib.validate_source(fl, dev, oif, steps, src=packet.src or "0.0.0.0")
+    if failure is not None:
+        return _failed(packet, steps, failure, res)
+    gateway = hit.gateway
+    if gateway and fib.gateway_is_local(hit, gateway):
+        note(steps, "nexthop", f"via {gateway}", "gateway resolves to a local route: on-link")
+        gateway = None
+    return Decision(
+        packet=packet, outcome=v.FORWARD, table=hit.table, rule_priority=res.rule, dev=hit.dev,
+        gateway=gateway, route=route.dst, route_type=route.type,
+        steps=tuple(steps) if steps else (),
+    )  # fmt: skip
+
+
+def _forward_multipath(
+    fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
+) -> Decision:
+    """``ip_mkroute_input`` for a multipath route: the leg is taken, then the source is
+    validated against it."""
     hit = res.hit
     assert hit is not None
     legs: tuple[Leg, ...] = ()
