@@ -692,10 +692,9 @@ class Fib:
     def forward_gate(self, dev: str) -> KernelStep | None:
         """IN_DEV_FORWARD of the ingress device as the input path asks it: its shared ``may
         forward`` step (:meth:`forward_step`), None when it does not forward."""
-        gate = self._gates.get(dev, False)
-        if gate is False:
-            gate = self._gates[dev] = self.forward_step(dev) if self.forwarding(dev) else None
-        return gate
+        if dev not in self._gates:
+            self._gates[dev] = self.forward_step(dev) if self.forwarding(dev) else None
+        return self._gates[dev]
 
     def gateway_is_local(self, hit: Hit, gateway: str) -> bool:
         """``fib_check_nh_v4_gw``: the gateway resolved when the route was added -- in the
