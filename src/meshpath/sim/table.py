@@ -6,6 +6,8 @@ order). Built once per Fib (:mod:`meshpath.sim.fib`); never changed afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from meshpath.sim.addr import MASKS, OCTETS
 from meshpath.state import TABLE_LOCAL, TABLE_MAIN, Route
 
@@ -184,13 +186,15 @@ class PrefixSet:
     __slots__ = ("buckets", "by_len", "short")
 
     def __init__(self, tables: list[RouteTable], prefixes: list[tuple[int, int]]) -> None:
-        self.by_len: list[set[int]] = [set() for _ in range(33)]
-        for table in tables:
-            for plen, level in enumerate(table.by_len):
-                if level:
-                    self.by_len[plen].update(level)
+        # Per length, the tables' own dicts that have it (no copy of a million keys), and
+        # the rule selectors' prefixes as one more.
+        extra: list[dict[int, object]] = [{} for _ in range(33)]
         for net, plen in prefixes:
-            self.by_len[plen].add(net)
+            extra[plen][net] = None
+        self.by_len: list[tuple[Mapping[int, object], ...]] = []
+        for plen in range(33):
+            levels: list[Mapping[int, object]] = [t.by_len[plen] for t in tables]
+            self.by_len.append(tuple(level for level in (*levels, extra[plen]) if level))
         buckets: dict[int, set[int]] = {}
         for table in tables:
             for top, plens in table.buckets.items():
@@ -207,6 +211,7 @@ class PrefixSet:
         by_len, masks = self.by_len, MASKS
         for plen in self.buckets.get(addr >> 16, self.short):
             net = addr & masks[plen]
-            if net in by_len[plen]:
-                return net, plen
+            for level in by_len[plen]:
+                if net in level:
+                    return net, plen
         return 0, -1
