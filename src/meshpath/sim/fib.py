@@ -449,13 +449,19 @@ class Fib:
         answer remembered per rule and route (``_rule_answer`` without its rule tests)."""
         daddr = fl.daddr
         top = daddr >> 16
+        masks = MASKS
         for r, table, miss_step in chain:
-            found = table.longest(daddr, top) if table.covers[top] else None
-            if found is None:
+            entry = None
+            if table.covers[top]:  # RouteTable.longest, inline (every rule of every query)
+                by_len = table.by_len
+                for plen in table.buckets.get(top, table.short):
+                    entry = by_len[plen].get(daddr & masks[plen])
+                    if entry is not None:
+                        break
+            if entry is None:
                 if steps is not None:
                     steps.append(miss_step)
                 continue
-            entry, plen = found
             known = r.answers.get(id(entry))
             if known is None or (steps is not None and known[1] is None):
                 known = self._learn(r, table, entry, plen, fl, steps is not None) or (
