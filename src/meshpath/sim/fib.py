@@ -312,7 +312,7 @@ class Fib:
         daddr = fl.daddr
         by_len = table.by_len
         masks = MASKS
-        for plen in table.buckets.get(daddr >> 16, table.short):
+        for plen in table.plens[daddr >> 16]:
             entry = by_len[plen].get(daddr & masks[plen])
             if entry is None:
                 continue
@@ -452,12 +452,11 @@ class Fib:
         masks = MASKS
         for r, table, miss_step in chain:
             entry = None
-            if table.covers[top]:  # RouteTable.longest, inline (every rule of every query)
-                by_len = table.by_len
-                for plen in table.buckets.get(top, table.short):
-                    entry = by_len[plen].get(daddr & masks[plen])
-                    if entry is not None:
-                        break
+            by_len = table.by_len
+            for plen in table.plens[top]:  # RouteTable.longest, inline (every rule, query)
+                entry = by_len[plen].get(daddr & masks[plen])
+                if entry is not None:
+                    break
             if entry is None:
                 if steps is not None:
                     steps.append(miss_step)
@@ -567,7 +566,7 @@ class Fib:
         top = daddr >> 16
         if table.covers[top]:
             by_len, masks = table.by_len, MASKS
-            for plen in table.buckets.get(top, table.short):
+            for plen in table.plens[top]:
                 entry = by_len[plen].get(daddr & masks[plen])
                 if entry is None:
                     continue

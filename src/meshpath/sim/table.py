@@ -17,7 +17,7 @@ Entry = Route | tuple[Route, ...]
 class RouteTable:
     """One routing table: a dict per prefix length and the lengths present per /16."""
 
-    __slots__ = ("aliases", "buckets", "by_len", "covers", "short", "table")
+    __slots__ = ("aliases", "buckets", "by_len", "covers", "plens", "short", "table")
 
     def __init__(self, table: int) -> None:
         self.table = table
@@ -27,6 +27,9 @@ class RouteTable:
         # Per /16: 1 where some prefix of the table covers part of it (a lookup elsewhere
         # is a miss without probing: most lookups in `local` are).
         self.covers = bytearray(1 << 16)
+        # Per /16: the prefix lengths that may hold an address there, longest first: its
+        # long ones (>= 16) and the short ones covering it. Empty: a lookup misses.
+        self.plens: list[tuple[int, ...]] = [()] * (1 << 16)
         # (plen, net) -> every route of that prefix in insertion order, while building;
         # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
         self.aliases: dict[tuple[int, int], list[Route]] = {}
@@ -71,13 +74,18 @@ class RouteTable:
         self.short = tuple(p for p in range(15, -1, -1) if self.by_len[p])
         self.buckets = {top: (*plens, *self.short) for top, plens in buckets.items()}
         self.covers = _covers(self.by_len, buckets)
+        self.plens = _short_lengths(self.by_len)
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        for top, plens in buckets.items():
+            joined = (*plens, *self.plens[top])
+            self.plens[top] = shared.setdefault(joined, joined)
         return self
 
     def longest(self, daddr: int, top: int) -> tuple[Entry, int] | None:
         """The entry of the longest prefix holding ``daddr`` (``top``: its /16), and its
         length; None when no prefix does."""
         by_len, masks = self.by_len, MASKS
-        for plen in self.buckets.get(top, self.short):
+        for plen in self.plens[top]:
             entry = by_len[plen].get(daddr & masks[plen])
             if entry is not None:
                 return entry, plen
@@ -95,6 +103,21 @@ class RouteTable:
         return sum(
             len(e) if isinstance(e, tuple) else 1 for level in self.by_len for e in level.values()
         )
+
+
+def _short_lengths(by_len: list[dict[int, Entry]]) -> list[tuple[int, ...]]:
+    """Per /16, the lengths below 16 of the prefixes covering it, longest first (tuples
+    shared: a default route alone makes one for all 65,536)."""
+    at: list[tuple[int, ...]] = [()] * (1 << 16)
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for plen in range(16):  # shortest first: each longer one goes in front
+        span = 1 << (16 - plen)
+        for net in by_len[plen]:
+            top = net >> 16
+            for t in range(top, top + span):
+                joined = (plen, *at[t])
+                at[t] = shared.setdefault(joined, joined)
+    return at
 
 
 def _covers(by_len: list[dict[int, Entry]], long: dict[int, list[int]]) -> bytearray:
@@ -123,7 +146,7 @@ def merge_keep_order(triples: list[tuple[int, int, Route]]) -> RouteTable:
         both = (*local, *main)
         built.by_len[plen][net] = both if len(both) > 1 else both[0]
     table.by_len, table.buckets, table.short = built.by_len, built.buckets, built.short
-    table.covers = built.covers
+    table.covers, table.plens = built.covers, built.plens
     return table
 
 
