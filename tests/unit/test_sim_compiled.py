@@ -43,13 +43,16 @@ def test_sources_under_one_prefix_share_one_reverse_walk() -> None:
     # Twenty /24s under WARP's throw 100.64.0.0/10 and nothing longer: twenty first
     # classes (each its own steps), one reverse walk.
     fib = Fib(_strict())
-    queries = [FlowKey(dst="10.0.1.50", src=f"100.80.{i}.9", iif="CloudflareWARP") for i in range(20)]
+    warp = "CloudflareWARP"
+    queries = [FlowKey(dst="10.0.1.50", src=f"100.80.{i}.9", iif=warp) for i in range(20)]
     got = route_many(fib, queries)
     assert fib.memo_sizes()["verdicts"] == 20
     assert fib.memo_sizes()["wide"] == 1
     assert got == route_many(Fib(_strict()), queries)
-    assert got[3].steps[-1].detail.startswith(
-        "rp_filter=0 on CloudflareWARP: reverse lookup 100.80.3.9 iif eth0"
+    assert (
+        got[3]
+        .steps[-1]
+        .detail.startswith("rp_filter=0 on CloudflareWARP: reverse lookup 100.80.3.9 iif eth0")
     )
 
 
