@@ -93,8 +93,11 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     else:
         fl = Flow(daddr, saddr, iif=iif, mark=packet.mark, tos=packet.tos)
     res = fib.fib_lookup(fl, steps)
-    if res.error is not None or res.hit is None:
+    hit = res.hit
+    if res.error is not None or hit is None:
         return _input_error(fib, packet, dev, res, steps)
+    if hit.route.type == "unicast" and not hit.route.nexthops:
+        return _forward(fib, packet, dev, fl, res, steps)  # the commonest, one call less
     return _input_hit(fib, packet, dev, fl, res, steps)
 
 
@@ -165,7 +168,8 @@ def _input_hit(
     fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
     """A route was found: broadcast and local are delivered here (after the source check);
-    anything else must be unicast and the ingress device must forward."""
+    anything else must be unicast and the ingress device must forward (a plain unicast
+    route goes straight to :func:`_forward`)."""
     hit = res.hit
     assert hit is not None
     rtype = hit.route.type
@@ -187,19 +191,26 @@ def _input_hit(
     if rtype != "unicast":
         note(steps, "route", f"type {rtype}", "not unicast: martian destination")
         return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
-    return _forward(fib, packet, dev, fl, res, steps)
+    return _forward_multipath(fib, packet, dev, fl, res, steps)
 
 
 def _forward(
     fib: Fib, packet: FlowKey, dev: str, fl: Flow, res: LookupResult, steps: list[KernelStep] | None
 ) -> Decision:
-    """``ip_mkroute_input``: the source is validated against the egress device, the gateway
+    """A plain unicast route (one nexthop): the ingress device must forward, then
+    ``ip_mkroute_input``: the source is validated against the egress device, the gateway
     checked (:func:`_on_link`, inline: every forwarded query asks)."""
     hit = res.hit
     assert hit is not None
     route = hit.route
-    if route.nexthops:
-        return _forward_multipath(fib, packet, dev, fl, res, steps)
+    gate = fib.forward_gate(dev)
+    if gate is None:
+        note(
+            steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH"
+        )
+        return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
+    if steps is not None:
+        steps.append(gate)
     oif = fib.ifindex.get(hit.dev or "", 0)
     failure = fib.validate_source(fl, dev, oif, steps, src=packet.src or "0.0.0.0")
     if failure is not None:
