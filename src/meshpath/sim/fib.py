@@ -21,9 +21,20 @@ be asked again, in memos it alone owns (each a :class:`Memo`, bounded by MEMO_MA
 
 * rp_filter's verdict (:meth:`Fib.validate_source`) by *source class*: the flow with its
   source reduced to its /24, except in the few /24s holding a longer prefix
-  (``table.fine_blocks``), where each address is its own class;
+  (``table.fine_blocks``), where each address is its own class; a /24 seen for the first
+  time is looked up again by the source's longest prefix in any table or rule ``to``
+  selector (``table.PrefixSet``: addresses with the same longest prefix are inside the
+  same prefixes, so no lookup tells them apart) before any reverse walk;
+* per flow class (what the rules read but the addresses: the mark alone when no rule has
+  iif/oif/tos/ipproto/ports/uid), the chain of rules it meets when each is a plain
+  ``lookup`` (:meth:`Fib._chain_of`); and per rule and route, the rule's answer when that
+  route is its table's longest match (``CompiledRule.answers``, steps included), where
+  that answer is the route's alone;
 * the nexthop gateway check (:meth:`Fib.gateway_is_local`), the sysctls as the kernel's
   accessors combine them, and the Steps every query shares (Steps are frozen).
+
+Hits, results and flows are untracked Structs (``gc=False``): memos full of tracked
+NamedTuples made the garbage collector's full passes the cost of a query.
 """
 
 from __future__ import annotations
