@@ -33,8 +33,9 @@ be asked again, in memos it alone owns (each a :class:`Memo`, bounded by MEMO_MA
 * the nexthop gateway check (:meth:`Fib.gateway_is_local`), the sysctls as the kernel's
   accessors combine them, and the Steps every query shares (Steps are frozen).
 
-Hits, results and flows are untracked Structs (``gc=False``): memos full of tracked
-NamedTuples made the garbage collector's full passes the cost of a query.
+Hits, results and flows are Structs without garbage-collector tracking (``gc=False``),
+built in C: a NamedTuple is built by a Python-level ``__new__`` and, kept in a memo, is
+tracked for life (the collector's passes grow with the memos).
 """
 
 from __future__ import annotations
