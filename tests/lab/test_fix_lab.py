@@ -292,6 +292,25 @@ def test_frr_reload_failing_mid_apply_is_rolled_back(lab: Lab, tmp_path: Path) -
     assert last is not None and last.status == "rolled-back"
 
 
+def test_a_wrong_peer_asn_fails_when_the_router_refuses_not_at_the_timeout(lab: Lab) -> None:
+    """The router's OPEN carries its AS: with a wrong --peer-asn bgpd refuses it (Bad Peer
+    AS) and the session never comes up. The wait sees the NOTIFICATION and rolls back in
+    seconds, not after --bgp-timeout."""
+    lab.setup("gateway")
+    start_conn_frr(lab)
+    before = conn_state(lab)
+    args = list(BGP_ARGS)
+    args[args.index("--peer-asn") + 1] = "65099"
+    started = time.monotonic()
+    code, data, err = mp(lab, "fix", "--mode", "bgp", *args, "--apply")
+    took = time.monotonic() - started
+    assert code == 1 and data["result"]["status"] == "failed", (data, err)
+    error = data["result"]["error"]
+    assert "Bad Peer AS" in error and "NOTIFICATION 2/2" in error, error
+    assert took < 15.0, f"{took:.1f}s: the wait ran into its 20 s timeout"
+    assert_same(conn_state(lab), before)
+
+
 def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab) -> None:
     lab.setup("gateway")
     before = conn_state(lab)

@@ -64,6 +64,53 @@ class FrrView:
         return next((p for p in self.peers if p.address == address), None)
 
 
+# BGP NOTIFICATION error code 2, "OPEN Message Error" (RFC 4271 4.5, 6.2): the peer and we
+# disagree on the session's parameters (AS numbers, router id, version, capabilities, role);
+# every retry sends the same OPEN and meets the same error, until a configuration changes.
+OPEN_MESSAGE_ERROR: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReset:
+    """Why a BGP session last went down, from ``show bgp neighbors PEER json``."""
+
+    due_to: str  # lastResetDueTo: "BGP Notification received", "BGP Notification send", ...
+    age: float | None  # seconds since that reset (lastResetTimerMsecs)
+    code: int | None = None  # the NOTIFICATION's error code and subcode, when one was
+    subcode: int | None = None  # exchanged (lastErrorCodeSubcode "0202": 2/2)
+    reason: str = ""  # lastNotificationReason: "OPEN Message Error/Bad Peer AS"
+
+    @property
+    def open_refused(self) -> bool:
+        """An OPEN was refused: waiting cannot bring the session up."""
+        return self.code == OPEN_MESSAGE_ERROR
+
+
+def last_reset(neighbors: Mapping[str, Any] | None, peer: str) -> PeerReset | None:
+    """``peer``'s last reset in a ``show bgp neighbors PEER json`` document; None when the
+    session never went down (or FRR does not know the peer)."""
+    info = (neighbors or {}).get(peer)
+    if not isinstance(info, Mapping) or not isinstance(info.get("lastResetDueTo"), str):
+        return None
+    msecs = info.get("lastResetTimerMsecs")
+    age = msecs / 1000 if isinstance(msecs, int | float) and not isinstance(msecs, bool) else None
+    code, subcode = _code_subcode(info.get("lastErrorCodeSubcode"))
+    reason = info.get("lastNotificationReason")
+    return PeerReset(
+        info["lastResetDueTo"], age, code, subcode, reason if isinstance(reason, str) else ""
+    )
+
+
+def _code_subcode(text: Any) -> tuple[int | None, int | None]:
+    """``"0202"`` (two bytes in hex, as FRR prints them) -> (2, 2)."""
+    if not isinstance(text, str) or len(text) != 4:
+        return None, None
+    try:
+        return int(text[:2], 16), int(text[2:], 16)
+    except ValueError:
+        return None, None
+
+
 def frr_view(
     bgp_summary: Mapping[str, Any] | None,
     bgp_advertised: Mapping[str, Any] | None,
