@@ -228,6 +228,41 @@ def test_bgp_session_states() -> None:
     assert "MP162" in ids(policy) and "MP161" not in ids(policy)
 
 
+def test_a_session_down_names_why_and_an_open_refused_says_it_will_not_come_up() -> None:
+    neighbors = {
+        "10.0.1.1": {
+            "bgpState": "Idle",
+            "lastResetTimerMsecs": 12000,
+            "lastResetDueTo": "BGP Notification send",
+            "lastErrorCodeSubcode": "0202",
+            "lastNotificationReason": "OPEN Message Error/Bad Peer AS",
+        }
+    }
+    down = peers(state="Idle")
+    refused = find(
+        broken_connector(frr=frr_state(bgp_summary=down, bgp_neighbors=neighbors)), "MP161"
+    )
+    assert (
+        "show bgp neighbors json: 10.0.1.1 last reset: BGP Notification send: "
+        "OPEN Message Error/Bad Peer AS (2/2), 12 s ago"
+    ) in refused.evidence
+    assert "cannot come up" in refused.why and "remote-as" in refused.why
+    # A hold timer that expired may recover: named, without the verdict.
+    hold = {
+        "10.0.1.1": {
+            **neighbors["10.0.1.1"],
+            "lastErrorCodeSubcode": "0400",
+            "lastNotificationReason": "Hold Timer Expired",
+        }
+    }
+    expired = find(broken_connector(frr=frr_state(bgp_summary=down, bgp_neighbors=hold)), "MP161")
+    assert any("Hold Timer Expired (4/0)" in e for e in expired.evidence)
+    assert "cannot come up" not in expired.why
+    # Without the document (older snapshots; all sessions up): the summary alone.
+    plain = find(broken_connector(frr=frr_state(bgp_summary=down)), "MP161")
+    assert plain.evidence == ("show bgp summary json: 10.0.1.1 state Idle",)
+
+
 def test_bgpd_missing() -> None:
     snap = broken_connector(
         frr=frr_state(running_config="router bgp 65001\n", daemons=("zebra", "staticd"))

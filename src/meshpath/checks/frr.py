@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from meshpath.checks.context import CheckContext, network
 from meshpath.checks.finding import Finding, Severity
+from meshpath.state.frr import PeerReset
 
 
 def check_static_inactive(ctx: CheckContext) -> Iterator[Finding]:
@@ -52,14 +53,7 @@ def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
     for bgp in ctx.snapshot.frr.view.peers:
         peer, state = bgp.address, "?" if bgp.state is None else bgp.state
         if not bgp.established:
-            yield Finding(
-                "MP161",
-                Severity.ERROR,
-                f"BGP session with {peer} is {state}, not Established",
-                evidence=(f"show bgp summary json: {peer} state {state}",),
-                why="The LAN router does not learn that Cloudflare ranges live behind this host.",
-                fix_commands=(f"vtysh -c 'show bgp neighbor {peer}'",),
-            )
+            yield _not_established(peer, state, ctx.snapshot.frr.view.resets.get(peer))
         elif bgp.policy_blocked:
             yield Finding(
                 "MP162",
@@ -73,6 +67,29 @@ def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
                 fix_mode="bgp",
                 fix_commands=("meshpath fix --mode bgp --peer PEER --asn ASN",),
             )
+
+
+def _not_established(peer: str, state: str, reset: PeerReset | None) -> Finding:
+    """MP161, with why the session last went down when FRR says (an OPEN refused is a
+    configuration mismatch that no retry repairs)."""
+    evidence = [f"show bgp summary json: {peer} state {state}"]
+    why = "The LAN router does not learn that Cloudflare ranges live behind this host."
+    if reset is not None:
+        evidence.append(f"show bgp neighbors json: {peer} last reset: {reset.describe()}")
+    if reset is not None and reset.open_refused:
+        why += (
+            f" The session cannot come up: {reset.reason or 'an OPEN'} was refused, so this "
+            "host and the router disagree on its parameters (the AS numbers: `router bgp` "
+            f"and `neighbor {peer} remote-as` here against the router's for this host)."
+        )
+    return Finding(
+        "MP161",
+        Severity.ERROR,
+        f"BGP session with {peer} is {state}, not Established",
+        evidence=tuple(evidence),
+        why=why,
+        fix_commands=(f"vtysh -c 'show bgp neighbor {peer}'",),
+    )
 
 
 def check_advertised(ctx: CheckContext) -> Iterator[Finding]:

@@ -110,6 +110,9 @@ def query_frr(
     v6_statics = "zebra" in daemons and "\nipv6 route " in f"\n{config or ''}"
     ipv6_route = _json(runner, argv, "show ipv6 route json", errors) if v6_statics else None
     advertised = _advertised(runner, argv, bgp, errors) if bgp is not None else None
+    # Why a session is down (the doctor's evidence); not asked when all are up: it is long.
+    down = bgp is not None and any(not p.established for p in frr_state.bgp_peers(bgp))
+    neighbors = _json(runner, argv, "show bgp neighbors json", errors) if down else None
     return FrrState(
         available=True,
         running=True,
@@ -120,6 +123,7 @@ def query_frr(
         running_config=config,
         bgp_advertised=advertised,
         error="; ".join(errors) or None,
+        bgp_neighbors=neighbors,
     )
 
 

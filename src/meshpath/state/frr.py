@@ -53,17 +53,6 @@ class FrrRoute:
     interfaces: tuple[str, ...] = ()  # the nexthops' interfaceName, in order
 
 
-@dataclass(frozen=True, slots=True)
-class FrrView:
-    peers: tuple[BgpPeer, ...] = ()  # IPv4 unicast, in FRR's order
-    # peer -> the prefixes it is sent; None when FRR was not asked or did not answer
-    advertised: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
-    statics: tuple[FrrRoute, ...] = ()  # staticd's routes, in FRR's order
-
-    def peer(self, address: str) -> BgpPeer | None:
-        return next((p for p in self.peers if p.address == address), None)
-
-
 # BGP NOTIFICATION error code 2, "OPEN Message Error" (RFC 4271 4.5, 6.2): the peer and we
 # disagree on the session's parameters (AS numbers, router id, version, capabilities, role);
 # every retry sends the same OPEN and meets the same error, until a configuration changes.
@@ -84,6 +73,13 @@ class PeerReset:
     def open_refused(self) -> bool:
         """An OPEN was refused: waiting cannot bring the session up."""
         return self.code == OPEN_MESSAGE_ERROR
+
+    def describe(self) -> str:
+        """``BGP Notification received: OPEN Message Error/Bad Peer AS (2/2), 12 s ago``."""
+        text = self.due_to
+        if self.code is not None:
+            text += f": {self.reason or 'NOTIFICATION'} ({self.code}/{self.subcode})"
+        return text if self.age is None else f"{text}, {self.age:g} s ago"
 
 
 def last_reset(neighbors: Mapping[str, Any] | None, peer: str) -> PeerReset | None:
@@ -111,18 +107,34 @@ def _code_subcode(text: Any) -> tuple[int | None, int | None]:
         return None, None
 
 
+@dataclass(frozen=True, slots=True)
+class FrrView:
+    peers: tuple[BgpPeer, ...] = ()  # IPv4 unicast, in FRR's order
+    # peer -> the prefixes it is sent; None when FRR was not asked or did not answer
+    advertised: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    statics: tuple[FrrRoute, ...] = ()  # staticd's routes, in FRR's order
+    # peer -> why its session last went down (only peers not Established are asked)
+    resets: Mapping[str, PeerReset] = field(default_factory=dict)
+
+    def peer(self, address: str) -> BgpPeer | None:
+        return next((p for p in self.peers if p.address == address), None)
+
+
 def frr_view(
     bgp_summary: Mapping[str, Any] | None,
     bgp_advertised: Mapping[str, Any] | None,
     ip_route: Mapping[str, Any] | None,
     ipv6_route: Mapping[str, Any] | None = None,
+    bgp_neighbors: Mapping[str, Any] | None = None,
 ) -> FrrView:
     """The typed view of the show commands' documents a snapshot keeps."""
     both = (*routes(ip_route), *routes(ipv6_route))
+    resets = {str(peer): last_reset(bgp_neighbors, str(peer)) for peer in bgp_neighbors or {}}
     return FrrView(
         peers=bgp_peers(bgp_summary),
         advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
         statics=tuple(r for r in both if r.protocol == "static"),
+        resets={peer: reset for peer, reset in resets.items() if reset is not None},
     )
 
 
