@@ -330,6 +330,8 @@ def test_a_wrong_peer_asn_fails_when_the_router_refuses_not_at_the_timeout(lab: 
     (finding,) = [f for f in report["findings"] if f["id"] == "MP161"]
     assert any("OPEN Message Error/Bad Peer AS (2/2)" in e for e in finding["evidence"]), finding
     assert "cannot come up" in finding["why"], finding
+    # The lab starts FRR's daemons itself, as a hand-run FRR would: no watchfrr.
+    assert "MP165" in {f["id"] for f in report["findings"]}
 
 
 def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab) -> None:

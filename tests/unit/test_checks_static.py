@@ -263,6 +263,20 @@ def test_a_session_down_names_why_and_an_open_refused_says_it_will_not_come_up()
     assert plain.evidence == ("show bgp summary json: 10.0.1.1 state Idle",)
 
 
+def test_bgpd_without_watchfrr_is_a_warning_only_when_the_processes_are_known() -> None:
+    config = "router bgp 65001\n"
+    daemons = ("bgpd", "staticd", "zebra")
+    bare = broken_connector(frr=frr_state(running_config=config, daemons=daemons))
+    assert "MP165" not in ids(bare)  # an older snapshot: processes unknown, nothing said
+    unwatched = msgspec.structs.replace(bare, processes=("bgpd", "staticd", "zebra", "sshd"))
+    finding = find(unwatched, "MP165")
+    assert finding.severity.value == "warning" and "watchfrr" in finding.evidence[0]
+    watched = msgspec.structs.replace(unwatched, processes=(*unwatched.processes, "watchfrr"))
+    assert "MP165" not in ids(watched)
+    no_bgpd = broken_connector(frr=frr_state(running_config="", daemons=("staticd", "zebra")))
+    assert "MP165" not in ids(msgspec.structs.replace(no_bgpd, processes=("zebra",)))
+
+
 def test_bgpd_missing() -> None:
     snap = broken_connector(
         frr=frr_state(running_config="router bgp 65001\n", daemons=("zebra", "staticd"))

@@ -48,6 +48,28 @@ def check_bgp_daemon(ctx: CheckContext) -> Iterator[Finding]:
         )
 
 
+def check_bgp_watchdog(ctx: CheckContext) -> Iterator[Finding]:
+    """MP165: bgpd carries the way back but nothing restarts it when it dies (watchfrr)."""
+    frr, procs = ctx.snapshot.frr, ctx.snapshot.processes
+    if procs is None or not frr.running or "bgpd" not in frr.daemons or "watchfrr" in procs:
+        return
+    yield Finding(
+        "MP165",
+        Severity.WARNING,
+        "bgpd runs without watchfrr: nothing restarts it if it dies",
+        evidence=(f"FRR daemons answering: {', '.join(frr.daemons)}; no watchfrr process here",),
+        why=(
+            "watchfrr (started by FRR's init script, frr.service) restarts a daemon that "
+            "dies. Without it a bgpd crash closes the BGP session, the LAN router drops the "
+            "way back to the Cloudflare ranges, and every Worker call fails until bgpd is "
+            "restarted by hand; with two connectors the crashed one keeps its WARP session, "
+            "so Cloudflare keeps sending it flows whose replies go to the other one (the "
+            "lab's ha drill: every call failed until bgpd was back)."
+        ),
+        fix_commands=("systemctl enable --now frr  # frrinit.sh runs the daemons under watchfrr",),
+    )
+
+
 def check_bgp_sessions(ctx: CheckContext) -> Iterator[Finding]:
     """MP161/MP162: every peer Established, and not held by RFC 8212 (state 'Policy')."""
     for bgp in ctx.snapshot.frr.view.peers:
@@ -131,4 +153,10 @@ def _is_cloudflare(ctx: CheckContext, prefix: str) -> bool:
     return any(net == r for _, r in ctx.settings.ranges.items())
 
 
-CHECKS = (check_static_inactive, check_bgp_daemon, check_bgp_sessions, check_advertised)
+CHECKS = (
+    check_static_inactive,
+    check_bgp_daemon,
+    check_bgp_watchdog,
+    check_bgp_sessions,
+    check_advertised,
+)
