@@ -115,37 +115,46 @@ def _not_established(peer: str, state: str, reset: PeerReset | None) -> Finding:
 
 
 def check_advertised(ctx: CheckContext) -> Iterator[Finding]:
-    """MP163/MP164: exactly the Cloudflare ranges are advertised, nothing else."""
-    wanted = {str(ctx.settings.ranges.source_v4)}
-    for peer, sent in ctx.snapshot.frr.view.advertised.items():
-        routes = set(sent or ())
-        missing = sorted(wanted - routes)
-        if missing and _peer_established(ctx, peer):
-            yield Finding(
-                "MP163",
-                Severity.ERROR,
-                f"{', '.join(missing)} not advertised to {peer}",
-                evidence=(f"advertised to {peer}: {', '.join(sorted(routes)) or 'nothing'}",),
-                why="The LAN never learns the way back to Workers through this connector.",
-                fix_mode="bgp",
-                fix_commands=("meshpath fix --mode bgp --peer PEER --asn ASN",),
-            )
-        extra = sorted(r for r in routes if not _is_cloudflare(ctx, r))
-        if extra:
-            yield Finding(
-                "MP164",
-                Severity.WARNING,
-                f"{len(extra)} route(s) beyond the Cloudflare ranges advertised to {peer}",
-                evidence=tuple(f"advertised to {peer}: {r}" for r in extra[:5]),
-                why="A route leak: the LAN may send unrelated traffic to this connector.",
-                fix_mode="bgp",
-                fix_commands=("meshpath fix --mode bgp  # prefix-list route-map on the neighbour",),
-            )
+    """MP163/MP164: exactly the Cloudflare ranges are advertised, nothing else; in IPv6
+    unicast too, for the peers that family is activated with (the v6 source range)."""
+    view, ranges = ctx.snapshot.frr.view, ctx.settings.ranges
+    # IPv6 Worker traffic exists only when the tunnel carries IPv6 (the fix's rule too):
+    # without it a missing v6 range is no fault, but a leak in that family still is.
+    wanted6 = str(ranges.source_v6) if ctx.tunnel_has_v6 else None
+    families = (
+        (view.advertised, str(ranges.source_v4), view.peers),
+        (view.advertised6, wanted6, view.peers6),
+    )
+    for advertised, wanted, peers in families:
+        established = {p.address for p in peers if p.established}
+        for peer, sent in advertised.items():
+            yield from _advertisement(ctx, peer, set(sent or ()), wanted, peer in established)
 
 
-def _peer_established(ctx: CheckContext, peer: str) -> bool:
-    bgp = ctx.snapshot.frr.view.peer(peer)
-    return bgp is not None and bgp.established
+def _advertisement(
+    ctx: CheckContext, peer: str, routes: set[str], wanted: str | None, established: bool
+) -> Iterator[Finding]:
+    if wanted is not None and wanted not in routes and established:
+        yield Finding(
+            "MP163",
+            Severity.ERROR,
+            f"{wanted} not advertised to {peer}",
+            evidence=(f"advertised to {peer}: {', '.join(sorted(routes)) or 'nothing'}",),
+            why="The LAN never learns the way back to Workers through this connector.",
+            fix_mode="bgp",
+            fix_commands=("meshpath fix --mode bgp --peer PEER --asn ASN",),
+        )
+    extra = sorted(r for r in routes if not _is_cloudflare(ctx, r))
+    if extra:
+        yield Finding(
+            "MP164",
+            Severity.WARNING,
+            f"{len(extra)} route(s) beyond the Cloudflare ranges advertised to {peer}",
+            evidence=tuple(f"advertised to {peer}: {r}" for r in extra[:5]),
+            why="A route leak: the LAN may send unrelated traffic to this connector.",
+            fix_mode="bgp",
+            fix_commands=("meshpath fix --mode bgp  # prefix-list route-map on the neighbour",),
+        )
 
 
 def _is_cloudflare(ctx: CheckContext, prefix: str) -> bool:

@@ -115,6 +115,8 @@ class FrrView:
     statics: tuple[FrrRoute, ...] = ()  # staticd's routes, in FRR's order
     # peer -> why its session last went down (only peers not Established are asked)
     resets: Mapping[str, PeerReset] = field(default_factory=dict)
+    peers6: tuple[BgpPeer, ...] = ()  # the IPv6 unicast family's peers
+    advertised6: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     def peer(self, address: str) -> BgpPeer | None:
         return next((p for p in self.peers if p.address == address), None)
@@ -126,6 +128,7 @@ def frr_view(
     ip_route: Mapping[str, Any] | None,
     ipv6_route: Mapping[str, Any] | None = None,
     bgp_neighbors: Mapping[str, Any] | None = None,
+    bgp_advertised6: Mapping[str, Any] | None = None,
 ) -> FrrView:
     """The typed view of the show commands' documents a snapshot keeps."""
     both = (*routes(ip_route), *routes(ipv6_route))
@@ -135,6 +138,8 @@ def frr_view(
         advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
         statics=tuple(r for r in both if r.protocol == "static"),
         resets={peer: reset for peer, reset in resets.items() if reset is not None},
+        peers6=bgp_peers(bgp_summary, IPV6_UNICAST),
+        advertised6={p: advertised_routes(doc) for p, doc in (bgp_advertised6 or {}).items()},
     )
 
 

@@ -424,6 +424,8 @@ def _check_frr(frr: FrrState) -> None:
         _frr_summary(frr.bgp_summary)
     if frr.bgp_advertised is not None:
         _frr_advertised(frr.bgp_advertised)
+    if frr.bgp_advertised6 is not None:
+        _frr_advertised(frr.bgp_advertised6, "bgp_advertised6")
     for peer, info in (frr.bgp_neighbors or {}).items():
         _obj(info, f".frr.bgp_neighbors[{peer!r}]")
     if frr.running_config is not None:
@@ -441,10 +443,10 @@ def _frr_ip_route(table: Mapping[str, Any], field: str = "ip_route") -> None:
                 _obj(hop, f"{at}.nexthops[{k}]")
 
 
-def _frr_advertised(advertised: Mapping[str, Any]) -> None:
-    """peer -> ``show ip bgp neighbors PEER advertised-routes json`` (or None)."""
+def _frr_advertised(advertised: Mapping[str, Any], name: str = "bgp_advertised") -> None:
+    """peer -> ``show ... neighbors PEER advertised-routes json`` (or None)."""
     for peer, data in advertised.items():
-        where = f".frr.bgp_advertised[{peer!r}]"
+        where = f".frr.{name}[{peer!r}]"
         if data is None:
             continue
         routes = _obj(data, where).get("advertisedRoutes")
