@@ -146,8 +146,8 @@ class Frr:
         if reset.age > waited + FRR_CLOCK_SLACK:
             return
         raise StepFailed(
-            f"BGP with {peer}: {reset.due_to.lower()}, {reset.reason or 'OPEN Message Error'} "
-            f"(NOTIFICATION {reset.code}/{reset.subcode}); the session will not come up "
+            f"BGP with {peer}: {reset.due_to} ({reset.reason or 'OPEN Message Error'}, "
+            f"NOTIFICATION {reset.code}/{reset.subcode}); the session will not come up "
             "until the AS numbers (--asn, --peer-asn) or the peer's neighbor configuration "
             "agree"
         )
