@@ -8,6 +8,7 @@ import pytest
 
 from meshpath.cli import main
 from meshpath.lab import FIXES, Lab
+from meshpath.lab.procs import wait_for
 from tests.conftest import needs_root
 from tests.data.snapshots.record import prepare
 from tests.doctor_expectations import EXPECT
@@ -88,3 +89,28 @@ def test_doctor_names_the_missing_ipv6_route_then_path_ok_for_both_families(
     assert {f["status"] for f in report["flows"]} == {"delivered"}
     assert _v6_flow(report)["egress"] == "CloudflareWARP"
     assert report["disagreements"] == []  # the model agrees with the kernel, IPv6 too
+
+
+def test_an_ipv6_source_range_filtered_out_of_bgp_is_named(
+    lab: Lab, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bgp fix advertises the v6 source range in IPv6 unicast; a prefix-list edit that
+    drops it is an MP163 for that family, read from FRR's own advertisement."""
+    prepare(lab, "bgp")
+    conf = ["conf t", "no ipv6 prefix-list MESHPATH-CF6 seq 10", "end", "clear bgp ipv6 * soft out"]
+    lab.exec("conn", ["vtysh", "-N", lab.ns("conn"), *(a for c in conf for a in ("-c", c))])
+    args = ["--json", "doctor", "--netns", lab.ns("conn"), "--target", "10.0.1.50:3000"]
+    wait_for(
+        "the v6 source range withdrawn",
+        lambda: (
+            "2606:4700:cf1:5000::/64"
+            not in lab.vtysh(
+                "conn", "show bgp ipv6 unicast neighbors 10.0.1.1 advertised-routes json"
+            )
+        ),
+        10.0,
+    )
+    assert main(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    titles = [f["title"] for f in report["findings"] if f["id"] == "MP163"]
+    assert titles == ["2606:4700:cf1:5000::/64 not advertised to 10.0.1.1"], report["findings"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -290,6 +291,47 @@ def test_frr_reload_failing_mid_apply_is_rolled_back(lab: Lab, tmp_path: Path) -
     assert_same(conn_state(lab), before)
     last = jr.latest(fix_root(lab) / "var/lib/meshpath")
     assert last is not None and last.status == "rolled-back"
+
+
+def test_a_wrong_peer_asn_fails_when_the_router_refuses_not_at_the_timeout(lab: Lab) -> None:
+    """The router's OPEN carries its AS: with a wrong --peer-asn bgpd refuses it (Bad Peer
+    AS) and the session never comes up. The wait sees the NOTIFICATION and rolls back in
+    seconds, not after --bgp-timeout."""
+    lab.setup("gateway")
+    start_conn_frr(lab)
+    before = conn_state(lab)
+    args = list(BGP_ARGS)
+    args[args.index("--peer-asn") + 1] = "65099"
+    started = time.monotonic()
+    code, data, err = mp(lab, "fix", "--mode", "bgp", *args, "--apply")
+    took = time.monotonic() - started
+    assert code == 1 and data["result"]["status"] == "failed", (data, err)
+    error = data["result"]["error"]
+    assert "Bad Peer AS" in error and "NOTIFICATION 2/2" in error, error
+    assert took < 15.0, f"{took:.1f}s: the wait ran into its 20 s timeout"
+    assert_same(conn_state(lab), before)
+
+    # The same mistake made by hand: the doctor says why the session is down.
+    router = LAN_ADDR["router"]
+    conf = ["conf t", "router bgp 65001", f"neighbor {router} remote-as 65099"]
+    lab.exec("conn", ["vtysh", "-N", lab.ns("conn"), *(a for c in conf for a in ("-c", c))])
+    wait_for(
+        "the router's OPEN refused",
+        lambda: "Bad Peer AS" in lab.vtysh("conn", f"show bgp neighbors {router} json"),
+        10.0,
+    )
+    argv = ["--json", "doctor", "--netns", lab.ns("conn"), "--target", "10.0.1.50:3000"]
+    done = subprocess.run(  # noqa: S603 - argv list
+        [sys.executable, "-m", "meshpath", *argv], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1, (done.stdout[-2000:], done.stderr)
+    report = json.loads(done.stdout)
+    assert_schema(report)
+    (finding,) = [f for f in report["findings"] if f["id"] == "MP161"]
+    assert any("OPEN Message Error/Bad Peer AS (2/2)" in e for e in finding["evidence"]), finding
+    assert "cannot come up" in finding["why"], finding
+    # The lab starts FRR's daemons itself, as a hand-run FRR would: no watchfrr.
+    assert "MP165" in {f["id"] for f in report["findings"]}
 
 
 def test_sigkill_between_steps_is_reported_then_resumed_or_rolled_back(lab: Lab) -> None:

@@ -228,6 +228,55 @@ def test_bgp_session_states() -> None:
     assert "MP162" in ids(policy) and "MP161" not in ids(policy)
 
 
+def test_a_session_down_names_why_and_an_open_refused_says_it_will_not_come_up() -> None:
+    neighbors = {
+        "10.0.1.1": {
+            "bgpState": "Idle",
+            "lastResetTimerMsecs": 12000,
+            "lastResetDueTo": "BGP Notification send",
+            "lastErrorCodeSubcode": "0202",
+            "lastNotificationReason": "OPEN Message Error/Bad Peer AS",
+        }
+    }
+    down = peers(state="Idle")
+    refused = find(
+        broken_connector(frr=frr_state(bgp_summary=down, bgp_neighbors=neighbors)), "MP161"
+    )
+    assert (
+        "show bgp neighbors json: 10.0.1.1 last reset: BGP Notification send: "
+        "OPEN Message Error/Bad Peer AS (2/2), 12 s ago"
+    ) in refused.evidence
+    assert "cannot come up" in refused.why and "remote-as" in refused.why
+    # A hold timer that expired may recover: named, without the verdict.
+    hold = {
+        "10.0.1.1": {
+            **neighbors["10.0.1.1"],
+            "lastErrorCodeSubcode": "0400",
+            "lastNotificationReason": "Hold Timer Expired",
+        }
+    }
+    expired = find(broken_connector(frr=frr_state(bgp_summary=down, bgp_neighbors=hold)), "MP161")
+    assert any("Hold Timer Expired (4/0)" in e for e in expired.evidence)
+    assert "cannot come up" not in expired.why
+    # Without the document (older snapshots; all sessions up): the summary alone.
+    plain = find(broken_connector(frr=frr_state(bgp_summary=down)), "MP161")
+    assert plain.evidence == ("show bgp summary json: 10.0.1.1 state Idle",)
+
+
+def test_bgpd_without_watchfrr_is_a_warning_only_when_the_processes_are_known() -> None:
+    config = "router bgp 65001\n"
+    daemons = ("bgpd", "staticd", "zebra")
+    bare = broken_connector(frr=frr_state(running_config=config, daemons=daemons))
+    assert "MP165" not in ids(bare)  # an older snapshot: processes unknown, nothing said
+    unwatched = msgspec.structs.replace(bare, processes=("bgpd", "staticd", "zebra", "sshd"))
+    finding = find(unwatched, "MP165")
+    assert finding.severity.value == "warning" and "watchfrr" in finding.evidence[0]
+    watched = msgspec.structs.replace(unwatched, processes=(*unwatched.processes, "watchfrr"))
+    assert "MP165" not in ids(watched)
+    no_bgpd = broken_connector(frr=frr_state(running_config="", daemons=("staticd", "zebra")))
+    assert "MP165" not in ids(msgspec.structs.replace(no_bgpd, processes=("zebra",)))
+
+
 def test_bgpd_missing() -> None:
     snap = broken_connector(
         frr=frr_state(running_config="router bgp 65001\n", daemons=("zebra", "staticd"))

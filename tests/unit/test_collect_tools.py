@@ -138,6 +138,37 @@ def test_frr_running_collects_json_and_config(
     assert state.bgp_advertised == {"10.0.1.1": sent}
     assert state.running_config == "frr version 8.4.4\n!\nend\n"
     assert state.error is None
+    # Every session up: why one went down is not asked (a long document, no use).
+    assert vtysh_argv("conn", "show bgp neighbors json") not in [list(c) for c in runner.calls]
+    assert state.bgp_neighbors is None
+
+    bgp["ipv4Unicast"]["peers"]["10.0.1.1"]["state"] = "Idle"
+    runner.answer(vtysh_argv("conn", "show bgp summary json"), json.dumps(bgp))
+    why = {"10.0.1.1": {"lastResetDueTo": "BGP Notification send", "lastResetTimerMsecs": 3000}}
+    runner.answer(vtysh_argv("conn", "show bgp neighbors json"), json.dumps(why))
+    down = collect_frr(runner, "conn")
+    assert down.bgp_neighbors == why
+    assert down.view.resets["10.0.1.1"].describe() == "BGP Notification send, 3 s ago"
+
+
+def test_frr_asks_the_ipv6_advertisement_of_peers_in_that_family(
+    frr_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(frr, "FRR_RUN_DIR", frr_dir.parent)
+    runner = RecordedRunner(programs=frozenset({"vtysh"}))
+    up = {"state": "Established"}
+    bgp = {"ipv4Unicast": {"peers": {"10.0.1.1": up}}, "ipv6Unicast": {"peers": {"fd00:1::1": up}}}
+    runner.answer(vtysh_argv("conn", "show bgp summary json"), json.dumps(bgp))
+    sent6 = {"advertisedRoutes": {"2606:4700:cf1:5000::/64": {}}}
+    runner.answer(
+        vtysh_argv("conn", "show bgp ipv6 unicast neighbors fd00:1::1 advertised-routes json"),
+        json.dumps(sent6),
+    )
+    state = collect_frr(runner, "conn")
+    assert state.bgp_advertised6 == {"fd00:1::1": sent6}
+    assert state.view.advertised6 == {"fd00:1::1": frozenset({"2606:4700:cf1:5000::/64"})}
+    assert [p.address for p in state.view.peers6] == ["fd00:1::1"]
+    assert "fd00:1::1" not in (state.bgp_advertised or {})  # not an IPv4 unicast peer
 
 
 def test_frr_bad_output_is_kept_as_error(frr_dir: Path) -> None:

@@ -17,7 +17,7 @@ from meshpath.checks.targets import parse_target
 from meshpath.cli import main
 from meshpath.config import Settings
 from meshpath.sim import simulate_flow
-from meshpath.state import TABLE_MAIN, TABLE_WARP, NftState, Route, Snapshot, codec
+from meshpath.state import TABLE_MAIN, TABLE_WARP, FrrState, NftState, Route, Snapshot, codec
 from tests.builders import (
     SVC6,
     WORKER6,
@@ -171,3 +171,45 @@ def test_route_get_and_flow_take_v6_on_the_cli(
     assert_schema(doc)
     assert main(["flow", f"[{SVC6}]:3000", "--worker-ip", "100.64.12.189", "--snapshot",
                  str(path)]) == 2  # fmt: skip
+
+
+# -- BGP in the IPv6 unicast family (MP163/MP164) -------------------------------------------
+def _bgp(snap: Snapshot, sent6: list[str], *, v4: list[str] | None = None) -> Snapshot:
+    """FRR with one router peer Established in both families, sending ``v4`` (the source
+    range by default) in IPv4 and ``sent6`` in IPv6 unicast."""
+    peer = {"10.0.1.1": {"state": "Established", "pfxRcd": 0, "pfxSnt": 1}}
+    frr = FrrState(
+        available=True,
+        running=True,
+        daemons=("bgpd", "staticd", "zebra"),
+        bgp_summary={"ipv4Unicast": {"peers": peer}, "ipv6Unicast": {"peers": peer}},
+        bgp_advertised={
+            "10.0.1.1": {"advertisedRoutes": dict.fromkeys(v4 or ["100.64.0.0/12"], {})}
+        },
+        bgp_advertised6={"10.0.1.1": {"advertisedRoutes": dict.fromkeys(sent6, {})}},
+    )
+    return msgspec.structs.replace(snap, frr=frr)
+
+
+def _advert_findings(snap: Snapshot) -> list[tuple[str, str]]:
+    return [(f.id, f.title) for f in report(snap).findings if f.id in ("MP163", "MP164")]
+
+
+def test_the_v6_source_range_must_go_out_in_ipv6_unicast_when_the_tunnel_carries_ipv6() -> None:
+    snap = dual_stack_connector()
+    assert _advert_findings(_bgp(snap, ["2606:4700:cf1:5000::/64"])) == []
+    assert _advert_findings(_bgp(snap, [])) == [
+        ("MP163", "2606:4700:cf1:5000::/64 not advertised to 10.0.1.1")
+    ]
+    leak = _advert_findings(_bgp(snap, ["2606:4700:cf1:5000::/64", "fd00:1::/64"]))
+    assert leak == [("MP164", "1 route(s) beyond the Cloudflare ranges advertised to 10.0.1.1")]
+
+
+def test_without_ipv6_on_the_tunnel_only_a_v6_leak_is_a_finding() -> None:
+    v4_only = dual_stack_connector(
+        addresses=tuple(
+            a for a in dual_stack_connector().addresses if not (a.dev == TUNNEL and a.family == 6)
+        )
+    )
+    assert _advert_findings(_bgp(v4_only, [])) == []
+    assert [i for i, _ in _advert_findings(_bgp(v4_only, ["fd00:1::/64"]))] == ["MP164"]

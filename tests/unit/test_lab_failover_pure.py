@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from typing import cast
+
 from meshpath.collect.frr import decode_show_list
 from meshpath.lab import frr
-from meshpath.lab.failover import Call, PhaseFigures, phase_figures
+from meshpath.lab.failover import (
+    Call,
+    PhaseFigures,
+    Prober,
+    _await_recovery,
+    phase_figures,
+    timeline,
+)
 from meshpath.state.frr import bfd_status
 
 
@@ -43,6 +53,41 @@ def test_a_phase_ending_in_failures_did_not_recover() -> None:
     # judges nothing (its SYN was retransmitted after the restore).
     calls = _calls((10.0, 0.01, True), (10.1, 2.5, False), (15.5, 1.2, True))
     assert phase_figures(calls, 10.0, 16.0) == PhaseFigures(3, 1, 1, None)
+
+
+class _Seen:
+    """What a Prober has seen so far (the drill reads only these two)."""
+
+    def __init__(self, calls: list[Call], pending: list[float]) -> None:
+        self.calls, self.pending = calls, pending
+
+    def snapshot(self) -> list[Call]:
+        return self.calls
+
+    def idle_since(self, moment: float) -> bool:
+        return all(started >= moment for started in self.pending)
+
+
+def _waited(calls: list[Call], pending: list[float], start: float, patience: float) -> float:
+    began = time.monotonic()
+    _await_recovery(cast(Prober, _Seen(calls, pending)), start, began + patience)
+    return time.monotonic() - began
+
+
+def test_the_drill_waits_past_its_window_only_until_the_path_is_back() -> None:
+    t = time.monotonic() - 8.0  # the event, 8 s ago
+    back = _calls((t, 2.5, False), (t + 7.0, 0.01, True), (t + 7.1, 0.01, True))
+    assert _waited(back, [], t, 5.0) < 0.5  # back already: no wait
+    still_failing = _calls((t, 2.5, False), (t + 5.0, 2.5, False))
+    assert 0.6 <= _waited(still_failing, [], t, 0.6) < 1.5  # never back: until the deadline
+    # Back by the calls that ended, but one started 2 s ago has not answered (it may fail
+    # and restart the run): not yet.
+    assert 0.6 <= _waited(back, [time.monotonic() - 2.0], t, 0.6) < 1.5
+
+
+def test_the_timeline_names_each_call_from_the_event() -> None:
+    calls = _calls((9.0, 0.01, True), (9.9, 0.01, True), (10.1, 2.5, False), (11.0, 1.04, True))
+    assert timeline(calls, 10.0, 16.0) == "restored at 6.0 s; -0.1:ok0.0 0.1:X2.5 1.0:ok1.0"
 
 
 def test_bfd_peers_json_to_status() -> None:

@@ -18,6 +18,8 @@ from meshpath.values import parse_peer
 
 # Tests inject a failing reload through the Runner (tests/faults.py rewrites this argv[0]).
 FRR_RELOAD: Final = "/usr/lib/frr/frr-reload.py"
+# FRR reports a BGP reset's age in whole seconds (see Frr._refused).
+FRR_CLOCK_SLACK: Final = 1.0
 
 
 def vtysh(netns: str | None, *args: str) -> list[str]:
@@ -97,6 +99,10 @@ class Frr:
             got |= frr_state.advertised_routes(data) or frozenset()
         return got
 
+    def last_reset(self, peer: str) -> frr_state.PeerReset | None:
+        address = parse_peer(peer, "BGP peer")  # see advertised(): it reaches vtysh -c
+        return frr_state.last_reset(self.show_json(f"show bgp neighbors {address} json"), peer)
+
     def wait(
         self,
         peer: str,
@@ -105,8 +111,10 @@ class Frr:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> str:
-        """Poll until Established and exactly ``prefixes`` advertised; StepFailed on timeout."""
-        deadline = clock() + timeout
+        """Poll until Established and exactly ``prefixes`` advertised; StepFailed on timeout,
+        or at once when the peer and we refused each other's OPEN since the wait began."""
+        started = clock()
+        deadline = started + timeout
         want = frozenset(prefixes)
         state: str | None = None
         got: frozenset[str] = frozenset()
@@ -116,9 +124,30 @@ class Frr:
                 got = self.advertised(peer)
                 if got == want:
                     return f"{peer} Established, advertised {', '.join(sorted(got))}"
+            else:
+                self._refused(peer, clock() - started)
             if clock() >= deadline:
                 raise StepFailed(
                     f"BGP with {peer} not ready after {timeout:g}s: state {state}, "
                     f"advertised {sorted(got)}, want {sorted(want)}"
                 )
             sleep(0.2)
+
+    def _refused(self, peer: str, waited: float) -> None:
+        """StepFailed when the session's last reset, since the wait began, was an OPEN
+        error (a wrong --asn/--peer-asn, the peer not configured for our AS): the timeout
+        would only delay the rollback. An older reset says nothing about the new config;
+        FRR counts the age in whole seconds (``lastResetTimerMsecs`` is a multiple of 1000,
+        rounded either way against our clock), hence a second's slack: a reset that old is
+        from the reload this wait follows, the new config's own."""
+        reset = self.last_reset(peer)
+        if reset is None or not reset.open_refused or reset.age is None:
+            return
+        if reset.age > waited + FRR_CLOCK_SLACK:
+            return
+        raise StepFailed(
+            f"BGP with {peer}: {reset.due_to} ({reset.reason or 'OPEN Message Error'}, "
+            f"NOTIFICATION {reset.code}/{reset.subcode}); the session will not come up "
+            "until the AS numbers (--asn, --peer-asn) or the peer's neighbor configuration "
+            "agree"
+        )

@@ -20,7 +20,7 @@ MP151  FRR static route via the tunnel not installed
 MP152  warp-cli: WARP not connected   MP153  not registered as a connector
 MP160  bgpd not running            MP161  BGP session not Established
 MP162  RFC 8212 blocks the session MP163  Cloudflare range not advertised
-MP164  other routes advertised (leak)
+MP164  other routes advertised (leak) MP165  bgpd without watchfrr
 MP170  Tailscale table 52 ahead of WARP and covering Cloudflare space
 MP172  Tailscale ts-input drops CGNAT sources outside tailscale0
 MP180  tunnel MTU below LAN MTU without MSS clamping

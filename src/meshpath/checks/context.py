@@ -31,6 +31,11 @@ class CheckContext:
     def tunnel_link(self) -> Link | None:
         return self.snapshot.link(self.tunnel)
 
+    @property
+    def tunnel_has_v6(self) -> bool:
+        """The tunnel carries IPv6: a global (scope 0) address on it."""
+        return any(a.family == 6 and a.scope == 0 for a in self.snapshot.addresses_of(self.tunnel))
+
     def routes_via(self, dev: str, table: int | None = None) -> Iterator[Route]:
         for route in self.snapshot.routes:
             if (table is None or route.table == table) and route.dev == dev:

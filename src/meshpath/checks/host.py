@@ -27,8 +27,7 @@ def check_ip_forward(ctx: CheckContext) -> Iterator[Finding]:
             fix_commands=("sysctl -w net.ipv4.ip_forward=1", PERSIST_FORWARD),
         )
     v6 = ctx.snapshot.sysctls.ipv6.get("all")
-    has_v6 = any(a.family == 6 and a.scope == 0 for a in ctx.snapshot.addresses_of(ctx.tunnel))
-    if v6 is not None and not v6.forwarding and has_v6:
+    if v6 is not None and not v6.forwarding and ctx.tunnel_has_v6:
         yield Finding(
             "MP121",
             Severity.WARNING,

@@ -27,11 +27,6 @@ PROTO_RA: Final = 9  # RTPROT_RA
 PACKET_TOO_BIG: Final = 2
 
 
-def _has_v6(ctx: CheckContext) -> bool:
-    """The tunnel carries IPv6 (a global address on it)."""
-    return any(a.family == 6 and a.scope == 0 for a in ctx.snapshot.addresses_of(ctx.tunnel))
-
-
 def _global_v6(ctx: CheckContext, dev: str) -> str | None:
     return next(
         (
@@ -74,7 +69,7 @@ def check_accept_ra(ctx: CheckContext) -> Iterator[Finding]:
 def check_tunnel_mtu6(ctx: CheckContext) -> Iterator[Finding]:
     """MP127: IPv6 needs a link MTU of at least 1280."""
     link = ctx.tunnel_link
-    if link is None or link.mtu >= IPV6_MIN_MTU or not _has_v6(ctx):
+    if link is None or link.mtu >= IPV6_MIN_MTU or not ctx.tunnel_has_v6:
         return
     yield Finding(
         "MP127",
@@ -89,7 +84,7 @@ def check_tunnel_mtu6(ctx: CheckContext) -> Iterator[Finding]:
 def check_icmpv6_ptb(ctx: CheckContext) -> Iterator[Finding]:
     """MP126: would nftables drop an ICMPv6 packet-too-big on the Worker's path?"""
     lan = ctx.lan_interfaces[0] if ctx.lan_interfaces else None
-    if not ctx.snapshot.nft.available or lan is None or not _has_v6(ctx):
+    if not ctx.snapshot.nft.available or lan is None or not ctx.tunnel_has_v6:
         return  # cheap tests first: the targets walk every route of the table
     targets = [t for t in default_targets(ctx.snapshot, ctx.tunnel) if ":" in t.address]
     if not targets:

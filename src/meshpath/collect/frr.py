@@ -110,6 +110,11 @@ def query_frr(
     v6_statics = "zebra" in daemons and "\nipv6 route " in f"\n{config or ''}"
     ipv6_route = _json(runner, argv, "show ipv6 route json", errors) if v6_statics else None
     advertised = _advertised(runner, argv, bgp, errors) if bgp is not None else None
+    # The IPv6 unicast family's, for the peers it is activated with (meshpath's v6 ranges).
+    advertised6 = _advertised(runner, argv, bgp, errors, 6) if bgp is not None else None
+    # Why a session is down (the doctor's evidence); not asked when all are up: it is long.
+    down = bgp is not None and any(not p.established for p in frr_state.bgp_peers(bgp))
+    neighbors = _json(runner, argv, "show bgp neighbors json", errors) if down else None
     return FrrState(
         available=True,
         running=True,
@@ -120,6 +125,8 @@ def query_frr(
         running_config=config,
         bgp_advertised=advertised,
         error="; ".join(errors) or None,
+        bgp_neighbors=neighbors,
+        bgp_advertised6=advertised6 or None,
     )
 
 
@@ -149,9 +156,10 @@ def _json(
     return value
 
 
-def bgp_peers(summary: dict[str, Any]) -> tuple[str, ...]:
-    """IPv4 unicast peer addresses in a `show bgp summary json` document, sorted."""
-    return tuple(sorted(p.address for p in frr_state.bgp_peers(summary)))
+def bgp_peers(summary: dict[str, Any], family: int = 4) -> tuple[str, ...]:
+    """The peer addresses of one unicast family in a `show bgp summary json`, sorted."""
+    afi = frr_state.IPV4_UNICAST if family == 4 else frr_state.IPV6_UNICAST
+    return tuple(sorted(p.address for p in frr_state.bgp_peers(summary, afi)))
 
 
 def _one_word(peer: str) -> bool:
@@ -165,14 +173,19 @@ def _one_word(peer: str) -> bool:
 
 
 def _advertised(
-    runner: Runner, argv: Callable[[str], list[str]], summary: dict[str, Any], errors: list[str]
+    runner: Runner,
+    argv: Callable[[str], list[str]],
+    summary: dict[str, Any],
+    errors: list[str],
+    family: int = 4,
 ) -> dict[str, Any]:
     """What each peer is sent: the doctor checks exactly the Cloudflare ranges go out."""
     out: dict[str, Any] = {}
-    for peer in bgp_peers(summary):
+    for peer in bgp_peers(summary, family):
         if not _one_word(peer):
             errors.append(f"BGP peer {peer!r}: not an address or interface; not queried")
             continue
-        command = f"show ip bgp neighbors {peer} advertised-routes json"
+        which = "ip bgp" if family == 4 else "bgp ipv6 unicast"
+        command = f"show {which} neighbors {peer} advertised-routes json"
         out[peer] = _json(runner, argv, command, errors)
     return out

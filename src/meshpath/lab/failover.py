@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -99,6 +99,7 @@ class DrillFigures:
     failback: PhaseFigures  # from the restore on
     router_switch: float | None  # seconds until the router routed the ranges via connb
     via_standby: bool  # connb's session carried calls during the failure
+    calls: str = field(default="", repr=False, compare=False)  # timeline(): for messages
 
 
 class Prober:
@@ -112,6 +113,7 @@ class Prober:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._pending: dict[int, float] = {}  # thread -> when its call started
         self._ticker = threading.Thread(target=self._tick, name="prober", daemon=True)
 
     def __enter__(self) -> Prober:
@@ -124,6 +126,15 @@ class Prober:
         for thread in self._threads:
             thread.join()
 
+    def idle_since(self, moment: float) -> bool:
+        """No call started before ``moment`` is still waiting for its answer."""
+        with self._lock:
+            return all(started >= moment for started in self._pending.values())
+
+    def snapshot(self) -> list[Call]:
+        with self._lock:
+            return list(self.calls)
+
     def _tick(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
@@ -135,9 +146,13 @@ class Prober:
 
     def _call(self) -> None:
         started = time.monotonic()
+        key = threading.get_ident()
+        with self._lock:
+            self._pending[key] = started
         result = self.lab.worker_call(timeout=self.lab.connect_timeout + 5.0)
         ok = result.status == 200 and result.seen_source == WORKER_SOURCE
         with self._lock:
+            del self._pending[key]
             self.calls.append(Call(started, time.monotonic(), ok))
 
 
@@ -197,9 +212,13 @@ def _alive(path: Path) -> bool:
 
 
 # -- the drill ----------------------------------------------------------------------------
-def drill(lab: Lab, event: str, bfd: bool, window: float = 6.0) -> DrillFigures:
-    """Calls every 100 ms; ``event`` on the primary; ``window`` seconds later undone; the
-    calls go on ``window`` seconds more. The router must route via conn again at the end."""
+def drill(
+    lab: Lab, event: str, bfd: bool, window: float = 6.0, patience: float = 0.0
+) -> DrillFigures:
+    """Calls every 100 ms; ``event`` on the primary; ``window`` seconds later undone (or,
+    when the path has not carried calls again by then, up to ``patience`` seconds later, as
+    soon as it has); the calls go on ``window`` seconds more. The router must route via
+    conn again at the end."""
     fail, restore = ACTIONS[event]
     before = ha.carried(lab, "connb")
     with Prober(lab) as prober:
@@ -208,6 +227,7 @@ def drill(lab: Lab, event: str, bfd: bool, window: float = 6.0) -> DrillFigures:
         fail(lab)
         switch = _router_switch(lab, t_fail, window)
         time.sleep(max(0.0, t_fail + window - time.monotonic()))
+        _await_recovery(prober, t_fail, t_fail + window + patience)
         via_standby = ha.carried(lab, "connb") > before
         t_back = time.monotonic()
         restore(lab)
@@ -220,7 +240,32 @@ def drill(lab: Lab, event: str, bfd: bool, window: float = 6.0) -> DrillFigures:
         phase_figures(prober.calls, t_back, t_back + window),
         switch,
         via_standby,
+        timeline(prober.calls, t_fail, t_back),
     )
+
+
+def _await_recovery(prober: Prober, start: float, deadline: float) -> None:
+    """Until calls succeed again for good or ``deadline``. On a loaded machine the path
+    can come back later than the window allows for (the tunnel emulators are user-space
+    processes); a drill that stopped then would report a recovery as none. "For good":
+    the calls that ended show a recovery and every call started more than a retransmission
+    ago has answered (one of them may still fail and reset it)."""
+    while (now := time.monotonic()) < deadline:
+        recovered = phase_figures(prober.snapshot(), start, now).recovery is not None
+        if recovered and prober.idle_since(now - DELAYED):
+            return
+        time.sleep(0.2)
+
+
+def timeline(calls: Sequence[Call], start: float, back: float) -> str:
+    """The calls around a drill's event as text, for a failing test's message:
+    ``t:ok`` or ``t:X``, then the call's duration (seconds from the event)."""
+    marks = [
+        f"{c.started - start:.1f}:{'ok' if c.ok else 'X'}{c.ended - c.started:.1f}"
+        for c in sorted(calls, key=lambda c: c.started)
+        if c.started - start >= -0.3
+    ]
+    return f"restored at {back - start:.1f} s; " + " ".join(marks)
 
 
 def _router_switch(lab: Lab, start: float, timeout: float) -> float | None:

@@ -53,12 +53,70 @@ class FrrRoute:
     interfaces: tuple[str, ...] = ()  # the nexthops' interfaceName, in order
 
 
+# BGP NOTIFICATION error code 2, "OPEN Message Error" (RFC 4271 4.5, 6.2): the peer and we
+# disagree on the session's parameters (AS numbers, router id, version, capabilities, role);
+# every retry sends the same OPEN and meets the same error, until a configuration changes.
+OPEN_MESSAGE_ERROR: Final = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReset:
+    """Why a BGP session last went down, from ``show bgp neighbors PEER json``."""
+
+    due_to: str  # lastResetDueTo: "BGP Notification received", "BGP Notification send", ...
+    age: float | None  # seconds since that reset (lastResetTimerMsecs)
+    code: int | None = None  # the NOTIFICATION's error code and subcode, when one was
+    subcode: int | None = None  # exchanged (lastErrorCodeSubcode "0202": 2/2)
+    reason: str = ""  # lastNotificationReason: "OPEN Message Error/Bad Peer AS"
+
+    @property
+    def open_refused(self) -> bool:
+        """An OPEN was refused: waiting cannot bring the session up."""
+        return self.code == OPEN_MESSAGE_ERROR
+
+    def describe(self) -> str:
+        """``BGP Notification received: OPEN Message Error/Bad Peer AS (2/2), 12 s ago``."""
+        text = self.due_to
+        if self.code is not None:
+            text += f": {self.reason or 'NOTIFICATION'} ({self.code}/{self.subcode})"
+        return text if self.age is None else f"{text}, {self.age:g} s ago"
+
+
+def last_reset(neighbors: Mapping[str, Any] | None, peer: str) -> PeerReset | None:
+    """``peer``'s last reset in a ``show bgp neighbors PEER json`` document; None when the
+    session never went down (or FRR does not know the peer)."""
+    info = (neighbors or {}).get(peer)
+    if not isinstance(info, Mapping) or not isinstance(info.get("lastResetDueTo"), str):
+        return None
+    msecs = info.get("lastResetTimerMsecs")
+    age = msecs / 1000 if isinstance(msecs, int | float) and not isinstance(msecs, bool) else None
+    code, subcode = _code_subcode(info.get("lastErrorCodeSubcode"))
+    reason = info.get("lastNotificationReason")
+    return PeerReset(
+        info["lastResetDueTo"], age, code, subcode, reason if isinstance(reason, str) else ""
+    )
+
+
+def _code_subcode(text: Any) -> tuple[int | None, int | None]:
+    """``"0202"`` (two bytes in hex, as FRR prints them) -> (2, 2)."""
+    if not isinstance(text, str) or len(text) != 4:
+        return None, None
+    try:
+        return int(text[:2], 16), int(text[2:], 16)
+    except ValueError:
+        return None, None
+
+
 @dataclass(frozen=True, slots=True)
 class FrrView:
     peers: tuple[BgpPeer, ...] = ()  # IPv4 unicast, in FRR's order
     # peer -> the prefixes it is sent; None when FRR was not asked or did not answer
     advertised: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     statics: tuple[FrrRoute, ...] = ()  # staticd's routes, in FRR's order
+    # peer -> why its session last went down (only peers not Established are asked)
+    resets: Mapping[str, PeerReset] = field(default_factory=dict)
+    peers6: tuple[BgpPeer, ...] = ()  # the IPv6 unicast family's peers
+    advertised6: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
 
     def peer(self, address: str) -> BgpPeer | None:
         return next((p for p in self.peers if p.address == address), None)
@@ -69,13 +127,19 @@ def frr_view(
     bgp_advertised: Mapping[str, Any] | None,
     ip_route: Mapping[str, Any] | None,
     ipv6_route: Mapping[str, Any] | None = None,
+    bgp_neighbors: Mapping[str, Any] | None = None,
+    bgp_advertised6: Mapping[str, Any] | None = None,
 ) -> FrrView:
     """The typed view of the show commands' documents a snapshot keeps."""
     both = (*routes(ip_route), *routes(ipv6_route))
+    resets = {str(peer): last_reset(bgp_neighbors, str(peer)) for peer in bgp_neighbors or {}}
     return FrrView(
         peers=bgp_peers(bgp_summary),
         advertised={peer: advertised_routes(doc) for peer, doc in (bgp_advertised or {}).items()},
         statics=tuple(r for r in both if r.protocol == "static"),
+        resets={peer: reset for peer, reset in resets.items() if reset is not None},
+        peers6=bgp_peers(bgp_summary, IPV6_UNICAST),
+        advertised6={p: advertised_routes(doc) for p, doc in (bgp_advertised6 or {}).items()},
     )
 
 

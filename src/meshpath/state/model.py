@@ -223,11 +223,23 @@ class FrrState(_Frozen, frozen=True, dict=True):
     # peer -> `show ip bgp neighbors PEER advertised-routes json`
     bgp_advertised: dict[str, Any] | None = None
     error: str | None = None
+    # show bgp neighbors json, asked only when a session is not Established: why it went down
+    bgp_neighbors: dict[str, Any] | None = None
+    # peer -> `show bgp ipv6 unicast neighbors PEER advertised-routes json`, for the peers
+    # the IPv6 unicast family is activated with (None: none, or an older snapshot)
+    bgp_advertised6: dict[str, Any] | None = None
 
     @cached_property
     def view(self) -> FrrView:
         """BGP peers, what each is sent, staticd's routes (derived once)."""
-        return frr_view(self.bgp_summary, self.bgp_advertised, self.ip_route, self.ipv6_route)
+        return frr_view(
+            self.bgp_summary,
+            self.bgp_advertised,
+            self.ip_route,
+            self.ipv6_route,
+            self.bgp_neighbors,
+            self.bgp_advertised6,
+        )
 
     @cached_property
     def config(self) -> FrrConfig:

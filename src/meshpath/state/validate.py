@@ -423,14 +423,11 @@ def _check_frr(frr: FrrState) -> None:
     if frr.bgp_summary is not None:
         _frr_summary(frr.bgp_summary)
     if frr.bgp_advertised is not None:
-        for peer, data in frr.bgp_advertised.items():
-            where = f".frr.bgp_advertised[{peer!r}]"
-            if data is None:
-                continue
-            routes = _obj(data, where).get("advertisedRoutes")
-            if routes is not None:
-                for prefix in _obj(routes, f"{where}.advertisedRoutes"):
-                    _any_cidr(prefix, f"{where}.advertisedRoutes[{prefix!r}]")
+        _frr_advertised(frr.bgp_advertised)
+    if frr.bgp_advertised6 is not None:
+        _frr_advertised(frr.bgp_advertised6, "bgp_advertised6")
+    for peer, info in (frr.bgp_neighbors or {}).items():
+        _obj(info, f".frr.bgp_neighbors[{peer!r}]")
     if frr.running_config is not None:
         _frr_running(frr.running_config)
 
@@ -444,6 +441,18 @@ def _frr_ip_route(table: Mapping[str, Any], field: str = "ip_route") -> None:
             hops = _obj(entry, at).get("nexthops", [])
             for k, hop in enumerate(_list(hops, f"{at}.nexthops")):
                 _obj(hop, f"{at}.nexthops[{k}]")
+
+
+def _frr_advertised(advertised: Mapping[str, Any], name: str = "bgp_advertised") -> None:
+    """peer -> ``show ... neighbors PEER advertised-routes json`` (or None)."""
+    for peer, data in advertised.items():
+        where = f".frr.{name}[{peer!r}]"
+        if data is None:
+            continue
+        routes = _obj(data, where).get("advertisedRoutes")
+        if routes is not None:
+            for prefix in _obj(routes, f"{where}.advertisedRoutes"):
+                _any_cidr(prefix, f"{where}.advertisedRoutes[{prefix!r}]")
 
 
 def _frr_summary(summary: Mapping[str, Any]) -> None:
