@@ -256,6 +256,7 @@ class Fib:
         self._rp_conf: Memo[str, tuple[int, int, int, bool]] = Memo()
         self._chains: Memo[object, Chain] = Memo()  # by flow class (fib_lookup)
         self._gates: dict[str, KernelStep | None] = {}  # by device: one per link at most
+        self._tails: dict[int, str] = {}  # rp_filter's step text per reverse iif (_tail)
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Fib:
@@ -801,8 +802,10 @@ class Fib:
             verdict = self._verdicts.put(key, self._verdict(rev, rpf, dev, key))
         if steps is not None:
             at = saddr | iif << 32  # the step names both
-            step = verdict.steps.get(at)
-            steps.append(step or verdict.step(self, rpf, dev, src or int_to_ip(saddr), iif, at))
+            step = verdict.steps.get(at) or verdict.step(
+                src or int_to_ip(saddr), self._tails.get(iif) or self._tail(iif), at
+            )
+            steps.append(step)
         return verdict.failure
 
     def _verdict(self, rev: Flow, rpf: int, dev: str, key: tuple[object, ...]) -> _Verdict:
@@ -813,9 +816,15 @@ class Fib:
         verdict = self._wide.get(wide)
         if verdict is None:
             failure, why = self._judge_reverse(self.fib_lookup(rev, None), rpf, dev)
-            verdict = self._wide.put(wide, _Verdict(failure, why))
+            head = f"rp_filter={rpf} on {dev}: reverse lookup "
+            verdict = self._wide.put(wide, _Verdict(failure, why, head))
         # Each /24 its own (its steps name its sources: STEPS_PER_VERDICT is per /24).
-        return _Verdict(verdict.failure, verdict.why)
+        return _Verdict(verdict.failure, verdict.why, verdict.head)
+
+    def _tail(self, iif: int) -> str:
+        """`` iif DEV``: how rp_filter's step ends for reverse iif ``iif``."""
+        tail = self._tails[iif] = f" iif {self.ifname.get(iif, str(iif))}"
+        return tail
 
     def _rp_shortcut(
         self, fl: Flow, dev: str, steps: list[KernelStep] | None
@@ -858,20 +867,19 @@ class _Verdict:
     the reverse iif, so one per (source, iif) of the class, made on its first traced query
     (untraced ones never pay for the text), at most STEPS_PER_VERDICT kept."""
 
-    __slots__ = ("failure", "steps", "why")
+    __slots__ = ("failure", "head", "steps", "why")
 
-    def __init__(self, failure: Failure | None, why: str) -> None:
+    def __init__(self, failure: Failure | None, why: str, head: str) -> None:
         self.failure = failure
         self.why = why
+        self.head = head  # the step's text up to the source (rpf and dev are the class's)
         self.steps: dict[int, KernelStep] = {}
 
-    def step(self, fib: Fib, rpf: int, dev: str, src: str, iif: int, at: int) -> KernelStep:
-        """The step for source ``src`` (as text) and reverse iif ``iif``, kept at ``at``."""
-        via = fib.ifname.get(iif, str(iif))
-        detail = f"rp_filter={rpf} on {dev}: reverse lookup {src} iif {via}"
+    def step(self, src: str, tail: str, at: int) -> KernelStep:
+        """The step for source ``src`` (as text) and `` iif DEV`` (``tail``), kept at ``at``."""
         if len(self.steps) >= STEPS_PER_VERDICT:
             self.steps.clear()
-        step = self.steps[at] = KernelStep("rp_filter", detail, self.why)
+        step = self.steps[at] = KernelStep("rp_filter", self.head + src + tail, self.why)
         return step
 
 
