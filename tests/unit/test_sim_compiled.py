@@ -119,3 +119,17 @@ def test_prefix_set_longest_over_tables_and_rules() -> None:
 
 def _r(dst: str) -> Route:
     return Route(table=254, family=4, dst=dst, dev="eth0")
+
+
+def test_tos_route_keeps_reverse_verdicts_apart() -> None:
+    # The verdict key drops the flow's TOS when nothing reads it; a TOS route does: replies
+    # to 10.9.9.0/24 with TOS 0x10 are routed via the tunnel (strict: dropped), without
+    # TOS via main's default on eth0 (accepted).
+    snap = with_routes(
+        _strict(), Route(table=254, family=4, dst="10.9.9.0/24", dev="CloudflareWARP", tos=0x10)
+    )
+    queries = [FlowKey(dst="8.8.8.8", src="10.9.9.50", iif="eth0", tos=t) for t in (0, 0x10)]
+    shared = Fib(snap)
+    got = [route_packet(shared, q) for q in queries]
+    assert [d.outcome for d in got] == [v.FORWARD, v.RP_FILTER]
+    assert got == [route_packet(Fib(snap), q) for q in queries]

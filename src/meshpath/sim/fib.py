@@ -242,6 +242,11 @@ class Fib:
             or r.uid != ANY_UID for r in self.rules
         )  # fmt: skip
         self._src_rules = tuple((r.src, r.srcmask) for r in self.rules if r.srcmask)
+        # The reverse walk reads the flow's TOS, ipproto and ports only through rules that
+        # select them or TOS routes, and the forward destination through `from` rules.
+        self._rev_plain = not (self._src_rules or any(
+            r.tos or r.proto or r.sport or r.dport for r in self.rules
+        ) or any(table.has_tos for table in self.tables.values()))  # fmt: skip
         rule_dsts = [(r.dst, plen) for r in self.rules if (plen := r.rule_dst_plen)]
         self._fine = fine_blocks(self.tables, rule_dsts)
         # The second class of a source (PrefixSet), for a /24 the verdict memo misses.
@@ -249,7 +254,7 @@ class Fib:
         # The memos (module docstring); every key holds all that its answer reads.
         self._verdicts: Memo[tuple[object, ...], _Verdict] = Memo()
         self._wide: Memo[tuple[object, ...], _Verdict] = Memo()  # by the source's prefix
-        self._on_link: Memo[tuple[int, str | None, str], bool] = Memo()
+        self._on_link: Memo[int | tuple[int, str | None, str], bool] = Memo()
         self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
         self._orconf: Memo[tuple[str, str], int] = Memo()
         self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
@@ -719,8 +724,12 @@ class Fib:
         route's own table first (unless main), else by a full lookup; link or host scope
         routes only, on the route's device -- to a *local* route (then the kernel sends
         on-link). Modelled as if resolved against the current tables; memoised by all it
-        reads: the route's table, the device and the gateway."""
-        key = (hit.route.table, hit.dev, gateway)
+        reads: the route's table, the device and the gateway (by the route itself when
+        they are its own; the Fib keeps its routes, so their ids stay theirs)."""
+        route = hit.route
+        # A route's own nexthop (not a leg's): the route says it all.
+        own = hit.dev is route.dev and gateway is route.gateway
+        key = id(route) if own else (route.table, hit.dev, gateway)
         found = self._on_link.get(key)
         if found is None:
             found = self._on_link.put(key, self._resolves_local(hit, gateway))
@@ -792,9 +801,11 @@ class Fib:
         mark = fl.mark if src_valid_mark else 0
         rsaddr = fl.daddr if dst is None else dst
         # The reverse flow's iif (the forward egress) is read by rules' `iif` only.
-        key = (saddr if saddr >> 8 in self._fine else saddr & _HOST_BITS,
-               iif if self._iif_rules else 0, mark, fl.tos, fl.proto, fl.dport, fl.sport, rpf,
-               dev, self.src_class(rsaddr) if self._src_rules else ())  # fmt: skip
+        cls = saddr if saddr >> 8 in self._fine else saddr & _HOST_BITS
+        key = (cls, iif if self._iif_rules else 0, mark, rpf, dev) if self._rev_plain else (
+            cls, iif if self._iif_rules else 0, mark, rpf, dev, fl.tos, fl.proto, fl.dport,
+            fl.sport, self.src_class(rsaddr) if self._src_rules else (),
+        )  # fmt: skip
         verdict = self._verdicts.get(key)
         if verdict is None:
             rev = Flow(saddr, rsaddr, iif=iif, tos=fl.tos, mark=mark, proto=fl.proto,

@@ -17,7 +17,7 @@ Entry = Route | tuple[Route, ...]
 class RouteTable:
     """One routing table: a dict per prefix length and the lengths present per /16."""
 
-    __slots__ = ("aliases", "buckets", "by_len", "covers", "plens", "short", "table")
+    __slots__ = ("aliases", "buckets", "by_len", "covers", "has_tos", "plens", "short", "table")
 
     def __init__(self, table: int) -> None:
         self.table = table
@@ -30,6 +30,7 @@ class RouteTable:
         # Per /16: the prefix lengths that may hold an address there, longest first: its
         # long ones (>= 16) and the short ones covering it. Empty: a lookup misses.
         self.plens: list[tuple[int, ...]] = [()] * (1 << 16)
+        self.has_tos = False  # a TOS-specific route (a lookup reads the flow's TOS)
         # (plen, net) -> every route of that prefix in insertion order, while building;
         # freeze() sorts each once (sorting on every insert made n aliases cost n² log n).
         self.aliases: dict[tuple[int, int], list[Route]] = {}
@@ -40,6 +41,8 @@ class RouteTable:
         old = level.setdefault(net, route)
         if old is not route:
             self.alias(plen, net, old, route)
+        if route.tos:
+            self.has_tos = True
 
     def alias(self, plen: int, net: int, old: Entry, route: Route) -> None:
         """Another route for a prefix that has one: kept in order until :meth:`freeze`."""
@@ -175,6 +178,8 @@ def index_routes(routes: tuple[Route, ...]) -> dict[int, RouteTable]:
         old = level.setdefault(net, route)
         if old is not route:
             table.alias(plen, net, old, route)
+        if route.tos:
+            table.has_tos = True
     for table in tables.values():
         table.freeze()
     return tables
