@@ -254,7 +254,7 @@ class Fib:
         # The memos (module docstring); every key holds all that its answer reads.
         self._verdicts: Memo[tuple[object, ...], _Verdict] = Memo()
         self._wide: Memo[tuple[object, ...], _Verdict] = Memo()  # by the source's prefix
-        self._on_link: Memo[int | tuple[int, str | None, str], bool] = Memo()
+        self._on_link: Memo[tuple[int, str | None, str], bool] = Memo()
         self._texts: Memo[int, str] = Memo()  # id(route) -> hit text; routes live as self
         self._orconf: Memo[tuple[str, str], int] = Memo()
         self._steps: Memo[tuple[str, str], KernelStep] = Memo()  # shared Steps by (what, device)
@@ -724,12 +724,8 @@ class Fib:
         route's own table first (unless main), else by a full lookup; link or host scope
         routes only, on the route's device -- to a *local* route (then the kernel sends
         on-link). Modelled as if resolved against the current tables; memoised by all it
-        reads: the route's table, the device and the gateway (by the route itself when
-        they are its own; the Fib keeps its routes, so their ids stay theirs)."""
-        route = hit.route
-        # A route's own nexthop (not a leg's): the route says it all.
-        own = hit.dev is route.dev and gateway is route.gateway
-        key = id(route) if own else (route.table, hit.dev, gateway)
+        reads: the route's table, the device and the gateway."""
+        key = (hit.route.table, hit.dev, gateway)  # routes share gateways: not by route
         found = self._on_link.get(key)
         if found is None:
             found = self._on_link.put(key, self._resolves_local(hit, gateway))
