@@ -32,6 +32,7 @@ from meshpath.sim.lookup import Hit, LookupResult, ifindex_of, note
 from meshpath.sim.multipath import LegInput, predict
 from meshpath.sim.route6 import route_packet6
 from meshpath.sim.values import Decision, FlowKey, KernelStep, Leg
+from meshpath.state.model import SCOPE_UNIVERSE
 
 ERROR_OUTCOMES: Final = {
     "EINVAL": v.BLACKHOLE,
@@ -303,6 +304,8 @@ def route_output(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
         return _output_by_source(fib, packet, saddr, daddr, steps)
     if oif and (daddr >> 8 == 0xE00000 or is_lbcast(daddr)):
         return _output_on_oif(fib, packet, daddr, steps)
+    if oif and not saddr and is_multicast(daddr):
+        saddr = _multicast_source(fib, packet, steps)
     fl = Flow(
         daddr, saddr, iif=fib.loopback, oif=oif, mark=packet.mark, tos=packet.tos,
         proto=packet.proto, sport=packet.sport, dport=packet.dport,
@@ -326,6 +329,28 @@ def _output_by_source(
     outcome = v.MULTICAST if is_multicast(daddr) else v.BROADCAST
     note(steps, "route", f"{outcome} from {packet.src}", f"leaves by {dev}, which has it")
     return Decision(packet=packet, outcome=outcome, dev=dev, steps=tuple(steps or ()))
+
+
+def _multicast_source(fib: Fib, packet: FlowKey, steps: list[KernelStep] | None) -> int:
+    """``ip_route_output_key_hash_rcu``: a group sent on a bound device without a source
+    gets one *before* the lookup (``inet_select_addr(dev_out, 0, RT_SCOPE_UNIVERSE)``), so
+    rules with a ``from`` selector see it: the first global address of the device, else of
+    any device in index order (lo first). Secondary addresses are not told apart in a
+    snapshot; they are listed after their primary, which is chosen first."""
+    dev = packet.oif or ""
+    by_dev = [a for a in fib.snapshot.addresses if a.family == 4 and a.scope == SCOPE_UNIVERSE]
+    order = [dev, *(link.name for link in sorted(fib.snapshot.links, key=lambda x: x.index))]
+    for name in order:
+        found = next((a.local for a in by_dev if a.dev == name), None)
+        if found is not None:
+            note(
+                steps,
+                "source",
+                f"{packet.dst} oif {dev}",
+                f"source {found} chosen before the lookup",
+            )
+            return ip_to_int(found)
+    return 0
 
 
 def _output_on_oif(
@@ -455,7 +480,9 @@ def _output_hit(
         outcome = v.BROADCAST
     elif is_multicast(daddr):
         outcome = v.MULTICAST
-    src = packet.src or hit.route.prefsrc or _first_address(fib, dev)
+    # The source the kernel chose before the lookup (a group on a bound device) stays.
+    chosen = int_to_ip(saddr) if saddr else None
+    src = packet.src or chosen or hit.route.prefsrc or _first_address(fib, dev)
     gateway = _on_link(fib, hit, steps)
     if outcome == v.MULTICAST and hit.plen < 4:
         # __mkroute_output: "If multicast route do not exist use default one, but do not
