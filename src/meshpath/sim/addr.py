@@ -1,11 +1,14 @@
 """IPv4 addresses as integers, and the address classes the kernel's martian checks use.
 
 Parsing with ``str.split`` and ``int`` is about ten times faster than :mod:`ipaddress`
-(FACTS.md), which matters when a Fib is built from a million routes.
+(FACTS.md), which matters when a Fib is built from a million routes; libc's
+``inet_pton`` (through :mod:`socket`) is twice as fast again, and as strict: four decimal
+octets 0..255, no leading zeros, nothing around them.
 """
 
 from __future__ import annotations
 
+from socket import AF_INET, inet_pton  # pure: text -> bytes, no I/O
 from typing import Final
 
 from meshpath.errors import BadInputError
@@ -16,13 +19,25 @@ LIMITED_BROADCAST: Final = 0xFFFFFFFF
 OCTETS: Final = {str(i): i for i in range(256)}
 
 
+_PTON: Final = inet_pton
+_AF_INET: Final = AF_INET
+_FROM_BYTES: Final = int.from_bytes
+
+
 def ip_to_int(text: str) -> int:
     """Dotted quad -> int; BadInputError naming the text when it is no IPv4 address."""
     try:
-        a, b, c, d = text.split(".")
-        return (OCTETS[a] << 24) | (OCTETS[b] << 16) | (OCTETS[c] << 8) | OCTETS[d]
-    except (ValueError, KeyError):
+        return _FROM_BYTES(_PTON(_AF_INET, text), "big")
+    except (OSError, ValueError, TypeError):  # ValueError: an embedded NUL
         raise BadInputError(f"{text!r} is not an IPv4 address (expected a.b.c.d)") from None
+
+
+def ip_pair_to_int(dst: str, src: str) -> tuple[int, int]:
+    """Both addresses of a query at once (every query parses two: one call, not two)."""
+    try:
+        return _FROM_BYTES(_PTON(_AF_INET, dst), "big"), _FROM_BYTES(_PTON(_AF_INET, src), "big")
+    except (OSError, ValueError, TypeError):
+        return ip_to_int(dst), ip_to_int(src)  # raises the error naming the bad one
 
 
 def int_to_ip(value: int) -> str:

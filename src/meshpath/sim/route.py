@@ -19,8 +19,8 @@ import msgspec
 
 from meshpath.sim import values as v
 from meshpath.sim.addr import (
-    OCTETS,
     int_to_ip,
+    ip_pair_to_int,
     ip_to_int,
     is_lbcast,
     is_loopback,
@@ -75,7 +75,7 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     dev = packet.iif or "lo"
     iif = fib.ifindex.get(dev) or ifindex_of(fib.ifindex, dev, "iif")
     dst, src = packet.dst, packet.src or "0.0.0.0"
-    daddr, saddr = _parse_pair(dst, src)
+    daddr, saddr = ip_pair_to_int(dst, src)
     steps: list[KernelStep] | None = [] if trace else None
     s_top, d_top = saddr >> 24, daddr >> 24
     if 0 < s_top < 224 and 0 < d_top < 224 and s_top != 127 and d_top != 127:
@@ -100,18 +100,6 @@ def route_input(fib: Fib, packet: FlowKey, *, trace: bool = True) -> Decision:
     if hit.route.type == "unicast" and not hit.route.nexthops:
         return _forward(fib, packet, dev, fl, res, steps)  # the commonest, one call less
     return _input_hit(fib, packet, dev, fl, res, steps)
-
-
-def _parse_pair(dst: str, src: str) -> tuple[int, int]:
-    """Both addresses as :func:`ip_to_int` reads them (inline: every query parses two)."""
-    octets = OCTETS
-    try:
-        a, b, c, d = dst.split(".")
-        daddr = (octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]
-        a, b, c, d = src.split(".")
-        return daddr, (octets[a] << 24) | (octets[b] << 16) | (octets[c] << 8) | octets[d]
-    except (ValueError, KeyError):
-        return ip_to_int(dst), ip_to_int(src)  # raises the error naming the bad one
 
 
 def check_martians(
