@@ -19,6 +19,7 @@ either work on exactly that interface or are refused in one line (exit 2):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ from meshpath.fix import FixOptions, NftFile, Plan, frrfit, plan_fix
 from meshpath.fix.model import FrrReload, WriteFile
 from meshpath.fix.verify import nft_checks
 from meshpath.lab import frr as lab_frr
-from meshpath.lab.procs import FRR_RUN_DIR, kill_in_namespaces, wait_for
+from meshpath.lab.procs import FRR_RUN_DIR, LabTimeout, kill_in_namespaces, wait_for
 from meshpath.render import frr as frr_render
 from meshpath.render import nft as nft_render
 from meshpath.render import systemd
@@ -199,6 +200,10 @@ def naive_frr_goes_wrong(host: Host, name: str) -> bool:
         _start_daemon(host, "staticd")
         return True
     hops = frr_nexthops(host, NAIVE_DST)
+    if done.returncode == 0 and not hops:  # zebra may not have it yet: a moment's grace
+        with contextlib.suppress(LabTimeout):
+            wait_for("the naive route", lambda: frr_nexthops(host, NAIVE_DST) != [], 2.0)
+        hops = frr_nexthops(host, NAIVE_DST)
     running = host.vtysh("-c", "show running-config").stdout
     for line in running.split("\n"):
         if line.startswith(f"ip route {NAIVE_DST} "):
@@ -309,12 +314,15 @@ def test_routes_and_frr_through_a_hostile_tunnel_name_are_exact_or_refused(
     mine.write_text(frr_render.render_blocks(frr_render.render_intent(intents["route"])))
     host.vtysh("-f", str(mine))
     try:
+        # staticd hands the route to zebra after vtysh returns: waited for, not sampled once
+        # (a loaded run read it too early and saw no route).
+        wait_for("FRR's static route", lambda: frr_nexthops(host, SRC) != [], 10.0)
         assert [h.get("interfaceName") for h in frr_nexthops(host, SRC)] == [name]
         running = host.vtysh("-c", "show running-config").stdout
         assert frrfit.is_applied(running, intents["route"])
     finally:
         host.vtysh("-c", "configure terminal", "-c", f"no ip route {SRC} {name}")
-    assert frr_nexthops(host, SRC) == []
+    wait_for("FRR's static route gone", lambda: frr_nexthops(host, SRC) == [], 10.0)
 
 
 def _frr_intent(plan: Plan) -> frr_render.FrrIntent:
