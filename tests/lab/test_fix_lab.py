@@ -176,7 +176,9 @@ def test_migration_nat_to_bgp_keeps_every_request_working(lab: Lab) -> None:
     )
     assert set(adv["advertisedRoutes"]) == {"100.64.0.0/12", "100.96.0.0/12"}
     assert "198.51.100.0/24" in lab.frr_statics("conn")
-    assert lab.bgp_learned("router", LAN_ADDR["conn"]) == {"100.64.0.0/12", "100.96.0.0/12"}
+    # The connector shows them advertised a few ms before the router has them: waited for.
+    both = {"100.64.0.0/12", "100.96.0.0/12"}
+    wait_for("router learns both", lambda: lab.bgp_learned("router", LAN_ADDR["conn"]) == both, 5.0)
     assert "meshpath" not in lab.exec("conn", ["nft", "list", "tables"]).stdout
     # A static route the user adds later is installed but, filtered, never advertised.
     ns = lab.ns("conn")
