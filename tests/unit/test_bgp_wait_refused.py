@@ -12,6 +12,7 @@ from meshpath.apply.frr import Frr
 from meshpath.errors import StepFailed
 from meshpath.runner import RecordedRunner
 from meshpath.state.frr import PeerReset, last_reset
+from tests.clock import Clock
 
 PEER = "10.0.1.1"
 SUMMARY = json.dumps({"ipv4Unicast": {"peers": {PEER: {"state": "Active"}}}})
@@ -35,25 +36,12 @@ def _runner(neighbors: dict[str, Any]) -> RecordedRunner:
     return runner
 
 
-class Clock:
-    """A clock that each sleep moves on."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def _wait(neighbors: dict[str, Any], timeout: float = 20.0) -> tuple[str, float]:
     clock = Clock()
     frr = Frr(_runner(neighbors), None)
     with pytest.raises(StepFailed) as failed:
         frr.wait(PEER, ("100.64.0.0/12",), timeout, clock=clock, sleep=clock.sleep)
-    return str(failed.value), clock.now - 100.0
+    return str(failed.value), clock.now
 
 
 def test_a_refused_open_since_the_wait_began_fails_at_once() -> None:

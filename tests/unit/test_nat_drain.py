@@ -8,6 +8,7 @@ from meshpath.apply.drain import CONNTRACK_PROC, wait_drained
 from meshpath.fix.model import WaitNatDrain
 from meshpath.runner import Completed, RecordedRunner
 from meshpath.state.conntrack import open_translated
+from tests.clock import Clock
 
 SRC = ("100.64.0.0/12",)
 # What /proc/net/nf_conntrack shows on the lab's connector: a masqueraded Worker
@@ -53,17 +54,6 @@ class Table:
         text = self.tables[min(self.reads, len(self.tables) - 1)]
         self.reads += 1
         return Completed(tuple(argv), 0, text, "")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def run_wait(tables: Sequence[str], timeout: float = 10.0) -> tuple[str, int, float]:
