@@ -169,6 +169,20 @@ def _input_hit(
             return _failed(packet, steps, failure, res)
         outcome = v.BROADCAST if rtype == "broadcast" else v.LOCAL
         return _decision(packet, steps, outcome, res, dev="lo", gateway=None)
+    refused = _forwarding_refused(fib, packet, dev, res, steps)
+    if refused is not None:
+        return refused
+    if rtype != "unicast":
+        note(steps, "route", f"type {rtype}", "not unicast: martian destination")
+        return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
+    return _forward_multipath(fib, packet, dev, fl, res, steps)
+
+
+def _forwarding_refused(
+    fib: Fib, packet: FlowKey, dev: str, res: LookupResult, steps: list[KernelStep] | None
+) -> Decision | None:
+    """``ip_route_input_slow``: a packet to be forwarded needs forwarding on its ingress
+    device (``IN_DEV_FORWARD``); the failure, or None with the gate's step noted."""
     gate = fib.forward_gate(dev)
     if gate is None:
         note(
@@ -177,10 +191,7 @@ def _input_hit(
         return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
     if steps is not None:
         steps.append(gate)
-    if rtype != "unicast":
-        note(steps, "route", f"type {rtype}", "not unicast: martian destination")
-        return _failed(packet, steps, (v.MARTIAN_DESTINATION, "EINVAL"), res)
-    return _forward_multipath(fib, packet, dev, fl, res, steps)
+    return None
 
 
 def _forward(
@@ -192,14 +203,9 @@ def _forward(
     hit = res.hit
     assert hit is not None
     route = hit.route
-    gate = fib.forward_gate(dev)
-    if gate is None:
-        note(
-            steps, "forwarding", f"net.ipv4.conf.{dev}.forwarding=0", "not forwarded: EHOSTUNREACH"
-        )
-        return _failed(packet, steps, (v.FORWARDING_OFF, "EHOSTUNREACH"), res)
-    if steps is not None:
-        steps.append(gate)
+    refused = _forwarding_refused(fib, packet, dev, res, steps)
+    if refused is not None:
+        return refused
     oif = fib.ifindex.get(hit.dev or "", 0)
     failure = fib.validate_source(fl, dev, oif, steps, src=packet.src or "0.0.0.0")
     if failure is not None:
